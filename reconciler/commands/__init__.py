@@ -1,0 +1,1 @@
+"""One module per ``pkgrepo`` subcommand, each exposing a ``command`` (a click command)."""

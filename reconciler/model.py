@@ -1,0 +1,223 @@
+"""The data the reconciler reasons about: desired state, live state and addresses.
+
+Pure: no I/O, frozen dataclasses. Secret material only ever sits inside ``SecretValue``, whose
+``repr`` and ``str`` never show it, so a stray log line or f-string cannot leak it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+SCOPE = "databricks-package-management"
+"""The predefined secret scope Databricks reads the default package repositories from."""
+
+INDEX_URL = "pip-index-url"
+EXTRA_INDEX_URLS = "pip-extra-index-urls"
+CERT = "pip-cert"
+MANAGED_KEYS: tuple[str, ...] = (INDEX_URL, EXTRA_INDEX_URLS, CERT)
+"""The keys Databricks reads; the order is the order plans list them in."""
+
+MAX_VALUE_BYTES = 128 * 1024
+"""The service refuses a secret value larger than 128 KB (Secrets API, ``secrets/put``)."""
+
+
+class Permission(enum.Enum):
+    """A secret scope ACL level. Ordered: MANAGE implies WRITE implies READ."""
+
+    READ = "READ"
+    WRITE = "WRITE"
+    MANAGE = "MANAGE"
+
+    @property
+    def rank(self) -> int:
+        return {"READ": 1, "WRITE": 2, "MANAGE": 3}[self.value]
+
+
+class Ensure(enum.Enum):
+    PRESENT = "present"
+    ABSENT = "absent"
+
+
+class AclsMode(enum.Enum):
+    EXACT = "exact"
+    """Principals not listed are removed."""
+    ADDITIVE = "additive"
+    """Principals not listed are left alone."""
+
+
+def frozen_map(items: Mapping[K, V] | None = None) -> Mapping[K, V]:
+    """A read-only mapping, so frozen dataclasses stay frozen all the way down."""
+    return MappingProxyType(dict(items or {}))
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    """A value that must never be displayed. Compare and hash it; never print it."""
+
+    plaintext: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "SecretValue(****)"
+
+    def __str__(self) -> str:
+        return "****"
+
+
+@dataclass(frozen=True)
+class AuthSpec:
+    """How to authenticate to one workspace. ``kind`` is one of
+    ``default`` (the databricks-sdk default chain), ``profile``, ``token``, ``oauth``
+    (client id and secret). Secrets here are resolved values, kept as ``SecretValue``."""
+
+    kind: str = "default"
+    profile: str | None = None
+    token: SecretValue | None = None
+    client_id: str | None = None
+    client_secret: SecretValue | None = None
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """octoDNS-style safety limits for one apply over a fleet (``--force`` overrides)."""
+
+    max_update_share: float = 0.3
+    """Refuse when more than this share of the selected fleet's managed keys would change."""
+    max_delete_workspaces: int = 1
+    """Refuse when deletions would touch more than this many workspaces."""
+
+
+@dataclass(frozen=True)
+class WorkspaceSpec:
+    """The desired state of one workspace, after defaults are merged and values resolved.
+
+    ``secrets`` holds the wire value of each declared key (``pip-extra-index-urls`` already
+    joined by one space). A managed key that is absent from ``secrets`` and not in ``ignore``
+    must not exist in the workspace.
+    """
+
+    name: str
+    host: str
+    auth: AuthSpec = AuthSpec()
+    labels: Mapping[str, str] = field(default_factory=frozen_map)
+    wave: int = 0
+    ensure: Ensure = Ensure.PRESENT
+    secrets: Mapping[str, SecretValue] = field(default_factory=frozen_map)
+    acls: Mapping[str, Permission] = field(default_factory=frozen_map)
+    acls_mode: AclsMode = AclsMode.EXACT
+    ignore: frozenset[str] = frozenset()
+    waivers: Mapping[str, str] = field(default_factory=frozen_map)
+    """Policy check id to the reason it is waived for this workspace."""
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """Everything a desired-state file declares."""
+
+    source: str
+    """The file it came from, for messages."""
+    workspaces: tuple[WorkspaceSpec, ...]
+    thresholds: Thresholds = Thresholds()
+
+    def workspace(self, name: str) -> WorkspaceSpec:
+        for ws in self.workspaces:
+            if ws.name == name:
+                return ws
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class LiveSecret:
+    """A key as ``secrets/list`` reports it; ``value`` only where ``secrets/get`` answers
+    (inside a Databricks job or notebook)."""
+
+    key: str
+    last_updated_ms: int
+    value: SecretValue | None = None
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What one workspace's scope holds now."""
+
+    scope_exists: bool
+    secrets: Mapping[str, LiveSecret] = field(default_factory=frozen_map)
+    acls: Mapping[str, Permission] = field(default_factory=frozen_map)
+    identity: str | None = None
+    """The principal pkgrepo acts as; its own MANAGE grant is never removed."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """What pkgrepo wrote last: the service's timestamp and an HMAC of the value."""
+
+    key: str
+    last_updated_ms: int
+    hmac: str
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The entries for one workspace. ``hmac_key`` is absent when ``PKGREPO_LEDGER_KEY`` is
+    not set: then every value is unverifiable. ``problem`` says why a ledger is not trusted."""
+
+    entries: Mapping[str, LedgerEntry] = field(default_factory=frozen_map)
+    hmac_key: SecretValue | None = None
+    problem: str | None = None
+
+    @property
+    def trusted(self) -> bool:
+        return self.hmac_key is not None and self.problem is None
+
+
+class Kind(enum.Enum):
+    SCOPE = "scope"
+    SECRET = "secret"
+    ACL = "acl"
+
+
+_KIND_ORDER = {Kind.SCOPE: 0, Kind.SECRET: 1, Kind.ACL: 2}
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where a change lands: ``prod-eu/scope``, ``prod-eu/secret/pip-index-url``,
+    ``prod-eu/acl/users``."""
+
+    workspace: str
+    kind: Kind
+    name: str = ""
+
+    @classmethod
+    def scope(cls, workspace: str) -> Address:
+        return cls(workspace, Kind.SCOPE)
+
+    @classmethod
+    def secret(cls, workspace: str, key: str) -> Address:
+        return cls(workspace, Kind.SECRET, key)
+
+    @classmethod
+    def acl(cls, workspace: str, principal: str) -> Address:
+        return cls(workspace, Kind.ACL, principal)
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        workspace, _, rest = text.partition("/")
+        kind, _, name = rest.partition("/")
+        return cls(workspace, Kind(kind), name)
+
+    @property
+    def sort_key(self) -> tuple[str, int, str]:
+        """The scope first, then secrets, then ACLs; deterministic output and apply order."""
+        return (self.workspace, _KIND_ORDER[self.kind], self.name)
+
+    def __str__(self) -> str:
+        if self.kind is Kind.SCOPE:
+            return f"{self.workspace}/scope"
+        return f"{self.workspace}/{self.kind.value}/{self.name}"
