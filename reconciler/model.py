@@ -160,6 +160,9 @@ class LedgerEntry:
     key: str
     last_updated_ms: int
     hmac: str
+    shown: str = ""
+    """The redacted form of the value (masked URL, certificate fingerprints), so a later plan
+    can show what it replaces without knowing the value."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,9 @@ class Ledger:
     not set: then every value is unverifiable. ``problem`` says why a ledger is not trusted."""
 
     entries: Mapping[str, LedgerEntry] = field(default_factory=frozen_map)
+    acls: Mapping[str, Permission] = field(default_factory=frozen_map)
+    """The ACLs as pkgrepo last left them, to tell a grant changed in Git from one changed
+    in the workspace."""
     hmac_key: SecretValue | None = None
     problem: str | None = None
 

@@ -1,0 +1,294 @@
+"""The databricks-sdk adapter: the only module that talks to Databricks.
+
+Every call goes through ``_call``, so error mapping lives in one place: the SDK's own retry
+covers 429 and 503 (it honours ``Retry-After``) and dropped connections; what is left over
+becomes a ``TransientError`` (worth retrying later) or a ``WorkspaceError`` with a message a
+user can act on. Reads for a plan are issued concurrently, so a converged workspace is
+planned in one round trip.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import requests
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.core import Config
+from databricks.sdk.errors import (
+    BadRequest,
+    InternalError,
+    NotFound,
+    PermissionDenied,
+    ResourceAlreadyExists,
+    TemporarilyUnavailable,
+    TooManyRequests,
+    Unauthenticated,
+)
+from databricks.sdk.errors.base import DatabricksError
+from databricks.sdk.service.workspace import AclPermission, ImportFormat
+
+from reconciler.errors import TransientError, WorkspaceError
+from reconciler.model import (
+    SCOPE,
+    LiveSecret,
+    LiveState,
+    Permission,
+    SecretValue,
+    WorkspaceSpec,
+    frozen_map,
+)
+from reconciler.port import Snapshot
+
+log = logging.getLogger("pkgrepo.adapter")
+T = TypeVar("T")
+
+LEDGER_DIR = "/pkgrepo"
+LEDGER_PATH = f"{LEDGER_DIR}/ledger-{SCOPE}.json"
+"""Outside every user's home folder: only workspace admins can read and write it. It holds
+no secret (timestamps, HMACs, redacted forms) and is signed, so an edit is detected."""
+
+_IO_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="pkgrepo-io")
+
+
+def in_notebook() -> bool:
+    """Inside a Databricks job or notebook, where ``secrets/get`` answers."""
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def make_client(spec: WorkspaceSpec, *, retry_timeout_seconds: int = 60) -> WorkspaceClient:
+    """A client for one workspace, from its ``auth`` block (any databricks-sdk source)."""
+    auth = spec.auth
+    options: dict[str, Any] = {
+        "host": spec.host,
+        "retry_timeout_seconds": retry_timeout_seconds,
+        "http_timeout_seconds": 30,
+        "max_connection_pools": 8,
+        "max_connections_per_pool": 8,
+    }
+    if auth.kind == "token" and auth.token is not None:
+        options.update(token=auth.token.plaintext, auth_type="pat")
+    elif auth.kind == "profile":
+        options.update(profile=auth.profile)
+    elif auth.kind == "oauth" and auth.client_secret is not None:
+        options.update(
+            client_id=auth.client_id,
+            client_secret=auth.client_secret.plaintext,
+            auth_type="oauth-m2m",
+        )
+    try:
+        return WorkspaceClient(config=Config(**options))
+    except ValueError as exc:
+        raise WorkspaceError(spec.name, f"cannot authenticate: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class SdkWorkspace:
+    """A ``WorkspacePort`` backed by ``WorkspaceClient().secrets``."""
+
+    def __init__(
+        self,
+        name: str,
+        client: WorkspaceClient,
+        *,
+        ledger_in_workspace: bool = True,
+        read_values: bool | None = None,
+        pool: Executor | None = None,
+    ) -> None:
+        self.name = name
+        self.client = client
+        self.ledger_in_workspace = ledger_in_workspace
+        self.read_values = in_notebook() if read_values is None else read_values
+        self._pool = pool or _IO_POOL
+
+    @classmethod
+    def connect(cls, spec: WorkspaceSpec, **kwargs: object) -> SdkWorkspace:
+        retry = kwargs.pop("retry_timeout_seconds", 60)
+        assert isinstance(retry, int)
+        client = make_client(spec, retry_timeout_seconds=retry)
+        return cls(spec.name, client, **kwargs)  # type: ignore[arg-type]
+
+    # -- the one place errors are mapped -------------------------------------------------
+
+    def _call(
+        self,
+        what: str,
+        fn: Callable[[], T],
+        *,
+        if_missing: Callable[[], T] | None = None,
+        if_exists: Callable[[], T] | None = None,
+    ) -> T:
+        """Run one SDK call. ``if_missing``/``if_exists`` give the result when the service
+        answers RESOURCE_DOES_NOT_EXIST / RESOURCE_ALREADY_EXISTS (idempotent writes)."""
+        try:
+            return fn()
+        except NotFound:
+            if if_missing is None:
+                raise WorkspaceError(self.name, f"{what}: does not exist") from None
+            return if_missing()
+        except ResourceAlreadyExists:
+            if if_exists is None:
+                raise WorkspaceError(self.name, f"{what}: already exists") from None
+            return if_exists()
+        except Unauthenticated:
+            raise WorkspaceError(
+                self.name, f"{what}: authentication failed (the token or credentials were refused)"
+            ) from None
+        except PermissionDenied:
+            raise WorkspaceError(
+                self.name,
+                f"{what}: permission denied (pkgrepo needs a workspace admin, or MANAGE on "
+                f"the {SCOPE} scope)",
+            ) from None
+        except (TooManyRequests, TemporarilyUnavailable, InternalError) as exc:
+            raise TransientError(f"{self.name}: {what}: {type(exc).__name__}") from None
+        except TimeoutError:
+            raise TransientError(f"{self.name}: {what}: timed out after retries") from None
+        except requests.ConnectionError:
+            raise TransientError(f"{self.name}: {what}: cannot reach {self._host}") from None
+        except DatabricksError as exc:
+            raise WorkspaceError(self.name, f"{what}: {_first_line(exc)}") from None
+
+    @property
+    def _host(self) -> str:
+        return str(self.client.config.host)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def list_secrets(self) -> Mapping[str, LiveSecret]:
+        return self._secrets_or_none() or frozen_map()
+
+    def list_acls(self) -> Mapping[str, Permission]:
+        return self._acls_or_empty()
+
+    def _secrets_or_none(self) -> Mapping[str, LiveSecret] | None:
+        """The scope's keys, or None when the scope does not exist."""
+        items = self._call(
+            "list secrets",
+            lambda: list(self.client.secrets.list_secrets(SCOPE)),
+            if_missing=lambda: None,
+        )
+        if items is None:
+            return None
+        return frozen_map(
+            {
+                str(s.key): LiveSecret(str(s.key), int(s.last_updated_timestamp or 0))
+                for s in items
+                if s.key
+            }
+        )
+
+    def _acls_or_empty(self) -> Mapping[str, Permission]:
+        items = self._call(
+            "list ACLs",
+            lambda: list(self.client.secrets.list_acls(SCOPE)),
+            if_missing=lambda: [],
+        )
+        return frozen_map(
+            {str(a.principal): Permission(a.permission.value) for a in items if a.permission}
+        )
+
+    def _identity(self) -> str | None:
+        me = self._call("who am I", self.client.current_user.me)
+        return me.user_name
+
+    def _ledger(self) -> bytes | None:
+        if not self.ledger_in_workspace:
+            return None
+        exported = self._call(
+            "read ledger",
+            lambda: self.client.workspace.export(LEDGER_PATH),
+            if_missing=lambda: None,
+        )
+        if exported is None:
+            return None
+        return base64.b64decode(exported.content or "")
+
+    def _value(self, key: str) -> SecretValue | None:
+        try:
+            got = self.client.secrets.get_secret(SCOPE, key)
+        except (NotFound, BadRequest):
+            return None
+        return SecretValue(base64.b64decode(got.value or "").decode("utf-8", "replace"))
+
+    def read(self) -> Snapshot:
+        secrets_f = self._pool.submit(self._secrets_or_none)
+        acls_f = self._pool.submit(self._acls_or_empty)
+        identity_f = self._pool.submit(self._identity)
+        ledger_f = self._pool.submit(self._ledger)
+        secrets, acls = secrets_f.result(), acls_f.result()
+        identity, ledger = identity_f.result(), ledger_f.result()
+        if secrets is None:
+            return Snapshot(LiveState(scope_exists=False, identity=identity), ledger)
+        if self.read_values:
+            values = {k: self._pool.submit(self._value, k) for k in secrets}
+            secrets = frozen_map(
+                {
+                    k: LiveSecret(s.key, s.last_updated_ms, values[k].result())
+                    for k, s in secrets.items()
+                }
+            )
+        live = LiveState(scope_exists=True, secrets=secrets, acls=acls, identity=identity)
+        return Snapshot(live, ledger)
+
+    # -- writes (idempotent) ---------------------------------------------------------------
+
+    def create_scope(self) -> None:
+        self._call(
+            "create scope",
+            lambda: self.client.secrets.create_scope(SCOPE),
+            if_exists=lambda: None,
+        )
+
+    def delete_scope(self) -> None:
+        self._call(
+            "delete scope",
+            lambda: self.client.secrets.delete_scope(SCOPE),
+            if_missing=lambda: None,
+        )
+
+    def put_secret(self, key: str, value: SecretValue) -> None:
+        self._call(
+            f"put {key}",
+            lambda: self.client.secrets.put_secret(SCOPE, key, string_value=value.plaintext),
+        )
+
+    def delete_secret(self, key: str) -> None:
+        self._call(
+            f"delete {key}",
+            lambda: self.client.secrets.delete_secret(SCOPE, key),
+            if_missing=lambda: None,
+        )
+
+    def put_acl(self, principal: str, permission: Permission) -> None:
+        level = AclPermission(permission.value)
+        self._call(
+            f"grant {permission.value} to {principal}",
+            lambda: self.client.secrets.put_acl(SCOPE, principal, level),
+        )
+
+    def delete_acl(self, principal: str) -> None:
+        self._call(
+            f"remove grant of {principal}",
+            lambda: self.client.secrets.delete_acl(SCOPE, principal),
+            if_missing=lambda: None,
+        )
+
+    def write_ledger(self, document: bytes) -> None:
+        content = base64.b64encode(document).decode()
+
+        def write() -> None:
+            self.client.workspace.mkdirs(LEDGER_DIR)
+            self.client.workspace.import_(
+                LEDGER_PATH, content=content, format=ImportFormat.AUTO, overwrite=True
+            )
+
+        self._call("write ledger", write)

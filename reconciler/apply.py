@@ -1,0 +1,135 @@
+"""The applier: carries out one workspace's plan through a ``WorkspacePort``.
+
+Changes run in dependency order (``plan.apply_order``). Every step is idempotent, so a run
+cut off anywhere converges on the next one. Transient failures are retried with capped
+exponential backoff within a deadline. ACL writes are read back until the service shows
+them: it is known to acknowledge an ACL put before it is visible.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
+
+from reconciler.clock import Clock
+from reconciler.errors import PlanRefused, TransientError, WorkspaceError
+from reconciler.model import Ensure, Kind, Permission, WorkspaceSpec
+from reconciler.plan import Action, Change, WorkspacePlan, apply_order
+from reconciler.port import WorkspacePort
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    allow_destroy: bool = False
+    deadline_seconds: float = 300.0
+    """How long transient failures of one workspace are retried before giving up."""
+    acl_settle_seconds: float = 30.0
+    """How long to wait for ACL writes to become visible."""
+    backoff_initial: float = 0.25
+    backoff_max: float = 8.0
+
+
+@dataclass
+class Progress:
+    """What an apply has done so far (kept even when it fails half way, so the ledger
+    can record the keys that were written)."""
+
+    done: list[Change] = field(default_factory=list)
+    written_keys: set[str] = field(default_factory=set)
+    acl_writes: dict[str, Permission | None] = field(default_factory=dict)
+
+
+def check_allowed(plan: WorkspacePlan, options: ApplyOptions) -> None:
+    if plan.destructive and not options.allow_destroy:
+        raise PlanRefused(
+            f"{plan.workspace}: this plan {plan.destructive}; "
+            "review it and rerun with --allow-destroy"
+        )
+
+
+class Applier:
+    def __init__(self, port: WorkspacePort, clock: Clock, options: ApplyOptions) -> None:
+        self.port = port
+        self.clock = clock
+        self.options = options
+        self._rng = random.Random()  # jitter only: spreads retries of many workspaces
+        self._workspace = ""
+
+    def run(self, spec: WorkspaceSpec, plan: WorkspacePlan, progress: Progress) -> None:
+        """Execute every change of ``plan`` in order; ``progress`` records what is done."""
+        check_allowed(plan, self.options)
+        self._workspace = spec.name
+        deadline = self.clock.monotonic() + self.options.deadline_seconds
+        for change in apply_order(plan.changes):
+            self._retry(partial(self._execute, spec, change, progress), deadline)
+            progress.done.append(change)
+        if progress.acl_writes and spec.ensure is Ensure.PRESENT:
+            self._settle_acls(progress.acl_writes, deadline)
+
+    def _execute(self, spec: WorkspaceSpec, change: Change, progress: Progress) -> None:
+        address, action = change.address, change.action
+        if address.kind is Kind.SCOPE:
+            if action is Action.CREATE:
+                self.port.create_scope()
+            elif action is Action.DELETE:
+                self.port.delete_scope()
+        elif address.kind is Kind.SECRET:
+            if action is Action.DELETE:
+                self.port.delete_secret(address.name)
+            else:
+                self.port.put_secret(address.name, spec.secrets[address.name])
+            progress.written_keys.add(address.name)
+        elif address.kind is Kind.ACL:
+            if action is Action.DELETE:
+                self.port.delete_acl(address.name)
+                progress.acl_writes[address.name] = None
+            else:
+                permission = spec.acls[address.name]
+                self.port.put_acl(address.name, permission)
+                progress.acl_writes[address.name] = permission
+
+    def _retry(self, fn: Callable[[], T], deadline: float) -> T:
+        delay = self.options.backoff_initial
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return fn()
+            except TransientError as exc:
+                if self.clock.monotonic() + delay > deadline:
+                    raise WorkspaceError(
+                        self._workspace, f"gave up after {attempts} attempts ({exc})"
+                    ) from None
+                self.clock.sleep(delay * (0.5 + self._rng.random() / 2))
+                delay = min(delay * 2, self.options.backoff_max)
+
+    def _settle_acls(self, expected: Mapping[str, Permission | None], deadline: float) -> None:
+        """Read ACLs back until every write shows; re-send writes the service dropped."""
+        settle_by = min(deadline, self.clock.monotonic() + self.options.acl_settle_seconds)
+        delay = self.options.backoff_initial
+        checks = 0
+        while True:
+            live = self._retry(self.port.list_acls, deadline)
+            missing = {p: v for p, v in expected.items() if live.get(p) is not v}
+            if not missing:
+                return
+            checks += 1
+            if self.clock.monotonic() + delay > settle_by:
+                raise WorkspaceError(
+                    self._workspace,
+                    f"ACL changes not visible after {self.options.acl_settle_seconds:.0f}s: "
+                    + ", ".join(sorted(missing)),
+                )
+            if checks >= 3:  # still not there: send the writes again (they are idempotent)
+                for principal, permission in sorted(missing.items()):
+                    if permission is None:
+                        self._retry(partial(self.port.delete_acl, principal), deadline)
+                    else:
+                        self._retry(partial(self.port.put_acl, principal, permission), deadline)
+            self.clock.sleep(delay)
+            delay = min(delay * 2, self.options.backoff_max)

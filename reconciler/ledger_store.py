@@ -1,0 +1,82 @@
+"""Where ledgers live: in the workspace itself (default: the next CI run finds it with no
+extra infrastructure) or in a local directory given by ``--ledger``."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from reconciler.errors import UserError
+from reconciler.port import Snapshot, WorkspacePort
+
+
+class LedgerStore(Protocol):
+    in_workspace: bool
+
+    def load(self, workspace: str, snapshot: Snapshot) -> bytes | None: ...
+
+    def save(self, workspace: str, document: bytes, port: WorkspacePort) -> None: ...
+
+
+class WorkspaceLedgerStore:
+    """The ledger is a workspace file, read with the rest of the live state."""
+
+    in_workspace = True
+
+    def load(self, workspace: str, snapshot: Snapshot) -> bytes | None:
+        return snapshot.ledger
+
+    def save(self, workspace: str, document: bytes, port: WorkspacePort) -> None:
+        port.write_ledger(document)
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write atomically with mode 0600: a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class LocalLedgerStore:
+    """One file per workspace under a local directory (mode 0600)."""
+
+    in_workspace = False
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, workspace: str) -> Path:
+        if not _SAFE_NAME.match(workspace):
+            raise UserError(f"workspace name {workspace!r} cannot name a ledger file")
+        return self.directory / f"{workspace}.ledger.json"
+
+    def load(self, workspace: str, snapshot: Snapshot) -> bytes | None:
+        path = self._path(workspace)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UserError(f"cannot read ledger {path}: {exc.strerror}") from None
+
+    def save(self, workspace: str, document: bytes, port: WorkspacePort) -> None:
+        path = self._path(workspace)
+        try:
+            write_private(path, document)
+        except OSError as exc:
+            raise UserError(f"cannot write ledger {path}: {exc.strerror}") from None

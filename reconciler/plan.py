@@ -1,0 +1,362 @@
+"""The planner: what must change for a workspace to match its desired state (pure).
+
+``make_plan`` compares a ``WorkspaceSpec`` with the ``LiveState`` the adapter read and the
+``Ledger`` of what pkgrepo wrote last. Every change carries redacted ``before``/``after``
+texts and a reason; the reason is for people and never drives apply. Secret values cannot
+be read back from outside a notebook, so a key whose value pkgrepo cannot vouch for is
+classified by the ledger: unchanged, changed in Git, modified outside pkgrepo, or
+unverifiable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from reconciler import diff, redact
+from reconciler.model import (
+    INDEX_URL,
+    MANAGED_KEYS,
+    AclsMode,
+    Address,
+    Ensure,
+    Kind,
+    Ledger,
+    LiveState,
+    Permission,
+    SecretValue,
+    WorkspaceSpec,
+    frozen_map,
+)
+
+
+class Action(enum.Enum):
+    NOOP = "no-op"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+    @property
+    def symbol(self) -> str:
+        return {"no-op": " ", "create": "+", "update": "~", "delete": "-"}[self.value]
+
+
+class Drift(enum.Enum):
+    """Why live differs from desired: the kind a drift report shows."""
+
+    CHANGED_IN_GIT = "changed-in-git"
+    MODIFIED_OUTSIDE = "modified-outside"
+    ADDED_OUT_OF_BAND = "added-out-of-band"
+    REMOVED_OUT_OF_BAND = "removed-out-of-band"
+    ACL_ADDED = "acl-added"
+    ACL_REMOVED = "acl-removed"
+    ACL_CHANGED = "acl-changed"
+    SCOPE_MISSING = "scope-missing"
+    UNVERIFIABLE = "unverifiable"
+    NEW = "new"
+    """Declared in Git and never applied: a pending change, not drift."""
+
+
+class Severity(enum.Enum):
+    LOW = "low"
+    HIGH = "high"
+    """Widens access or redirects installs: a new WRITE/MANAGE grant, ``users`` above READ,
+    an index URL changed behind pkgrepo's back or pointed at a new host."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One step. ``before`` is None for a create, ``after`` None for a delete; both are
+    redacted, display-safe texts."""
+
+    address: Address
+    action: Action
+    before: str | None
+    after: str | None
+    reason: str
+    drift: Drift
+    severity: Severity = Severity.LOW
+
+    @property
+    def sort_key(self) -> tuple[str, int, str]:
+        return self.address.sort_key
+
+
+@dataclass(frozen=True)
+class WorkspacePlan:
+    """The changes for one workspace and the digests that pin what they were planned on."""
+
+    workspace: str
+    host: str
+    changes: tuple[Change, ...]
+    live_digest: str
+    desired_digests: Mapping[str, str] = field(default_factory=frozen_map)
+    warnings: tuple[str, ...] = ()
+    destructive: str | None = None
+    """Why this plan needs ``--allow-destroy`` (deletes the scope, or every ACL)."""
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action is not Action.NOOP for c in self.changes)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The plan for a selection of workspaces."""
+
+    workspaces: tuple[WorkspacePlan, ...]
+    salt: str
+
+    @property
+    def has_changes(self) -> bool:
+        return any(w.has_changes for w in self.workspaces)
+
+    def counts(self) -> dict[Action, int]:
+        counts = {action: 0 for action in Action}
+        for ws in self.workspaces:
+            for change in ws.changes:
+                counts[change.action] += 1
+        return counts
+
+
+APPLY_ORDER: tuple[tuple[Kind, Action], ...] = (
+    (Kind.SCOPE, Action.CREATE),
+    (Kind.SECRET, Action.CREATE),
+    (Kind.SECRET, Action.UPDATE),
+    (Kind.ACL, Action.CREATE),
+    (Kind.ACL, Action.UPDATE),
+    (Kind.ACL, Action.DELETE),
+    (Kind.SECRET, Action.DELETE),
+    (Kind.SCOPE, Action.DELETE),
+)
+"""Create the scope, put secrets, put ACLs, delete ACLs, delete secrets, delete the scope:
+grants are widened before they are narrowed, so the scope is never left without them."""
+
+
+def apply_order(changes: Iterable[Change]) -> list[Change]:
+    rank = {step: index for index, step in enumerate(APPLY_ORDER)}
+    todo = [c for c in changes if c.action is not Action.NOOP]
+    return sorted(todo, key=lambda c: (rank[(c.address.kind, c.action)], c.sort_key))
+
+
+def digest_key(salt: str, ledger: Ledger) -> str:
+    """The key for desired-value digests in a plan file: the ledger key when there is one,
+    so digests cannot be brute-forced from the file alone, and the plan's own salt."""
+    secret = ledger.hmac_key.plaintext if ledger.hmac_key else ""
+    return secret + salt
+
+
+def live_digest(live: LiveState) -> str:
+    """A digest of everything planning read (never a value): a plan is stale once it moves."""
+    document = {
+        "scope": live.scope_exists,
+        "secrets": {k: s.last_updated_ms for k, s in sorted(live.secrets.items())},
+        "acls": {p: perm.value for p, perm in sorted(live.acls.items())},
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def desired_digests(spec: WorkspaceSpec, key: str) -> dict[str, str]:
+    return {
+        name: redact.digest(diff.canonical(name, value.plaintext), key)
+        for name, value in sorted(spec.secrets.items())
+    }
+
+
+def make_plan(
+    spec: WorkspaceSpec, live: LiveState, ledger: Ledger, *, salt: str
+) -> WorkspacePlan:
+    """Plan one workspace. Deterministic: the same inputs give the same plan."""
+    planner = _Planner(spec, live, ledger, salt)
+    changes, warnings = planner.run()
+    changes = sorted(changes, key=lambda c: c.sort_key)
+    return WorkspacePlan(
+        workspace=spec.name,
+        host=spec.host,
+        changes=tuple(changes),
+        live_digest=live_digest(live),
+        desired_digests=frozen_map(desired_digests(spec, digest_key(salt, ledger))),
+        warnings=tuple(warnings),
+        destructive=_destructive(spec, live, changes),
+    )
+
+
+def _destructive(spec: WorkspaceSpec, live: LiveState, changes: list[Change]) -> str | None:
+    if any(c.address.kind is Kind.SCOPE and c.action is Action.DELETE for c in changes):
+        return "deletes the scope and every secret in it"
+    acl_deletes = {c.address.name for c in changes if c.address.kind is Kind.ACL
+                   and c.action is Action.DELETE}
+    if live.acls and acl_deletes and set(live.acls) <= acl_deletes and not spec.acls:
+        return "removes every ACL of the scope"
+    return None
+
+
+def _fmt_ms(ms: int) -> str:
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _host(shown: str) -> str:
+    rest = shown.split("://", 1)[-1].split("@", 1)[-1]
+    return rest.split("/", 1)[0]
+
+
+class _Planner:
+    def __init__(self, spec: WorkspaceSpec, live: LiveState, ledger: Ledger, salt: str) -> None:
+        self.spec = spec
+        self.live = live
+        self.ledger = ledger
+        self.salt = salt
+        self.changes: list[Change] = []
+        self.warnings: list[str] = []
+
+    def run(self) -> tuple[list[Change], list[str]]:
+        ws = self.spec.name
+        if self.spec.ensure is Ensure.ABSENT:
+            if self.live.scope_exists:
+                self._add(Address.scope(ws), Action.DELETE, "scope", None,
+                          "workspace is declared ensure: absent", Drift.CHANGED_IN_GIT)
+            return self.changes, self.warnings
+        if self.ledger.hmac_key is None:
+            self.warnings.append(
+                "PKGREPO_LEDGER_KEY is not set: existing secret values cannot be verified "
+                "and are assumed to match"
+            )
+        elif self.ledger.problem:
+            self.warnings.append(f"ledger not trusted ({self.ledger.problem}): values rewritten")
+        if not self.live.scope_exists:
+            known = bool(self.ledger.entries) and self.ledger.trusted
+            self._add(
+                Address.scope(ws), Action.CREATE, None, "scope",
+                "scope was deleted outside pkgrepo" if known else "scope does not exist yet",
+                Drift.SCOPE_MISSING if known else Drift.NEW,
+            )
+        for key in MANAGED_KEYS:
+            if key not in self.spec.ignore:
+                self._plan_secret(key)
+        for key in sorted(set(self.live.secrets) - set(MANAGED_KEYS) - self.spec.ignore):
+            self._add(Address.secret(ws, key), Action.DELETE, "(unmanaged key)", None,
+                      "key is not one pkgrepo manages in this scope; the scope is owned",
+                      Drift.ADDED_OUT_OF_BAND)
+        self._plan_acls()
+        return self.changes, self.warnings
+
+    def _add(
+        self, address: Address, action: Action, before: str | None, after: str | None,
+        reason: str, drift: Drift, severity: Severity = Severity.LOW,
+    ) -> None:
+        self.changes.append(Change(address, action, before, after, reason, drift, severity))
+
+    def _entry_shown(self, key: str) -> str | None:
+        entry = self.ledger.entries.get(key) if self.ledger.trusted else None
+        return entry.shown if entry and entry.shown else None
+
+    def _plan_secret(self, key: str) -> None:
+        address = Address.secret(self.spec.name, key)
+        desired = self.spec.secrets.get(key)
+        live = self.live.secrets.get(key)
+        entry = self.ledger.entries.get(key) if self.ledger.trusted else None
+        if desired is None and live is None:
+            return
+        if desired is None:
+            assert live is not None
+            before = self._entry_shown(key) or "(value not readable)"
+            if entry is not None:
+                self._add(address, Action.DELETE, before, None,
+                          "removed from the desired state", Drift.CHANGED_IN_GIT)
+            else:
+                written = _fmt_ms(live.last_updated_ms)
+                self._add(address, Action.DELETE, before, None,
+                          f"not declared; written outside pkgrepo at {written}",
+                          Drift.ADDED_OUT_OF_BAND)
+            return
+        after = redact.describe(key, desired, self.salt)
+        if live is None:
+            if entry is not None and self.live.scope_exists:
+                self._add(address, Action.CREATE, None, after,
+                          "deleted outside pkgrepo", Drift.REMOVED_OUT_OF_BAND,
+                          Severity.HIGH if key == INDEX_URL else Severity.LOW)
+            else:
+                self._add(address, Action.CREATE, None, after, "new key", Drift.NEW)
+            return
+        self._plan_existing(address, key, desired, live.last_updated_ms, live.value, after)
+
+    def _plan_existing(
+        self, address: Address, key: str, desired: SecretValue, live_ms: int,
+        live_value: SecretValue | None, after: str,
+    ) -> None:
+        if live_value is not None:  # inside a notebook or job: compare the values themselves
+            if diff.same_value(key, live_value.plaintext, desired.plaintext):
+                return
+            before = redact.describe(key, live_value, self.salt)
+            self._update(address, key, before, after, "value differs", Drift.CHANGED_IN_GIT)
+            return
+        hmac_key = self.ledger.hmac_key
+        if hmac_key is None:
+            return  # warned once above: nothing to compare against
+        entry = self.ledger.entries.get(key) if self.ledger.trusted else None
+        if entry is None:
+            self._add(address, Action.UPDATE, "(value not readable)", after,
+                      "unverifiable: no ledger entry yet; written once to record it",
+                      Drift.UNVERIFIABLE)
+            return
+        before = entry.shown or "(value not readable)"
+        if entry.last_updated_ms != live_ms:
+            self._add(address, Action.UPDATE, "(unknown: changed outside pkgrepo)", after,
+                      f"modified outside pkgrepo at {_fmt_ms(live_ms)}",
+                      Drift.MODIFIED_OUTSIDE, Severity.HIGH if key == INDEX_URL else Severity.LOW)
+            return
+        if entry.hmac != diff.value_hmac(hmac_key.plaintext, key, desired.plaintext):
+            self._update(address, key, before, after, "changed in Git", Drift.CHANGED_IN_GIT)
+
+    def _update(
+        self, address: Address, key: str, before: str, after: str, reason: str, drift: Drift
+    ) -> None:
+        severity = Severity.LOW
+        if before == after:
+            reason = f"{reason}: credentials changed"
+        elif key == INDEX_URL and _host(before) != _host(after):
+            severity = Severity.HIGH
+            reason = f"{reason}: index host changes"
+        self._add(address, Action.UPDATE, before, after, reason, drift, severity)
+
+    def _plan_acls(self) -> None:
+        ws = self.spec.name
+        live_acls = self.live.acls if self.live.scope_exists else {}
+        found = diff.diff_acls(live_acls, self.spec.acls)
+        identity = self.live.identity
+        applied = self.ledger.acls if self.ledger.trusted else {}
+        for principal, perm in found.added.items():
+            out_of_band = principal in applied and self.live.scope_exists
+            self._add(Address.acl(ws, principal), Action.CREATE, None, perm.value,
+                      "grant was removed outside pkgrepo" if out_of_band else "new grant",
+                      Drift.ACL_REMOVED if out_of_band else Drift.NEW)
+        for principal, (old, new) in found.changed.items():
+            if principal == identity and old is Permission.MANAGE:
+                self.warnings.append(
+                    f"{principal} keeps MANAGE: it is the identity pkgrepo deploys as"
+                )
+                continue
+            in_git = applied.get(principal) is old
+            widened = old.rank > new.rank
+            self._add(Address.acl(ws, principal), Action.UPDATE, old.value, new.value,
+                      "changed in Git" if in_git else f"set to {old.value} outside pkgrepo",
+                      Drift.CHANGED_IN_GIT if in_git else Drift.ACL_CHANGED,
+                      Severity.HIGH if widened and not in_git else Severity.LOW)
+        if self.spec.acls_mode is AclsMode.ADDITIVE:
+            return
+        for principal, perm in found.removed.items():
+            if principal == identity and perm is Permission.MANAGE:
+                continue  # the deploying identity's own grant (the service adds it on create)
+            in_git = principal in applied
+            widened = perm is not Permission.READ or principal == "users"
+            self._add(Address.acl(ws, principal), Action.DELETE, perm.value, None,
+                      "removed from the desired state" if in_git
+                      else "granted outside pkgrepo",
+                      Drift.CHANGED_IN_GIT if in_git else Drift.ACL_ADDED,
+                      Severity.HIGH if widened and not in_git else Severity.LOW)

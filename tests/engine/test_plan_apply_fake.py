@@ -1,0 +1,290 @@
+"""The planner and applier against the in-memory workspace: classification of every kind
+of difference, and idempotence (after an apply, a fresh plan is empty)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reconciler.apply import ApplyOptions
+from reconciler.errors import PlanRefused
+from reconciler.ledger_store import WorkspaceLedgerStore
+from reconciler.model import (
+    CERT,
+    EXTRA_INDEX_URLS,
+    INDEX_URL,
+    AclsMode,
+    AuthSpec,
+    Ensure,
+    Permission,
+    SecretValue,
+    WorkspaceSpec,
+    frozen_map,
+)
+from reconciler.plan import Action, Drift, Severity
+from reconciler.workspace import apply_workspace, plan_workspace
+from tests.fakes import FakeClock, FakeWorkspace
+
+KEY = SecretValue("ledger-key-for-tests")
+SALT = "salt"
+TOKEN_URL = "https://bob:planted-TOKEN-123@pypi.corp.example/simple"
+
+
+def spec(
+    secrets: dict[str, str] | None = None,
+    acls: dict[str, Permission] | None = None,
+    **kwargs: object,
+) -> WorkspaceSpec:
+    if secrets is None:
+        secrets = {INDEX_URL: TOKEN_URL, EXTRA_INDEX_URLS: "https://a.example/simple"}
+    if acls is None:
+        acls = {"admins": Permission.MANAGE, "users": Permission.READ}
+    return WorkspaceSpec(
+        name="ws",
+        host="http://127.0.0.1:1/ws",
+        auth=AuthSpec(),
+        secrets=frozen_map({k: SecretValue(v) for k, v in secrets.items()}),
+        acls=frozen_map(acls),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def plan(ws: WorkspaceSpec, fake: FakeWorkspace, key: SecretValue | None = KEY):
+    return plan_workspace(ws, fake, WorkspaceLedgerStore(), key, salt=SALT)
+
+
+def converge(ws: WorkspaceSpec, fake: FakeWorkspace, *, allow_destroy: bool = False) -> None:
+    wplan, seen = plan(ws, fake)
+    outcome = apply_workspace(
+        ws, wplan, seen, fake, WorkspaceLedgerStore(),
+        options=ApplyOptions(allow_destroy=allow_destroy), clock=FakeClock(), salt=SALT,
+    )
+    assert outcome.converged, outcome.remaining
+
+
+def actions(ws: WorkspaceSpec, fake: FakeWorkspace) -> dict[str, tuple[Action, Drift]]:
+    wplan, _ = plan(ws, fake)
+    return {str(c.address): (c.action, c.drift) for c in wplan.changes}
+
+
+def test_empty_workspace_gets_scope_secrets_and_grants_in_order() -> None:
+    fake = FakeWorkspace()
+    got = actions(spec(), fake)
+    assert got == {
+        "ws/scope": (Action.CREATE, Drift.NEW),
+        "ws/secret/pip-index-url": (Action.CREATE, Drift.NEW),
+        "ws/secret/pip-extra-index-urls": (Action.CREATE, Drift.NEW),
+        "ws/acl/admins": (Action.CREATE, Drift.NEW),
+        "ws/acl/users": (Action.CREATE, Drift.NEW),
+    }
+    converge(spec(), fake)
+    assert fake.values[INDEX_URL] == TOKEN_URL
+    # the service gives the creator MANAGE; pkgrepo never takes its own grant away
+    assert fake.acls == {
+        "deployer@example.com": Permission.MANAGE,
+        "admins": Permission.MANAGE,
+        "users": Permission.READ,
+    }
+
+
+def test_converged_workspace_plans_empty_and_applies_no_writes() -> None:
+    fake = FakeWorkspace()
+    converge(spec(), fake)
+    writes = fake.calls["writes"]
+    wplan, _ = plan(spec(), fake)
+    assert not wplan.has_changes
+    converge(spec(), fake)
+    assert fake.calls["writes"] == writes
+
+
+def test_value_changed_in_git_is_an_update() -> None:
+    fake = FakeWorkspace()
+    converge(spec(), fake)
+    changed = spec({INDEX_URL: TOKEN_URL.replace("corp", "other"),
+                    EXTRA_INDEX_URLS: "https://a.example/simple"})
+    wplan, _ = plan(changed, fake)
+    (change,) = wplan.changes
+    assert change.action is Action.UPDATE and change.drift is Drift.CHANGED_IN_GIT
+    assert change.severity is Severity.HIGH  # the index host changes
+    assert change.before == "https://****@pypi.corp.example/simple"
+    assert change.after == "https://****@pypi.other.example/simple"
+
+
+def test_credentials_only_change_says_so_without_showing_them() -> None:
+    fake = FakeWorkspace()
+    converge(spec(), fake)
+    rotated = spec({INDEX_URL: TOKEN_URL.replace("123", "456"),
+                    EXTRA_INDEX_URLS: "https://a.example/simple"})
+    wplan, _ = plan(rotated, fake)
+    (change,) = wplan.changes
+    assert change.action is Action.UPDATE
+    assert change.reason == "changed in Git: credentials changed"
+    assert "456" not in repr(wplan) and "123" not in repr(wplan)
+
+
+def test_value_modified_outside_pkgrepo_is_caught_by_the_ledger() -> None:
+    fake = FakeWorkspace()
+    converge(spec(), fake)
+    fake.edit(INDEX_URL, "https://evil.example/simple")
+    wplan, _ = plan(spec(), fake)
+    (change,) = wplan.changes
+    assert change.drift is Drift.MODIFIED_OUTSIDE
+    assert change.severity is Severity.HIGH
+    assert change.reason.startswith("modified outside pkgrepo at ")
+    converge(spec(), fake)
+    assert fake.values[INDEX_URL] == TOKEN_URL
+
+
+def test_extra_urls_compare_as_a_list_and_certs_by_content() -> None:
+    fake = FakeWorkspace()
+    converge(spec(), fake)
+    spaced = spec({INDEX_URL: TOKEN_URL, EXTRA_INDEX_URLS: "  https://a.example/simple \n"})
+    assert not plan(spaced, fake)[0].has_changes
+
+
+def test_key_not_declared_is_deleted_unless_ignored() -> None:
+    fake = FakeWorkspace()
+    converge(spec(), fake)
+    fake.edit(CERT, "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n")
+    got = actions(spec(), fake)
+    assert got == {"ws/secret/pip-cert": (Action.DELETE, Drift.ADDED_OUT_OF_BAND)}
+    assert actions(spec(ignore=frozenset({CERT})), fake) == {}
+
+
+def test_key_removed_from_git_is_deleted() -> None:
+    fake = FakeWorkspace()
+    converge(spec(), fake)
+    got = actions(spec({INDEX_URL: TOKEN_URL}), fake)
+    assert got == {"ws/secret/pip-extra-index-urls": (Action.DELETE, Drift.CHANGED_IN_GIT)}
+
+
+def test_acl_drift_kinds_and_severity() -> None:
+    fake = FakeWorkspace()
+    converge(spec(), fake)
+    fake.acls["intruder"] = Permission.MANAGE
+    fake.acls["users"] = Permission.WRITE
+    wplan, _ = plan(spec(), fake)
+    found = {str(c.address): (c.action, c.drift, c.severity) for c in wplan.changes}
+    assert found == {
+        "ws/acl/intruder": (Action.DELETE, Drift.ACL_ADDED, Severity.HIGH),
+        "ws/acl/users": (Action.UPDATE, Drift.ACL_CHANGED, Severity.HIGH),
+    }
+    converge(spec(), fake)
+    assert "intruder" not in fake.acls
+
+
+def test_additive_acls_leave_other_principals_alone() -> None:
+    fake = FakeWorkspace()
+    converge(spec(), fake)
+    fake.acls["team"] = Permission.READ
+    assert actions(spec(acls_mode=AclsMode.ADDITIVE), fake) == {}
+
+
+def test_deleting_the_scope_needs_allow_destroy() -> None:
+    fake = FakeWorkspace()
+    converge(spec(), fake)
+    gone = spec(ensure=Ensure.ABSENT)
+    wplan, seen = plan(gone, fake)
+    assert wplan.destructive
+    try:
+        apply_workspace(gone, wplan, seen, fake, WorkspaceLedgerStore(),
+                        options=ApplyOptions(), clock=FakeClock(), salt=SALT)
+    except PlanRefused as exc:
+        assert "--allow-destroy" in str(exc)
+    else:
+        raise AssertionError("destroy without --allow-destroy was applied")
+    assert fake.scope
+    converge(gone, fake, allow_destroy=True)
+    assert not fake.scope
+
+
+def test_without_ledger_key_existing_values_are_assumed_and_warned() -> None:
+    fake = FakeWorkspace()
+    converge(spec(), fake)
+    fake.edit(INDEX_URL, "https://evil.example/simple")
+    wplan, _ = plan(spec(), fake, key=None)
+    assert not wplan.has_changes
+    assert any("PKGREPO_LEDGER_KEY" in w for w in wplan.warnings)
+
+
+def test_tampered_ledger_is_reported_and_not_trusted() -> None:
+    fake = FakeWorkspace()
+    converge(spec(), fake)
+    assert fake.ledger is not None
+    fake.ledger = fake.ledger.replace(b'"hmac": "', b'"hmac": "0')
+    wplan, seen = plan(spec(), fake)
+    assert seen.ledger.problem and "signature" in seen.ledger.problem
+    assert any("ledger not trusted" in w for w in wplan.warnings)
+    converge(spec(), fake)  # rewriting re-establishes a trusted ledger
+    assert plan(spec(), fake)[1].ledger.trusted
+
+
+def test_transient_failures_are_retried_within_the_deadline() -> None:
+    fake = FakeWorkspace(fail_on={"put_secret": 3, "put_acl": 2})
+    converge(spec(), fake)
+    assert fake.values[INDEX_URL] == TOKEN_URL
+
+
+def test_interrupted_apply_converges_on_rerun() -> None:
+    for stop_after in range(1, 6):
+        fake = FakeWorkspace()
+        wplan, seen = plan(spec(), fake)
+        fake.fail_on = {}
+        ops = ["create_scope", "put_secret", "put_secret", "put_acl", "put_acl"]
+        fake.fail_on[ops[stop_after - 1]] = 10_000  # fails for good from that step on
+        try:
+            apply_workspace(spec(), wplan, seen, fake, WorkspaceLedgerStore(),
+                            options=ApplyOptions(deadline_seconds=1), clock=FakeClock(),
+                            salt=SALT)
+        except Exception:
+            pass
+        fake.fail_on = {}
+        converge(spec(), fake)
+        assert not plan(spec(), fake)[0].has_changes
+
+
+# -- property: one apply converges, a second sends nothing ----------------------------------
+
+URLS = st.sampled_from(
+    ["https://a.example/simple", "https://u:p4ss-word@b.example/pypi/simple",
+     "https://c.example/simple/"]
+)
+PRINCIPALS = st.sampled_from(["admins", "users", "team-a", "deployer@example.com", "sp-1"])
+PERMS = st.sampled_from(list(Permission))
+
+
+@st.composite
+def desired_specs(draw: st.DrawFn) -> WorkspaceSpec:
+    secrets: dict[str, str] = {}
+    if draw(st.booleans()):
+        secrets[INDEX_URL] = draw(URLS)
+    extras = draw(st.lists(URLS, max_size=3, unique=True))
+    if extras:
+        secrets[EXTRA_INDEX_URLS] = " ".join(extras)
+    acls = draw(st.dictionaries(PRINCIPALS, PERMS, max_size=4))
+    return spec(
+        secrets,
+        acls,
+        acls_mode=draw(st.sampled_from(list(AclsMode))),
+        ignore=frozenset(draw(st.sets(st.sampled_from([INDEX_URL, EXTRA_INDEX_URLS, CERT]),
+                                      max_size=1))),
+    )
+
+
+@st.composite
+def live_fakes(draw: st.DrawFn) -> FakeWorkspace:
+    fake = FakeWorkspace(scope=draw(st.booleans()))
+    if fake.scope:
+        for key in draw(st.sets(st.sampled_from([INDEX_URL, EXTRA_INDEX_URLS, CERT, "other"]))):
+            fake.edit(key, draw(URLS))
+        fake.acls = draw(st.dictionaries(PRINCIPALS, PERMS, max_size=4))
+    return fake
+
+
+@given(desired_specs(), live_fakes())
+def test_after_apply_a_fresh_plan_is_empty(ws: WorkspaceSpec, fake: FakeWorkspace) -> None:
+    converge(ws, fake, allow_destroy=True)
+    assert not plan(ws, fake)[0].has_changes
+    writes = fake.calls["writes"]
+    converge(ws, fake, allow_destroy=True)
+    assert fake.calls["writes"] == writes

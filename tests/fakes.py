@@ -1,0 +1,120 @@
+"""An in-memory workspace behind the same port the SDK adapter implements, for fast tests
+of the planner and applier. It follows the service's rules that matter to the engine: the
+scope creator gets MANAGE, timestamps move on every write, deletes of missing things fail."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from reconciler.errors import TransientError
+from reconciler.model import LiveSecret, LiveState, Permission, SecretValue, frozen_map
+from reconciler.port import Snapshot
+
+
+@dataclass
+class FakeWorkspace:
+    identity: str = "deployer@example.com"
+    scope: bool = False
+    values: dict[str, str] = field(default_factory=dict)
+    stamps: dict[str, int] = field(default_factory=dict)
+    acls: dict[str, Permission] = field(default_factory=dict)
+    ledger: bytes | None = None
+    clock_ms: int = 1_700_000_000_000
+    calls: Counter[str] = field(default_factory=Counter)
+    fail_on: dict[str, int] = field(default_factory=dict)
+    """Operation name to how many times it fails transiently before it succeeds."""
+
+    def _op(self, name: str, *, write: bool = False) -> None:
+        self.calls[name] += 1
+        if write:
+            self.calls["writes"] += 1
+        left = self.fail_on.get(name, 0)
+        if left:
+            self.fail_on[name] = left - 1
+            raise TransientError(f"fake: {name}: TemporarilyUnavailable")
+
+    def _tick(self) -> int:
+        self.clock_ms += 1
+        return self.clock_ms
+
+    # -- out-of-band edits, as another admin would make them -------------------------------
+
+    def edit(self, key: str, value: str) -> None:
+        self.values[key] = value
+        self.stamps[key] = self._tick()
+
+    # -- the port ----------------------------------------------------------------------------
+
+    def read(self) -> Snapshot:
+        self._op("read")
+        if not self.scope:
+            return Snapshot(LiveState(scope_exists=False, identity=self.identity), self.ledger)
+        return Snapshot(
+            LiveState(True, self.list_secrets(count=False), frozen_map(self.acls), self.identity),
+            self.ledger,
+        )
+
+    def list_secrets(self, count: bool = True) -> Mapping[str, LiveSecret]:
+        if count:
+            self._op("list_secrets")
+        return frozen_map({k: LiveSecret(k, self.stamps[k]) for k in self.values})
+
+    def list_acls(self) -> Mapping[str, Permission]:
+        self._op("list_acls")
+        return frozen_map(self.acls)
+
+    def create_scope(self) -> None:
+        self._op("create_scope", write=True)
+        if not self.scope:
+            self.scope = True
+            self.acls = {self.identity: Permission.MANAGE}
+
+    def delete_scope(self) -> None:
+        self._op("delete_scope", write=True)
+        self.scope = False
+        self.values.clear()
+        self.stamps.clear()
+        self.acls.clear()
+
+    def put_secret(self, key: str, value: SecretValue) -> None:
+        self._op("put_secret", write=True)
+        assert self.scope, "put into a missing scope"
+        self.edit(key, value.plaintext)
+
+    def delete_secret(self, key: str) -> None:
+        self._op("delete_secret", write=True)
+        self.values.pop(key, None)
+        self.stamps.pop(key, None)
+
+    def put_acl(self, principal: str, permission: Permission) -> None:
+        self._op("put_acl", write=True)
+        assert self.scope, "ACL on a missing scope"
+        self.acls[principal] = permission
+
+    def delete_acl(self, principal: str) -> None:
+        self._op("delete_acl", write=True)
+        self.acls.pop(principal, None)
+
+    def write_ledger(self, document: bytes) -> None:
+        self._op("write_ledger")
+        self.ledger = document
+
+
+@dataclass
+class FakeClock:
+    """Time that moves only when code sleeps."""
+
+    now: float = 1000.0
+    slept: list[float] = field(default_factory=list)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return 1_700_000_000.0 + self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
