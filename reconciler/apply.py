@@ -8,17 +8,17 @@ them: it is known to acknowledge an ACL put before it is visible.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
 from reconciler.clock import Clock
-from reconciler.errors import PlanRefused, TransientError, WorkspaceError
+from reconciler.errors import PlanRefused, WorkspaceError
 from reconciler.model import Ensure, Kind, Permission, WorkspaceSpec
 from reconciler.plan import Action, Change, WorkspacePlan, apply_order
 from reconciler.port import WorkspacePort
+from reconciler.retry import Backoff, call_with_retry
 
 T = TypeVar("T")
 
@@ -57,7 +57,6 @@ class Applier:
         self.port = port
         self.clock = clock
         self.options = options
-        self._rng = random.Random()  # jitter only: spreads retries of many workspaces
         self._workspace = ""
 
     def run(self, spec: WorkspaceSpec, plan: WorkspacePlan, progress: Progress) -> None:
@@ -94,19 +93,10 @@ class Applier:
                 progress.acl_writes[address.name] = permission
 
     def _retry(self, fn: Callable[[], T], deadline: float) -> T:
-        delay = self.options.backoff_initial
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                return fn()
-            except TransientError as exc:
-                if self.clock.monotonic() + delay > deadline:
-                    raise WorkspaceError(
-                        self._workspace, f"gave up after {attempts} attempts ({exc})"
-                    ) from None
-                self.clock.sleep(delay * (0.5 + self._rng.random() / 2))
-                delay = min(delay * 2, self.options.backoff_max)
+        backoff = Backoff(self.options.backoff_initial, self.options.backoff_max)
+        return call_with_retry(
+            fn, workspace=self._workspace, clock=self.clock, deadline=deadline, backoff=backoff
+        )
 
     def _settle_acls(self, expected: Mapping[str, Permission | None], deadline: float) -> None:
         """Read ACLs back until every write shows; re-send writes the service dropped."""

@@ -29,6 +29,7 @@ from reconciler.model import (
     LiveState,
     Permission,
     SecretValue,
+    Thresholds,
     WorkspaceSpec,
     frozen_map,
 )
@@ -360,3 +361,38 @@ class _Planner:
                       else "granted outside pkgrepo",
                       Drift.CHANGED_IN_GIT if in_git else Drift.ACL_ADDED,
                       Severity.HIGH if widened and not in_git else Severity.LOW)
+
+
+MIN_KEYS_FOR_SHARE_CHECK = 10
+"""Below this many managed keys in the selection the update-share check does not apply
+(octoDNS does the same: a share of a tiny zone says little)."""
+
+
+def unsafe_reason(
+    plans: Iterable[WorkspacePlan], *, managed_keys: int, thresholds: Thresholds
+) -> str | None:
+    """Why an apply of these plans is too large to run without ``--force`` (octoDNS-style
+    safety thresholds), or None. ``managed_keys`` counts the keys that exist in the
+    selected workspaces now."""
+    plans = list(plans)
+    touched = sum(
+        1
+        for p in plans
+        for c in p.changes
+        if c.address.kind is Kind.SECRET and c.action in (Action.UPDATE, Action.DELETE)
+    )
+    if managed_keys >= MIN_KEYS_FOR_SHARE_CHECK:
+        share = touched / managed_keys
+        if share > thresholds.max_update_share:
+            return (
+                f"this apply changes {touched} of {managed_keys} managed keys "
+                f"({share:.0%}), more than the safety limit of "
+                f"{thresholds.max_update_share:.0%}"
+            )
+    deleting = [p.workspace for p in plans if any(c.action is Action.DELETE for c in p.changes)]
+    if len(deleting) > thresholds.max_delete_workspaces:
+        return (
+            f"this apply deletes in {len(deleting)} workspaces, more than the safety limit of "
+            f"{thresholds.max_delete_workspaces}"
+        )
+    return None

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 
 from reconciler import ledger as ledger_doc
 from reconciler.apply import Applier, ApplyOptions, Progress
-from reconciler.clock import Clock
+from reconciler.clock import Clock, SystemClock
 from reconciler.errors import TransientError, UserError
 from reconciler.ledger_store import LedgerStore
 from reconciler.model import Ensure, Ledger, LiveState, SecretValue, WorkspaceSpec
 from reconciler.plan import Change, WorkspacePlan, make_plan
 from reconciler.port import WorkspacePort
+from reconciler.retry import call_with_retry
 
 log = logging.getLogger("pkgrepo.workspace")
 
@@ -38,10 +39,25 @@ class ApplyOutcome:
         return not self.remaining
 
 
+READ_DEADLINE_SECONDS = 120.0
+
+
 def observe(
-    spec: WorkspaceSpec, port: WorkspacePort, store: LedgerStore, hmac_key: SecretValue | None
+    spec: WorkspaceSpec,
+    port: WorkspacePort,
+    store: LedgerStore,
+    hmac_key: SecretValue | None,
+    *,
+    clock: Clock | None = None,
 ) -> Observation:
-    snapshot = port.read()
+    """Read the workspace (retrying transient failures) and its ledger."""
+    clock = clock or SystemClock()
+    snapshot = call_with_retry(
+        port.read,
+        workspace=spec.name,
+        clock=clock,
+        deadline=clock.monotonic() + READ_DEADLINE_SECONDS,
+    )
     raw = store.load(spec.name, snapshot)
     return Observation(snapshot.live, ledger_doc.parse(raw, workspace=spec.name, hmac_key=hmac_key))
 
@@ -53,8 +69,9 @@ def plan_workspace(
     hmac_key: SecretValue | None,
     *,
     salt: str,
+    clock: Clock | None = None,
 ) -> tuple[WorkspacePlan, Observation]:
-    seen = observe(spec, port, store, hmac_key)
+    seen = observe(spec, port, store, hmac_key, clock=clock)
     return make_plan(spec, seen.live, seen.ledger, salt=salt), seen
 
 
@@ -77,8 +94,8 @@ def apply_workspace(
         Applier(port, clock, options).run(spec, plan, progress)
     finally:
         if progress.done:
-            _record_ledger(spec, seen.ledger, progress, port, store, salt)
-    check, _ = plan_workspace(spec, port, store, seen.ledger.hmac_key, salt=salt)
+            _record_ledger(spec, seen.ledger, progress, port, store, salt, clock)
+    check, _ = plan_workspace(spec, port, store, seen.ledger.hmac_key, salt=salt, clock=clock)
     return ApplyOutcome(spec.name, tuple(progress.done), check.changes)
 
 
@@ -89,14 +106,18 @@ def _record_ledger(
     port: WorkspacePort,
     store: LedgerStore,
     salt: str,
+    clock: Clock,
 ) -> None:
     """Write down what was written, even after a failure half way: the next plan then
     knows these keys were set by pkgrepo."""
     if previous.hmac_key is None or spec.ensure is Ensure.ABSENT:
         return
+    deadline = clock.monotonic() + READ_DEADLINE_SECONDS
     try:
-        secrets = port.list_secrets()
-        acls = port.list_acls()
+        secrets = call_with_retry(
+            port.list_secrets, workspace=spec.name, clock=clock, deadline=deadline
+        )
+        acls = call_with_retry(port.list_acls, workspace=spec.name, clock=clock, deadline=deadline)
         updated = ledger_doc.after_apply(
             spec,
             previous,
@@ -105,7 +126,13 @@ def _record_ledger(
             acls=acls,
             salt=salt,
         )
-        store.save(spec.name, ledger_doc.render(updated, workspace=spec.name), port)
+        document = ledger_doc.render(updated, workspace=spec.name)
+        call_with_retry(
+            lambda: store.save(spec.name, document, port),
+            workspace=spec.name,
+            clock=clock,
+            deadline=deadline,
+        )
     except (UserError, TransientError) as exc:
         # Not fatal: the next plan sees these keys as modified outside pkgrepo and rewrites
         # them, and the verification plan below reports the workspace as not converged.

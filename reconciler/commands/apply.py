@@ -1,0 +1,155 @@
+"""``pkgrepo apply``: make the workspaces match the desired state (or a saved plan)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import click
+
+from reconciler import output, planfile, report
+from reconciler.apply import ApplyOptions
+from reconciler.commands.context import (
+    Session,
+    new_salt,
+    open_session,
+    run_options,
+    selection_options,
+)
+from reconciler.commands.plan import plan_of, progress_line
+from reconciler.errors import PlanRefused, UserError
+from reconciler.fleet import FleetPlan, Status, WorkspaceResult, refuse_if_unsafe
+from reconciler.model import MANAGED_KEYS
+from reconciler.plan import Plan, unsafe_reason
+from reconciler.render import render
+
+
+@click.command("apply")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--auto-approve", is_flag=True,
+              help="Do not ask for confirmation (needed when not on a terminal).")
+@click.option("--allow-destroy", is_flag=True,
+              help="Allow deleting a scope or removing every ACL of a scope.")
+@click.option("--force", is_flag=True,
+              help="Apply even past the safety thresholds of the file's `safety` block.")
+@click.option("--max-failures", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Halt the rollout once K workspaces have failed.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json prints the results as one document.")
+@click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
+@selection_options
+@run_options
+def command(
+    file: Path,
+    auto_approve: bool,
+    allow_destroy: bool,
+    force: bool,
+    max_failures: int | None,
+    fmt: str,
+    quiet: bool,
+    names: tuple[str, ...],
+    labels: tuple[str, ...],
+    shard: str | None,
+    parallelism: int,
+    rate_limit: float | None,
+    ledger_dir: Path | None,
+) -> int:
+    """Apply a desired-state FILE, or a plan FILE saved by `pkgrepo plan --out`.
+
+    \b
+    With a desired-state file, the plan is shown and confirmed first (on a terminal;
+    elsewhere pass --auto-approve). With a saved plan, values are resolved again and
+    the apply is refused unless the desired values and the live workspaces are exactly
+    what the plan was made from: the reviewed plan is the applied plan.
+
+    \b
+    Workspaces are applied concurrently, wave by wave (`wave:` in the file, lower
+    first); a wave starts only when the previous one fully succeeded. After applying,
+    each workspace is planned again: success means nothing is left to change.
+
+    \b
+    Examples:
+      pkgrepo apply plan.json
+      pkgrepo apply pkgrepo.yaml --workspace dev --auto-approve
+      pkgrepo apply pkgrepo.yaml --select env=prod --max-failures 2 --auto-approve
+    """
+    listener = None if quiet else progress_line
+    opening = partial(
+        open_session, shard=shard, parallelism=parallelism, rate_limit=rate_limit,
+        ledger_dir=ledger_dir, listener=listener,
+    )
+    if planfile.looks_like_planfile(file):
+        saved = planfile.read(file)
+        only = tuple(w.workspace for w in saved.plan.workspaces)
+        if names or labels:
+            raise UserError("a saved plan applies to the workspaces it was made for; "
+                            "--workspace and --select go with `pkgrepo plan`")
+        session = opening(saved.source, only=only)
+        fleet_plan = session.fleet.plan(session.specs, salt=saved.plan.salt)
+        _fail_on_plan_errors(fleet_plan)
+        planfile.verify(saved.plan, fleet_plan.plans)
+        plan = plan_of(fleet_plan)
+    else:
+        session = opening(file, names=names, labels=labels)
+        fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
+        plan = plan_of(fleet_plan)
+        output.echo(render(plan, "text", color=sys.stdout.isatty()).rstrip("\n"))
+        _fail_on_plan_errors(fleet_plan)
+        if plan.has_changes:
+            _confirm(auto_approve)
+    if not plan.has_changes:
+        _print_results(session, fleet_plan, [], fmt)
+        return 0
+    _check_safety(session, fleet_plan, plan, allow_destroy=allow_destroy, force=force)
+    results = session.fleet.apply(
+        session.specs, fleet_plan, options=ApplyOptions(allow_destroy=allow_destroy),
+        max_failures=max_failures,
+    )
+    _print_results(session, fleet_plan, results, fmt)
+    return 1 if any(r.status in (Status.FAILED, Status.SKIPPED) for r in results) else 0
+
+
+def _fail_on_plan_errors(fleet_plan: FleetPlan) -> None:
+    if fleet_plan.failed:
+        lines = [f"{r.workspace}: {r.error}" for r in fleet_plan.failed]
+        raise UserError("cannot plan every workspace, nothing was applied:\n  "
+                        + "\n  ".join(lines))
+
+
+def _confirm(auto_approve: bool) -> None:
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise UserError("not on a terminal: review the plan above and pass --auto-approve "
+                        "(or apply a saved plan file)")
+    if not click.confirm("Apply these changes?", default=False):
+        raise PlanRefused("apply cancelled; nothing was changed")
+
+
+def _check_safety(
+    session: Session, fleet_plan: FleetPlan, plan: Plan, *, allow_destroy: bool, force: bool
+) -> None:
+    destroying = [f"{w.workspace} ({w.destructive})" for w in plan.workspaces if w.destructive]
+    if destroying and not allow_destroy:
+        raise PlanRefused("this plan is destructive: " + "; ".join(destroying)
+                          + "; review it and rerun with --allow-destroy")
+    managed = sum(
+        len(set(seen.live.secrets) & set(MANAGED_KEYS))
+        for seen in fleet_plan.observations.values()
+    )
+    reason = unsafe_reason(plan.workspaces, managed_keys=managed,
+                           thresholds=session.desired.thresholds)
+    refuse_if_unsafe(reason, force=force)
+
+
+def _print_results(
+    session: Session, fleet_plan: FleetPlan, results: Sequence[WorkspaceResult], fmt: str
+) -> None:
+    shown = results or fleet_plan.results
+    if fmt == "json":
+        output.echo(json.dumps(report.document(shown), indent=2))
+        return
+    output.echo(report.summary(shown))

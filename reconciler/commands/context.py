@@ -1,0 +1,129 @@
+"""What every command that talks to workspaces sets up: the desired state, the selection,
+the ledger, and the fleet that runs them. Shared click options live here too, so ``plan``,
+``apply`` and ``drift`` take the same flags with the same help."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from reconciler import config, output
+from reconciler.adapter import SdkWorkspace
+from reconciler.fleet import (
+    DEFAULT_PARALLELISM,
+    Fleet,
+    Listener,
+    Selection,
+    parse_labels,
+    parse_shard,
+    select,
+)
+from reconciler.ledger_store import LedgerStore, LocalLedgerStore, WorkspaceLedgerStore
+from reconciler.model import DesiredState, SecretValue, WorkspaceSpec
+from reconciler.port import WorkspacePort
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+LEDGER_KEY_ENV = "PKGREPO_LEDGER_KEY"
+
+
+def selection_options(fn: F) -> F:
+    """``--workspace``, ``--select``, ``--shard``: which workspaces of the file to act on."""
+    fn = click.option(
+        "--shard", metavar="I/N", default=None,
+        help="Only the I-th of N stable shards of the fleet (for CI matrix jobs).",
+    )(fn)
+    fn = click.option(
+        "--select", "labels", metavar="LABEL=VALUE", multiple=True,
+        help="Only workspaces with this label value. Repeatable; all must match.",
+    )(fn)
+    fn = click.option(
+        "--workspace", "-w", "names", metavar="NAME_OR_GLOB", multiple=True,
+        help="Only these workspaces (glob patterns like 'prod-*' work). Repeatable.",
+    )(fn)
+    return fn
+
+
+def run_options(fn: F) -> F:
+    """``--parallelism``, ``--rate-limit``, ``--ledger``: how to reach the workspaces."""
+    fn = click.option(
+        "--ledger", "ledger_dir", type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Keep ledgers in this local directory instead of in each workspace.",
+    )(fn)
+    fn = click.option(
+        "--rate-limit", type=click.FloatRange(min=0.1), default=None, metavar="RPS",
+        help="At most RPS requests per second to any one workspace host.",
+    )(fn)
+    fn = click.option(
+        "--parallelism", "-p", type=click.IntRange(min=1, max=512),
+        default=DEFAULT_PARALLELISM, show_default=True,
+        help="Workspaces worked on at the same time.",
+    )(fn)
+    return fn
+
+
+@dataclass
+class Session:
+    path: Path
+    desired: DesiredState
+    specs: list[WorkspaceSpec]
+    fleet: Fleet
+    hmac_key: SecretValue | None
+    store: LedgerStore
+
+
+def load_desired(path: Path) -> DesiredState:
+    """Load and validate the file; every secret it resolves becomes unprintable."""
+    loaded = config.load(path)
+    output.register_secrets(loaded.secrets)
+    return loaded.desired
+
+
+def ledger_key() -> SecretValue | None:
+    value = os.environ.get(LEDGER_KEY_ENV)
+    if not value:
+        return None
+    output.register_secrets([value])
+    return SecretValue(value)
+
+
+def open_session(
+    path: Path,
+    *,
+    names: tuple[str, ...] = (),
+    labels: tuple[str, ...] = (),
+    shard: str | None = None,
+    parallelism: int = DEFAULT_PARALLELISM,
+    rate_limit: float | None = None,
+    ledger_dir: Path | None = None,
+    listener: Listener | None = None,
+    only: tuple[str, ...] | None = None,
+) -> Session:
+    desired = load_desired(path)
+    selection = Selection(
+        names=only if only is not None else names,
+        labels=parse_labels(labels),
+        shard=parse_shard(shard) if shard else None,
+    )
+    specs = select(desired.workspaces, selection)
+    store: LedgerStore = LocalLedgerStore(ledger_dir) if ledger_dir else WorkspaceLedgerStore()
+    key = ledger_key()
+    in_workspace = store.in_workspace
+
+    def connect(spec: WorkspaceSpec) -> WorkspacePort:
+        return SdkWorkspace.connect(spec, ledger_in_workspace=in_workspace)
+
+    fleet = Fleet(connect, store, key, parallelism=parallelism, rate_per_host=rate_limit,
+                  listener=listener)
+    return Session(path, desired, specs, fleet, key, store)
+
+
+def new_salt() -> str:
+    return secrets.token_hex(16)

@@ -1,0 +1,79 @@
+"""``pkgrepo plan``: show what apply would change, without changing anything."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from reconciler import output, planfile, report
+from reconciler.commands.context import new_salt, open_session, run_options, selection_options
+from reconciler.fleet import FleetPlan, WorkspaceResult
+from reconciler.plan import Plan
+from reconciler.render import FORMATS, render
+
+
+def progress_line(phase: str, result: WorkspaceResult) -> None:
+    output.info(report.line(phase, result))
+
+
+def plan_of(fleet_plan: FleetPlan) -> Plan:
+    return Plan(workspaces=tuple(fleet_plan.plans), salt=fleet_plan.salt)
+
+
+@click.command("plan")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Save the plan to this file for `pkgrepo apply FILE` (holds no secret).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="text for people, json for CI bots, markdown for a pull-request comment.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 2 when there are changes (0 none, 1 error), as terraform does.")
+@click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
+@selection_options
+@run_options
+def command(
+    file: Path,
+    out: Path | None,
+    fmt: str,
+    detailed_exitcode: bool,
+    quiet: bool,
+    names: tuple[str, ...],
+    labels: tuple[str, ...],
+    shard: str | None,
+    parallelism: int,
+    rate_limit: float | None,
+    ledger_dir: Path | None,
+) -> int:
+    """Read the live workspaces and show what `apply` would change.
+
+    \b
+    Nothing is written. Secret values are never shown: index URLs appear with
+    their credentials masked, certificates by subject, expiry and fingerprint.
+
+    \b
+    Examples:
+      pkgrepo plan pkgrepo.yaml
+      pkgrepo plan pkgrepo.yaml --workspace 'prod-*' --out plan.json
+      pkgrepo plan pkgrepo.yaml --format markdown > plan.md
+      pkgrepo plan pkgrepo.yaml --detailed-exitcode   # 0 none, 2 changes, 1 error
+    """
+    session = open_session(
+        file, names=names, labels=labels, shard=shard, parallelism=parallelism,
+        rate_limit=rate_limit, ledger_dir=ledger_dir,
+        listener=None if quiet else progress_line,
+    )
+    fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
+    plan = plan_of(fleet_plan)
+    output.echo(render(plan, fmt, color=fmt == "text" and sys.stdout.isatty()).rstrip("\n"))
+    for failed in fleet_plan.failed:
+        output.error(f"{failed.workspace}: {failed.error}")
+    if fleet_plan.failed:
+        if out:
+            output.error(f"plan file {out} not written: some workspaces could not be planned")
+        return 1
+    if out:
+        planfile.write(out, plan, source=file)
+        output.info(f"Saved the plan to {out}. Apply it with: pkgrepo apply {out}")
+    return 2 if detailed_exitcode and plan.has_changes else 0

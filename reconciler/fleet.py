@@ -1,0 +1,362 @@
+"""Many workspaces at once: selection, concurrency, waves and failure limits.
+
+Thin on purpose (orchestration only): planning and applying one workspace is
+``reconciler.workspace``; what the results look like is ``reconciler.report``. Workspaces run
+concurrently up to ``parallelism``; apply goes wave by wave (lower ``wave`` first) and a wave
+starts only when the previous one fully succeeded. A failure in one workspace never hides
+the results of the others.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from reconciler.apply import ApplyOptions
+from reconciler.clock import Clock, SystemClock
+from reconciler.errors import PlanRefused, TransientError, UserError
+from reconciler.ledger_store import LedgerStore
+from reconciler.model import SecretValue, WorkspaceSpec
+from reconciler.plan import WorkspacePlan
+from reconciler.port import WorkspacePort
+from reconciler.workspace import Observation, apply_workspace, plan_workspace
+
+DEFAULT_PARALLELISM = 32
+
+
+# -- selection ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which workspaces of the file to act on. Every criterion must hold (AND)."""
+
+    names: tuple[str, ...] = ()
+    """Names or globs (``prod-*``); any may match."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    shard: tuple[int, int] | None = None
+    """``(i, n)``, 1-based: a stable split by name so n CI jobs cover the fleet exactly once."""
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        index_text, count_text = text.split("/")
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        raise UserError(f"--shard {text!r}: expected I/N, for example 2/4") from None
+    if not 1 <= index <= count:
+        raise UserError(f"--shard {text!r}: I must be between 1 and N")
+    return index, count
+
+
+def parse_labels(pairs: Iterable[str]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--select {pair!r}: expected LABEL=VALUE, for example env=prod")
+        labels[key] = value
+    return labels
+
+
+def shard_of(name: str, count: int) -> int:
+    """The 1-based shard a workspace name falls in (stable across machines and runs)."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
+def select(workspaces: Sequence[WorkspaceSpec], selection: Selection) -> list[WorkspaceSpec]:
+    chosen = []
+    for ws in workspaces:
+        if selection.names and not any(fnmatch.fnmatchcase(ws.name, g) for g in selection.names):
+            continue
+        if any(ws.labels.get(k) != v for k, v in selection.labels.items()):
+            continue
+        if selection.shard and shard_of(ws.name, selection.shard[1]) != selection.shard[0]:
+            continue
+        chosen.append(ws)
+    if selection.names:
+        for pattern in selection.names:
+            if not any(fnmatch.fnmatchcase(ws.name, pattern) for ws in workspaces):
+                raise UserError(f"--workspace {pattern!r} matches no workspace in the file")
+    return chosen
+
+
+# -- rate limiting ----------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """A token bucket: at most ``rate`` calls per second on average, bursts of ``burst``."""
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = rate
+        self.capacity = burst if burst is not None else max(1.0, rate)
+        self._tokens = self.capacity
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                wait = (1 - self._tokens) / self.rate
+            time.sleep(wait)
+
+
+class ThrottledPort:
+    """A port whose every call first takes a token from its host's bucket."""
+
+    _READS_PER_SNAPSHOT = 4
+
+    def __init__(self, inner: WorkspacePort, limiter: RateLimiter) -> None:
+        self._inner = inner
+        self._limiter = limiter
+
+    def __getattr__(self, name: str) -> object:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+        cost = self._READS_PER_SNAPSHOT if name == "read" else 1
+        limiter = self._limiter
+
+        def call(*args: object, **kwargs: object) -> object:
+            for _ in range(cost):
+                limiter.acquire()
+            return attr(*args, **kwargs)
+
+        return call
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+class Status(enum.Enum):
+    UP_TO_DATE = "up-to-date"
+    CHANGES = "changes"
+    APPLIED = "applied"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class WorkspaceResult:
+    workspace: str
+    wave: int
+    status: Status
+    plan: WorkspacePlan | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    applied: int = 0
+
+
+@dataclass
+class FleetPlan:
+    """Plans of the selected workspaces, with what each was planned from (for apply)."""
+
+    salt: str
+    results: list[WorkspaceResult]
+    observations: dict[str, Observation] = field(default_factory=dict)
+
+    @property
+    def plans(self) -> list[WorkspacePlan]:
+        return [r.plan for r in self.results if r.plan is not None]
+
+    @property
+    def failed(self) -> list[WorkspaceResult]:
+        return [r for r in self.results if r.status is Status.FAILED]
+
+
+Listener = Callable[[str, WorkspaceResult], None]
+"""Called as each workspace finishes (``"plan"`` or ``"apply"``, its result)."""
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, (UserError, TransientError)):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}"
+
+
+class Fleet:
+    """Runs plan and apply over workspaces. ``connect`` builds a port per workspace (one
+    client each); ports are reused between plan and apply."""
+
+    def __init__(
+        self,
+        connect: Callable[[WorkspaceSpec], WorkspacePort],
+        store: LedgerStore,
+        hmac_key: SecretValue | None,
+        *,
+        parallelism: int = DEFAULT_PARALLELISM,
+        rate_per_host: float | None = None,
+        clock: Clock | None = None,
+        listener: Listener | None = None,
+    ) -> None:
+        if parallelism < 1:
+            raise UserError("--parallelism must be at least 1")
+        self._connect = connect
+        self._store = store
+        self._hmac_key = hmac_key
+        self.parallelism = parallelism
+        self._rate = rate_per_host
+        self._clock = clock or SystemClock()
+        self._listener = listener
+        self._ports: dict[str, WorkspacePort] = {}
+        self._limiters: dict[str, RateLimiter] = {}
+        self._lock = threading.Lock()
+
+    def _port(self, spec: WorkspaceSpec) -> WorkspacePort:
+        with self._lock:
+            port = self._ports.get(spec.name)
+        if port is not None:
+            return port
+        port = self._connect(spec)
+        if self._rate:
+            with self._lock:
+                limiter = self._limiters.setdefault(spec.host, RateLimiter(self._rate))
+            port = ThrottledPort(port, limiter)  # type: ignore[assignment]
+        with self._lock:
+            self._ports[spec.name] = port
+        return port
+
+    def _emit(self, phase: str, result: WorkspaceResult) -> None:
+        if self._listener is not None:
+            self._listener(phase, result)
+
+    # -- plan -------------------------------------------------------------------------------
+
+    def plan(self, specs: Sequence[WorkspaceSpec], *, salt: str) -> FleetPlan:
+        fleet_plan = FleetPlan(salt=salt, results=[])
+
+        def one(spec: WorkspaceSpec) -> WorkspaceResult:
+            started = time.monotonic()
+            try:
+                wplan, seen = plan_workspace(
+                    spec, self._port(spec), self._store, self._hmac_key, salt=salt
+                )
+            except Exception as exc:
+                result = WorkspaceResult(
+                    spec.name, spec.wave, Status.FAILED, error=_describe(exc),
+                    seconds=time.monotonic() - started,
+                )
+            else:
+                with self._lock:
+                    fleet_plan.observations[spec.name] = seen
+                status = Status.CHANGES if wplan.has_changes else Status.UP_TO_DATE
+                result = WorkspaceResult(
+                    spec.name, spec.wave, status, plan=wplan, seconds=time.monotonic() - started
+                )
+            self._emit("plan", result)
+            return result
+
+        with ThreadPoolExecutor(max_workers=min(self.parallelism, max(1, len(specs)))) as pool:
+            fleet_plan.results = list(pool.map(one, specs))
+        return fleet_plan
+
+    # -- apply ------------------------------------------------------------------------------
+
+    def apply(
+        self,
+        specs: Sequence[WorkspaceSpec],
+        fleet_plan: FleetPlan,
+        *,
+        options: ApplyOptions,
+        max_failures: int | None = None,
+    ) -> list[WorkspaceResult]:
+        """Apply wave by wave. Workspaces whose plan failed count as failures of their wave.
+        Returns one result per workspace, in the order of ``specs``."""
+        planned = {r.workspace: r for r in fleet_plan.results}
+        results: dict[str, WorkspaceResult] = {}
+        failures = 0
+        halted: str | None = None
+        for wave in sorted({s.wave for s in specs}):
+            members = [s for s in specs if s.wave == wave]
+            if halted:
+                for spec in members:
+                    results[spec.name] = WorkspaceResult(
+                        spec.name, wave, Status.SKIPPED, error=f"not started: {halted}"
+                    )
+                continue
+            outcome = self._apply_wave(members, planned, fleet_plan, options, max_failures,
+                                       failures)
+            results.update(outcome)
+            wave_failures = sum(1 for r in outcome.values() if r.status is Status.FAILED)
+            failures += wave_failures
+            if max_failures is not None and failures >= max_failures:
+                halted = f"--max-failures {max_failures} reached"
+            elif wave_failures:
+                halted = f"wave {wave} had {wave_failures} failure(s)"
+        return [results[s.name] for s in specs]
+
+    def _apply_wave(
+        self,
+        members: list[WorkspaceSpec],
+        planned: Mapping[str, WorkspaceResult],
+        fleet_plan: FleetPlan,
+        options: ApplyOptions,
+        max_failures: int | None,
+        failures_before: int,
+    ) -> dict[str, WorkspaceResult]:
+        failures = [failures_before]
+        lock = threading.Lock()
+
+        def one(spec: WorkspaceSpec) -> WorkspaceResult:
+            prior = planned.get(spec.name)
+            with lock:
+                stop = max_failures is not None and failures[0] >= max_failures
+            if stop:
+                result = WorkspaceResult(spec.name, spec.wave, Status.SKIPPED,
+                                         error=f"not started: --max-failures {max_failures} "
+                                         "reached")
+            elif prior is None or prior.plan is None:
+                result = WorkspaceResult(spec.name, spec.wave, Status.FAILED,
+                                         error=prior.error if prior else "not planned")
+            else:
+                result = self._apply_one(spec, prior.plan, fleet_plan, options)
+            if result.status is Status.FAILED:
+                with lock:
+                    failures[0] += 1
+            self._emit("apply", result)
+            return result
+
+        with ThreadPoolExecutor(max_workers=min(self.parallelism, max(1, len(members)))) as pool:
+            return {r.workspace: r for r in pool.map(one, members)}
+
+    def _apply_one(
+        self, spec: WorkspaceSpec, wplan: WorkspacePlan, fleet_plan: FleetPlan,
+        options: ApplyOptions,
+    ) -> WorkspaceResult:
+        started = time.monotonic()
+        if not wplan.has_changes:
+            return WorkspaceResult(spec.name, spec.wave, Status.UP_TO_DATE, plan=wplan)
+        try:
+            outcome = apply_workspace(
+                spec, wplan, fleet_plan.observations[spec.name], self._port(spec), self._store,
+                options=options, clock=self._clock, salt=fleet_plan.salt,
+            )
+        except Exception as exc:
+            return WorkspaceResult(spec.name, spec.wave, Status.FAILED, plan=wplan,
+                                   error=_describe(exc), seconds=time.monotonic() - started)
+        seconds = time.monotonic() - started
+        if not outcome.converged:
+            left = ", ".join(str(c.address) for c in outcome.remaining)
+            return WorkspaceResult(spec.name, spec.wave, Status.FAILED, plan=wplan,
+                                   error=f"did not converge; still planned: {left}",
+                                   seconds=seconds, applied=len(outcome.applied))
+        return WorkspaceResult(spec.name, spec.wave, Status.APPLIED, plan=wplan,
+                               seconds=seconds, applied=len(outcome.applied))
+
+
+def refuse_if_unsafe(message: str | None, *, force: bool) -> None:
+    if message and not force:
+        raise PlanRefused(f"{message}; review the plan and rerun with --force")
