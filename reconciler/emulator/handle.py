@@ -1,0 +1,200 @@
+"""Running an emulator in this process: ``running_emulator`` and the ``EmulatorHandle`` it yields.
+
+The server runs in a background thread on 127.0.0.1 (port 0: a free port). Each handle has its
+own state (or the state file's): there are no module-level backends, so tests never share any.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from reconciler.emulator.backend import SecretsBackend
+from reconciler.emulator.config import EmulatorConfig
+from reconciler.emulator.faults import Faults
+from reconciler.emulator.identity import ADMIN_TOKEN, USER_TOKEN, Principal
+from reconciler.emulator.server import EmulatorServer, RequestLog
+from reconciler.emulator.workspace_files import WorkspaceFiles
+from reconciler.emulator.workspaces import (
+    DEFAULT_WORKSPACE,
+    Workspace,
+    WorkspaceRegistry,
+    is_workspace_name,
+)
+
+
+class EmulatorHandle:
+    """A running emulator, for tests and embedding.
+
+    ``url`` is the root (workspace ``default``); ``host(name)`` the host to give a client for
+    workspace ``name``. ``backend``/``files`` give direct access to a workspace's state for
+    seeding and assertions (changes made there are saved on ``save()`` or at stop).
+    """
+
+    def __init__(
+        self,
+        config: EmulatorConfig | None = None,
+        state_file: Path | None = None,
+        *,
+        bind: str = "127.0.0.1",
+        port: int = 0,
+        request_log: RequestLog | None = None,
+    ) -> None:
+        self.config = config or EmulatorConfig()
+        self.state_file = state_file
+        self._bind = bind
+        self._port = port
+        self._request_log = request_log
+        self._server: EmulatorServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> EmulatorHandle:
+        if self._server is not None:
+            raise RuntimeError("the emulator is already running")
+        registry = WorkspaceRegistry(self.config, self.state_file)
+        server = EmulatorServer((self._bind, self._port), registry, self._request_log)
+        self._port = server.server_address[1]  # a restart comes back on the same port
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"pkgrepo-emulator:{self._port}",
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if thread is not None:
+            thread.join()
+        server.registry.save()
+        self._server = self._thread = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same port, reloading the state file (if any)."""
+        self.stop()
+        self.start()
+
+    def serve_forever(self) -> None:
+        """Block until interrupted (the CLI's foreground mode)."""
+        if self._thread is None:
+            raise RuntimeError("start() the emulator first")
+        try:
+            while self._thread.is_alive():
+                self._thread.join(0.5)
+        finally:
+            self.stop()
+
+    def __enter__(self) -> EmulatorHandle:
+        return self if self._server is not None else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- addresses ----------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self._bind}:{self._port}"
+
+    def host(self, workspace: str = DEFAULT_WORKSPACE) -> str:
+        if not is_workspace_name(workspace):
+            raise ValueError(f"invalid workspace name {workspace!r}")
+        return self.url if workspace == DEFAULT_WORKSPACE else f"{self.url}/{workspace}"
+
+    # -- state, faults, counts ----------------------------------------------------------
+
+    @property
+    def registry(self) -> WorkspaceRegistry:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running")
+        return self._server.registry
+
+    def workspace(self, name: str = DEFAULT_WORKSPACE) -> Workspace:
+        return self.registry.get(name)
+
+    def backend(self, workspace: str = DEFAULT_WORKSPACE) -> SecretsBackend:
+        return self.workspace(workspace).secrets
+
+    def files(self, workspace: str = DEFAULT_WORKSPACE) -> WorkspaceFiles:
+        return self.workspace(workspace).files
+
+    def workspace_id(self, workspace: str = DEFAULT_WORKSPACE) -> str:
+        return self.workspace(workspace).workspace_id
+
+    def principal(self, token: str) -> Principal:
+        found = self.registry.directory.authenticate(token)
+        if found is None:
+            raise KeyError("no principal has that token")
+        return found
+
+    @property
+    def admin(self) -> Principal:
+        """The default admin (token ``dapi-emulator-admin``), for seeding through backend()."""
+        return self.principal(ADMIN_TOKEN)
+
+    @property
+    def user(self) -> Principal:
+        return self.principal(USER_TOKEN)
+
+    def set_faults(self, workspace: str, faults: Faults) -> None:
+        """Replace a workspace's faults now (one-shot counters and the bucket restart)."""
+        self.workspace(workspace).set_faults(faults)
+
+    def set_notebook_context(self, workspace: str, enabled: bool) -> None:
+        self.workspace(workspace).notebook_context = enabled
+
+    def requests(self, workspace: str = DEFAULT_WORKSPACE) -> Counter[tuple[str, str]]:
+        """Requests received, by (method, path), e.g. ("GET", "/api/2.0/secrets/list")."""
+        counts: Counter[tuple[str, str]] = Counter()
+        for (method, path, _status), n in self.workspace(workspace).responses().items():
+            counts[(method, path)] += n
+        return counts
+
+    def responses(self, workspace: str = DEFAULT_WORKSPACE) -> Counter[tuple[str, str, int]]:
+        """Answers given, by (method, path, status); status 0 is a dropped connection."""
+        return self.workspace(workspace).responses()
+
+    def reset_counts(self, workspace: str | None = None) -> None:
+        names = [workspace] if workspace is not None else self.registry.names()
+        for name in names:
+            self.workspace(name).reset_counts()
+
+    def save(self) -> None:
+        """Write the state file now (direct backend changes are not saved on their own)."""
+        self.registry.save()
+
+
+@contextmanager
+def running_emulator(
+    config: EmulatorConfig | None = None,
+    state_file: Path | None = None,
+    *,
+    bind: str = "127.0.0.1",
+    port: int = 0,
+    request_log: RequestLog | None = None,
+) -> Iterator[EmulatorHandle]:
+    """Run an emulator in a background thread (port 0: a free port) for the ``with`` block.
+
+    Each call has fresh state (or the state file's); nothing is shared between emulators."""
+    handle = EmulatorHandle(config, state_file, bind=bind, port=port, request_log=request_log)
+    handle.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()

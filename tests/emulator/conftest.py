@@ -1,0 +1,75 @@
+"""Fixtures for the emulator tests: a fresh emulator per test, real SDK clients over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.core import Config
+
+from reconciler.emulator import (
+    ADMIN_TOKEN,
+    EmulatorConfig,
+    EmulatorHandle,
+    Principal,
+    WorkspaceSettings,
+    running_emulator,
+)
+
+ALICE_TOKEN = "dapi-alice"  # alice@example.com, member of data-eng
+BOB_TOKEN = "dapi-bob"  # bob@example.com, member of users only
+SP_TOKEN = "dapi-ci-bot"  # service principal ci-bot, member of deployers
+
+TEST_CONFIG = EmulatorConfig(
+    principals=(
+        Principal("alice@example.com", groups=frozenset({"data-eng"}), tokens=(ALICE_TOKEN,)),
+        Principal("bob@example.com", tokens=(BOB_TOKEN,), display_name="Bob"),
+        Principal(
+            "0a1b2c3d-ci-bot",
+            groups=frozenset({"deployers"}),
+            tokens=(SP_TOKEN,),
+            kind="service_principal",
+            display_name="ci-bot",
+        ),
+    ),
+    groups=("data-scientists",),
+    workspaces={"notebook": WorkspaceSettings(notebook_context=True)},
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_databricks_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """A developer's ~/.databrickscfg or DATABRICKS_* variables must not leak into clients."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("DATABRICKS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorHandle]:
+    with running_emulator(config=TEST_CONFIG) as emu:
+        yield emu
+
+
+MakeClient = Callable[..., WorkspaceClient]
+
+
+@pytest.fixture
+def make_client(emulator: EmulatorHandle) -> MakeClient:
+    """``make_client(workspace="ws1", token=ADMIN_TOKEN, **config)``: a real SDK client;
+    ``config`` goes to the SDK's ``Config`` (e.g. ``retry_timeout_seconds=2``)."""
+
+    def make(workspace: str = "ws1", token: str = ADMIN_TOKEN, **config: Any) -> WorkspaceClient:
+        return WorkspaceClient(config=Config(host=emulator.host(workspace), token=token, **config))
+
+    return make
+
+
+@pytest.fixture
+def client(emulator: EmulatorHandle) -> WorkspaceClient:
+    return WorkspaceClient(host=emulator.host("ws1"), token=ADMIN_TOKEN)
