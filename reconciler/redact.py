@@ -25,13 +25,14 @@ def mask_url(url: str) -> str:
     """``https://user:tok@host/simple?x=1`` becomes ``https://****@host/simple?****``."""
     try:
         parts = urllib.parse.urlsplit(url)
-    except ValueError:
+        port = parts.port
+    except ValueError:  # also raised for a port that is not a number
         return MASK
     if not parts.scheme or not parts.hostname:
         return MASK
     host = parts.hostname
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    if port is not None:
+        host = f"{host}:{port}"
     userinfo = f"{MASK}@" if (parts.username or parts.password) else ""
     query = f"?{MASK}" if parts.query else ""
     return f"{parts.scheme}://{userinfo}{host}{parts.path}{query}"

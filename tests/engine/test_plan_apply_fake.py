@@ -3,11 +3,12 @@ of difference, and idempotence (after an apply, a fresh plan is empty)."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.apply import ApplyOptions
-from reconciler.errors import PlanRefused
+from reconciler.errors import PlanRefused, WorkspaceError
 from reconciler.ledger_store import WorkspaceLedgerStore
 from reconciler.model import (
     CERT,
@@ -232,12 +233,10 @@ def test_interrupted_apply_converges_on_rerun() -> None:
         fake.fail_on = {}
         ops = ["create_scope", "put_secret", "put_secret", "put_acl", "put_acl"]
         fake.fail_on[ops[stop_after - 1]] = 10_000  # fails for good from that step on
-        try:
+        with pytest.raises(WorkspaceError, match="gave up"):
             apply_workspace(spec(), wplan, seen, fake, WorkspaceLedgerStore(),
                             options=ApplyOptions(deadline_seconds=1), clock=FakeClock(),
                             salt=SALT)
-        except Exception:
-            pass
         fake.fail_on = {}
         converge(spec(), fake)
         assert not plan(spec(), fake)[0].has_changes

@@ -1,0 +1,102 @@
+"""Loading a desired-state file: the first stage of the pipeline (config → plan → apply).
+
+``load`` reads the YAML defensively (``reader``), checks it against the published JSON schema
+(``schema``), merges ``defaults`` under each workspace and resolves every value from literals,
+the environment and files (``build``, ``sources``), and returns the pure ``DesiredState``
+with the facts policy checks need (``Provenance``) and the secret values the caller must
+register with ``output.register_secrets`` before printing anything.
+
+Every problem in the file is reported in one run, each located as
+``FILE:LINE:COL: json.path: message``, by raising ``InvalidConfig`` (a ``ConfigError``).
+No message carries a resolved value: they are scrubbed with the secrets found so far.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from reconciler.config import reader, schema
+from reconciler.config.build import StateBuilder, merge_defaults, thresholds
+from reconciler.config.problems import FILE_PATH, InvalidConfig, Problem, format_path
+from reconciler.config.reader import MAX_ALIAS_VALUES, MAX_DEPTH, MAX_FILE_BYTES
+from reconciler.config.schema import SCHEMA_PATH, schema_text
+from reconciler.model import DesiredState, WorkspaceSpec, frozen_map
+from reconciler.policy import FieldFact, Provenance
+from reconciler.redact import Scrubber
+
+__all__ = [
+    "FILE_PATH",
+    "MAX_ALIAS_VALUES",
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "SCHEMA_PATH",
+    "InvalidConfig",
+    "LoadResult",
+    "Problem",
+    "format_path",
+    "load",
+    "merge_defaults",
+    "schema_text",
+]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    desired: DesiredState
+    secrets: frozenset[str] = field(repr=False)
+    """Every resolved value that must never be printed (env, file, placeholders, tokens,
+    URLs with literal credentials): pass them to ``output.register_secrets``."""
+    provenance: Provenance
+
+
+def load(path: Path, env: Mapping[str, str] | None = None) -> LoadResult:
+    """Load, validate and resolve ``path``; raises ``InvalidConfig`` listing every problem.
+
+    ``env`` defaults to ``os.environ``; ``{file: ...}`` paths are relative to the file's
+    directory. Reads nothing over the network and prints nothing.
+    """
+    file = str(path)
+    document = reader.read(path, file)
+    unreadable = {p.json_path for p in document.problems}
+    problems = [
+        *document.problems,
+        *(p for p in schema.check(document, file) if p.json_path not in unreadable),
+    ]
+    data = document.data
+    if data is None:
+        message = "the file is empty; it needs `version: 1` and `workspaces:`"
+        raise InvalidConfig([Problem(file, 1, 1, "(root)", message)])
+    if any(len(p.json_path) < 2 or p.json_path[0] == "defaults" for p in problems):
+        raise InvalidConfig(problems)  # the shape every workspace builds on is broken
+    assert isinstance(data, dict)  # the schema said so: no problem at the root
+    broken = {
+        p.json_path[1]
+        for p in problems
+        if p.json_path[:1] == ("workspaces",) and len(p.json_path) > 1
+    }
+    builder = StateBuilder(document, file, path.parent, os.environ if env is None else env)
+    defaults: dict[str, Any] = data.get("defaults") or {}
+    specs: list[WorkspaceSpec] = []
+    facts: dict[str, Mapping[str, FieldFact]] = {}
+    for name, raw in (data.get("workspaces") or {}).items():
+        if name in broken:
+            continue
+        spec, ws_facts = builder.workspace(name, raw, defaults)
+        specs.append(spec)
+        facts[name] = frozen_map(ws_facts)
+    problems += builder.finish()
+    if problems:
+        scrubber = Scrubber(builder.secrets)
+        scrubbed = (replace(p, message=scrubber.scrub(p.message)) for p in problems)
+        raise InvalidConfig(scrubbed, builder.secrets)
+    safety = data.get("safety")
+    state = DesiredState(source=file, workspaces=tuple(specs), thresholds=thresholds(safety))
+    return LoadResult(
+        desired=state,
+        secrets=frozenset(builder.secrets),
+        provenance=Provenance(file=file, fields=frozen_map(facts)),
+    )

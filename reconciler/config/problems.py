@@ -1,0 +1,69 @@
+"""Problems found in a desired-state file, each located by line, column and JSON path.
+
+Every stage of loading (reading, schema, resolving) adds ``Problem``s instead of raising on
+the first, so one run reports everything wrong with a file, sorted by position.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from reconciler.errors import ConfigError
+
+JsonPath = tuple[str | int, ...]
+"""A path into the document: mapping keys and list indexes."""
+
+FILE_PATH = "(file)"
+"""The path shown for problems with the file itself (size, encoding, YAML syntax)."""
+
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_-]+\Z")
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """``workspaces.prod-eu.repositories.extra_index_urls[1]``; keys that are not plain
+    words are quoted: ``workspaces["analytics.eu"].host``. The root is ``(root)``."""
+    text = ""
+    for segment in path:
+        if isinstance(segment, int):
+            text += f"[{segment}]"
+        elif _PLAIN_SEGMENT.match(segment):
+            text += f".{segment}" if text else segment
+        else:
+            text += f"[{json.dumps(segment)}]"
+    return text or "(root)"
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    column: int
+    """1-based, counted in characters."""
+    path: str
+    message: str
+    json_path: JsonPath = field(default=(), compare=False, repr=False)
+    """The path as keys and indexes, to tell which workspace a problem belongs to."""
+
+    @classmethod
+    def at(cls, file: str, position: tuple[int, int], path: JsonPath, message: str) -> Problem:
+        return cls(file, position[0], position[1], format_path(path), message, path)
+
+    @property
+    def sort_key(self) -> tuple[int, int, str, str]:
+        return (self.line, self.column, self.path, self.message)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+
+
+class InvalidConfig(ConfigError):
+    """A ``ConfigError`` that also keeps the located problems, for JSON output."""
+
+    def __init__(self, problems: Iterable[Problem], secrets: Iterable[str] = ()) -> None:
+        self.details = tuple(sorted(set(problems), key=lambda p: p.sort_key))
+        self.secrets = frozenset(secrets)
+        """Values resolved before the problems were found: register them before printing."""
+        super().__init__([str(p) for p in self.details])

@@ -1,0 +1,207 @@
+"""Resolving a value: a literal, ``${env:NAME}`` placeholders, ``{env: NAME}`` or ``{file: PATH}``.
+
+Resolution happens once, in memory, when the file is loaded; nothing resolved is written
+anywhere. Whatever comes from the environment or a file is treated as secret (the caller
+registers it with the output scrubber), and the messages raised here name the variable or the
+file, never the value: a URL is shown through ``redact.mask_url`` at most.
+
+Values are checked after resolution, not only as written: a URL from an environment variable
+can carry a line break just as well as one typed into the file, and either would split the
+space-separated ``pip-extra-index-urls`` or break pip's configuration.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import stat
+import unicodedata
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.policy import Source
+from reconciler.redact import mask_url
+
+FILE_READ_LIMIT = 1024 * 1024
+"""Files larger than this are refused unread; up to it, ``value-size`` reports the size."""
+
+_PLACEHOLDER = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_BAD_URL_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Zs"}
+
+
+class Kind(enum.Enum):
+    """What a value is, which decides how it is checked."""
+
+    URL = "url"
+    CERT = "cert"
+    SECRET = "secret"
+    """A token or client secret: secret even when written literally."""
+    TEXT = "text"
+
+
+class SourceError(Exception):
+    """A value cannot be resolved or is malformed. The message is safe to show; ``secrets``
+    holds what was read anyway, so the caller can still keep it from being printed."""
+
+    def __init__(self, message: str, secrets: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.secrets = secrets
+
+
+@dataclass(frozen=True)
+class Resolved:
+    value: str = field(repr=False)
+    source: Source
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    """Values to register with the scrubber: the resolved value and the pieces it came from."""
+    template: str | None = field(default=None, repr=False)
+    """The literal text as written, placeholders unexpanded (for policy checks)."""
+
+
+def resolve(raw: object, kind: Kind, *, base_dir: Path, env: Mapping[str, str]) -> Resolved:
+    """Resolve ``raw`` (already schema-checked) and check it for its ``kind``."""
+    if isinstance(raw, dict) and "env" in raw:
+        name = str(raw["env"])
+        resolved = Resolved(_env(name, env), Source.ENV)
+        origin = f"environment variable {name}"
+    elif isinstance(raw, dict) and "file" in raw:
+        resolved = Resolved(_file(str(raw["file"]), base_dir, kind), Source.FILE)
+        origin = f"file {raw['file']}"
+    elif isinstance(raw, str) and "${" in raw:
+        resolved = _placeholders(raw, env)
+        origin = "the value with its placeholders expanded"
+    elif isinstance(raw, str):
+        resolved = Resolved(raw, Source.LITERAL, template=raw)
+        origin = "the value"
+    else:
+        raise SourceError("expected a string, {env: NAME} or {file: PATH}")
+    secrets = _secrets(resolved, kind)
+    try:
+        _check(resolved.value, kind, origin)
+    except SourceError as exc:
+        raise SourceError(str(exc), secrets) from None
+    return Resolved(resolved.value, resolved.source, secrets, resolved.template)
+
+
+def _secrets(resolved: Resolved, kind: Kind) -> tuple[str, ...]:
+    if resolved.source is not Source.LITERAL:
+        return (resolved.value, *resolved.secrets)
+    if kind is Kind.SECRET:
+        return (resolved.value,)
+    if kind is Kind.URL:
+        try:
+            parts = urllib.parse.urlsplit(resolved.value)
+            if parts.username or parts.password or parts.query:
+                return (resolved.value,)
+        except ValueError:
+            return (resolved.value,)
+    return ()
+
+
+def _env(name: str, env: Mapping[str, str]) -> str:
+    if name not in env:
+        raise SourceError(f"environment variable {name} is not set")
+    if env[name] == "":
+        raise SourceError(f"environment variable {name} is empty")
+    return env[name]
+
+
+def _placeholders(raw: str, env: Mapping[str, str]) -> Resolved:
+    if "${" in _PLACEHOLDER.sub("", raw):
+        raise SourceError("malformed placeholder; write ${env:NAME} (letters, digits and _)")
+    names = list(dict.fromkeys(_PLACEHOLDER.findall(raw)))
+    missing = [name for name in names if name not in env]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        verb = "are" if len(missing) > 1 else "is"
+        raise SourceError(f"environment variable{plural} {', '.join(missing)} {verb} not set")
+    empty = [name for name in names if env[name] == ""]
+    if empty:
+        raise SourceError(f"environment variable {', '.join(empty)} is empty")
+    value = _PLACEHOLDER.sub(lambda m: env[m.group(1)], raw)
+    return Resolved(value, Source.PLACEHOLDER, tuple(env[n] for n in names), template=raw)
+
+
+def _file(name: str, base_dir: Path, kind: Kind) -> str:
+    path = base_dir / name
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceError(f"file {name} is not a regular file")
+        if info.st_size > FILE_READ_LIMIT:
+            raise SourceError(
+                f"file {name} is {info.st_size:,} bytes; a secret value holds at most 128 KB"
+            )
+        with path.open("rb") as stream:
+            data = stream.read(FILE_READ_LIMIT + 1)
+    except OSError as exc:
+        raise SourceError(
+            f"cannot read file {name} (looked in {base_dir}): {exc.strerror or type(exc).__name__}"
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SourceError(f"file {name} is not UTF-8 text") from None
+    if kind is Kind.CERT:
+        return text
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def _is_blank(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char) in _BAD_URL_CATEGORIES
+
+
+def blank_problem(url: str) -> str | None:
+    """Where ``url`` holds white space, a line break or a control character, or ``None``."""
+    for index, char in enumerate(url, start=1):
+        if _is_blank(char):
+            what = (
+                "a line break"
+                if char in _LINE_BREAKS
+                else "white space"
+                if char.isspace() or unicodedata.category(char) == "Zs"
+                else "a control character"
+            )
+            return (
+                f"contains {what} (U+{ord(char):04X}) at character {index}; a URL may hold "
+                "no white space or control characters"
+            )
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an index or workspace URL, or ``None``. Shows no part of it."""
+    if blank := blank_problem(url):
+        return blank
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+        return "is not an absolute http(s) URL (e.g. https://pypi.example.com/simple)"
+    return None
+
+
+def _check(value: str, kind: Kind, origin: str) -> None:
+    if kind is Kind.URL:
+        problem = url_problem(value)
+        if problem:
+            # Show only what comes before a bad character: after a line break could be
+            # anything, another secret included.
+            shown = next((value[:i] for i, c in enumerate(value) if _is_blank(c)), value)
+            raise SourceError(f"{origin} {problem}: {mask_url(shown)}")
+    elif kind is Kind.CERT:
+        if bad := _CONTROL.search(value):
+            raise SourceError(f"{origin} contains control character U+{ord(bad.group()):04X}")
+    else:
+        for index, char in enumerate(value, start=1):
+            if _is_blank(char):
+                raise SourceError(
+                    f"{origin} contains white space or a control character "
+                    f"(U+{ord(char):04X}) at character {index}"
+                )

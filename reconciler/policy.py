@@ -1,0 +1,420 @@
+"""Built-in policy checks: rules a desired state should follow before anyone plans it.
+
+Pure (no I/O). A check sees the resolved ``DesiredState`` and, when the state came from a
+file, the ``Provenance`` the loader recorded: where each value is written and whether it was a
+literal or came from ``env``/``file``. Only that tells "a token typed into the file" from "a
+token taken from the environment", which is the difference ``no-literal-credentials`` is about.
+
+Each check has a stable id, a severity, and messages that say how to fix the finding. A
+workspace may waive a check with a reason; a waiver naming an unknown check is itself an error
+(it would otherwise silently waive nothing). Messages never show a secret: URLs go through
+``redact.mask_url`` and certificates are described by subject and dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import re
+import unicodedata
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from reconciler import certs
+from reconciler.model import (
+    CERT,
+    EXTRA_INDEX_URLS,
+    INDEX_URL,
+    MAX_VALUE_BYTES,
+    AclsMode,
+    DesiredState,
+    Ensure,
+    Permission,
+    WorkspaceSpec,
+    frozen_map,
+)
+from reconciler.redact import mask_url
+
+EXPIRY_WARNING_DAYS = 30
+_PLACEHOLDER = re.compile(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}")
+_MARKER = "\ue000"  # a private-use character: never in a real URL
+_SECRET_QUERY_PARAM = re.compile(r"token|pass|secret|key|auth|sig|credential", re.IGNORECASE)
+_FIELD_OF_KEY = {
+    INDEX_URL: "repositories.index_url",
+    EXTRA_INDEX_URLS: "repositories.extra_index_urls",
+    CERT: "repositories.cert",
+}
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class Source(enum.Enum):
+    """Where a value came from in the desired-state file."""
+
+    LITERAL = "literal"
+    ENV = "env"
+    FILE = "file"
+    PLACEHOLDER = "placeholder"
+    """A literal string with ``${env:NAME}`` placeholders."""
+
+
+@dataclass(frozen=True)
+class FieldFact:
+    """Where one value of one workspace is written, and how."""
+
+    path: str
+    """The JSON path where it is written: ``defaults.…`` when inherited from the defaults."""
+    line: int
+    column: int
+    source: Source = Source.LITERAL
+    template: str | None = field(default=None, repr=False)
+    """For literal and placeholder strings, the text as written (placeholders unexpanded), so
+    a check can see which part of a URL was typed into the file. Never displayed."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What the loader knows about each workspace's values beyond the values themselves.
+
+    ``fields`` maps a workspace name to field keys: ``host``, ``auth.token``,
+    ``auth.client_secret``, ``repositories.index_url``, ``repositories.extra_index_urls``,
+    ``repositories.extra_index_urls[N]``, ``repositories.cert``, ``acls``, ``acls.<principal>``,
+    ``waivers.<check>``, and ``""`` for the workspace entry itself.
+    """
+
+    file: str
+    fields: Mapping[str, Mapping[str, FieldFact]] = field(default_factory=frozen_map)
+
+    def fact(self, workspace: str, key: str) -> FieldFact | None:
+        return self.fields.get(workspace, {}).get(key)
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    severity: Severity
+    summary: str
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("https-only", Severity.ERROR, "index URLs use https (http only with a waiver)"),
+    Check(
+        "no-literal-credentials",
+        Severity.ERROR,
+        "credentials come from env or file, never typed into the file",
+    ),
+    Check("users-read-only", Severity.ERROR, "the `users` group gets at most READ"),
+    Check("admin-manage", Severity.ERROR, "`admins` keeps MANAGE on the scope (exact ACLs)"),
+    Check("cert-valid", Severity.ERROR, "pip-cert holds one or more X.509 PEM certificates"),
+    Check("cert-expired", Severity.ERROR, "no certificate in pip-cert has expired"),
+    Check("cert-expiring", Severity.WARNING, "no certificate expires within 30 days"),
+    Check("extra-urls-unique", Severity.ERROR, "extra index URLs hold no duplicates"),
+    Check(
+        "extra-urls-whitespace",
+        Severity.ERROR,
+        "index URLs hold no white space or control characters",
+    ),
+    Check("value-size", Severity.ERROR, "each secret value fits the service's 128 KB limit"),
+    Check("hosts-distinct", Severity.ERROR, "no two workspaces share a host"),
+)
+CHECK_IDS: frozenset[str] = frozenset(c.id for c in CHECKS)
+WAIVER_UNKNOWN = "waiver-unknown"
+"""Not a check of its own: reported for a waiver naming a check that does not exist."""
+_SEVERITY = {c.id: c.severity for c in CHECKS} | {WAIVER_UNKNOWN: Severity.ERROR}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One policy finding, located where the offending value is written."""
+
+    check: str
+    severity: Severity
+    workspace: str
+    path: str
+    message: str
+    line: int = 0
+    column: int = 0
+    """1-based; 0 when the state was not loaded from a file."""
+
+    @property
+    def sort_key(self) -> tuple[int, int, str]:
+        """Where it is written; a stable sort keeps the check order for the rest."""
+        return (self.line or 1 << 30, self.column, self.workspace)
+
+    def format(self, file: str) -> str:
+        """``FILE:LINE:COL: severity [check] workspace: message``."""
+        where = f"{file}:{self.line}:{self.column}" if self.line else file
+        return f"{where}: {self.severity.value} [{self.check}] {self.workspace}: {self.message}"
+
+
+class _Context:
+    """Builds findings for one workspace, locating them through the provenance."""
+
+    def __init__(self, ws: WorkspaceSpec, provenance: Provenance | None) -> None:
+        self.ws = ws
+        self.provenance = provenance
+
+    def fact(self, key: str) -> FieldFact | None:
+        return self.provenance.fact(self.ws.name, key) if self.provenance else None
+
+    def finding(self, check: str, key: str, message: str) -> Finding:
+        fact = self.fact(key) or self.fact(key.partition("[")[0]) or self.fact("")
+        if fact is None:
+            path = f"workspaces.{self.ws.name}" + (f".{key}" if key else "")
+            return Finding(check, _SEVERITY[check], self.ws.name, path, message)
+        return Finding(
+            check, _SEVERITY[check], self.ws.name, fact.path, message, fact.line, fact.column
+        )
+
+
+def evaluate(
+    state: DesiredState, provenance: Provenance | None = None, *, now: dt.datetime
+) -> tuple[Finding, ...]:
+    """Every finding not waived, sorted by where it is written. ``now`` is timezone-aware."""
+    found: list[Finding] = []
+    cert_cache: dict[str, tuple[certs.CertInfo, ...] | str] = {}
+    for ws in state.workspaces:
+        ctx = _Context(ws, provenance)
+        checks: list[Callable[[_Context], Iterator[Finding]]] = [_waivers]
+        if ws.ensure is Ensure.PRESENT:
+            checks += [_urls, _literal_credentials, _acls, _value_size]
+            checks.append(lambda c: _cert(c, now, cert_cache))
+        for run in checks:
+            found += [f for f in run(ctx) if f.check not in ws.waivers]
+    found += _hosts_distinct(state, provenance)
+    return tuple(sorted(found, key=lambda f: f.sort_key))
+
+
+def has_errors(findings: tuple[Finding, ...]) -> bool:
+    return any(f.severity is Severity.ERROR for f in findings)
+
+
+def _waivers(ctx: _Context) -> Iterator[Finding]:
+    for check in ctx.ws.waivers:
+        if check not in CHECK_IDS:
+            known = ", ".join(sorted(CHECK_IDS))
+            yield ctx.finding(
+                WAIVER_UNKNOWN,
+                f"waivers.{check}",
+                f"waiver for unknown check {check!r}; known checks: {known}",
+            )
+
+
+def _extra_urls(ws: WorkspaceSpec) -> list[str]:
+    value = ws.secrets.get(EXTRA_INDEX_URLS)
+    return value.plaintext.split() if value else []
+
+
+def _url_fields(ws: WorkspaceSpec) -> Iterator[tuple[str, str]]:
+    """(field key, URL) for the index URL and each extra index URL."""
+    index = ws.secrets.get(INDEX_URL)
+    if index is not None:
+        yield "repositories.index_url", index.plaintext
+    for i, url in enumerate(_extra_urls(ws)):
+        yield f"repositories.extra_index_urls[{i}]", url
+
+
+def _bad_char(text: str) -> str | None:
+    for ch in text:
+        if ch.isspace() or unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp", "Zs"}:
+            return f"U+{ord(ch):04X}"
+    return None
+
+
+def _urls(ctx: _Context) -> Iterator[Finding]:
+    """https-only, extra-urls-whitespace, extra-urls-unique."""
+    index = ctx.ws.secrets.get(INDEX_URL)
+    if index is not None and (char := _bad_char(index.plaintext)):
+        yield ctx.finding(
+            "extra-urls-whitespace",
+            "repositories.index_url",
+            f"the index URL contains {char} (white space or a control character); pip would "
+            "split or reject it. Remove it from the value",
+        )
+    extra = ctx.ws.secrets.get(EXTRA_INDEX_URLS)
+    if extra is not None:
+        text = extra.plaintext
+        if text != " ".join(text.split()) or _bad_char(text.replace(" ", "")):
+            yield ctx.finding(
+                "extra-urls-whitespace",
+                "repositories.extra_index_urls",
+                "pip-extra-index-urls must be URLs separated by single spaces, with no other "
+                "white space or control characters; list each URL as its own item",
+            )
+    seen: dict[str, int] = {}
+    for i, url in enumerate(_extra_urls(ctx.ws)):
+        key = f"repositories.extra_index_urls[{i}]"
+        normal = url.rstrip("/")
+        if normal in seen:
+            yield ctx.finding(
+                "extra-urls-unique",
+                key,
+                f"{mask_url(url)} repeats extra_index_urls[{seen[normal]}]; "
+                "remove the duplicate",
+            )
+        seen.setdefault(normal, i)
+    for key, url in _url_fields(ctx.ws):
+        scheme = urllib.parse.urlsplit(url).scheme.lower() if "://" in url else ""
+        if scheme != "https":
+            shown = mask_url(url)
+            yield ctx.finding(
+                "https-only",
+                key,
+                f"{shown} does not use https, so packages (and any credentials) travel in "
+                "clear text; use https, or waive with "
+                "`waivers: [{check: https-only, reason: ...}]`",
+            )
+
+
+def _literal_secret_in_url(template: str) -> bool:
+    """Whether the credential part of a URL template holds text typed into the file.
+
+    Placeholders become a marker first: their own ``:`` would split the user info wrongly."""
+    marked = _PLACEHOLDER.sub(_MARKER, template)
+    try:
+        parts = urllib.parse.urlsplit(marked)
+    except ValueError:
+        return False
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    if at:
+        user, colon, password = userinfo.partition(":")
+        secret = password if colon else user
+        if secret.replace(_MARKER, ""):
+            return True
+    for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+        if _SECRET_QUERY_PARAM.search(name) and value.replace(_MARKER, ""):
+            return True
+    return False
+
+
+def _literal_credentials(ctx: _Context) -> Iterator[Finding]:
+    """no-literal-credentials: needs the provenance; without it nothing is known."""
+    for key, url in _url_fields(ctx.ws):
+        fact = ctx.fact(key)
+        if fact is None or fact.source not in {Source.LITERAL, Source.PLACEHOLDER}:
+            continue
+        if _literal_secret_in_url(fact.template if fact.template is not None else url):
+            yield ctx.finding(
+                "no-literal-credentials",
+                key,
+                f"{mask_url(url)} has credentials written in the file; take them from the "
+                "environment instead, e.g. "
+                "`https://${env:INDEX_USER}:${env:INDEX_TOKEN}@host/simple` or `{env: NAME}`",
+            )
+    for key in ("auth.token", "auth.client_secret"):
+        fact = ctx.fact(key)
+        if fact is not None and fact.source is Source.LITERAL:
+            yield ctx.finding(
+                "no-literal-credentials",
+                key,
+                f"{key} is written in the file; use `{{env: NAME}}` or `{{file: PATH}}`",
+            )
+
+
+def _acls(ctx: _Context) -> Iterator[Finding]:
+    """users-read-only and admin-manage."""
+    acls = ctx.ws.acls
+    users = acls.get("users")
+    if users is not None and users.rank > Permission.READ.rank:
+        yield ctx.finding(
+            "users-read-only",
+            "acls.users",
+            f"`users` gets {users.value}, so every user of the workspace could change where "
+            "packages come from; set `users: READ`",
+        )
+    if ctx.ws.acls_mode is AclsMode.EXACT and acls.get("admins") is not Permission.MANAGE:
+        yield ctx.finding(
+            "admin-manage",
+            "acls.admins" if "admins" in acls else "acls",
+            "the ACLs are exact and do not give `admins` MANAGE, so applying them would take "
+            "the scope away from workspace admins; add `admins: MANAGE` (or set "
+            "`acls_mode: additive`)",
+        )
+
+
+def _cert(
+    ctx: _Context, now: dt.datetime, cache: dict[str, tuple[certs.CertInfo, ...] | str]
+) -> Iterator[Finding]:
+    """cert-valid, cert-expired, cert-expiring."""
+    value = ctx.ws.secrets.get(CERT)
+    if value is None:
+        return
+    key = "repositories.cert"
+    text = value.plaintext
+    if text not in cache:
+        try:
+            cache[text] = certs.parse_bundle(text)
+        except certs.CertificateError as exc:
+            cache[text] = str(exc)
+    parsed = cache[text]
+    if isinstance(parsed, str):
+        yield ctx.finding(
+            "cert-valid",
+            key,
+            f"pip-cert is not a PEM certificate bundle: {parsed}; give the CA certificate(s) "
+            "in PEM form",
+        )
+        return
+    if "PRIVATE KEY-----" in text:
+        yield ctx.finding(
+            "cert-valid",
+            key,
+            "pip-cert holds a private key, which every reader of the scope could read; keep "
+            "only the CA certificate(s)",
+        )
+    soon = now + dt.timedelta(days=EXPIRY_WARNING_DAYS)
+    for number, info in enumerate(parsed, start=1):
+        label = f"certificate {number} ({info.subject})"
+        if info.not_after <= now:
+            yield ctx.finding(
+                "cert-expired",
+                key,
+                f"{label} expired on {info.not_after:%Y-%m-%d}; pip would refuse the index. "
+                "Replace it with the current CA certificate",
+            )
+        elif info.not_after <= soon:
+            days = (info.not_after - now).days
+            yield ctx.finding(
+                "cert-expiring",
+                key,
+                f"{label} expires on {info.not_after:%Y-%m-%d}, in {days} days; add the "
+                "renewed certificate to the bundle",
+            )
+
+
+def _value_size(ctx: _Context) -> Iterator[Finding]:
+    for key, value in ctx.ws.secrets.items():
+        size = len(value.plaintext.encode("utf-8", "surrogatepass"))
+        if size > MAX_VALUE_BYTES:
+            yield ctx.finding(
+                "value-size",
+                _FIELD_OF_KEY.get(key, f"secrets.{key}"),
+                f"{key} is {size:,} bytes; the service stores at most {MAX_VALUE_BYTES:,} "
+                "bytes per secret",
+            )
+
+
+def _normal_host(host: str) -> str:
+    try:
+        parts = urllib.parse.urlsplit(host.strip())
+    except ValueError:
+        return host
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+def _hosts_distinct(state: DesiredState, provenance: Provenance | None) -> Iterator[Finding]:
+    first: dict[str, str] = {}
+    for ws in state.workspaces:
+        host = _normal_host(ws.host)
+        if host in first and "hosts-distinct" not in ws.waivers:
+            yield _Context(ws, provenance).finding(
+                "hosts-distinct",
+                "host",
+                f"workspace {first[host]!r} has the same host; two entries would fight over "
+                "one scope. Remove one of them",
+            )
+        first.setdefault(host, ws.name)
