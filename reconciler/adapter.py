@@ -33,6 +33,7 @@ from databricks.sdk.errors.base import DatabricksError
 from databricks.sdk.service.workspace import AclPermission, ImportFormat
 
 from reconciler.errors import TransientError, WorkspaceError
+from reconciler.lock import LOCK_SCOPE
 from reconciler.model import (
     SCOPE,
     LiveSecret,
@@ -169,11 +170,11 @@ class SdkWorkspace:
     def list_acls(self) -> Mapping[str, Permission]:
         return self._acls_or_empty()
 
-    def _secrets_or_none(self) -> Mapping[str, LiveSecret] | None:
-        """The scope's keys, or None when the scope does not exist."""
+    def _keys(self, scope: str, what: str) -> Mapping[str, LiveSecret] | None:
+        """A scope's keys with their timestamps, or None when the scope does not exist."""
         items = self._call(
-            "list secrets",
-            lambda: list(self.client.secrets.list_secrets(SCOPE)),
+            what,
+            lambda: list(self.client.secrets.list_secrets(scope)),
             if_missing=lambda: None,
         )
         if items is None:
@@ -185,6 +186,9 @@ class SdkWorkspace:
                 if s.key
             }
         )
+
+    def _secrets_or_none(self) -> Mapping[str, LiveSecret] | None:
+        return self._keys(SCOPE, "list secrets")
 
     def _acls_or_empty(self) -> Mapping[str, Permission]:
         items = self._call(
@@ -279,6 +283,31 @@ class SdkWorkspace:
         self._call(
             f"remove grant of {principal}",
             lambda: self.client.secrets.delete_acl(SCOPE, principal),
+            if_missing=lambda: None,
+        )
+
+    # -- the advisory lock (reconciler.lock) ------------------------------------------------
+
+    def lock_create(self) -> bool:
+        return self._call(
+            "take lock",
+            lambda: self.client.secrets.create_scope(LOCK_SCOPE) is None,
+            if_exists=lambda: False,
+        )
+
+    def lock_keys(self) -> Mapping[str, LiveSecret] | None:
+        return self._keys(LOCK_SCOPE, "read lock")
+
+    def lock_put(self, key: str) -> None:
+        self._call(
+            "record lock holder",
+            lambda: self.client.secrets.put_secret(LOCK_SCOPE, key, string_value="held"),
+        )
+
+    def lock_delete(self) -> None:
+        self._call(
+            "release lock",
+            lambda: self.client.secrets.delete_scope(LOCK_SCOPE),
             if_missing=lambda: None,
         )
 

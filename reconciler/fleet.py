@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 
 from reconciler.apply import ApplyOptions
 from reconciler.clock import Clock, SystemClock
-from reconciler.errors import PlanRefused, TransientError, UserError
+from reconciler.errors import PlanRefused, TransientError, UserError, WorkspaceError
 from reconciler.ledger_store import LedgerStore
+from reconciler.lock import DEFAULT_WAIT_SECONDS, WorkspaceLock
 from reconciler.model import SecretValue, WorkspaceSpec
-from reconciler.plan import WorkspacePlan
+from reconciler.plan import WorkspacePlan, live_digest
 from reconciler.port import WorkspacePort
-from reconciler.workspace import Observation, apply_workspace, plan_workspace
+from reconciler.workspace import Observation, apply_workspace, observe, plan_workspace
 
 DEFAULT_PARALLELISM = 32
 
@@ -201,6 +202,7 @@ class Fleet:
         rate_per_host: float | None = None,
         clock: Clock | None = None,
         listener: Listener | None = None,
+        lock_wait_seconds: float = DEFAULT_WAIT_SECONDS,
     ) -> None:
         if parallelism < 1:
             raise UserError("--parallelism must be at least 1")
@@ -211,6 +213,7 @@ class Fleet:
         self._rate = rate_per_host
         self._clock = clock or SystemClock()
         self._listener = listener
+        self._lock_wait = lock_wait_seconds
         self._ports: dict[str, WorkspacePort] = {}
         self._limiters: dict[str, RateLimiter] = {}
         self._lock = threading.Lock()
@@ -339,11 +342,14 @@ class Fleet:
         started = time.monotonic()
         if not wplan.has_changes:
             return WorkspaceResult(spec.name, spec.wave, Status.UP_TO_DATE, plan=wplan)
+        port = self._port(spec)
         try:
-            outcome = apply_workspace(
-                spec, wplan, fleet_plan.observations[spec.name], self._port(spec), self._store,
-                options=options, clock=self._clock, salt=fleet_plan.salt,
-            )
+            with WorkspaceLock(spec.name, port, self._clock, wait_seconds=self._lock_wait):
+                _refuse_if_moved(spec, wplan, port, self._store, self._hmac_key, self._clock)
+                outcome = apply_workspace(
+                    spec, wplan, fleet_plan.observations[spec.name], port, self._store,
+                    options=options, clock=self._clock, salt=fleet_plan.salt,
+                )
         except Exception as exc:
             return WorkspaceResult(spec.name, spec.wave, Status.FAILED, plan=wplan,
                                    error=_describe(exc), seconds=time.monotonic() - started)
@@ -355,6 +361,19 @@ class Fleet:
                                    seconds=seconds, applied=len(outcome.applied))
         return WorkspaceResult(spec.name, spec.wave, Status.APPLIED, plan=wplan,
                                seconds=seconds, applied=len(outcome.applied))
+
+
+def _refuse_if_moved(
+    spec: WorkspaceSpec, wplan: WorkspacePlan, port: WorkspacePort, store: LedgerStore,
+    hmac_key: SecretValue | None, clock: Clock,
+) -> None:
+    """Under the lock, check the workspace is still as planned: another run may have
+    applied while this one waited for the lock."""
+    now = observe(spec, port, store, hmac_key, clock=clock)
+    if live_digest(now.live) != wplan.live_digest:
+        raise WorkspaceError(
+            spec.name, "changed since it was planned (another run applied?); plan again"
+        )
 
 
 def refuse_if_unsafe(message: str | None, *, force: bool) -> None:

@@ -25,7 +25,25 @@ class Snapshot:
     ledger: bytes | None
 
 
-class WorkspacePort(Protocol):
+class LockPort(Protocol):
+    """The primitives of the advisory lock (``reconciler.lock``): a scope of its own."""
+
+    def lock_create(self) -> bool:
+        """Create the lock scope; False when it already exists."""
+        ...
+
+    def lock_keys(self) -> Mapping[str, LiveSecret] | None:
+        """The lock scope's keys, or None when there is no lock."""
+        ...
+
+    def lock_put(self, key: str) -> None: ...
+
+    def lock_delete(self) -> None:
+        """Delete the lock scope (already gone counts as done)."""
+        ...
+
+
+class WorkspacePort(LockPort, Protocol):
     """What the engine needs from one workspace's secret scope."""
 
     def read(self) -> Snapshot:

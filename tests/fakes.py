@@ -23,6 +23,7 @@ class FakeWorkspace:
     ledger: bytes | None = None
     clock_ms: int = 1_700_000_000_000
     calls: Counter[str] = field(default_factory=Counter)
+    lock: dict[str, int] | None = None
     fail_on: dict[str, int] = field(default_factory=dict)
     """Operation name to how many times it fails transiently before it succeeds."""
 
@@ -101,6 +102,30 @@ class FakeWorkspace:
         self._op("write_ledger")
         self.ledger = document
 
+    # -- the lock scope ------------------------------------------------------------------
+
+    def lock_create(self) -> bool:
+        self._op("lock_create")
+        if self.lock is not None:
+            return False
+        self.lock = {}
+        return True
+
+    def lock_keys(self) -> Mapping[str, LiveSecret] | None:
+        self._op("lock_keys")
+        if self.lock is None:
+            return None
+        return {k: LiveSecret(k, ms) for k, ms in self.lock.items()}
+
+    def lock_put(self, key: str) -> None:
+        self._op("lock_put")
+        assert self.lock is not None
+        self.lock[key] = self._tick()
+
+    def lock_delete(self) -> None:
+        self._op("lock_delete")
+        self.lock = None
+
 
 @dataclass
 class FakeClock:
@@ -118,3 +143,4 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
+
