@@ -61,7 +61,12 @@ def in_notebook() -> bool:
     return "DATABRICKS_RUNTIME_VERSION" in os.environ
 
 
-def make_client(spec: WorkspaceSpec, *, retry_timeout_seconds: int = 60) -> WorkspaceClient:
+DEFAULT_TIMEOUT_SECONDS = 60
+
+
+def make_client(
+    spec: WorkspaceSpec, *, retry_timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+) -> WorkspaceClient:
     """A client for one workspace, from its ``auth`` block (any databricks-sdk source)."""
     auth = spec.auth
     options: dict[str, Any] = {
@@ -112,7 +117,7 @@ class SdkWorkspace:
 
     @classmethod
     def connect(cls, spec: WorkspaceSpec, **kwargs: object) -> SdkWorkspace:
-        retry = kwargs.pop("retry_timeout_seconds", 60)
+        retry = kwargs.pop("retry_timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
         assert isinstance(retry, int)
         client = make_client(spec, retry_timeout_seconds=retry)
         return cls(spec.name, client, **kwargs)  # type: ignore[arg-type]
@@ -152,7 +157,14 @@ class SdkWorkspace:
         except (TooManyRequests, TemporarilyUnavailable, InternalError) as exc:
             raise TransientError(f"{self.name}: {what}: {type(exc).__name__}") from None
         except TimeoutError:
-            raise TransientError(f"{self.name}: {what}: timed out after retries") from None
+            # The SDK has already retried throttling, 503s and dropped connections for its
+            # whole budget (retry_timeout_seconds): retrying again would only double the wait.
+            raise WorkspaceError(
+                self.name,
+                f"{what}: no answer from {self._host} within "
+                f"{self.client.config.retry_timeout_seconds}s of retries "
+                "(host unreachable, or throttled throughout)",
+            ) from None
         except requests.ConnectionError:
             raise TransientError(f"{self.name}: {what}: cannot reach {self._host}") from None
         except DatabricksError as exc:

@@ -26,6 +26,8 @@ class WorkspaceError(UserError):
 
     def __init__(self, workspace: str, message: str) -> None:
         self.workspace = workspace
+        self.detail = message
+        """The message without the workspace name, for lists already grouped by workspace."""
         super().__init__(f"{workspace}: {message}")
 
 

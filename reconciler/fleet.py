@@ -183,6 +183,9 @@ Listener = Callable[[str, WorkspaceResult], None]
 
 
 def _describe(exc: BaseException) -> str:
+    """What went wrong, without the workspace name (results are keyed by it)."""
+    if isinstance(exc, WorkspaceError):
+        return exc.detail
     if isinstance(exc, (UserError, TransientError)):
         return str(exc)
     return f"unexpected {type(exc).__name__}"
@@ -212,7 +215,7 @@ class Fleet:
         self.parallelism = parallelism
         self._rate = rate_per_host
         self._clock = clock or SystemClock()
-        self._listener = listener
+        self.listener = listener
         self._lock_wait = lock_wait_seconds
         self._ports: dict[str, WorkspacePort] = {}
         self._limiters: dict[str, RateLimiter] = {}
@@ -233,8 +236,8 @@ class Fleet:
         return port
 
     def _emit(self, phase: str, result: WorkspaceResult) -> None:
-        if self._listener is not None:
-            self._listener(phase, result)
+        if self.listener is not None:
+            self.listener(phase, result)
 
     # -- plan -------------------------------------------------------------------------------
 

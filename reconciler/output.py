@@ -69,3 +69,6 @@ def configure_logging(*, debug: bool) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    # The SDK warns about best-effort probes it recovers from (host metadata discovery);
+    # pkgrepo reports what actually failed, so its warnings show only with --debug.
+    logging.getLogger("databricks.sdk").setLevel(logging.DEBUG if debug else logging.ERROR)

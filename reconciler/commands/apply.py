@@ -19,11 +19,12 @@ from reconciler.commands.context import (
     run_options,
     selection_options,
 )
-from reconciler.commands.plan import plan_of, progress_line
+from reconciler.commands.plan import plan_of
 from reconciler.errors import PlanRefused, UserError
 from reconciler.fleet import FleetPlan, Status, WorkspaceResult, refuse_if_unsafe
 from reconciler.model import MANAGED_KEYS
 from reconciler.plan import Plan, unsafe_reason
+from reconciler.progress import FleetProgress
 from reconciler.render import render
 
 
@@ -55,6 +56,7 @@ def command(
     shard: str | None,
     parallelism: int,
     rate_limit: float | None,
+    timeout: int,
     ledger_dir: Path | None,
 ) -> int:
     """Apply a desired-state FILE, or a plan FILE saved by `pkgrepo plan --out`.
@@ -76,10 +78,9 @@ def command(
       pkgrepo apply pkgrepo.yaml --workspace dev --auto-approve
       pkgrepo apply pkgrepo.yaml --select env=prod --max-failures 2 --auto-approve
     """
-    listener = None if quiet else progress_line
     opening = partial(
         open_session, shard=shard, parallelism=parallelism, rate_limit=rate_limit,
-        ledger_dir=ledger_dir, listener=listener,
+        ledger_dir=ledger_dir, timeout=timeout,
     )
     if planfile.looks_like_planfile(file):
         saved = planfile.read(file)
@@ -88,13 +89,13 @@ def command(
             raise UserError("a saved plan applies to the workspaces it was made for; "
                             "--workspace and --select go with `pkgrepo plan`")
         session = opening(saved.source, only=only)
-        fleet_plan = session.fleet.plan(session.specs, salt=saved.plan.salt)
+        fleet_plan = _plan(session, saved.plan.salt, quiet)
         _fail_on_plan_errors(fleet_plan)
         planfile.verify(saved.plan, fleet_plan.plans)
         plan = plan_of(fleet_plan)
     else:
         session = opening(file, names=names, labels=labels)
-        fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
+        fleet_plan = _plan(session, new_salt(), quiet)
         plan = plan_of(fleet_plan)
         output.echo(render(plan, "text", color=sys.stdout.isatty()).rstrip("\n"))
         _fail_on_plan_errors(fleet_plan)
@@ -104,12 +105,20 @@ def command(
         _print_results(session, fleet_plan, [], fmt)
         return 0
     _check_safety(session, fleet_plan, plan, allow_destroy=allow_destroy, force=force)
-    results = session.fleet.apply(
-        session.specs, fleet_plan, options=ApplyOptions(allow_destroy=allow_destroy),
-        max_failures=max_failures,
-    )
+    with FleetProgress(len(session.specs), quiet=quiet) as progress:
+        session.fleet.listener = progress
+        results = session.fleet.apply(
+            session.specs, fleet_plan, options=ApplyOptions(allow_destroy=allow_destroy),
+            max_failures=max_failures,
+        )
     _print_results(session, fleet_plan, results, fmt)
     return 1 if any(r.status in (Status.FAILED, Status.SKIPPED) for r in results) else 0
+
+
+def _plan(session: Session, salt: str, quiet: bool) -> FleetPlan:
+    with FleetProgress(len(session.specs), quiet=quiet) as progress:
+        session.fleet.listener = progress
+        return session.fleet.plan(session.specs, salt=salt)
 
 
 def _fail_on_plan_errors(fleet_plan: FleetPlan) -> None:

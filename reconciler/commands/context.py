@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from reconciler import config, output
-from reconciler.adapter import SdkWorkspace
+from reconciler.adapter import DEFAULT_TIMEOUT_SECONDS, SdkWorkspace
 from reconciler.fleet import (
     DEFAULT_PARALLELISM,
     Fleet,
@@ -56,6 +56,12 @@ def run_options(fn: F) -> F:
         "--ledger", "ledger_dir", type=click.Path(file_okay=False, path_type=Path),
         default=None,
         help="Keep ledgers in this local directory instead of in each workspace.",
+    )(fn)
+    fn = click.option(
+        "--timeout", type=click.IntRange(min=1, max=3600), default=DEFAULT_TIMEOUT_SECONDS,
+        show_default=True, metavar="SECONDS",
+        help="How long one request to a workspace is retried (throttling, 503s, dropped "
+        "connections) before that workspace fails.",
     )(fn)
     fn = click.option(
         "--rate-limit", type=click.FloatRange(min=0.1), default=None, metavar="RPS",
@@ -105,6 +111,7 @@ def open_session(
     ledger_dir: Path | None = None,
     listener: Listener | None = None,
     only: tuple[str, ...] | None = None,
+    timeout: int = DEFAULT_TIMEOUT_SECONDS,
 ) -> Session:
     desired = load_desired(path)
     selection = Selection(
@@ -118,7 +125,9 @@ def open_session(
     in_workspace = store.in_workspace
 
     def connect(spec: WorkspaceSpec) -> WorkspacePort:
-        return SdkWorkspace.connect(spec, ledger_in_workspace=in_workspace)
+        return SdkWorkspace.connect(
+            spec, ledger_in_workspace=in_workspace, retry_timeout_seconds=timeout
+        )
 
     fleet = Fleet(connect, store, key, parallelism=parallelism, rate_per_host=rate_limit,
                   listener=listener)

@@ -7,15 +7,12 @@ from pathlib import Path
 
 import click
 
-from reconciler import output, planfile, report
+from reconciler import output, planfile
 from reconciler.commands.context import new_salt, open_session, run_options, selection_options
-from reconciler.fleet import FleetPlan, WorkspaceResult
+from reconciler.fleet import FleetPlan
 from reconciler.plan import Plan
+from reconciler.progress import FleetProgress
 from reconciler.render import FORMATS, render
-
-
-def progress_line(phase: str, result: WorkspaceResult) -> None:
-    output.info(report.line(phase, result))
 
 
 def plan_of(fleet_plan: FleetPlan) -> Plan:
@@ -44,6 +41,7 @@ def command(
     shard: str | None,
     parallelism: int,
     rate_limit: float | None,
+    timeout: int,
     ledger_dir: Path | None,
 ) -> int:
     """Read the live workspaces and show what `apply` would change.
@@ -61,15 +59,19 @@ def command(
     """
     session = open_session(
         file, names=names, labels=labels, shard=shard, parallelism=parallelism,
-        rate_limit=rate_limit, ledger_dir=ledger_dir,
-        listener=None if quiet else progress_line,
+        rate_limit=rate_limit, ledger_dir=ledger_dir, timeout=timeout,
     )
-    fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
+    with FleetProgress(len(session.specs), quiet=quiet) as progress:
+        session.fleet.listener = progress
+        fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
     plan = plan_of(fleet_plan)
-    output.echo(render(plan, fmt, color=fmt == "text" and sys.stdout.isatty()).rstrip("\n"))
+    if plan.workspaces or not fleet_plan.failed:
+        output.echo(render(plan, fmt, color=fmt == "text" and sys.stdout.isatty()).rstrip("\n"))
     for failed in fleet_plan.failed:
         output.error(f"{failed.workspace}: {failed.error}")
     if fleet_plan.failed:
+        output.error(f"{len(fleet_plan.failed)} of {len(fleet_plan.results)} workspace(s) "
+                     "could not be planned")
         if out:
             output.error(f"plan file {out} not written: some workspaces could not be planned")
         return 1
