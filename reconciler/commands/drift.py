@@ -1,0 +1,104 @@
+"""``pkgrepo drift``: report what differs between Git and the live workspaces, for a cron.
+
+It plans like ``pkgrepo plan`` (same selection and run flags, nothing is written to any
+workspace) and turns the plan into a ``DriftReport``: each difference with its kind and
+severity, and the workspaces that could not be read. The exit code is what a scheduler
+alerts on: 0 in sync, 2 drift, 1 when any workspace could not be read.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from reconciler import drift, output
+from reconciler.commands.context import new_salt, open_session, run_options, selection_options
+from reconciler.errors import UserError
+from reconciler.progress import FleetProgress
+from reconciler.render.drift import FORMATS, headline, render
+
+
+@click.command("drift")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="text for people, json for dashboards (schemas/drift.schema.json), "
+                   "markdown for a CI job summary, junit for CI test reports.")
+@click.option("--output", "-o", "output_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None,
+              help="Write the report to this file instead of stdout (it holds no secret).")
+@click.option("--summary", "summary_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="FILE",
+              help="Also append the Markdown report to FILE, e.g. \"$GITHUB_STEP_SUMMARY\".")
+@click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
+@selection_options
+@run_options
+def command(
+    file: Path,
+    fmt: str,
+    output_file: Path | None,
+    summary_file: Path | None,
+    quiet: bool,
+    names: tuple[str, ...],
+    labels: tuple[str, ...],
+    shard: str | None,
+    parallelism: int,
+    rate_limit: float | None,
+    timeout: int,
+    ledger_dir: Path | None,
+) -> int:
+    """Report every difference between the workspaces and the desired state in FILE.
+
+    \b
+    Reads the live workspaces and changes nothing. Each difference has a kind
+    (changed-in-git, modified-outside, added-out-of-band, removed-out-of-band,
+    acl-added, acl-removed, acl-changed, scope-missing, unverifiable, new) and a
+    severity: high when it widens access or redirects installs (a new WRITE or
+    MANAGE grant, `users` above READ, an index URL changed outside pkgrepo or
+    pointed at another host). Set PKGREPO_LEDGER_KEY (the key apply used) so
+    values changed outside pkgrepo can be told apart from values changed in Git.
+
+    \b
+    Exit codes: 0 no drift, 2 drift, 1 when a workspace could not be read
+    (the others are still reported).
+
+    \b
+    Examples:
+      pkgrepo drift pkgrepo.yaml
+      pkgrepo drift pkgrepo.yaml --select env=prod --format json -o drift.json
+      pkgrepo drift pkgrepo.yaml --shard 2/4 --format junit -o drift-2.xml \\
+          --summary "$GITHUB_STEP_SUMMARY"
+    """
+    session = open_session(
+        file, names=names, labels=labels, shard=shard, parallelism=parallelism,
+        rate_limit=rate_limit, ledger_dir=ledger_dir, timeout=timeout,
+    )
+    with FleetProgress(len(session.specs), quiet=quiet) as progress:
+        session.fleet.listener = progress
+        fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
+    hosts = {spec.name: spec.host for spec in session.specs}
+    report = drift.from_fleet(fleet_plan, hosts)
+    color = fmt == "text" and output_file is None and sys.stdout.isatty()
+    text = output.scrub(render(report, fmt, color=color))
+    if output_file is None:
+        output.echo(text.rstrip("\n"))
+    else:
+        _write(output_file, text, append=False)
+        output.info(f"Wrote the drift report ({fmt}) to {output_file}.")
+    if summary_file is not None:
+        _write(summary_file, output.scrub(render(report, "markdown")), append=True)
+    if output_file is not None or fmt != "text":  # the report is not on the terminal
+        for ws in report.workspaces:
+            if ws.error is not None:
+                output.error(f"{ws.workspace}: {ws.error}")
+        output.info(f"drift: {headline(report)}")
+    return report.exit_code
+
+
+def _write(path: Path, text: str, *, append: bool) -> None:
+    try:
+        with path.open("a" if append else "w", encoding="utf-8") as stream:
+            stream.write(text)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None

@@ -1,0 +1,90 @@
+"""The drift report as text for a terminal or a cron mail: grouped by workspace, high
+severity first and flagged, the unreadable workspaces with their error, one summary line.
+
+Every text from the report passes through ``clean`` (control characters become visible
+escapes). Colour only when asked for; the command decides whether stdout is a terminal.
+"""
+
+from __future__ import annotations
+
+import click
+
+from reconciler.drift import DriftItem, DriftReport, WorkspaceDrift
+from reconciler.render._common import clean, plural
+from reconciler.render.drift._common import (
+    drifted_first,
+    grouped_warnings,
+    headline,
+    in_sync,
+    names,
+    unreadable,
+    workspace_summary,
+)
+
+HIGH_MARK = "[HIGH]"
+LOW_MARK = "[low] "
+_NONE = "(none)"
+
+
+class _Painter:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def __call__(self, text: str, *, fg: str | None = None, bold: bool = False,
+                 dim: bool = False) -> str:
+        if not self.color:
+            return text
+        return click.style(text, fg=fg, bold=bold or None, dim=dim or None)
+
+
+def render(report: DriftReport, *, color: bool = False) -> str:
+    """The whole report as text, ending with a newline."""
+    paint = _Painter(color)
+    lines: list[str] = []
+    for ws in unreadable(report):
+        lines.append(paint(f"workspace {clean(ws.workspace)} ({clean(ws.host)}): "
+                           "could not be read", fg="red", bold=True))
+        lines.append(f"  error: {clean(ws.error or '')}")
+        lines.append("")
+    for ws in drifted_first(report):
+        lines.extend(_workspace(ws, paint))
+        lines.append("")
+    current = [clean(ws.workspace) for ws in in_sync(report)]
+    if current:
+        verb = "is" if len(current) == 1 else "are"
+        lines.append(f"{plural(len(current), 'workspace')} {verb} in sync: {names(current)}")
+        lines.append("")
+    for warning, where in grouped_warnings(report):
+        who = names([clean(name) for name in where])
+        lines.append(paint(f"! warning: {clean(warning)} ({who})", fg="yellow"))
+    if grouped_warnings(report):
+        lines.append("")
+    summary = headline(report)
+    if report.has_drift or report.has_errors:
+        lines.append(paint(f"Drift: {summary}.", bold=True,
+                           fg="red" if report.counts().high or report.has_errors else "yellow"))
+    else:
+        lines.append(paint(summary, fg="green", bold=True))
+    return "\n".join(lines) + "\n"
+
+
+def _workspace(ws: WorkspaceDrift, paint: _Painter) -> list[str]:
+    header = f"workspace {clean(ws.workspace)} ({clean(ws.host)}): {workspace_summary(ws)}"
+    lines = [paint(header, bold=True)]
+    for item in ws.ordered_items():
+        lines.extend(_item(item, paint))
+    return lines
+
+
+def item_line(item: DriftItem) -> str:
+    """One item's first line, without colour: ``[HIGH] ~ ws/secret/key [kind]: message``."""
+    return _item(item, _Painter(False))[0].strip()
+
+
+def _item(item: DriftItem, paint: _Painter) -> list[str]:
+    mark = paint(HIGH_MARK, fg="red", bold=True) if item.high else paint(LOW_MARK, dim=True)
+    head = (f"{mark} {item.action.symbol} {clean(item.address)} "
+            f"[{item.kind.value}]: {clean(item.message)}")
+    before = _NONE if item.before is None else clean(item.before)
+    after = _NONE if item.after is None else clean(item.after)
+    return ["  " + head, "  " + paint(f"       live: {before}  git: {after}", dim=True)]
