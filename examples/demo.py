@@ -2,7 +2,8 @@
 
 Started by `make demo`. It starts the emulator on 127.0.0.1:8020, then runs what a platform
 team runs in CI: validate, plan to a file, apply that plan, plan again (no changes), and
-finally changes a secret behind pkgrepo's back to show the next plan catching it.
+finally changes a secret behind pkgrepo's back to show the next plan and the drift report
+catching it.
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ def main() -> int:
         print("put-secret databricks-package-management pip-index-url (by hand)")
         banner("6. The next plan catches it, though the value cannot be read back")
         pkgrepo("plan", str(desired), "--detailed-exitcode", "--quiet", env=env, expect=(2,))
-        banner("Done: the drift above is what `pkgrepo drift` reports from a nightly job.")
+        banner("7. The nightly drift job reports it too (exit 2: drift found)")
+        pkgrepo("drift", str(desired), "--quiet", env=env, expect=(2,))
+        banner("Done. Run `pkgrepo --help` to see every command.")
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)
