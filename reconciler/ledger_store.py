@@ -3,14 +3,13 @@ extra infrastructure) or in a local directory given by ``--ledger``."""
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
 from reconciler.errors import UserError
 from reconciler.port import Snapshot, WorkspacePort
+from reconciler.private_file import write_private
 
 
 class LedgerStore(Protocol):
@@ -34,22 +33,6 @@ class WorkspaceLedgerStore:
 
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write atomically with mode 0600: a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class LocalLedgerStore:

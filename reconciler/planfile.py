@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import PlanRefused, UserError
-from reconciler.ledger_store import write_private
 from reconciler.plan import Plan, WorkspacePlan
+from reconciler.private_file import write_private
 from reconciler.render.json import plan_from_document, to_document
 
 KIND = "pkgrepo-planfile"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 
 import click
@@ -14,10 +13,10 @@ from reconciler import output, planfile, report
 from reconciler.apply import ApplyOptions
 from reconciler.commands.context import (
     Session,
+    Target,
+    fleet_options,
     new_salt,
     open_session,
-    run_options,
-    selection_options,
 )
 from reconciler.commands.plan import plan_of
 from reconciler.errors import PlanRefused, UserError
@@ -41,8 +40,7 @@ from reconciler.render import render
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json prints the results as one document.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
-@selection_options
-@run_options
+@fleet_options
 def command(
     file: Path,
     auto_approve: bool,
@@ -51,13 +49,7 @@ def command(
     max_failures: int | None,
     fmt: str,
     quiet: bool,
-    names: tuple[str, ...],
-    labels: tuple[str, ...],
-    shard: str | None,
-    parallelism: int,
-    rate_limit: float | None,
-    timeout: int,
-    ledger_dir: Path | None,
+    target: Target,
 ) -> int:
     """Apply a desired-state FILE, or a plan FILE saved by `pkgrepo plan --out`.
 
@@ -78,23 +70,19 @@ def command(
       pkgrepo apply pkgrepo.yaml --workspace dev --auto-approve
       pkgrepo apply pkgrepo.yaml --select env=prod --max-failures 2 --auto-approve
     """
-    opening = partial(
-        open_session, shard=shard, parallelism=parallelism, rate_limit=rate_limit,
-        ledger_dir=ledger_dir, timeout=timeout,
-    )
     if planfile.looks_like_planfile(file):
         saved = planfile.read(file)
         only = tuple(w.workspace for w in saved.plan.workspaces)
-        if names or labels:
+        if target.names or target.labels:
             raise UserError("a saved plan applies to the workspaces it was made for; "
                             "--workspace and --select go with `pkgrepo plan`")
-        session = opening(saved.source, only=only)
+        session = open_session(saved.source, target, only=only)
         fleet_plan = _plan(session, saved.plan.salt, quiet)
         _fail_on_plan_errors(fleet_plan)
         planfile.verify(saved.plan, fleet_plan.plans)
         plan = plan_of(fleet_plan)
     else:
-        session = opening(file, names=names, labels=labels)
+        session = open_session(file, target)
         fleet_plan = _plan(session, new_salt(), quiet)
         plan = plan_of(fleet_plan)
         output.echo(render(plan, "text", color=sys.stdout.isatty()).rstrip("\n"))

@@ -4,6 +4,7 @@ the ledger, and the fleet that runs them. Shared click options live here too, so
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from collections.abc import Callable
@@ -18,7 +19,6 @@ from reconciler.adapter import DEFAULT_TIMEOUT_SECONDS, SdkWorkspace
 from reconciler.fleet import (
     DEFAULT_PARALLELISM,
     Fleet,
-    Listener,
     Selection,
     parse_labels,
     parse_shard,
@@ -75,6 +75,40 @@ def run_options(fn: F) -> F:
     return fn
 
 
+@dataclass(frozen=True)
+class Target:
+    """Which workspaces a command acts on and how it reaches them (the shared flags)."""
+
+    names: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    shard: str | None = None
+    parallelism: int = DEFAULT_PARALLELISM
+    rate_limit: float | None = None
+    timeout: int = DEFAULT_TIMEOUT_SECONDS
+    ledger_dir: Path | None = None
+
+
+def fleet_options(fn: F) -> F:
+    """The selection and run flags, handed to the command as one ``target: Target``."""
+
+    @functools.wraps(fn)
+    def wrapper(
+        *args: Any,
+        names: tuple[str, ...],
+        labels: tuple[str, ...],
+        shard: str | None,
+        parallelism: int,
+        rate_limit: float | None,
+        timeout: int,
+        ledger_dir: Path | None,
+        **kwargs: Any,
+    ) -> Any:
+        target = Target(names, labels, shard, parallelism, rate_limit, timeout, ledger_dir)
+        return fn(*args, target=target, **kwargs)
+
+    return selection_options(run_options(wrapper))  # type: ignore[return-value]
+
+
 @dataclass
 class Session:
     path: Path
@@ -102,35 +136,33 @@ def ledger_key() -> SecretValue | None:
 
 def open_session(
     path: Path,
+    target: Target = Target(),
     *,
-    names: tuple[str, ...] = (),
-    labels: tuple[str, ...] = (),
-    shard: str | None = None,
-    parallelism: int = DEFAULT_PARALLELISM,
-    rate_limit: float | None = None,
-    ledger_dir: Path | None = None,
-    listener: Listener | None = None,
     only: tuple[str, ...] | None = None,
-    timeout: int = DEFAULT_TIMEOUT_SECONDS,
 ) -> Session:
+    """Load the file, select the workspaces and set up the fleet that will reach them.
+    ``only`` names the exact workspaces to act on (a saved plan's), instead of the
+    target's ``--workspace`` patterns."""
     desired = load_desired(path)
     selection = Selection(
-        names=only if only is not None else names,
-        labels=parse_labels(labels),
-        shard=parse_shard(shard) if shard else None,
+        names=only if only is not None else target.names,
+        labels=parse_labels(target.labels),
+        shard=parse_shard(target.shard) if target.shard else None,
     )
     specs = select(desired.workspaces, selection)
-    store: LedgerStore = LocalLedgerStore(ledger_dir) if ledger_dir else WorkspaceLedgerStore()
+    store: LedgerStore = (
+        LocalLedgerStore(target.ledger_dir) if target.ledger_dir else WorkspaceLedgerStore()
+    )
     key = ledger_key()
     in_workspace = store.in_workspace
 
     def connect(spec: WorkspaceSpec) -> WorkspacePort:
         return SdkWorkspace.connect(
-            spec, ledger_in_workspace=in_workspace, retry_timeout_seconds=timeout
+            spec, ledger_in_workspace=in_workspace, retry_timeout_seconds=target.timeout
         )
 
-    fleet = Fleet(connect, store, key, parallelism=parallelism, rate_per_host=rate_limit,
-                  listener=listener)
+    fleet = Fleet(connect, store, key, parallelism=target.parallelism,
+                  rate_per_host=target.rate_limit)
     return Session(path, desired, specs, fleet, key, store)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from reconciler import drift, output
-from reconciler.commands.context import new_salt, open_session, run_options, selection_options
+from reconciler.commands.context import Target, fleet_options, new_salt, open_session
 from reconciler.errors import UserError
 from reconciler.progress import FleetProgress
 from reconciler.render.drift import FORMATS, headline, render
@@ -32,21 +32,14 @@ from reconciler.render.drift import FORMATS, headline, render
               default=None, metavar="FILE",
               help="Also append the Markdown report to FILE, e.g. \"$GITHUB_STEP_SUMMARY\".")
 @click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
-@selection_options
-@run_options
+@fleet_options
 def command(
     file: Path,
     fmt: str,
     output_file: Path | None,
     summary_file: Path | None,
     quiet: bool,
-    names: tuple[str, ...],
-    labels: tuple[str, ...],
-    shard: str | None,
-    parallelism: int,
-    rate_limit: float | None,
-    timeout: int,
-    ledger_dir: Path | None,
+    target: Target,
 ) -> int:
     """Report every difference between the workspaces and the desired state in FILE.
 
@@ -70,10 +63,7 @@ def command(
       pkgrepo drift pkgrepo.yaml --shard 2/4 --format junit -o drift-2.xml \\
           --summary "$GITHUB_STEP_SUMMARY"
     """
-    session = open_session(
-        file, names=names, labels=labels, shard=shard, parallelism=parallelism,
-        rate_limit=rate_limit, ledger_dir=ledger_dir, timeout=timeout,
-    )
+    session = open_session(file, target)
     with FleetProgress(len(session.specs), quiet=quiet) as progress:
         session.fleet.listener = progress
         fleet_plan = session.fleet.plan(session.specs, salt=new_salt())

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from reconciler import output, planfile
-from reconciler.commands.context import new_salt, open_session, run_options, selection_options
+from reconciler.commands.context import Target, fleet_options, new_salt, open_session
 from reconciler.fleet import FleetPlan
 from reconciler.plan import Plan
 from reconciler.progress import FleetProgress
@@ -28,21 +28,14 @@ def plan_of(fleet_plan: FleetPlan) -> Plan:
 @click.option("--detailed-exitcode", is_flag=True,
               help="Exit 2 when there are changes (0 none, 1 error), as terraform does.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
-@selection_options
-@run_options
+@fleet_options
 def command(
     file: Path,
     out: Path | None,
     fmt: str,
     detailed_exitcode: bool,
     quiet: bool,
-    names: tuple[str, ...],
-    labels: tuple[str, ...],
-    shard: str | None,
-    parallelism: int,
-    rate_limit: float | None,
-    timeout: int,
-    ledger_dir: Path | None,
+    target: Target,
 ) -> int:
     """Read the live workspaces and show what `apply` would change.
 
@@ -57,10 +50,7 @@ def command(
       pkgrepo plan pkgrepo.yaml --format markdown > plan.md
       pkgrepo plan pkgrepo.yaml --detailed-exitcode   # 0 none, 2 changes, 1 error
     """
-    session = open_session(
-        file, names=names, labels=labels, shard=shard, parallelism=parallelism,
-        rate_limit=rate_limit, ledger_dir=ledger_dir, timeout=timeout,
-    )
+    session = open_session(file, target)
     with FleetProgress(len(session.specs), quiet=quiet) as progress:
         session.fleet.listener = progress
         fleet_plan = session.fleet.plan(session.specs, salt=new_salt())

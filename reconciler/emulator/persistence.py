@@ -9,10 +9,10 @@ every request that changed something, so even a SIGKILL leaves the last acknowle
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from reconciler.private_file import write_private
 
 FORMAT = "pkgrepo-emulator-state"
 VERSION = 1
@@ -49,31 +49,4 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
 def save(path: Path, workspaces: dict[str, dict[str, Any]]) -> None:
     """Write atomically with mode 0600; a reader sees the old file or the new, never half."""
     document = {"format": FORMAT, "version": VERSION, "note": NOTE, "workspaces": workspaces}
-    payload = json.dumps(document, indent=1, sort_keys=True).encode()
-    folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    _fsync_folder(folder)
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    write_private(path, json.dumps(document, indent=1, sort_keys=True).encode())
