@@ -13,7 +13,7 @@ import pytest
 
 from reconciler import config
 from reconciler.cli import main
-from tests.policy.certificates import make_pem
+from tests.pem import make_pem
 
 CLEAN = """
 version: 1

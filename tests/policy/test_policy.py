@@ -24,7 +24,7 @@ from reconciler.model import (
     frozen_map,
 )
 from reconciler.policy import Finding, Severity
-from tests.policy.certificates import make_pem, private_key_pem
+from tests.pem import make_pem, private_key_pem
 
 NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
 GOOD_ACLS = {"admins": Permission.MANAGE, "users": Permission.READ}
