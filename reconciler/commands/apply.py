@@ -85,13 +85,18 @@ def command(
         session = open_session(file, target)
         fleet_plan = _plan(session, new_salt(), quiet)
         plan = plan_of(fleet_plan)
-        output.echo(render(plan, "text", color=sys.stdout.isatty()).rstrip("\n"))
-        _fail_on_plan_errors(fleet_plan)
+        shown = render(plan, "text", color=sys.stdout.isatty() and fmt == "text").rstrip("\n")
+        # With --format json, stdout carries only the results document.
+        (output.echo if fmt == "text" else output.info)(shown)
+        for failed in fleet_plan.failed:
+            # Not fatal for the others: a workspace that cannot be planned fails its own
+            # wave, so later waves do not start (DESIGN section 5).
+            output.error(f"{failed.workspace}: {failed.error}")
         if plan.has_changes:
             _confirm(auto_approve)
     if not plan.has_changes:
         _print_results(session, fleet_plan, [], fmt)
-        return 0
+        return 1 if fleet_plan.failed else 0
     _check_safety(session, fleet_plan, plan, allow_destroy=allow_destroy, force=force)
     with FleetProgress(len(session.specs), quiet=quiet) as progress:
         session.fleet.listener = progress
@@ -110,10 +115,11 @@ def _plan(session: Session, salt: str, quiet: bool) -> FleetPlan:
 
 
 def _fail_on_plan_errors(fleet_plan: FleetPlan) -> None:
+    """A saved plan is applied whole or not at all: every workspace must re-plan."""
     if fleet_plan.failed:
         lines = [f"{r.workspace}: {r.error}" for r in fleet_plan.failed]
-        raise UserError("cannot plan every workspace, nothing was applied:\n  "
-                        + "\n  ".join(lines))
+        raise UserError("cannot plan every workspace of the saved plan, nothing was applied:"
+                        "\n  " + "\n  ".join(lines))
 
 
 def _confirm(auto_approve: bool) -> None:

@@ -138,8 +138,22 @@ def test_apply_json_results_and_plan_formats(capsys: pytest.CaptureFixture[str],
     code, out, _ = run(capsys, "apply", str(path), "--auto-approve", "--format", "json",
                        "--quiet")
     assert code == 0
-    results = json.loads(out[out.index("{\n  \"workspaces\""):])
+    results = json.loads(out)  # stdout holds only the document; the plan went to stderr
     assert [w["result"] for w in results["workspaces"]] == ["applied", "applied"]
+
+
+def test_a_workspace_that_cannot_be_planned_fails_alone(
+    capsys: pytest.CaptureFixture[str], write_desired: WriteDesired, tmp_path: Path,
+    emu: EmulatorHandle,
+) -> None:
+    path = write_desired(names=("dev", "prod"))
+    text = path.read_text().replace(emu.host("prod"), "http://127.0.0.1:9/prod")
+    path.write_text(text.replace("    wave: 1\n", "    wave: 0\n"))
+    code, out, err = run(capsys, "apply", str(path), "--auto-approve", "--timeout", "1")
+    assert code == 1
+    assert "prod: list secrets: no answer from http://127.0.0.1:9/prod" in err
+    assert "dev        0     applied" in out  # the other workspace of the wave went ahead
+    assert writes(emu, "dev") > 0
 
 
 def test_unreachable_workspace_is_one_clear_error(capsys: pytest.CaptureFixture[str],
