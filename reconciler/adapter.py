@@ -21,6 +21,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.core import Config
 from databricks.sdk.errors import (
     BadRequest,
+    DeadlineExceeded,
     InternalError,
     NotFound,
     PermissionDenied,
@@ -154,7 +155,7 @@ class SdkWorkspace:
                 f"{what}: permission denied (pkgrepo needs a workspace admin, or MANAGE on "
                 f"the {SCOPE} scope)",
             ) from None
-        except (TooManyRequests, TemporarilyUnavailable, InternalError) as exc:
+        except (TooManyRequests, TemporarilyUnavailable, InternalError, DeadlineExceeded) as exc:
             raise TransientError(f"{self.name}: {what}: {type(exc).__name__}") from None
         except TimeoutError:
             # The SDK has already retried throttling, 503s and dropped connections for its
@@ -168,6 +169,10 @@ class SdkWorkspace:
         except requests.ConnectionError:
             raise TransientError(f"{self.name}: {what}: cannot reach {self._host}") from None
         except DatabricksError as exc:
+            if type(exc) is DatabricksError:
+                # Neither an error code nor a status the SDK knows: in practice a gateway's
+                # answer (502 with an HTML body), worth another try within the deadline.
+                raise TransientError(f"{self.name}: {what}: unexpected answer") from None
             raise WorkspaceError(self.name, f"{what}: {_first_line(exc)}") from None
 
     @property
@@ -314,6 +319,13 @@ class SdkWorkspace:
         self._call(
             "record lock holder",
             lambda: self.client.secrets.put_secret(LOCK_SCOPE, key, string_value="held"),
+        )
+
+    def lock_delete_key(self, key: str) -> bool:
+        return self._call(
+            "claim lock",
+            lambda: self.client.secrets.delete_secret(LOCK_SCOPE, key) is None,
+            if_missing=lambda: False,
         )
 
     def lock_delete(self) -> None:

@@ -40,8 +40,9 @@ class Progress:
     can record the keys that were written)."""
 
     done: list[Change] = field(default_factory=list)
-    written_keys: set[str] = field(default_factory=set)
-    acl_writes: dict[str, Permission | None] = field(default_factory=dict)
+    stamps: dict[str, int] = field(default_factory=dict)
+    """Key -> the timestamp the service showed right after pkgrepo's put. Read at once, so
+    a write by someone else later in the apply is not mistaken for pkgrepo's."""
 
 
 def check_allowed(plan: WorkspacePlan, options: ApplyOptions) -> None:
@@ -65,12 +66,23 @@ class Applier:
         self._workspace = spec.name
         deadline = self.clock.monotonic() + self.options.deadline_seconds
         for change in apply_order(plan.changes):
-            self._retry(partial(self._execute, spec, change, progress), deadline)
+            self._retry(partial(self._execute, spec, change), deadline)
             progress.done.append(change)
-        if progress.acl_writes and spec.ensure is Ensure.PRESENT:
-            self._settle_acls(progress.acl_writes, deadline)
+            if change.address.kind is Kind.SECRET and change.action is not Action.DELETE:
+                listed = self._retry(self.port.list_secrets, deadline)
+                if change.address.name in listed:
+                    progress.stamps[change.address.name] = listed[
+                        change.address.name
+                    ].last_updated_ms
+        acl_writes = {
+            c.address.name: None if c.action is Action.DELETE else spec.acls[c.address.name]
+            for c in progress.done
+            if c.address.kind is Kind.ACL
+        }
+        if acl_writes and spec.ensure is Ensure.PRESENT:
+            self._settle_acls(acl_writes, deadline)
 
-    def _execute(self, spec: WorkspaceSpec, change: Change, progress: Progress) -> None:
+    def _execute(self, spec: WorkspaceSpec, change: Change) -> None:
         address, action = change.address, change.action
         if address.kind is Kind.SCOPE:
             if action is Action.CREATE:
@@ -82,15 +94,11 @@ class Applier:
                 self.port.delete_secret(address.name)
             else:
                 self.port.put_secret(address.name, spec.secrets[address.name])
-            progress.written_keys.add(address.name)
         elif address.kind is Kind.ACL:
             if action is Action.DELETE:
                 self.port.delete_acl(address.name)
-                progress.acl_writes[address.name] = None
             else:
-                permission = spec.acls[address.name]
-                self.port.put_acl(address.name, permission)
-                progress.acl_writes[address.name] = permission
+                self.port.put_acl(address.name, spec.acls[address.name])
 
     def _retry(self, fn: Callable[[], T], deadline: float) -> T:
         backoff = Backoff(self.options.backoff_initial, self.options.backoff_max)

@@ -206,6 +206,7 @@ class Fleet:
         clock: Clock | None = None,
         listener: Listener | None = None,
         lock_wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        mask: Callable[[str], str] = lambda text: text,
     ) -> None:
         if parallelism < 1:
             raise UserError("--parallelism must be at least 1")
@@ -217,6 +218,7 @@ class Fleet:
         self._clock = clock or SystemClock()
         self.listener = listener
         self._lock_wait = lock_wait_seconds
+        self._mask = mask
         self._ports: dict[str, WorkspacePort] = {}
         self._limiters: dict[str, RateLimiter] = {}
         self._lock = threading.Lock()
@@ -248,7 +250,8 @@ class Fleet:
             started = time.monotonic()
             try:
                 wplan, seen = plan_workspace(
-                    spec, self._port(spec), self._store, self._hmac_key, salt=salt
+                    spec, self._port(spec), self._store, self._hmac_key, salt=salt,
+                    clock=self._clock, mask=self._mask,
                 )
             except Exception as exc:
                 result = WorkspaceResult(
@@ -335,7 +338,12 @@ class Fleet:
             self._emit("apply", result)
             return result
 
-        with ThreadPoolExecutor(max_workers=min(self.parallelism, max(1, len(members)))) as pool:
+        workers = min(self.parallelism, max(1, len(members)))
+        if max_failures is not None:
+            # No more in flight than failures still allowed: otherwise a whole wave starts
+            # before the first failure is known and --max-failures halts nothing.
+            workers = min(workers, max(1, max_failures - failures_before))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             return {r.workspace: r for r in pool.map(one, members)}
 
     def _apply_one(
@@ -351,7 +359,7 @@ class Fleet:
                 _refuse_if_moved(spec, wplan, port, self._store, self._hmac_key, self._clock)
                 outcome = apply_workspace(
                     spec, wplan, fleet_plan.observations[spec.name], port, self._store,
-                    options=options, clock=self._clock, salt=fleet_plan.salt,
+                    options=options, clock=self._clock, salt=fleet_plan.salt, mask=self._mask,
                 )
         except Exception as exc:
             return WorkspaceResult(spec.name, spec.wave, Status.FAILED, plan=wplan,
@@ -373,7 +381,7 @@ def _refuse_if_moved(
     """Under the lock, check the workspace is still as planned: another run may have
     applied while this one waited for the lock."""
     now = observe(spec, port, store, hmac_key, clock=clock)
-    if live_digest(now.live) != wplan.live_digest:
+    if live_digest(now.live, spec.ignore) != wplan.live_digest:
         raise WorkspaceError(
             spec.name, "changed since it was planned (another run applied?); plan again"
         )

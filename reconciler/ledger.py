@@ -12,14 +12,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from reconciler import diff, redact
 from reconciler.model import (
+    Ensure,
     Ledger,
     LedgerEntry,
-    LiveSecret,
     Permission,
     SecretValue,
     WorkspaceSpec,
@@ -103,28 +103,30 @@ def after_apply(
     spec: WorkspaceSpec,
     previous: Ledger,
     *,
-    written: frozenset[str],
-    live_secrets: Mapping[str, LiveSecret],
-    acls: Mapping[str, Permission],
+    stamps: Mapping[str, int],
     salt: str,
+    mask: Callable[[str], str] = lambda text: text,
 ) -> Ledger:
-    """The ledger once an apply has written ``written`` keys. Keys it did not touch keep
-    their entries (if trusted); keys that no longer exist lose them."""
+    """The ledger once an apply has written the keys in ``stamps`` (key -> the timestamp
+    the service showed right after pkgrepo's put). Keys it did not touch keep their
+    entries (if trusted); keys no longer declared lose them. ACLs recorded are the declared
+    ones only, so a grant added outside pkgrepo is never adopted as pkgrepo's own.
+    ``mask`` scrubs known secret values from the redacted forms (a token can sit in an
+    index URL's path)."""
     assert previous.hmac_key is not None
     key_text = previous.hmac_key.plaintext
     entries: dict[str, LedgerEntry] = {}
-    for key, value in spec.secrets.items():
-        live = live_secrets.get(key)
-        if live is None:
-            continue
-        old = previous.entries.get(key) if previous.trusted else None
-        if key in written:
-            entries[key] = LedgerEntry(
-                key=key,
-                last_updated_ms=live.last_updated_ms,
-                hmac=diff.value_hmac(key_text, key, value.plaintext),
-                shown=redact.describe(key, value, salt),
-            )
-        elif old is not None:
-            entries[key] = old
+    if spec.ensure is Ensure.PRESENT:
+        for key, value in spec.secrets.items():
+            old = previous.entries.get(key) if previous.trusted else None
+            if key in stamps:
+                entries[key] = LedgerEntry(
+                    key=key,
+                    last_updated_ms=stamps[key],
+                    hmac=diff.value_hmac(key_text, key, value.plaintext),
+                    shown=mask(redact.describe(key, value, salt)),
+                )
+            elif old is not None:
+                entries[key] = old
+    acls = spec.acls if spec.ensure is Ensure.PRESENT else {}
     return Ledger(entries=frozen_map(entries), acls=frozen_map(acls), hmac_key=previous.hmac_key)

@@ -2,10 +2,18 @@
 
 It needs no infrastructure beyond the workspace: the lock is a secret scope of its own,
 because ``scopes/create`` is atomic (it fails with RESOURCE_ALREADY_EXISTS when the scope
-exists). Who holds it and until when is written into the name of the one key the scope
-holds (``holder.<who>.until.<epoch seconds>``), since ``secrets/list`` shows key names and
-timestamps but never values. A lock past its expiry, or one whose holder died before it
-wrote its key, is taken over. ``plan`` and ``drift`` take no lock.
+exists). Who holds it, and for how long, is written into the name of its key
+(``holder.<who>.ttl.<seconds>``), since ``secrets/list`` shows key names and timestamps but
+never values; the key's timestamp, set by the service, says since when.
+
+Taking over is race-free the same way: a lock past its expiry is claimed by deleting its
+holder key, which succeeds for one caller only (``secrets/delete`` answers
+RESOURCE_DOES_NOT_EXIST to the others). Whoever writes a key then reads the holders back and
+keeps the lock only if its key is the earliest; otherwise it withdraws. ``plan`` and
+``drift`` take no lock.
+
+Expiry compares the service's timestamp of the holder key with this machine's clock, so a
+clock far off (more than the 15-minute time to live) can take a live lock over early.
 """
 
 from __future__ import annotations
@@ -42,14 +50,18 @@ class LockHeld(UserError):
 @dataclass(frozen=True)
 class Holder:
     who: str
-    until: int
-    """Expiry, seconds since the epoch."""
+    ttl_seconds: int
     since_ms: int
+    """When the holder key was written, by the service's clock."""
     key: str
+
+    @property
+    def expires(self) -> float:
+        return self.since_ms / 1000 + self.ttl_seconds
 
     def describe(self) -> str:
         since = dt.datetime.fromtimestamp(self.since_ms / 1000, tz=dt.UTC)
-        until = dt.datetime.fromtimestamp(self.until, tz=dt.UTC)
+        until = dt.datetime.fromtimestamp(self.expires, tz=dt.UTC)
         return (
             f"locked by {self.who} since {since:%Y-%m-%d %H:%M:%S} UTC "
             f"(expires {until:%H:%M:%S} UTC)"
@@ -65,18 +77,26 @@ def default_holder() -> str:
     return f"{user}@{socket.gethostname()}.{os.getpid()}"
 
 
-def holder_key(who: str, until: int) -> str:
-    return f"holder.{_UNSAFE.sub('_', who)[:80]}.until.{until}"
+def holder_key(who: str, ttl_seconds: int) -> str:
+    """Key names allow letters, digits and ``-_.`` only: anything else shows as ``_``."""
+    return f"holder.{_UNSAFE.sub('_', who)[:80]}.ttl.{ttl_seconds}"
+
+
+def holders(keys: Mapping[str, LiveSecret]) -> list[Holder]:
+    """Every holder key, earliest first (ties broken by name): the first one holds."""
+    found = []
+    for key, secret in keys.items():
+        if not key.startswith("holder.") or ".ttl." not in key:
+            continue
+        who, _, ttl = key[len("holder.") :].rpartition(".ttl.")
+        if ttl.isdigit():
+            found.append(Holder(who, int(ttl), secret.last_updated_ms, key))
+    return sorted(found, key=lambda h: (h.since_ms, h.key))
 
 
 def parse_holder(keys: Mapping[str, LiveSecret]) -> Holder | None:
-    for key, secret in keys.items():
-        if not key.startswith("holder.") or ".until." not in key:
-            continue
-        who, _, until = key[len("holder.") :].rpartition(".until.")
-        if until.isdigit():
-            return Holder(who, int(until), secret.last_updated_ms, key)
-    return None
+    found = holders(keys)
+    return found[0] if found else None
 
 
 class WorkspaceLock:
@@ -98,64 +118,91 @@ class WorkspaceLock:
         self.who = who or default_holder()
         self.ttl_seconds = ttl_seconds
         self.wait_seconds = wait_seconds
-        self.key: str | None = None
+        self.key = holder_key(self.who, ttl_seconds)
+        self.held = False
 
     def acquire(self) -> None:
         deadline = self.clock.monotonic() + self.wait_seconds
         holderless_since: float | None = None
+        current: Holder | None = None
         while True:
             try:
-                if self._try_once():
-                    return
-                keys = self.port.lock_keys()
+                acquired, keys = self._step(holderless_since)
             except TransientError as exc:
                 if self.clock.monotonic() >= deadline:
                     raise LockHeld(f"{self.workspace}: cannot take the lock: {exc}") from None
                 self.clock.sleep(0.5)
                 continue
-            if keys is None:
-                continue  # released between our create and our look: try again at once
-            holder = parse_holder(keys)
+            if acquired:
+                self.held = True
+                return
             now = self.clock.monotonic()
-            if holder is None:
+            current = parse_holder(keys) if keys is not None else None
+            if keys is not None and current is None:
                 holderless_since = holderless_since if holderless_since is not None else now
-                if now - holderless_since >= _HOLDERLESS_GRACE_SECONDS:
-                    log.warning("%s: taking over a lock without a holder", self.workspace)
-                    self.port.lock_delete()
-                    holderless_since = None
-                    continue
-            elif holder.until < self.clock.time():
-                log.warning("%s: taking over an expired lock (%s)", self.workspace,
-                            holder.describe())
-                self.port.lock_delete()
-                continue
+            else:
+                holderless_since = None
             if now >= deadline:
-                shown = holder.describe() if holder else "locked (holder not yet recorded)"
+                shown = current.describe() if current else "locked (holder not yet recorded)"
                 raise LockHeld(
                     f"{self.workspace}: {shown}; waited {self.wait_seconds:.0f}s. If that run "
                     f"is gone, run `pkgrepo force-unlock {self.workspace} --file FILE`"
                 )
             self.clock.sleep(min(1.0, max(0.05, deadline - now)))
 
-    def _try_once(self) -> bool:
-        if not self.port.lock_create():
-            return False
-        until = int(self.clock.time()) + self.ttl_seconds
-        self.key = holder_key(self.who, until)
+    def _step(
+        self, holderless_since: float | None
+    ) -> tuple[bool, Mapping[str, LiveSecret] | None]:
+        """One attempt: whether the lock is ours, and the lock keys last seen."""
+        if self.port.lock_create():
+            return self._claim(), None
+        keys = self.port.lock_keys()
+        if keys is None:
+            return False, None  # released just now: the next attempt creates it
+        current = parse_holder(keys)
+        if current is None:
+            waited = (
+                holderless_since is not None
+                and self.clock.monotonic() - holderless_since >= _HOLDERLESS_GRACE_SECONDS
+            )
+            if waited:
+                log.warning("%s: taking over a lock without a holder", self.workspace)
+                return self._claim(), keys
+            return False, keys
+        if current.key == self.key:
+            return self._confirm(), keys
+        # Only the caller whose delete succeeds may claim an expired lock: the others find
+        # the key gone.
+        if current.expires < self.clock.time() and self.port.lock_delete_key(current.key):
+            log.warning("%s: taking over an expired lock (%s)", self.workspace,
+                        current.describe())
+            return self._claim(), keys
+        return False, keys
+
+    def _claim(self) -> bool:
         self.port.lock_put(self.key)
-        return True
+        return self._confirm()
+
+    def _confirm(self) -> bool:
+        keys = self.port.lock_keys() or {}
+        first = parse_holder(keys)
+        if first is not None and first.key == self.key:
+            return True
+        if self.key in keys:
+            self.port.lock_delete_key(self.key)  # someone was first: withdraw
+        return False
 
     def release(self) -> None:
-        if self.key is None:
+        if not self.held:
             return
+        self.held = False
         keys = self.port.lock_keys()
-        holder = parse_holder(keys) if keys else None
-        if holder is not None and holder.key != self.key:
+        current = parse_holder(keys) if keys else None
+        if current is not None and current.key != self.key:
             log.warning("%s: the lock was taken over by %s; leaving it", self.workspace,
-                        holder.who)
-        else:
-            self.port.lock_delete()
-        self.key = None
+                        current.who)
+            return
+        self.port.lock_delete()
 
     def __enter__(self) -> WorkspaceLock:
         self.acquire()

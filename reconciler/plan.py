@@ -14,7 +14,7 @@ import datetime as dt
 import enum
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler import diff, redact
@@ -151,18 +151,28 @@ def digest_key(salt: str, ledger: Ledger) -> str:
     return secret + salt
 
 
-def live_digest(live: LiveState) -> str:
-    """A digest of everything planning read (never a value): a plan is stale once it moves."""
+def live_digest(live: LiveState, ignore: frozenset[str] = frozenset()) -> str:
+    """A digest of everything planning read (never a value): a plan is stale once it moves.
+    Keys the workspace ``ignore``s are left out, so another team's edits to them do not
+    make a reviewed plan stale."""
     document = {
         "scope": live.scope_exists,
-        "secrets": {k: s.last_updated_ms for k, s in sorted(live.secrets.items())},
+        "secrets": {
+            k: s.last_updated_ms for k, s in sorted(live.secrets.items()) if k not in ignore
+        },
         "acls": {p: perm.value for p, perm in sorted(live.acls.items())},
     }
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def desired_digests(spec: WorkspaceSpec, key: str) -> dict[str, str]:
+def desired_digests(spec: WorkspaceSpec, ledger: Ledger, salt: str) -> dict[str, str]:
+    """Digests of the desired values, keyed by the ledger key and the plan's salt. Without
+    a ledger key there are none: a digest keyed by a published salt alone could be
+    brute-forced from the plan."""
+    if ledger.hmac_key is None:
+        return {}
+    key = digest_key(salt, ledger)
     return {
         name: redact.digest(diff.canonical(name, value.plaintext), key)
         for name, value in sorted(spec.secrets.items())
@@ -170,29 +180,43 @@ def desired_digests(spec: WorkspaceSpec, key: str) -> dict[str, str]:
 
 
 def make_plan(
-    spec: WorkspaceSpec, live: LiveState, ledger: Ledger, *, salt: str
+    spec: WorkspaceSpec,
+    live: LiveState,
+    ledger: Ledger,
+    *,
+    salt: str,
+    mask: Callable[[str], str] = lambda text: text,
 ) -> WorkspacePlan:
-    """Plan one workspace. Deterministic: the same inputs give the same plan."""
-    planner = _Planner(spec, live, ledger, salt)
+    """Plan one workspace. Deterministic: the same inputs give the same plan. ``mask``
+    scrubs known secret values from the redacted texts (a token can sit in an index URL's
+    path, which redaction keeps)."""
+    planner = _Planner(spec, live, ledger, salt, mask)
     changes, warnings = planner.run()
     changes = sorted(changes, key=lambda c: c.sort_key)
     return WorkspacePlan(
         workspace=spec.name,
         host=spec.host,
         changes=tuple(changes),
-        live_digest=live_digest(live),
-        desired_digests=frozen_map(desired_digests(spec, digest_key(salt, ledger))),
+        live_digest=live_digest(live, spec.ignore),
+        desired_digests=frozen_map(desired_digests(spec, ledger, salt)),
         warnings=tuple(warnings),
         destructive=_destructive(spec, live, changes),
     )
 
 
 def _destructive(spec: WorkspaceSpec, live: LiveState, changes: list[Change]) -> str | None:
+    """Why this plan needs ``--allow-destroy``: it deletes the scope, or leaves it with no
+    grant but the deploying identity's own (which the service keeps for it)."""
     if any(c.address.kind is Kind.SCOPE and c.action is Action.DELETE for c in changes):
         return "deletes the scope and every secret in it"
-    acl_deletes = {c.address.name for c in changes if c.address.kind is Kind.ACL
-                   and c.action is Action.DELETE}
-    if live.acls and acl_deletes and set(live.acls) <= acl_deletes and not spec.acls:
+    others = set(live.acls) - {live.identity}
+    if not live.scope_exists or not others:
+        return None
+    deleted = {c.address.name for c in changes
+               if c.address.kind is Kind.ACL and c.action is Action.DELETE}
+    created = {c.address.name for c in changes
+               if c.address.kind is Kind.ACL and c.action is not Action.DELETE}
+    if not (others - deleted) and not (created - {live.identity}):
         return "removes every ACL of the scope"
     return None
 
@@ -208,7 +232,11 @@ def _host(shown: str) -> str:
 
 
 class _Planner:
-    def __init__(self, spec: WorkspaceSpec, live: LiveState, ledger: Ledger, salt: str) -> None:
+    def __init__(
+        self, spec: WorkspaceSpec, live: LiveState, ledger: Ledger, salt: str,
+        mask: Callable[[str], str],
+    ) -> None:
+        self.mask = mask
         self.spec = spec
         self.live = live
         self.ledger = ledger
@@ -276,7 +304,7 @@ class _Planner:
                           f"not declared; written outside pkgrepo at {written}",
                           Drift.ADDED_OUT_OF_BAND)
             return
-        after = redact.describe(key, desired, self.salt)
+        after = self.mask(redact.describe(key, desired, self.salt))
         if live is None:
             if entry is not None and self.live.scope_exists:
                 self._add(address, Action.CREATE, None, after,
@@ -294,7 +322,7 @@ class _Planner:
         if live_value is not None:  # inside a notebook or job: compare the values themselves
             if diff.same_value(key, live_value.plaintext, desired.plaintext):
                 return
-            before = redact.describe(key, live_value, self.salt)
+            before = self.mask(redact.describe(key, live_value, self.salt))
             self._update(address, key, before, after, "value differs", Drift.CHANGED_IN_GIT)
             return
         hmac_key = self.ledger.hmac_key
@@ -328,9 +356,14 @@ class _Planner:
 
     def _plan_acls(self) -> None:
         ws = self.spec.name
-        live_acls = self.live.acls if self.live.scope_exists else {}
-        found = diff.diff_acls(live_acls, self.spec.acls)
         identity = self.live.identity
+        # A new scope starts with one grant: MANAGE for its creator (Secrets API,
+        # scopes/create). Planning against that keeps the deploying identity from
+        # lowering its own grant before the others are in place.
+        live_acls: Mapping[str, Permission] = self.live.acls if self.live.scope_exists else (
+            {identity: Permission.MANAGE} if identity else {}
+        )
+        found = diff.diff_acls(live_acls, self.spec.acls)
         applied = self.ledger.acls if self.ledger.trusted else {}
         for principal, perm in found.added.items():
             out_of_band = principal in applied and self.live.scope_exists

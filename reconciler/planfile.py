@@ -9,7 +9,7 @@ digest differs (the reviewed plan is the applied plan) or the live state moved (
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,21 +27,44 @@ MAX_BYTES = 64 * 1024 * 1024
 class PlanFile:
     plan: Plan
     source: Path
-    """The desired-state file the plan was made from (absolute)."""
+    """The desired-state file the plan was made from (relative to the working directory
+    when it was below it)."""
 
 
-def write(path: Path, plan: Plan, *, source: Path) -> None:
-    document = {"kind": KIND, "source": str(source.resolve()), "plan": to_document(plan)}
-    text = json.dumps(document, indent=2, sort_keys=False) + "\n"
+def write(
+    path: Path, plan: Plan, *, source: Path, mask: Callable[[str], str], keyed: bool
+) -> None:
+    """Save ``plan``. ``mask`` scrubs known secret values from the text (a token can sit in
+    an index URL's path, which redaction shows); ``keyed`` says PKGREPO_LEDGER_KEY is set."""
+    if not keyed:
+        raise UserError(
+            "plan files need PKGREPO_LEDGER_KEY: the digests that pin the reviewed values are "
+            "keyed with it, so the file alone cannot be used to guess a secret"
+        )
+    document = {"kind": KIND, "source": _portable(source), "plan": to_document(plan)}
+    text = mask(json.dumps(document, indent=2, sort_keys=False) + "\n")
     try:
         write_private(path, text.encode())
     except OSError as exc:
         raise UserError(f"cannot write plan file {path}: {exc.strerror}") from None
 
 
+def _portable(source: Path) -> str:
+    """The source as CI can find it again: relative to the working directory when it is
+    below it (plan and apply jobs run from the repository root, on different machines)."""
+    absolute = source.resolve()
+    try:
+        return str(absolute.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(absolute)
+
+
 def looks_like_planfile(path: Path) -> bool:
     """A plan file is JSON whose first non-blank character is ``{``; YAML desired-state
-    files never start that way in practice (and are re-checked when loaded)."""
+    files never start that way in practice (and are re-checked when loaded). Only a
+    regular file is opened: a FIFO or device would block or never end."""
+    if not path.is_file():
+        return False
     try:
         with path.open("rb") as handle:
             head = handle.read(256).lstrip()
@@ -52,9 +75,12 @@ def looks_like_planfile(path: Path) -> bool:
 
 def read(path: Path) -> PlanFile:
     try:
-        if path.stat().st_size > MAX_BYTES:
+        if not path.is_file():
+            raise UserError(f"{path}: not a regular file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
             raise PlanRefused(f"{path}: plan file is larger than any plan pkgrepo writes")
-        raw = path.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read plan file {path}: {exc.strerror}") from None
     try:
@@ -73,6 +99,8 @@ def read(path: Path) -> PlanFile:
 def mismatches(reviewed: WorkspacePlan, fresh: WorkspacePlan) -> list[str]:
     """Why the fresh plan of a workspace is not the reviewed one (empty when identical)."""
     problems = []
+    if reviewed.host != fresh.host:
+        problems.append(f"the workspace host changed from {reviewed.host} to {fresh.host}")
     if reviewed.live_digest != fresh.live_digest:
         problems.append("the workspace changed since the plan was made (stale plan)")
     if dict(reviewed.desired_digests) != dict(fresh.desired_digests):

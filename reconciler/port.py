@@ -38,6 +38,10 @@ class LockPort(Protocol):
 
     def lock_put(self, key: str) -> None: ...
 
+    def lock_delete_key(self, key: str) -> bool:
+        """Delete one key of the lock scope; False when it was already gone."""
+        ...
+
     def lock_delete(self) -> None:
         """Delete the lock scope (already gone counts as done)."""
         ...

@@ -6,6 +6,7 @@ The fleet runs this for many workspaces; the CLI never calls the port directly.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler import ledger as ledger_doc
@@ -13,7 +14,7 @@ from reconciler.apply import Applier, ApplyOptions, Progress
 from reconciler.clock import Clock, SystemClock
 from reconciler.errors import TransientError, UserError
 from reconciler.ledger_store import LedgerStore
-from reconciler.model import Ensure, Ledger, LiveState, SecretValue, WorkspaceSpec
+from reconciler.model import Ledger, LiveState, SecretValue, WorkspaceSpec
 from reconciler.plan import Change, WorkspacePlan, make_plan
 from reconciler.port import WorkspacePort
 from reconciler.retry import call_with_retry
@@ -70,9 +71,10 @@ def plan_workspace(
     *,
     salt: str,
     clock: Clock | None = None,
+    mask: Callable[[str], str] = lambda text: text,
 ) -> tuple[WorkspacePlan, Observation]:
     seen = observe(spec, port, store, hmac_key, clock=clock)
-    return make_plan(spec, seen.live, seen.ledger, salt=salt), seen
+    return make_plan(spec, seen.live, seen.ledger, salt=salt, mask=mask), seen
 
 
 def apply_workspace(
@@ -85,6 +87,7 @@ def apply_workspace(
     options: ApplyOptions,
     clock: Clock,
     salt: str,
+    mask: Callable[[str], str] = lambda text: text,
 ) -> ApplyOutcome:
     """Apply ``plan`` (made from ``seen``), then plan again: success means nothing is left."""
     if not plan.has_changes:
@@ -94,8 +97,10 @@ def apply_workspace(
         Applier(port, clock, options).run(spec, plan, progress)
     finally:
         if progress.done:
-            _record_ledger(spec, seen.ledger, progress, port, store, salt, clock)
-    check, _ = plan_workspace(spec, port, store, seen.ledger.hmac_key, salt=salt, clock=clock)
+            _record_ledger(spec, seen.ledger, progress, port, store, salt, clock, mask)
+    check, _ = plan_workspace(
+        spec, port, store, seen.ledger.hmac_key, salt=salt, clock=clock, mask=mask
+    )
     return ApplyOutcome(spec.name, tuple(progress.done), check.changes)
 
 
@@ -107,33 +112,25 @@ def _record_ledger(
     store: LedgerStore,
     salt: str,
     clock: Clock,
+    mask: Callable[[str], str],
 ) -> None:
     """Write down what was written, even after a failure half way: the next plan then
-    knows these keys were set by pkgrepo."""
-    if previous.hmac_key is None or spec.ensure is Ensure.ABSENT:
+    knows these keys were set by pkgrepo. After ``ensure: absent`` the ledger is emptied,
+    so a later re-creation is not mistaken for a scope deleted out of band."""
+    if previous.hmac_key is None:
         return
-    deadline = clock.monotonic() + READ_DEADLINE_SECONDS
+    updated = ledger_doc.after_apply(
+        spec, previous, stamps=progress.stamps, salt=salt, mask=mask
+    )
+    document = ledger_doc.render(updated, workspace=spec.name)
     try:
-        secrets = call_with_retry(
-            port.list_secrets, workspace=spec.name, clock=clock, deadline=deadline
-        )
-        acls = call_with_retry(port.list_acls, workspace=spec.name, clock=clock, deadline=deadline)
-        updated = ledger_doc.after_apply(
-            spec,
-            previous,
-            written=frozenset(progress.written_keys),
-            live_secrets=secrets,
-            acls=acls,
-            salt=salt,
-        )
-        document = ledger_doc.render(updated, workspace=spec.name)
         call_with_retry(
             lambda: store.save(spec.name, document, port),
             workspace=spec.name,
             clock=clock,
-            deadline=deadline,
+            deadline=clock.monotonic() + READ_DEADLINE_SECONDS,
         )
     except (UserError, TransientError) as exc:
         # Not fatal: the next plan sees these keys as modified outside pkgrepo and rewrites
-        # them, and the verification plan below reports the workspace as not converged.
+        # them, and the verification plan reports the workspace as not converged.
         log.warning("%s: ledger not recorded: %s", spec.name, exc)

@@ -122,6 +122,13 @@ class FakeWorkspace:
         assert self.lock is not None
         self.lock[key] = self._tick()
 
+    def lock_delete_key(self, key: str) -> bool:
+        self._op("lock_delete_key")
+        if self.lock is None or key not in self.lock:
+            return False
+        del self.lock[key]
+        return True
+
     def lock_delete(self) -> None:
         self._op("lock_delete")
         self.lock = None
@@ -138,7 +145,8 @@ class FakeClock:
         return self.now
 
     def time(self) -> float:
-        return 1_700_000_000.0 + self.now
+        """Starts where FakeWorkspace's service clock starts, so expiry lines up."""
+        return 1_700_000_000.0 + (self.now - 1000.0)
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)

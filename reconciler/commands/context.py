@@ -162,7 +162,7 @@ def open_session(
         )
 
     fleet = Fleet(connect, store, key, parallelism=target.parallelism,
-                  rate_per_host=target.rate_limit)
+                  rate_per_host=target.rate_limit, mask=output.scrub)
     return Session(path, desired, specs, fleet, key, store)
 
 

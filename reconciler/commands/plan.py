@@ -9,6 +9,7 @@ import click
 
 from reconciler import output, planfile
 from reconciler.commands.context import Target, fleet_options, new_salt, open_session
+from reconciler.errors import UserError
 from reconciler.fleet import FleetPlan
 from reconciler.plan import Plan
 from reconciler.progress import FleetProgress
@@ -51,6 +52,9 @@ def command(
       pkgrepo plan pkgrepo.yaml --detailed-exitcode   # 0 none, 2 changes, 1 error
     """
     session = open_session(file, target)
+    if out and session.hmac_key is None:
+        raise UserError("--out needs PKGREPO_LEDGER_KEY: the digests that pin the reviewed "
+                        "values in a plan file are keyed with it")
     with FleetProgress(len(session.specs), quiet=quiet) as progress:
         session.fleet.listener = progress
         fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
@@ -66,6 +70,7 @@ def command(
             output.error(f"plan file {out} not written: some workspaces could not be planned")
         return 1
     if out:
-        planfile.write(out, plan, source=file)
+        planfile.write(out, plan, source=file, mask=output.scrub,
+                       keyed=session.hmac_key is not None)
         output.info(f"Saved the plan to {out}. Apply it with: pkgrepo apply {out}")
     return 2 if detailed_exitcode and plan.has_changes else 0

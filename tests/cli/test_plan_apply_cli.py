@@ -166,3 +166,48 @@ def test_unreachable_workspace_is_one_clear_error(capsys: pytest.CaptureFixture[
     code, _, err = run(capsys, "plan", str(path), "--quiet", "--timeout", "1")
     assert code == 1
     assert "error: gone: list secrets: no answer from http://127.0.0.1:9/gone within 1s" in err
+
+
+def test_a_plan_reviewed_for_another_host_is_refused(
+    capsys: pytest.CaptureFixture[str], write_desired: WriteDesired, tmp_path: Path,
+    emu: EmulatorHandle,
+) -> None:
+    path = write_desired(names=("prod",))
+    plan_file = tmp_path / "plan.json"
+    run(capsys, "plan", str(path), "--out", str(plan_file))
+    path.write_text(path.read_text().replace(emu.host("prod"), emu.host("prod-b")))
+    code, _, err = run(capsys, "apply", str(plan_file))
+    assert code == 1
+    assert f"prod: the workspace host changed from {emu.host('prod')} to " in err
+    assert writes(emu, "prod-b") == 0
+
+
+def test_plan_files_need_the_ledger_key(capsys: pytest.CaptureFixture[str],
+                                        write_desired: WriteDesired, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_desired()
+    monkeypatch.delenv("PKGREPO_LEDGER_KEY")
+    code, _, err = run(capsys, "plan", str(path), "--out", str(tmp_path / "plan.json"))
+    assert code == 1 and "--out needs PKGREPO_LEDGER_KEY" in err
+    assert not (tmp_path / "plan.json").exists()
+
+
+def test_a_token_in_the_index_url_path_stays_out_of_plan_files_and_ledgers(
+    capsys: pytest.CaptureFixture[str], write_desired: WriteDesired, tmp_path: Path,
+    emu: EmulatorHandle,
+) -> None:
+    path = write_desired(names=("dev",))
+    path.write_text(path.read_text().replace(
+        "https://ci:${env:INDEX_TOKEN}@artifactory.example.com/api/pypi/remote/simple",
+        "https://pypi.fury.io/${env:INDEX_TOKEN}/acme/"))
+    plan_file = tmp_path / "plan.json"
+    assert run(capsys, "plan", str(path), "--out", str(plan_file))[0] == 0
+    assert INDEX_TOKEN not in plan_file.read_text()
+    assert run(capsys, "apply", str(plan_file))[0] == 0
+    ledger = emu.files("dev")
+    stored = WorkspaceClient(host=emu.host("dev"), token=ADMIN_TOKEN).workspace.export(
+        "/pkgrepo/ledger-databricks-package-management.json")
+    import base64
+
+    assert INDEX_TOKEN not in base64.b64decode(stored.content or "").decode()
+    assert ledger is not None

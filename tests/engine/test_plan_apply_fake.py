@@ -287,3 +287,77 @@ def test_after_apply_a_fresh_plan_is_empty(ws: WorkspaceSpec, fake: FakeWorkspac
     writes = fake.calls["writes"]
     converge(ws, fake, allow_destroy=True)
     assert fake.calls["writes"] == writes
+
+
+# -- findings of review, each pinned by a test ------------------------------------------------
+
+
+class EditDuringApply(FakeWorkspace):
+    """Another admin rewrites pip-index-url while pkgrepo is granting ACLs."""
+
+    def put_acl(self, principal: str, permission: Permission) -> None:
+        if not self.calls["put_acl"]:
+            self.edit(INDEX_URL, "https://evil.example/simple")
+        super().put_acl(principal, permission)
+
+
+def test_a_write_by_someone_else_during_apply_is_not_recorded_as_pkgrepos() -> None:
+    fake = EditDuringApply()
+    wplan, seen = plan(spec(), fake)
+    outcome = apply_workspace(spec(), wplan, seen, fake, WorkspaceLedgerStore(),
+                              options=ApplyOptions(), clock=FakeClock(), salt=SALT)
+    assert not outcome.converged
+    assert [(str(c.address), c.drift) for c in outcome.remaining] == [
+        ("ws/secret/pip-index-url", Drift.MODIFIED_OUTSIDE)
+    ]
+
+
+def test_a_non_admin_deployer_never_lowers_its_own_grant_on_a_new_scope() -> None:
+    fake = FakeWorkspace(identity="sp-deployer")
+    ws = spec(acls={"sp-deployer": Permission.READ, "admins": Permission.MANAGE})
+    wplan, _ = plan(ws, fake)
+    assert "ws/acl/sp-deployer" not in {str(c.address) for c in wplan.changes}
+    assert any("sp-deployer keeps MANAGE" in w for w in wplan.warnings)
+    converge(ws, fake)
+    assert fake.acls["sp-deployer"] is Permission.MANAGE
+
+
+def test_removing_every_grant_but_the_deployers_needs_allow_destroy() -> None:
+    fake = FakeWorkspace()
+    converge(spec(), fake)
+    wplan, _ = plan(spec(acls={}), fake)
+    assert wplan.destructive == "removes every ACL of the scope"
+    assert plan(spec(acls={"admins": Permission.MANAGE}), fake)[0].destructive is None
+
+
+def test_ensure_absent_empties_the_ledger() -> None:
+    fake = FakeWorkspace()
+    converge(spec(), fake)
+    converge(spec(ensure=Ensure.ABSENT), fake, allow_destroy=True)
+    wplan, seen = plan(spec(), fake)
+    assert seen.ledger.trusted and not seen.ledger.entries
+    assert wplan.changes[0].drift is Drift.NEW  # a new scope, not one deleted out of band
+
+
+def test_additive_mode_never_adopts_grants_made_outside_pkgrepo() -> None:
+    fake = FakeWorkspace()
+    converge(spec(acls_mode=AclsMode.ADDITIVE), fake)
+    fake.acls["intruder"] = Permission.MANAGE
+    converge(spec(acls_mode=AclsMode.ADDITIVE, acls={"admins": Permission.MANAGE,
+                                                     "users": Permission.WRITE}), fake)
+    found = {str(c.address): (c.drift, c.severity) for c in plan(spec(), fake)[0].changes}
+    assert found["ws/acl/intruder"] == (Drift.ACL_ADDED, Severity.HIGH)
+
+
+def test_ignored_keys_do_not_make_a_plan_stale() -> None:
+    fake = FakeWorkspace()
+    ws = spec(ignore=frozenset({CERT}))
+    converge(ws, fake)
+    before = plan(ws, fake)[0].live_digest
+    fake.edit(CERT, "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n")
+    assert plan(ws, fake)[0].live_digest == before
+
+
+def test_without_a_ledger_key_plans_carry_no_value_digests() -> None:
+    wplan, _ = plan(spec(), FakeWorkspace(), key=None)
+    assert dict(wplan.desired_digests) == {}

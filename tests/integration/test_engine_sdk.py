@@ -280,8 +280,17 @@ def test_property_apply_then_plan_is_empty_through_the_sdk(
             client.secrets.put_secret(SCOPE, key, string_value=value)
     ws = spec(emu, admin_token, secrets=secrets, acls=acls)
     p = port(ws)
-    assert apply(ws, p, options=FAST).converged
+    from dataclasses import replace
+
+    assert apply(ws, p, options=replace(FAST, allow_destroy=True)).converged
     emu.reset_counts("ws1")
     assert apply(ws, p).applied == ()
     writes = [k for k in emu.requests("ws1") if k[0] == "POST"]
     assert writes == []
+
+
+def test_gateway_errors_502_and_504_are_retried(emu: EmulatorHandle, admin_token: str) -> None:
+    emu.set_faults("ws1", Faults(error_rate=0.25, error_statuses=(502, 504), seed=3))
+    assert apply(spec(emu, admin_token)).converged
+    statuses = {status for (_, _, status) in emu.responses("ws1")}
+    assert statuses & {502, 504}, statuses
