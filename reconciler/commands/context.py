@@ -4,6 +4,7 @@ the ledger, and the fleet that runs them. Shared click options live here too, so
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 import secrets
@@ -14,8 +15,9 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler import config, output
+from reconciler import config, output, policy
 from reconciler.adapter import DEFAULT_TIMEOUT_SECONDS, SdkWorkspace
+from reconciler.errors import ConfigError
 from reconciler.fleet import (
     DEFAULT_PARALLELISM,
     Fleet,
@@ -120,9 +122,21 @@ class Session:
 
 
 def load_desired(path: Path) -> DesiredState:
-    """Load and validate the file; every secret it resolves becomes unprintable."""
-    loaded = config.load(path)
+    """Load and validate the file, policy checks included (what ``validate`` reports is
+    what stops a plan); every secret it resolves becomes unprintable."""
+    try:
+        loaded = config.load(path)
+    except config.InvalidConfig as exc:
+        output.register_secrets(exc.secrets)
+        raise
     output.register_secrets(loaded.secrets)
+    findings = policy.evaluate(loaded.desired, loaded.provenance, now=dt.datetime.now(dt.UTC))
+    for finding in findings:
+        if finding.severity is policy.Severity.WARNING:
+            output.warning(finding.format(str(path)))
+    if policy.has_errors(findings):
+        raise ConfigError([f.format(str(path)) for f in findings
+                           if f.severity is policy.Severity.ERROR])
     return loaded.desired
 
 

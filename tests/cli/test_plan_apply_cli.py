@@ -161,7 +161,7 @@ def test_unreachable_workspace_is_one_clear_error(capsys: pytest.CaptureFixture[
     path = tmp_path / "pkgrepo.yaml"
     path.write_text(
         "version: 1\nworkspaces:\n  gone:\n    host: http://127.0.0.1:9/gone\n"
-        "    auth: {token: {env: PKGREPO_TEST_TOKEN}}\n"
+        "    auth: {token: {env: PKGREPO_TEST_TOKEN}}\n    acls: {admins: MANAGE}\n"
     )
     code, _, err = run(capsys, "plan", str(path), "--quiet", "--timeout", "1")
     assert code == 1
@@ -211,3 +211,14 @@ def test_a_token_in_the_index_url_path_stays_out_of_plan_files_and_ledgers(
 
     assert INDEX_TOKEN not in base64.b64decode(stored.content or "").decode()
     assert ledger is not None
+
+
+def test_plan_runs_the_policy_checks_validate_runs(capsys: pytest.CaptureFixture[str],
+                                                   write_desired: WriteDesired,
+                                                   emu: EmulatorHandle) -> None:
+    path = write_desired(names=("dev",))
+    path.write_text(path.read_text().replace("users: READ", "users: MANAGE"))
+    code, _, err = run(capsys, "plan", str(path))
+    assert code == 1
+    assert "error [users-read-only] dev:" in err
+    assert sum(emu.requests("dev").values()) == 0  # refused before reaching the workspace
