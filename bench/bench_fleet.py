@@ -350,9 +350,9 @@ def breakdown(specs: list[WorkspaceSpec]) -> list[Cost]:
             plan_workspace(spec, _Cached(snapshot), store, key, salt="bench")  # type: ignore[arg-type]
 
     costs = [
-        Cost("`make_client` (SDK `Config` with its `/.well-known` probe + `WorkspaceClient`)",
+        Cost("`make_client` (token auth: no `/.well-known` probe) + `WorkspaceClient`",
              _per_workspace(build, SAMPLE)),
-        Cost("… of which `Config(...)` alone (almost all of it the probe)",
+        Cost("for comparison: the SDK's plain `Config(...)`, which probes `/.well-known`",
              _per_workspace(config_only, SAMPLE)),
     ]
     # connect() cost is counted above; subtract it from the first read below
@@ -432,9 +432,9 @@ def run() -> str:
         )
     lines += [
         "",
-        f"Every phase also built {plan.probes // WORKSPACES} client(s) per workspace, each "
-        "with one `GET /.well-known/databricks-config` probe (not delayed by the emulator; "
-        "against a real workspace it is one more HTTPS connection and round trip).",
+        f"`GET /.well-known/databricks-config` probes in the plan phase: {plan.probes} "
+        "(token-auth clients skip the SDK's host-metadata probe; against a real workspace "
+        "each would be one more HTTPS connection and round trip).",
         "",
         "Requests per workspace, by endpoint:",
         "",
