@@ -65,7 +65,14 @@ class Applier:
         check_allowed(plan, self.options)
         self._workspace = spec.name
         deadline = self.clock.monotonic() + self.options.deadline_seconds
+        settled = False
         for change in apply_order(plan.changes):
+            if not settled and change.address.kind is Kind.ACL and change.action is Action.DELETE:
+                # Grants are narrowed only once the widened ones are visible: the service may
+                # acknowledge a put before it applies it, and a delete in that window could
+                # leave the scope with no MANAGE grant at all.
+                self._settle(spec, progress, deadline)
+                settled = True
             self._retry(partial(self._execute, spec, change), deadline)
             progress.done.append(change)
             if change.address.kind is Kind.SECRET and change.action is not Action.DELETE:
@@ -74,6 +81,9 @@ class Applier:
                     progress.stamps[change.address.name] = listed[
                         change.address.name
                     ].last_updated_ms
+        self._settle(spec, progress, deadline)
+
+    def _settle(self, spec: WorkspaceSpec, progress: Progress, deadline: float) -> None:
         acl_writes = {
             c.address.name: None if c.action is Action.DELETE else spec.acls[c.address.name]
             for c in progress.done

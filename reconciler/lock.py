@@ -31,6 +31,7 @@ from reconciler.clock import Clock
 from reconciler.errors import TransientError, UserError
 from reconciler.model import SCOPE, LiveSecret
 from reconciler.port import LockPort
+from reconciler.retry import call_with_retry
 
 log = logging.getLogger("pkgrepo.lock")
 
@@ -40,6 +41,7 @@ DEFAULT_WAIT_SECONDS = 60.0
 _HOLDERLESS_GRACE_SECONDS = 10.0
 """A lock scope with no holder key: its creator may be about to write the key. After this
 long it is taken as abandoned."""
+_RELEASE_SECONDS = 30.0
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -120,6 +122,9 @@ class WorkspaceLock:
         self.wait_seconds = wait_seconds
         self.key = holder_key(self.who, ttl_seconds)
         self.held = False
+        self._created = False
+        """This run created the lock scope but may not have written its key yet (the put
+        failed): an empty lock scope is then its own to claim, without the grace wait."""
 
     def acquire(self) -> None:
         deadline = self.clock.monotonic() + self.wait_seconds
@@ -155,6 +160,7 @@ class WorkspaceLock:
     ) -> tuple[bool, Mapping[str, LiveSecret] | None]:
         """One attempt: whether the lock is ours, and the lock keys last seen."""
         if self.port.lock_create():
+            self._created = True
             return self._claim(), None
         keys = self.port.lock_keys()
         if keys is None:
@@ -165,6 +171,8 @@ class WorkspaceLock:
                 holderless_since is not None
                 and self.clock.monotonic() - holderless_since >= _HOLDERLESS_GRACE_SECONDS
             )
+            if self._created:
+                return self._claim(), keys
             if waited:
                 log.warning("%s: taking over a lock without a holder", self.workspace)
                 return self._claim(), keys
@@ -181,6 +189,7 @@ class WorkspaceLock:
 
     def _claim(self) -> bool:
         self.port.lock_put(self.key)
+        self._created = False
         return self._confirm()
 
     def _confirm(self) -> bool:
@@ -193,9 +202,24 @@ class WorkspaceLock:
         return False
 
     def release(self) -> None:
+        """Give the lock back. Never fails the run: the work under the lock is done, and a
+        lock that cannot be removed expires on its own (or ``force-unlock`` removes it)."""
         if not self.held:
             return
         self.held = False
+        try:
+            call_with_retry(
+                self._release_once,
+                workspace=self.workspace,
+                clock=self.clock,
+                deadline=self.clock.monotonic() + _RELEASE_SECONDS,
+            )
+        except UserError as exc:
+            log.warning("%s: lock not released (%s); it expires after %ds, or run "
+                        "`pkgrepo force-unlock %s --file FILE`", self.workspace, exc,
+                        self.ttl_seconds, self.workspace)
+
+    def _release_once(self) -> None:
         keys = self.port.lock_keys()
         current = parse_holder(keys) if keys else None
         if current is not None and current.key != self.key:

@@ -112,8 +112,9 @@ def _parse_body(request: Request) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(request.body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        # put: "Throws MALFORMED_REQUEST if request is incorrectly formatted".
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        # put: "Throws MALFORMED_REQUEST if request is incorrectly formatted". A body nested
+        # deeper than the parser's recursion limit is malformed too, not a server error.
         reason = exc.__class__.__name__
         raise errors.malformed(f"Could not parse request object: {reason}") from None
     if not isinstance(data, dict):
