@@ -356,7 +356,8 @@ class Fleet:
         port = self._port(spec)
         try:
             with WorkspaceLock(spec.name, port, self._clock, wait_seconds=self._lock_wait):
-                _refuse_if_moved(spec, wplan, port, self._store, self._hmac_key, self._clock)
+                _refuse_if_moved(spec, wplan, fleet_plan.observations[spec.name], port,
+                                 self._store, self._hmac_key, self._clock)
                 outcome = apply_workspace(
                     spec, wplan, fleet_plan.observations[spec.name], port, self._store,
                     options=options, clock=self._clock, salt=fleet_plan.salt, mask=self._mask,
@@ -375,13 +376,15 @@ class Fleet:
 
 
 def _refuse_if_moved(
-    spec: WorkspaceSpec, wplan: WorkspacePlan, port: WorkspacePort, store: LedgerStore,
-    hmac_key: SecretValue | None, clock: Clock,
+    spec: WorkspaceSpec, wplan: WorkspacePlan, planned: Observation, port: WorkspacePort,
+    store: LedgerStore, hmac_key: SecretValue | None, clock: Clock,
 ) -> None:
     """Under the lock, check the workspace is still as planned: another run may have
-    applied while this one waited for the lock."""
+    applied while this one waited for the lock (its ledger write counts too: it can land
+    after its last secret write)."""
     now = observe(spec, port, store, hmac_key, clock=clock)
-    if live_digest(now.live, spec.ignore) != wplan.live_digest:
+    moved = live_digest(now.live, spec.ignore) != wplan.live_digest
+    if moved or now.ledger != planned.ledger:
         raise WorkspaceError(
             spec.name, "changed since it was planned (another run applied?); plan again"
         )

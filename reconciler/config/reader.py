@@ -50,6 +50,9 @@ from reconciler.config.problems import FILE_PATH, InvalidConfig, JsonPath, Probl
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 32
 MAX_ALIAS_VALUES = 10_000
+MAX_VALUES = 250_000
+"""Values (scalars, lists, maps) in one file: about ten thousand workspaces' worth. Each is
+kept with its position, so a file of millions of tiny values would cost hundreds of MiB."""
 
 Position = tuple[int, int]
 """1-based line and column."""
@@ -213,6 +216,7 @@ class _Builder:
         self.problems: list[Problem] = []
         self.anchors: dict[str, _Anchored] = {}
         self.alias_budget = MAX_ALIAS_VALUES
+        self.value_budget = MAX_VALUES
         self.constructor = SafeConstructor()
         self.resolve_tag: Callable[[type[ScalarNode], str, tuple[bool, bool]], str] = (
             Resolver().resolve
@@ -257,6 +261,12 @@ class _Builder:
         position = _pos(event)
         if depth > MAX_DEPTH:
             raise self.fatal(position, path, f"the document nests deeper than {MAX_DEPTH} levels")
+        self.value_budget -= 1
+        if self.value_budget < 0:
+            raise self.fatal(
+                position, path,
+                f"the file holds more than {MAX_VALUES:,} values; split the fleet across files",
+            )
         self.values[path] = position
         if isinstance(event, AliasEvent):
             return self.alias(event, position, path)

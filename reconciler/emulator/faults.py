@@ -227,7 +227,8 @@ class FaultInjector:
         code, message = _MESSAGES[status]
         headers = {}
         if status == 503:
-            headers["Retry-After"] = str(self.faults.retry_after_seconds or 1)
+            wait = self.faults.retry_after_seconds
+            headers["Retry-After"] = str(1 if wait is None else wait)
         return ApiError(code, message, status=status, headers=headers)
 
 

@@ -78,6 +78,9 @@ class EmulatorServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 20
+    """Seconds a connection may stall mid-request (or idle between keep-alive requests)
+    before it is closed: half a request must not hold a thread forever."""
     server_version = "pkgrepo-emulator"
     server: EmulatorServer
 
