@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -66,6 +67,14 @@ class EmulatorServer(ThreadingHTTPServer):
                 self._connections.add(connection)
             else:
                 self._connections.discard(connection)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that went away (reset, broken pipe, stalled past the timeout) is normal
+        for a server; anything else is still reported, as socketserver does."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
     def close_connections(self) -> None:
         """End keep-alive connections, so no thread serves the old state after a stop."""
