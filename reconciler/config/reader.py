@@ -50,9 +50,10 @@ from reconciler.config.problems import FILE_PATH, InvalidConfig, JsonPath, Probl
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 32
 MAX_ALIAS_VALUES = 10_000
-MAX_VALUES = 250_000
-"""Values (scalars, lists, maps) in one file: about ten thousand workspaces' worth. Each is
-kept with its position, so a file of millions of tiny values would cost hundreds of MiB."""
+MAX_VALUES = 150_000
+"""Values (scalars, lists, maps) in one file: several thousand workspaces' worth (a fleet
+workspace takes 10 to 20). Each is kept with its position, so a file of millions of tiny
+values would cost hundreds of MiB; larger fleets split across files."""
 
 Position = tuple[int, int]
 """1-based line and column."""

@@ -1,0 +1,249 @@
+"""Two ``pkgrepo apply`` runs at once never interleave their writes; ``plan`` and ``drift``
+run while a lock is held; a lock held by another run is waited for, and an expired one is
+taken over.
+
+The two runs deploy as the same identity with two tokens; the emulator's backend records
+which token made each write, in the order the writes were accepted, so "no interleaving"
+is checked on what the service saw, not on what the runs printed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from reconciler.emulator import EmulatorHandle, Faults
+from reconciler.lock import LOCK_SCOPE, holder_key
+from reconciler.model import SCOPE
+from tests.reliability.harness import (
+    LEDGER_FILE,
+    PLANTED,
+    AclRecorder,
+    Fleet,
+    Result,
+    Write,
+    assert_converged_state,
+    assert_untouched,
+    baseline,
+    emulator_state,
+    finish,
+    pkgrepo_process,
+    run_cli,
+    subprocess_env,
+    wait_until,
+)
+
+LOSER = re.compile(
+    r"changed since it was planned \(another run applied\?\); plan again"
+    r"|locked by \S+ since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
+)
+
+
+def runs_per_workspace(writes: list[Write]) -> dict[str, list[str]]:
+    """Per workspace, which run made each write to what pkgrepo manages (the scope and the
+    ledger file), in order; the lock protocol's own writes are left out."""
+    order: dict[str, list[str]] = defaultdict(list)
+    for write in writes:
+        if write.scope.lower() == LOCK_SCOPE.lower():
+            continue
+        if write.scope == "(files)" or write.scope.lower() == SCOPE.lower():
+            order[write.workspace].append(write.run)
+    return order
+
+
+def switches(sequence: list[str]) -> int:
+    return sum(1 for a, b in itertools.pairwise(sequence) if a != b)
+
+
+def assert_loser_messages(run: Result) -> None:
+    assert "Traceback" not in run.text and "unexpected error" not in run.text, run.err[-2000:]
+    assert run.code in (0, 1), run.text[-2000:]
+    for name, message in re.findall(r"^  (ws\d\d): (.+)$", run.out, re.MULTILINE):
+        assert LOSER.search(message), f"{name}: {message}"
+
+
+def concurrent_applies(emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str],
+                       latency_ms: float, tmp_path: Path) -> None:
+    state = emulator_state(emu)
+    before = baseline(fleet, state)
+    recorder = AclRecorder(emu).watch(fleet.names)
+    for name in fleet.names:
+        emu.set_faults(name, Faults(latency_ms=latency_ms))
+    args = ["apply", str(fleet.file), "--auto-approve", "-q"]
+    first = pkgrepo_process(args, env=subprocess_env())
+    second = pkgrepo_process(args, env=subprocess_env({"RELIA_DB_TOKEN": PLANTED.token_b}))
+    a, b = finish(first), finish(second)
+    assert_loser_messages(a)
+    assert_loser_messages(b)
+
+    order = runs_per_workspace(recorder.writes)
+    assert set(order) == set(fleet.names)
+    for name, runs in order.items():  # all of one run's writes, then all of the other's
+        assert switches(runs) <= 1, f"{name}: writes of the two runs interleave: {runs}"
+    contended = [n for n in fleet.names if _waiting(emu, n)]
+    assert contended, "the two runs never met at a lock: the test proved nothing"
+
+    for name in fleet.names:
+        emu.set_faults(name, Faults())
+    check = run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys)
+    assert check.code == 0, check.text[-3000:]
+    assert_untouched(before, state)
+    assert_converged_state(fleet, state)
+    assert recorder.violations == [], recorder.violations[:5]
+
+
+def test_two_applies_at_once_never_interleave(
+    emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    concurrent_applies(emu, fleet, capsys, latency_ms=40, tmp_path=tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("latency_ms", [10, 25, 100])
+def test_two_applies_at_once_never_interleave_at_any_speed(
+    emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    latency_ms: float,
+) -> None:
+    concurrent_applies(emu, fleet, capsys, latency_ms=latency_ms, tmp_path=tmp_path)
+
+
+
+@pytest.mark.slow
+def test_a_run_that_planned_before_the_other_recorded_its_ledger_writes_nothing(
+    emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The race the concurrent test hits now and then, made deterministic: run A has
+    written every value and holds the lock, its ledger not yet written; run B plans then
+    (every key unverifiable), waits for the lock; A writes its ledger and releases. B must
+    now find nothing to do, or refuse its stale plan -- never rewrite the keys."""
+    assert run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys).code == 0
+    ledgers = {n: emu.files(n).export_file(emu.admin, LEDGER_FILE, format="AUTO")
+               for n in fleet.names}
+    for name in fleet.names:
+        emu.files(name).delete(emu.admin, LEDGER_FILE)
+    hold_locks(emu, fleet.names, ttl_seconds=600)
+    recorder = AclRecorder(emu).watch(fleet.names)
+    loser = pkgrepo_process(["apply", str(fleet.file), "--auto-approve", "-q"],
+                            env=subprocess_env())
+    try:
+        wait_until(lambda: all(_waiting(emu, n) for n in fleet.names), timeout=60,
+                   what="run B waiting on every lock")
+        for name in fleet.names:  # run A records its ledger and releases the lock
+            emu.files(name).import_file(emu.admin, LEDGER_FILE, ledgers[name], format="AUTO",
+                                        overwrite=True)
+            emu.backend(name).delete_scope(emu.admin, LOCK_SCOPE)
+        run = finish(loser)
+    finally:
+        if loser.poll() is None:
+            loser.kill()
+    assert_loser_messages(run)
+    assert [w for w in recorder.writes if w.scope == SCOPE] == []
+
+
+def _waiting(emu: EmulatorHandle, name: str) -> bool:
+    return any(status != 200 for (_m, path, status) in emu.responses(name)
+               if path.endswith("/secrets/scopes/create"))
+
+
+# -- a lock held by someone else -----------------------------------------------------------------
+
+HOLDER = "release-bot@runner-7.4242"
+
+
+def hold_locks(emu: EmulatorHandle, names: tuple[str, ...], *, ttl_seconds: int) -> None:
+    """Another run holds the lock of every workspace, taken now for ``ttl_seconds`` (as that
+    run would have written it; 0: expired already)."""
+    for name in names:
+        backend = emu.backend(name)
+        backend.create_scope(emu.admin, LOCK_SCOPE)
+        backend.put_secret(emu.admin, LOCK_SCOPE, holder_key(HOLDER, ttl_seconds), b"held",
+                           is_bytes=False)
+
+
+def lock_keys(emu: EmulatorHandle, names: tuple[str, ...]) -> dict[str, list[tuple[str, int]]]:
+    return {n: [(s.key, s.last_updated_timestamp)
+                for s in emu.backend(n).list_secrets(emu.admin, LOCK_SCOPE)] for n in names}
+
+
+def test_plan_and_drift_run_while_every_workspace_is_locked(
+    emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hold_locks(emu, fleet.names, ttl_seconds=600)
+    held = lock_keys(emu, fleet.names)
+    emu.reset_counts()
+    plan = run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys)
+    assert plan.code == 2, plan.text[-2000:]
+    drift = run_cli(["drift", str(fleet.file), "--format", "json", "-q"], capsys)
+    assert drift.code == 2, drift.text[-2000:]
+    assert lock_keys(emu, fleet.names) == held
+    for name in fleet.names:
+        assert [k for k in emu.requests(name) if k[0] != "GET"] == [], name
+
+
+def test_apply_waits_for_a_held_lock_and_goes_on_once_it_is_released(
+    emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = emulator_state(emu)
+    before = baseline(fleet, state)
+    hold_locks(emu, fleet.names, ttl_seconds=600)
+    recorder = AclRecorder(emu).watch(fleet.names)
+    apply = pkgrepo_process(["apply", str(fleet.file), "--auto-approve", "-q"],
+                            env=subprocess_env())
+    try:
+        wait_until(lambda: all(_waiting(emu, n) for n in fleet.names), timeout=60,
+                   what="the apply waiting on every lock")
+        assert [w for w in recorder.writes if w.scope == SCOPE] == []
+        for name in fleet.names:  # the other run finishes
+            emu.backend(name).delete_scope(emu.admin, LOCK_SCOPE)
+        run = finish(apply)
+    finally:
+        if apply.poll() is None:
+            apply.kill()
+    assert run.code == 0, run.text[-3000:]
+    for name, runs in runs_per_workspace(recorder.writes).items():
+        first_release = next(i for i, w in enumerate(recorder.writes)
+                             if w.workspace == name and w.run == "other")
+        assert all(i > first_release for i, w in enumerate(recorder.writes)
+                   if w.workspace == name and w.run == "run-a"), (name, runs)
+    assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
+    assert_untouched(before, state)
+    assert_converged_state(fleet, state)
+
+
+def test_an_expired_lock_is_taken_over_without_waiting(
+    emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hold_locks(emu, fleet.names, ttl_seconds=0)
+    run = run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys)
+    assert run.code == 0, run.text[-3000:]
+    assert run.err.count("taking over an expired lock (locked by release-bot_runner-7.4242 "
+                         "since ") == len(fleet.names), run.err[-2000:]
+    assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
+    assert_converged_state(fleet, emulator_state(emu))
+
+
+@pytest.mark.slow
+def test_a_lock_that_is_never_released_fails_each_workspace_naming_the_holder(
+    emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = emulator_state(emu)
+    before = baseline(fleet, state)
+    hold_locks(emu, fleet.names, ttl_seconds=600)
+    held = lock_keys(emu, fleet.names)
+    recorder = AclRecorder(emu).watch(fleet.names)
+    run = run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys)
+    assert run.code == 1
+    failed = dict(re.findall(r"^  (ws\d\d): (.+)$", run.out, re.MULTILINE))
+    assert sorted(failed) == list(fleet.names)
+    for name, message in failed.items():
+        assert re.fullmatch(
+            rf"{name}: locked by release-bot_runner-7\.4242 since \S+ \S+ UTC \(expires "
+            rf"\S+ UTC\); waited 60s\. If that run is gone, run `pkgrepo force-unlock {name} "
+            r"--file FILE`", message), message
+    assert recorder.writes == []
+    assert lock_keys(emu, fleet.names) == held
+    assert_untouched(before, state)
