@@ -110,9 +110,15 @@ def mismatches(reviewed: WorkspacePlan, fresh: WorkspacePlan) -> list[str]:
             if reviewed.desired_digests.get(key) != fresh.desired_digests.get(key)
         )
         problems.append(f"desired values differ from the reviewed plan: {', '.join(changed)}")
-    if not problems and reviewed.changes != fresh.changes:
+    if not problems and _steps(reviewed) != _steps(fresh):
         problems.append("the changes differ from the reviewed plan")
     return problems
+
+
+def _steps(plan: WorkspacePlan) -> list[tuple[str, str]]:
+    """What apply would do: addresses and actions. The before/after texts and reasons are
+    for display only (Terraform's rule too) and never decide whether a plan still holds."""
+    return [(str(c.address), c.action.value) for c in plan.changes]
 
 
 def verify(reviewed: Plan, fresh: Sequence[WorkspacePlan]) -> None:

@@ -35,6 +35,9 @@ FUZZ = settings(max_examples=150, deadline=None,
 DISPLAY_ONLY = ("warnings", "destructive")
 """Per-workspace fields ``apply`` does not act on (it re-plans from the desired state and
 the live workspace); a change there alone is not tampering with what gets applied."""
+CHANGE_DISPLAY_ONLY = ("before", "after", "reason", "drift", "severity")
+"""Per-change texts for people: apply compares addresses and actions (and the digests that
+pin the values), as Terraform never lets a reason drive apply."""
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +83,10 @@ def semantic(document: Any) -> Any:
         if isinstance(ws, dict):
             for name in DISPLAY_ONLY:
                 ws.pop(name, None)
+            for change in ws.get("changes") or []:
+                if isinstance(change, dict):
+                    for name in CHANGE_DISPLAY_ONLY:
+                        change.pop(name, None)
     return trimmed
 
 
