@@ -23,7 +23,7 @@ from reconciler.config import reader, schema
 from reconciler.config.build import StateBuilder, merge_defaults, thresholds
 from reconciler.config.problems import FILE_PATH, InvalidConfig, Problem, format_path
 from reconciler.config.reader import MAX_ALIAS_VALUES, MAX_DEPTH, MAX_FILE_BYTES
-from reconciler.config.schema import SCHEMA_PATH, schema_text
+from reconciler.config.schema import schema_text
 from reconciler.model import DesiredState, WorkspaceSpec, frozen_map
 from reconciler.policy import FieldFact, Provenance
 from reconciler.redact import Scrubber
@@ -33,7 +33,6 @@ __all__ = [
     "MAX_ALIAS_VALUES",
     "MAX_DEPTH",
     "MAX_FILE_BYTES",
-    "SCHEMA_PATH",
     "InvalidConfig",
     "LoadResult",
     "Problem",

@@ -14,18 +14,15 @@ import difflib
 import functools
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from reconciler import schemas
 from reconciler.config.problems import JsonPath, Problem
 from reconciler.config.reader import Document
 from reconciler.config.sources import blank_problem
-
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "desired-state.schema.json"
-"""The schema lives at the top of the repository, beside the other published schemas."""
 
 _TYPE_NAMES = {
     "object": "a mapping",
@@ -40,7 +37,7 @@ _OWN_MESSAGE = {"required", "additionalProperties", "dependentRequired"}
 
 
 def schema_text() -> str:
-    return SCHEMA_PATH.read_text(encoding="utf-8")
+    return schemas.text(schemas.DESIRED_STATE)
 
 
 @functools.cache

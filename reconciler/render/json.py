@@ -11,16 +11,15 @@ problem and its JSON path.
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import json
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import jsonschema.exceptions
 
+from reconciler import schemas
 from reconciler.errors import PlanRefused
 from reconciler.model import Address, Kind, frozen_map
 from reconciler.plan import Action, Change, Drift, Plan, Severity, WorkspacePlan
@@ -28,10 +27,6 @@ from reconciler.render._common import Summary
 
 FORMAT_VERSION = "1"
 DOCUMENT_KIND = "pkgrepo-plan"
-SCHEMA_NAME = "plan.schema.json"
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
-"""The schema in a source checkout; an installed package carries a copy in
-``reconciler/schemas/`` (see ``load_schema``)."""
 
 _MAX_SHOWN = 120
 """Longest piece of the offending document quoted back in an error."""
@@ -93,13 +88,7 @@ def _change_document(change: Change) -> dict[str, Any]:
 @functools.cache
 def load_schema() -> Mapping[str, Any]:
     """The plan document's JSON Schema (draft 2020-12)."""
-    if SCHEMA_PATH.is_file():
-        text = SCHEMA_PATH.read_text(encoding="utf-8")
-    else:  # an installed package: the copy shipped as package data
-        resource = importlib.resources.files("reconciler") / "schemas" / SCHEMA_NAME
-        text = resource.read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    return schemas.load(schemas.PLAN)
 
 
 @functools.cache

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
 
-from reconciler import config, policy
+from reconciler import config, policy, schemas
 from tests.config.loading import WriteFile, problems
 
 HEAD = "version: 1\nworkspaces:\n  dev:\n    host: https://dev.example.com\n"
@@ -249,7 +248,7 @@ def _properties(node: Any, where: str = "$") -> Iterator[tuple[str, dict[str, An
 
 
 def _schema() -> dict[str, Any]:
-    return json.loads(config.SCHEMA_PATH.read_text())  # type: ignore[no-any-return]
+    return schemas.load(schemas.DESIRED_STATE)
 
 
 def test_the_schema_is_valid_draft_2020_12() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import config
+from reconciler import config, schemas
 from reconciler.cli import main
 from tests.pem import make_pem
 
@@ -233,9 +233,21 @@ def test_planted_secrets_are_absent_from_the_error_itself(
 def test_schema_command_prints_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed == json.loads(config.SCHEMA_PATH.read_text())
-    schemas = Path(__file__).resolve().parents[2] / "schemas"
-    assert schemas / "desired-state.schema.json" == config.SCHEMA_PATH
+    assert printed == schemas.load(schemas.DESIRED_STATE)
+
+
+@pytest.mark.parametrize("name", schemas.NAMES)
+def test_editor_schemas_match_the_shipped_ones(name: str) -> None:
+    """``schemas/`` (what editors point at) holds exactly what the package ships."""
+    editor_copy = Path(__file__).resolve().parents[2] / "schemas" / name
+    assert editor_copy.read_text(encoding="utf-8") == schemas.text(name), (
+        f"schemas/{name} differs from reconciler/schemas/{name}: copy the package's file over"
+    )
+
+
+def test_every_editor_schema_is_shipped() -> None:
+    editor_dir = Path(__file__).resolve().parents[2] / "schemas"
+    assert sorted(p.name for p in editor_dir.glob("*.json")) == sorted(schemas.NAMES)
 
 
 @pytest.mark.parametrize("command", ["validate", "schema"])

@@ -15,9 +15,9 @@ import jsonschema
 import pytest
 from databricks.sdk.service.workspace import AclPermission
 
+from reconciler import schemas
 from reconciler.emulator import EmulatorHandle
 from reconciler.model import SCOPE
-from reconciler.render.drift.json import SCHEMA_PATH
 from tests.drift.support import (
     BAD_TOKEN_ENV,
     EXTRA,
@@ -106,7 +106,7 @@ def _drift_json(capsys: pytest.CaptureFixture[str], path: Path,
                 *extra: str) -> tuple[int, dict[str, Any], str]:
     code, out, err = run(capsys, "drift", str(path), "--format", "json", "--quiet", *extra)
     document = json.loads(out)
-    jsonschema.validate(document, json.loads(SCHEMA_PATH.read_text()))
+    jsonschema.validate(document, schemas.load(schemas.DRIFT))
     assert PLANTED not in out + err
     return code, document, err
 

@@ -11,13 +11,13 @@ import jsonschema
 import pytest
 from hypothesis import given
 
-from reconciler import drift
+from reconciler import drift, schemas
 from reconciler.plan import Action, Drift, Plan, Severity
 from reconciler.render.drift import FORMATS, render
-from reconciler.render.drift.json import SCHEMA_PATH, to_document
+from reconciler.render.drift.json import to_document
 from tests.render.strategies import change, plans, small_plan, workspace
 
-SCHEMA: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
+SCHEMA: dict[str, Any] = schemas.load(schemas.DRIFT)
 EVIL = "evil\x1b[31m|<b>`x`</b>&\n# \x00\ufffe\u202e"
 
 

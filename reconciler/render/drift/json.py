@@ -8,14 +8,12 @@ consumer never meets a missing key. It holds only the planner's redacted texts.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from reconciler.drift import DriftItem, DriftReport, WorkspaceDrift
 
 FORMAT_VERSION = "1"
 DOCUMENT_KIND = "pkgrepo-drift"
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "schemas" / "drift.schema.json"
 
 
 def render(report: DriftReport, *, color: bool = False) -> str:
