@@ -17,6 +17,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check reconciler tests bench
+	$(BIN)/ruff format --check reconciler tests bench examples/demo.py
 	$(BIN)/mypy
 
 unit: $(STAMP)

@@ -74,12 +74,23 @@ class EmulatorProcess:
         config = folder / "emulator.yaml"
         config.write_text(f"workspace_defaults:\n  faults: {{latency_ms: {LATENCY_MS}}}\n")
         command = [
-            sys.executable, "-m", "reconciler", "emulator", "serve",
-            "--port", "0", "--config", str(config),
+            sys.executable,
+            "-m",
+            "reconciler",
+            "emulator",
+            "serve",
+            "--port",
+            "0",
+            "--config",
+            str(config),
         ]
         self._process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=_clean_env(), cwd=ROOT,
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_clean_env(),
+            cwd=ROOT,
         )
         assert self._process.stdout is not None and self._process.stderr is not None
         line = self._process.stdout.readline()
@@ -91,8 +102,9 @@ class EmulatorProcess:
         self._lock = threading.Lock()
         self._counts: Counts = Counter()
         self._lines = 0
-        self._reader = threading.Thread(target=self._read, args=(self._process.stderr,),
-                                        daemon=True)
+        self._reader = threading.Thread(
+            target=self._read, args=(self._process.stderr,), daemon=True
+        )
         self._reader.start()
 
     def _read(self, stream: IO[str]) -> None:
@@ -269,8 +281,15 @@ def _fleet_phase(label: str, emu: EmulatorProcess, desired: Path, *, apply: bool
     statuses = Counter(r.status.value for r in results)
     parallelism = session.fleet.parallelism
     del session, fleet_plan, results
-    return Phase(label, seconds, cpu, emu.cpu_seconds() - emu_before, parallelism, statuses,
-                 emu.snapshot() - before)
+    return Phase(
+        label,
+        seconds,
+        cpu,
+        emu.cpu_seconds() - emu_before,
+        parallelism,
+        statuses,
+        emu.snapshot() - before,
+    )
 
 
 def _cli_plan_phase(emu: EmulatorProcess, desired: Path) -> Phase:
@@ -278,17 +297,29 @@ def _cli_plan_phase(emu: EmulatorProcess, desired: Path) -> Phase:
     imports, config load, plan, render)."""
     before, emu_before = emu.snapshot(), emu.cpu_seconds()
     env = _clean_env() | {"DATABRICKS_TOKEN": TOKEN, "PKGREPO_LEDGER_KEY": LEDGER_KEY}
-    command = [sys.executable, "-m", "reconciler", "plan", str(desired), "-q",
-               "--detailed-exitcode"]
+    command = [
+        sys.executable,
+        "-m",
+        "reconciler",
+        "plan",
+        str(desired),
+        "-q",
+        "--detailed-exitcode",
+    ]
     cpu_before, started = _cpu_children(), time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT,
-                          check=False)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     seconds, cpu = time.perf_counter() - started, _cpu_children() - cpu_before
     if done.returncode != 0:
         raise RuntimeError(f"pkgrepo plan exited {done.returncode}: {done.stderr[-500:]}")
-    return Phase("(b') `pkgrepo plan` subprocess, converged", seconds, cpu,
-                 emu.cpu_seconds() - emu_before, DEFAULT_PARALLELISM,
-                 Counter({"up-to-date": WORKSPACES}), emu.snapshot() - before)
+    return Phase(
+        "(b') `pkgrepo plan` subprocess, converged",
+        seconds,
+        cpu,
+        emu.cpu_seconds() - emu_before,
+        DEFAULT_PARALLELISM,
+        Counter({"up-to-date": WORKSPACES}),
+        emu.snapshot() - before,
+    )
 
 
 # -- where one converged workspace's client CPU goes (serial, on a sample) ---------------------
@@ -350,20 +381,29 @@ def breakdown(specs: list[WorkspaceSpec]) -> list[Cost]:
             plan_workspace(spec, _Cached(snapshot), store, key, salt="bench")  # type: ignore[arg-type]
 
     costs = [
-        Cost("`make_client` (token auth: no `/.well-known` probe) + `WorkspaceClient`",
-             _per_workspace(build, SAMPLE)),
-        Cost("for comparison: the SDK's plain `Config(...)`, which probes `/.well-known`",
-             _per_workspace(config_only, SAMPLE)),
+        Cost(
+            "`make_client` (token auth: no `/.well-known` probe) + `WorkspaceClient`",
+            _per_workspace(build, SAMPLE),
+        ),
+        Cost(
+            "for comparison: the SDK's plain `Config(...)`, which probes `/.well-known`",
+            _per_workspace(config_only, SAMPLE),
+        ),
     ]
     # connect() cost is counted above; subtract it from the first read below
     connect_and_read = _per_workspace(first_read, SAMPLE)
     costs += [
-        Cost("`read()` on a new client: 4 GETs through the I/O pool, new connections",
-             connect_and_read - costs[0].cpu_ms),
-        Cost("`read()` on a warm client (kept-alive connections)",
-             _per_workspace(warm_read, SAMPLE)),
-        Cost("planning after the read (ledger check, `make_plan`), no I/O",
-             _per_workspace(planning, SAMPLE)),
+        Cost(
+            "`read()` on a new client: 4 GETs through the I/O pool, new connections",
+            connect_and_read - costs[0].cpu_ms,
+        ),
+        Cost(
+            "`read()` on a warm client (kept-alive connections)", _per_workspace(warm_read, SAMPLE)
+        ),
+        Cost(
+            "planning after the read (ledger check, `make_plan`), no I/O",
+            _per_workspace(planning, SAMPLE),
+        ),
     ]
     return costs
 

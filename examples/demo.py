@@ -48,8 +48,10 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit("demo failed: the emulator exited at start (is port "
-                             f"{port} in use? set PKGREPO_DEMO_PORT to another port)")
+            raise SystemExit(
+                "demo failed: the emulator exited at start (is port "
+                f"{port} in use? set PKGREPO_DEMO_PORT to another port)"
+            )
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
@@ -89,7 +91,8 @@ def main() -> int:
         banner("5. Someone edits pip-index-url by hand, outside pkgrepo")
         client = WorkspaceClient(host=f"http://127.0.0.1:{PORT}/dev", token=ADMIN_TOKEN)
         client.secrets.put_secret(
-            "databricks-package-management", "pip-index-url",
+            "databricks-package-management",
+            "pip-index-url",
             string_value="https://mirror.attacker.example/simple",
         )
         print("put-secret databricks-package-management pip-index-url (by hand)")

@@ -111,8 +111,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # anything unexpected: short notice, trace only on request
         if debug:
             logging.getLogger("pkgrepo").exception("unexpected error")
-        output.error(
-            f"unexpected error ({type(exc).__name__}); rerun with --debug for details"
-        )
+        output.error(f"unexpected error ({type(exc).__name__}); rerun with --debug for details")
         return 1
     return result if isinstance(result, int) else 0

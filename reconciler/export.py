@@ -135,9 +135,7 @@ class _Names:
         return name
 
 
-def url_template(
-    url: str, names: _Names, workspace: str, stem: str, what: str
-) -> str | None:
+def url_template(url: str, names: _Names, workspace: str, stem: str, what: str) -> str | None:
     """``url`` with every credential (user, password, query values) replaced by a
     ``${env:NAME}`` placeholder, cut textually so expanding them gives ``url`` back byte for
     byte. ``None`` when ``url`` cannot be written as a valid index URL."""
@@ -145,8 +143,11 @@ def url_template(
         return None
 
     def put(suffix: str, value: str, purpose: str) -> str:
-        return "${env:" + names.secret(workspace, f"{stem}_{suffix}", value,
-                                       f"{purpose} in {what}") + "}"
+        return (
+            "${env:"
+            + names.secret(workspace, f"{stem}_{suffix}", value, f"{purpose} in {what}")
+            + "}"
+        )
 
     scheme, _, rest = url.partition("://")
     end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
@@ -181,8 +182,7 @@ def url_template(
 
 def url_unusable(url: str) -> str | None:
     """Why a live URL cannot be written into a desired-state file as it is, or ``None``."""
-    if any(c.isspace() or unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp", "Zs"}
-           for c in url):
+    if any(c.isspace() or unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp", "Zs"} for c in url):
         return "holds white space or control characters"
     if "${" in url:
         return "holds `${`, which the file format reads as a placeholder"
@@ -227,8 +227,11 @@ class _Workspace:
             self.data["wave"] = target.wave
         if not live.scope_exists:
             self.data["ensure"] = "absent"
-            self.comment(("ensure",), "the scope did not exist when this was exported; "
-                                      "write `present` and the settings to create it")
+            self.comment(
+                ("ensure",),
+                "the scope did not exist when this was exported; "
+                "write `present` and the settings to create it",
+            )
             return
         repositories: dict[str, Any] = {}
         ignore: list[str] = []
@@ -244,18 +247,27 @@ class _Workspace:
         unmanaged = sorted(set(live.secrets) - set(MANAGED_KEYS))
         if unmanaged:
             listed = ", ".join(clean(k) for k in unmanaged)
-            self.comment(("host",), f"the scope also holds keys pkgrepo does not manage "
-                                    f"({listed}); a plan of this file deletes them")
-            self.notes.append(f"{self.name}: the scope holds keys pkgrepo does not manage "
-                              f"({listed}); `pkgrepo plan` will show them as deletions")
+            self.comment(
+                ("host",),
+                f"the scope also holds keys pkgrepo does not manage "
+                f"({listed}); a plan of this file deletes them",
+            )
+            self.notes.append(
+                f"{self.name}: the scope holds keys pkgrepo does not manage "
+                f"({listed}); `pkgrepo plan` will show them as deletions"
+            )
 
-    def _repository(self, key: str, value: SecretValue | None, out: dict[str, Any],
-                    ignore: list[str]) -> None:
+    def _repository(
+        self, key: str, value: SecretValue | None, out: dict[str, Any], ignore: list[str]
+    ) -> None:
         field_name = _FIELD[key]
         what = f"{self.name}'s {key}"
         if value is None:
-            self._unknown(key, out, "could not be read: `secrets/get` answers only inside a "
-                                    "Databricks notebook or job")
+            self._unknown(
+                key,
+                out,
+                "could not be read: `secrets/get` answers only inside a Databricks notebook or job",
+            )
             return
         text = value.plaintext
         if key == CERT:
@@ -269,8 +281,11 @@ class _Workspace:
         urls = [text] if key == INDEX_URL else text.split()
         if not urls:
             ignore.append(key)
-            self.comment(("ignore",), f"{key} exists but is empty; a file cannot say that, so "
-                                      "pkgrepo leaves it alone here")
+            self.comment(
+                ("ignore",),
+                f"{key} exists but is empty; a file cannot say that, so "
+                "pkgrepo leaves it alone here",
+            )
             return
         prefix = env_prefix(self.name)
         templates: list[str] = []
@@ -288,16 +303,21 @@ class _Workspace:
 
     def _unknown(self, key: str, out: dict[str, Any], why: str) -> None:
         field_name = _FIELD[key]
-        var = self.names.unknown(f"{env_prefix(self.name)}_{key.replace('-', '_').upper()}",
-                                 f"the value of {self.name}'s {key}")
+        var = self.names.unknown(
+            f"{env_prefix(self.name)}_{key.replace('-', '_').upper()}",
+            f"the value of {self.name}'s {key}",
+        )
         out[field_name] = [{"env": var}] if key == EXTRA_INDEX_URLS else {"env": var}
         path = ("repositories", field_name)
         self.comment(path, f"{key} {why}. Set {var} to its value")
         if key == EXTRA_INDEX_URLS:
             self.comment(path, "or list each URL as its own item")
         if key == CERT:
-            self.comment(path, f"or save the PEM as {cert_path(self.name)} and write "
-                               f"{{file: {cert_path(self.name)}}}")
+            self.comment(
+                path,
+                f"or save the PEM as {cert_path(self.name)} and write "
+                f"{{file: {cert_path(self.name)}}}",
+            )
         self.notes.append(f"{self.name}: {key} {why}; set {var} to its value")
 
     def _acls(self) -> None:
@@ -312,38 +332,52 @@ class _Workspace:
             self.data["acls"] = acls
         if skipped:
             self.data["acls_mode"] = "additive"
-            self.comment(("acls_mode",), "additive: some principals' names cannot be written "
-                                         f"in this file ({', '.join(skipped)})")
-            self.notes.append(f"{self.name}: ACLs made additive; principal names a file "
-                              f"cannot hold: {', '.join(skipped)}")
+            self.comment(
+                ("acls_mode",),
+                "additive: some principals' names cannot be written "
+                f"in this file ({', '.join(skipped)})",
+            )
+            self.notes.append(
+                f"{self.name}: ACLs made additive; principal names a file "
+                f"cannot hold: {', '.join(skipped)}"
+            )
 
     def spec(self) -> WorkspaceSpec:
         """What the file says, with the live values, for the policy pass."""
         acls = {p: Permission(v) for p, v in self.data.get("acls", {}).items()}
         return WorkspaceSpec(
-            name=self.name, host=self.target.host,
+            name=self.name,
+            host=self.target.host,
             ensure=Ensure(self.data.get("ensure", "present")),
-            secrets=frozen_map(self.values), acls=frozen_map(acls),
+            secrets=frozen_map(self.values),
+            acls=frozen_map(acls),
             acls_mode=AclsMode(self.data.get("acls_mode", "exact")),
         )
 
     def waive(self, findings: Sequence[policy.Finding], day: str) -> None:
-        checks = list(dict.fromkeys(f.check for f in findings
-                                    if f.severity is policy.Severity.ERROR))
+        checks = list(
+            dict.fromkeys(f.check for f in findings if f.severity is policy.Severity.ERROR)
+        )
         if not checks:
             return
         summaries = {c.id: c.summary for c in policy.CHECKS}
         self.data["waivers"] = [
-            {"check": check,
-             "reason": f"exported as found in the live workspace on {day}; fix it and remove "
-                       "this waiver"}
+            {
+                "check": check,
+                "reason": f"exported as found in the live workspace on {day}; fix it and remove "
+                "this waiver",
+            }
             for check in checks
         ]
         for check in checks:
-            self.comment(("waivers",), f"{check}: the live workspace breaks the rule "
-                                       f"'{summaries.get(check, check)}'")
-        self.notes.append(f"{self.name}: exported as found, breaking policy "
-                          f"({', '.join(checks)}); waived in the file for review")
+            self.comment(
+                ("waivers",),
+                f"{check}: the live workspace breaks the rule '{summaries.get(check, check)}'",
+            )
+        self.notes.append(
+            f"{self.name}: exported as found, breaking policy "
+            f"({', '.join(checks)}); waived in the file for review"
+        )
 
 
 def _plain_data(value: Any) -> Any:
@@ -374,11 +408,13 @@ def build(
     findings = policy.evaluate(state, None, now=now)
     day = f"{now:%Y-%m-%d}"
     for entry in built:
-        entry.waive([f for f in findings if f.workspace == entry.name
-                     and f.check != "hosts-distinct"], day)
+        entry.waive(
+            [f for f in findings if f.workspace == entry.name and f.check != "hosts-distinct"], day
+        )
     data: dict[str, Any] = {"version": 1, "workspaces": {w.name: w.data for w in built}}
-    comments = {("workspaces", w.name, *path): lines
-                for w in built for path, lines in w.comments.items()}
+    comments = {
+        ("workspaces", w.name, *path): lines for w in built for path, lines in w.comments.items()
+    }
     variables = tuple(names.variables.values())
     text = _header(built, variables, source, day) + _emit(data, comments)
     if yaml.safe_load(text) != data:  # the emitter is ours: prove it wrote what we meant
@@ -388,8 +424,9 @@ def build(
     return Export(text=text, files=frozen_map(files), variables=variables, notes=notes)
 
 
-def _header(built: Sequence[_Workspace], variables: Sequence[Variable], source: str,
-            day: str) -> str:
+def _header(
+    built: Sequence[_Workspace], variables: Sequence[Variable], source: str, day: str
+) -> str:
     lines = [
         f"# Exported by `pkgrepo export` on {day} from {len(built)} live "
         f"workspace{'s' if len(built) != 1 else ''}{f' ({clean(source)})' if source else ''}.",
@@ -430,16 +467,23 @@ def _flow(value: Any) -> str:
 _FLOW_KEYS = frozenset({"auth", "labels", "ignore"})
 
 
-def _emit(data: Mapping[str, Any], comments: Mapping[tuple[str, ...], list[str]],
-          path: tuple[str, ...] = (), indent: int = 0) -> str:
+def _emit(
+    data: Mapping[str, Any],
+    comments: Mapping[tuple[str, ...], list[str]],
+    path: tuple[str, ...] = (),
+    indent: int = 0,
+) -> str:
     pad = " " * indent
     out: list[str] = []
     for key, value in data.items():
         here = (*path, key)
         out.extend(f"{pad}# {line}" for line in comments.get(here, []))
         head = f"{pad}{scalar(key)}:"
-        if isinstance(value, Mapping) and value and key not in _FLOW_KEYS and not (
-            set(value) <= {"env", "file"}
+        if (
+            isinstance(value, Mapping)
+            and value
+            and key not in _FLOW_KEYS
+            and not (set(value) <= {"env", "file"})
         ):
             out.append(head)
             out.append(_emit(value, comments, here, indent + 2).rstrip("\n"))

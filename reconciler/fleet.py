@@ -250,12 +250,20 @@ class Fleet:
             started = time.monotonic()
             try:
                 wplan, seen = plan_workspace(
-                    spec, self._port(spec), self._store, self._hmac_key, salt=salt,
-                    clock=self._clock, mask=self._mask,
+                    spec,
+                    self._port(spec),
+                    self._store,
+                    self._hmac_key,
+                    salt=salt,
+                    clock=self._clock,
+                    mask=self._mask,
                 )
             except Exception as exc:
                 result = WorkspaceResult(
-                    spec.name, spec.wave, Status.FAILED, error=_describe(exc),
+                    spec.name,
+                    spec.wave,
+                    Status.FAILED,
+                    error=_describe(exc),
                     seconds=time.monotonic() - started,
                 )
             else:
@@ -296,8 +304,9 @@ class Fleet:
                         spec.name, wave, Status.SKIPPED, error=f"not started: {halted}"
                     )
                 continue
-            outcome = self._apply_wave(members, planned, fleet_plan, options, max_failures,
-                                       failures)
+            outcome = self._apply_wave(
+                members, planned, fleet_plan, options, max_failures, failures
+            )
             results.update(outcome)
             wave_failures = sum(1 for r in outcome.values() if r.status is Status.FAILED)
             failures += wave_failures
@@ -324,12 +333,19 @@ class Fleet:
             with lock:
                 stop = max_failures is not None and failures[0] >= max_failures
             if stop:
-                result = WorkspaceResult(spec.name, spec.wave, Status.SKIPPED,
-                                         error=f"not started: --max-failures {max_failures} "
-                                         "reached")
+                result = WorkspaceResult(
+                    spec.name,
+                    spec.wave,
+                    Status.SKIPPED,
+                    error=f"not started: --max-failures {max_failures} reached",
+                )
             elif prior is None or prior.plan is None:
-                result = WorkspaceResult(spec.name, spec.wave, Status.FAILED,
-                                         error=prior.error if prior else "not planned")
+                result = WorkspaceResult(
+                    spec.name,
+                    spec.wave,
+                    Status.FAILED,
+                    error=prior.error if prior else "not planned",
+                )
             else:
                 result = self._apply_one(spec, prior.plan, fleet_plan, options)
             if result.status is Status.FAILED:
@@ -347,7 +363,10 @@ class Fleet:
             return {r.workspace: r for r in pool.map(one, members)}
 
     def _apply_one(
-        self, spec: WorkspaceSpec, wplan: WorkspacePlan, fleet_plan: FleetPlan,
+        self,
+        spec: WorkspaceSpec,
+        wplan: WorkspacePlan,
+        fleet_plan: FleetPlan,
         options: ApplyOptions,
     ) -> WorkspaceResult:
         started = time.monotonic()
@@ -356,28 +375,65 @@ class Fleet:
         port = self._port(spec)
         try:
             with WorkspaceLock(spec.name, port, self._clock, wait_seconds=self._lock_wait):
-                _refuse_if_moved(spec, wplan, fleet_plan.observations[spec.name], port,
-                                 self._store, self._hmac_key, self._clock)
+                _refuse_if_moved(
+                    spec,
+                    wplan,
+                    fleet_plan.observations[spec.name],
+                    port,
+                    self._store,
+                    self._hmac_key,
+                    self._clock,
+                )
                 outcome = apply_workspace(
-                    spec, wplan, fleet_plan.observations[spec.name], port, self._store,
-                    options=options, clock=self._clock, salt=fleet_plan.salt, mask=self._mask,
+                    spec,
+                    wplan,
+                    fleet_plan.observations[spec.name],
+                    port,
+                    self._store,
+                    options=options,
+                    clock=self._clock,
+                    salt=fleet_plan.salt,
+                    mask=self._mask,
                 )
         except Exception as exc:
-            return WorkspaceResult(spec.name, spec.wave, Status.FAILED, plan=wplan,
-                                   error=_describe(exc), seconds=time.monotonic() - started)
+            return WorkspaceResult(
+                spec.name,
+                spec.wave,
+                Status.FAILED,
+                plan=wplan,
+                error=_describe(exc),
+                seconds=time.monotonic() - started,
+            )
         seconds = time.monotonic() - started
         if not outcome.converged:
             left = ", ".join(str(c.address) for c in outcome.remaining)
-            return WorkspaceResult(spec.name, spec.wave, Status.FAILED, plan=wplan,
-                                   error=f"did not converge; still planned: {left}",
-                                   seconds=seconds, applied=len(outcome.applied))
-        return WorkspaceResult(spec.name, spec.wave, Status.APPLIED, plan=wplan,
-                               seconds=seconds, applied=len(outcome.applied))
+            return WorkspaceResult(
+                spec.name,
+                spec.wave,
+                Status.FAILED,
+                plan=wplan,
+                error=f"did not converge; still planned: {left}",
+                seconds=seconds,
+                applied=len(outcome.applied),
+            )
+        return WorkspaceResult(
+            spec.name,
+            spec.wave,
+            Status.APPLIED,
+            plan=wplan,
+            seconds=seconds,
+            applied=len(outcome.applied),
+        )
 
 
 def _refuse_if_moved(
-    spec: WorkspaceSpec, wplan: WorkspacePlan, planned: Observation, port: WorkspacePort,
-    store: LedgerStore, hmac_key: SecretValue | None, clock: Clock,
+    spec: WorkspaceSpec,
+    wplan: WorkspacePlan,
+    planned: Observation,
+    port: WorkspacePort,
+    store: LedgerStore,
+    hmac_key: SecretValue | None,
+    clock: Clock,
 ) -> None:
     """Under the lock, check the workspace is still as planned: another run may have
     applied while this one waited for the lock (its ledger write counts too: it can land

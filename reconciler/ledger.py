@@ -63,8 +63,7 @@ def _from_document(document: Any, workspace: str, hmac_key: SecretValue) -> Ledg
     if not hmac.compare_digest(str(document.get("signature", "")), expected):
         return Ledger(
             hmac_key=hmac_key,
-            problem="signature does not match (edited, or written with another "
-            "PKGREPO_LEDGER_KEY)",
+            problem="signature does not match (edited, or written with another PKGREPO_LEDGER_KEY)",
         )
     if body.get("workspace") != workspace:
         return Ledger(hmac_key=hmac_key, problem="ledger belongs to another workspace")

@@ -155,9 +155,7 @@ class WorkspaceLock:
                 )
             self.clock.sleep(min(1.0, max(0.05, deadline - now)))
 
-    def _step(
-        self, holderless_since: float | None
-    ) -> tuple[bool, Mapping[str, LiveSecret] | None]:
+    def _step(self, holderless_since: float | None) -> tuple[bool, Mapping[str, LiveSecret] | None]:
         """One attempt: whether the lock is ours, and the lock keys last seen."""
         if self.port.lock_create():
             self._created = True
@@ -182,8 +180,7 @@ class WorkspaceLock:
         # Only the caller whose delete succeeds may claim an expired lock: the others find
         # the key gone.
         if current.expires < self.clock.time() and self.port.lock_delete_key(current.key):
-            log.warning("%s: taking over an expired lock (%s)", self.workspace,
-                        current.describe())
+            log.warning("%s: taking over an expired lock (%s)", self.workspace, current.describe())
             return self._claim(), keys
         return False, keys
 
@@ -215,16 +212,22 @@ class WorkspaceLock:
                 deadline=self.clock.monotonic() + _RELEASE_SECONDS,
             )
         except UserError as exc:
-            log.warning("%s: lock not released (%s); it expires after %ds, or run "
-                        "`pkgrepo force-unlock %s --file FILE`", self.workspace, exc,
-                        self.ttl_seconds, self.workspace)
+            log.warning(
+                "%s: lock not released (%s); it expires after %ds, or run "
+                "`pkgrepo force-unlock %s --file FILE`",
+                self.workspace,
+                exc,
+                self.ttl_seconds,
+                self.workspace,
+            )
 
     def _release_once(self) -> None:
         keys = self.port.lock_keys()
         current = parse_holder(keys) if keys else None
         if current is not None and current.key != self.key:
-            log.warning("%s: the lock was taken over by %s; leaving it", self.workspace,
-                        current.who)
+            log.warning(
+                "%s: the lock was taken over by %s; leaving it", self.workspace, current.who
+            )
             return
         self.port.lock_delete()
 

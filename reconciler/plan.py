@@ -212,10 +212,14 @@ def _destructive(spec: WorkspaceSpec, live: LiveState, changes: list[Change]) ->
     others = set(live.acls) - {live.identity}
     if not live.scope_exists or not others:
         return None
-    deleted = {c.address.name for c in changes
-               if c.address.kind is Kind.ACL and c.action is Action.DELETE}
-    created = {c.address.name for c in changes
-               if c.address.kind is Kind.ACL and c.action is not Action.DELETE}
+    deleted = {
+        c.address.name for c in changes if c.address.kind is Kind.ACL and c.action is Action.DELETE
+    }
+    created = {
+        c.address.name
+        for c in changes
+        if c.address.kind is Kind.ACL and c.action is not Action.DELETE
+    }
     if not (others - deleted) and not (created - {live.identity}):
         return "removes every ACL of the scope"
     return None
@@ -233,7 +237,11 @@ def _host(shown: str) -> str:
 
 class _Planner:
     def __init__(
-        self, spec: WorkspaceSpec, live: LiveState, ledger: Ledger, salt: str,
+        self,
+        spec: WorkspaceSpec,
+        live: LiveState,
+        ledger: Ledger,
+        salt: str,
         mask: Callable[[str], str],
     ) -> None:
         self.mask = mask
@@ -248,8 +256,14 @@ class _Planner:
         ws = self.spec.name
         if self.spec.ensure is Ensure.ABSENT:
             if self.live.scope_exists:
-                self._add(Address.scope(ws), Action.DELETE, "scope", None,
-                          "workspace is declared ensure: absent", Drift.CHANGED_IN_GIT)
+                self._add(
+                    Address.scope(ws),
+                    Action.DELETE,
+                    "scope",
+                    None,
+                    "workspace is declared ensure: absent",
+                    Drift.CHANGED_IN_GIT,
+                )
             return self.changes, self.warnings
         if self.ledger.hmac_key is None:
             self.warnings.append(
@@ -261,7 +275,10 @@ class _Planner:
         if not self.live.scope_exists:
             known = bool(self.ledger.entries) and self.ledger.trusted
             self._add(
-                Address.scope(ws), Action.CREATE, None, "scope",
+                Address.scope(ws),
+                Action.CREATE,
+                None,
+                "scope",
                 "scope was deleted outside pkgrepo" if known else "scope does not exist yet",
                 Drift.SCOPE_MISSING if known else Drift.NEW,
             )
@@ -269,15 +286,26 @@ class _Planner:
             if key not in self.spec.ignore:
                 self._plan_secret(key)
         for key in sorted(set(self.live.secrets) - set(MANAGED_KEYS) - self.spec.ignore):
-            self._add(Address.secret(ws, key), Action.DELETE, "(unmanaged key)", None,
-                      "key is not one pkgrepo manages in this scope; the scope is owned",
-                      Drift.ADDED_OUT_OF_BAND)
+            self._add(
+                Address.secret(ws, key),
+                Action.DELETE,
+                "(unmanaged key)",
+                None,
+                "key is not one pkgrepo manages in this scope; the scope is owned",
+                Drift.ADDED_OUT_OF_BAND,
+            )
         self._plan_acls()
         return self.changes, self.warnings
 
     def _add(
-        self, address: Address, action: Action, before: str | None, after: str | None,
-        reason: str, drift: Drift, severity: Severity = Severity.LOW,
+        self,
+        address: Address,
+        action: Action,
+        before: str | None,
+        after: str | None,
+        reason: str,
+        drift: Drift,
+        severity: Severity = Severity.LOW,
     ) -> None:
         self.changes.append(Change(address, action, before, after, reason, drift, severity))
 
@@ -296,28 +324,50 @@ class _Planner:
             assert live is not None
             before = self._entry_shown(key) or "(value not readable)"
             if entry is not None:
-                self._add(address, Action.DELETE, before, None,
-                          "removed from the desired state", Drift.CHANGED_IN_GIT)
+                self._add(
+                    address,
+                    Action.DELETE,
+                    before,
+                    None,
+                    "removed from the desired state",
+                    Drift.CHANGED_IN_GIT,
+                )
             else:
                 written = _fmt_ms(live.last_updated_ms)
-                self._add(address, Action.DELETE, before, None,
-                          f"not declared; written outside pkgrepo at {written}",
-                          Drift.ADDED_OUT_OF_BAND)
+                self._add(
+                    address,
+                    Action.DELETE,
+                    before,
+                    None,
+                    f"not declared; written outside pkgrepo at {written}",
+                    Drift.ADDED_OUT_OF_BAND,
+                )
             return
         after = self.mask(redact.describe(key, desired, self.salt))
         if live is None:
             if entry is not None and self.live.scope_exists:
-                self._add(address, Action.CREATE, None, after,
-                          "deleted outside pkgrepo", Drift.REMOVED_OUT_OF_BAND,
-                          Severity.HIGH if key == INDEX_URL else Severity.LOW)
+                self._add(
+                    address,
+                    Action.CREATE,
+                    None,
+                    after,
+                    "deleted outside pkgrepo",
+                    Drift.REMOVED_OUT_OF_BAND,
+                    Severity.HIGH if key == INDEX_URL else Severity.LOW,
+                )
             else:
                 self._add(address, Action.CREATE, None, after, "new key", Drift.NEW)
             return
         self._plan_existing(address, key, desired, live.last_updated_ms, live.value, after)
 
     def _plan_existing(
-        self, address: Address, key: str, desired: SecretValue, live_ms: int,
-        live_value: SecretValue | None, after: str,
+        self,
+        address: Address,
+        key: str,
+        desired: SecretValue,
+        live_ms: int,
+        live_value: SecretValue | None,
+        after: str,
     ) -> None:
         if live_value is not None:  # inside a notebook or job: compare the values themselves
             if diff.same_value(key, live_value.plaintext, desired.plaintext):
@@ -330,15 +380,26 @@ class _Planner:
             return  # warned once above: nothing to compare against
         entry = self.ledger.entries.get(key) if self.ledger.trusted else None
         if entry is None:
-            self._add(address, Action.UPDATE, "(value not readable)", after,
-                      "unverifiable: no ledger entry yet; written once to record it",
-                      Drift.UNVERIFIABLE)
+            self._add(
+                address,
+                Action.UPDATE,
+                "(value not readable)",
+                after,
+                "unverifiable: no ledger entry yet; written once to record it",
+                Drift.UNVERIFIABLE,
+            )
             return
         before = entry.shown or "(value not readable)"
         if entry.last_updated_ms != live_ms:
-            self._add(address, Action.UPDATE, "(unknown: changed outside pkgrepo)", after,
-                      f"modified outside pkgrepo at {_fmt_ms(live_ms)}",
-                      Drift.MODIFIED_OUTSIDE, Severity.HIGH if key == INDEX_URL else Severity.LOW)
+            self._add(
+                address,
+                Action.UPDATE,
+                "(unknown: changed outside pkgrepo)",
+                after,
+                f"modified outside pkgrepo at {_fmt_ms(live_ms)}",
+                Drift.MODIFIED_OUTSIDE,
+                Severity.HIGH if key == INDEX_URL else Severity.LOW,
+            )
             return
         if entry.hmac != diff.value_hmac(hmac_key.plaintext, key, desired.plaintext):
             self._update(address, key, before, after, "changed in Git", Drift.CHANGED_IN_GIT)
@@ -360,16 +421,23 @@ class _Planner:
         # A new scope starts with one grant: MANAGE for its creator (Secrets API,
         # scopes/create). Planning against that keeps the deploying identity from
         # lowering its own grant before the others are in place.
-        live_acls: Mapping[str, Permission] = self.live.acls if self.live.scope_exists else (
-            {identity: Permission.MANAGE} if identity else {}
+        live_acls: Mapping[str, Permission] = (
+            self.live.acls
+            if self.live.scope_exists
+            else ({identity: Permission.MANAGE} if identity else {})
         )
         found = diff.diff_acls(live_acls, self.spec.acls)
         applied = self.ledger.acls if self.ledger.trusted else {}
         for principal, perm in found.added.items():
             out_of_band = principal in applied and self.live.scope_exists
-            self._add(Address.acl(ws, principal), Action.CREATE, None, perm.value,
-                      "grant was removed outside pkgrepo" if out_of_band else "new grant",
-                      Drift.ACL_REMOVED if out_of_band else Drift.NEW)
+            self._add(
+                Address.acl(ws, principal),
+                Action.CREATE,
+                None,
+                perm.value,
+                "grant was removed outside pkgrepo" if out_of_band else "new grant",
+                Drift.ACL_REMOVED if out_of_band else Drift.NEW,
+            )
         for principal, (old, new) in found.changed.items():
             if principal == identity and old is Permission.MANAGE:
                 self.warnings.append(
@@ -378,10 +446,15 @@ class _Planner:
                 continue
             in_git = applied.get(principal) is old
             widened = old.rank > new.rank
-            self._add(Address.acl(ws, principal), Action.UPDATE, old.value, new.value,
-                      "changed in Git" if in_git else f"set to {old.value} outside pkgrepo",
-                      Drift.CHANGED_IN_GIT if in_git else Drift.ACL_CHANGED,
-                      Severity.HIGH if widened and not in_git else Severity.LOW)
+            self._add(
+                Address.acl(ws, principal),
+                Action.UPDATE,
+                old.value,
+                new.value,
+                "changed in Git" if in_git else f"set to {old.value} outside pkgrepo",
+                Drift.CHANGED_IN_GIT if in_git else Drift.ACL_CHANGED,
+                Severity.HIGH if widened and not in_git else Severity.LOW,
+            )
         if self.spec.acls_mode is AclsMode.ADDITIVE:
             return
         for principal, perm in found.removed.items():
@@ -389,11 +462,15 @@ class _Planner:
                 continue  # the deploying identity's own grant (the service adds it on create)
             in_git = principal in applied
             widened = perm is not Permission.READ or principal == "users"
-            self._add(Address.acl(ws, principal), Action.DELETE, perm.value, None,
-                      "removed from the desired state" if in_git
-                      else "granted outside pkgrepo",
-                      Drift.CHANGED_IN_GIT if in_git else Drift.ACL_ADDED,
-                      Severity.HIGH if widened and not in_git else Severity.LOW)
+            self._add(
+                Address.acl(ws, principal),
+                Action.DELETE,
+                perm.value,
+                None,
+                "removed from the desired state" if in_git else "granted outside pkgrepo",
+                Drift.CHANGED_IN_GIT if in_git else Drift.ACL_ADDED,
+                Severity.HIGH if widened and not in_git else Severity.LOW,
+            )
 
 
 MIN_KEYS_FOR_SHARE_CHECK = 10

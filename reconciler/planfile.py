@@ -31,9 +31,7 @@ class PlanFile:
     when it was below it)."""
 
 
-def write(
-    path: Path, plan: Plan, *, source: Path, mask: Callable[[str], str], keyed: bool
-) -> None:
+def write(path: Path, plan: Plan, *, source: Path, mask: Callable[[str], str], keyed: bool) -> None:
     """Save ``plan``. ``mask`` scrubs known secret values from the text (a token can sit in
     an index URL's path, which redaction shows); ``keyed`` says PKGREPO_LEDGER_KEY is set."""
     if not keyed:

@@ -253,8 +253,7 @@ def _urls(ctx: _Context) -> Iterator[Finding]:
             yield ctx.finding(
                 "extra-urls-unique",
                 key,
-                f"{mask_url(url)} repeats extra_index_urls[{seen[normal]}]; "
-                "remove the duplicate",
+                f"{mask_url(url)} repeats extra_index_urls[{seen[normal]}]; remove the duplicate",
             )
         seen.setdefault(normal, i)
     for key, url in _url_fields(ctx.ws):

@@ -43,8 +43,9 @@ def summary(results: Sequence[WorkspaceResult]) -> str:
         changes = r.applied if r.status is Status.APPLIED else change_count(r)
         rows.append((r.workspace, str(r.wave), _MARK[r.status], str(changes), f"{r.seconds:.1f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
-             for row in rows]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
+    ]
     counts = Counter(r.status for r in results)
     totals = ", ".join(f"{counts[s]} {s.value}" for s in Status if counts[s])
     lines.append(f"{len(results)} workspace(s): {totals or 'none selected'}")

@@ -119,9 +119,7 @@ def _record_ledger(
     so a later re-creation is not mistaken for a scope deleted out of band."""
     if previous.hmac_key is None:
         return
-    updated = ledger_doc.after_apply(
-        spec, previous, stamps=progress.stamps, salt=salt, mask=mask
-    )
+    updated = ledger_doc.after_apply(spec, previous, stamps=progress.stamps, salt=salt, mask=mask)
     document = ledger_doc.render(updated, workspace=spec.name)
     try:
         call_with_retry(

@@ -11,9 +11,7 @@ from hypothesis import HealthCheck, settings
 from reconciler import output
 from reconciler.redact import Scrubber
 
-settings.register_profile(
-    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(
     "thorough", deadline=None, max_examples=500, suppress_health_check=[HealthCheck.too_slow]
 )

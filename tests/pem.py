@@ -17,8 +17,9 @@ def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def make_pem(common_name: str, not_after: dt.datetime,
-             not_before: dt.datetime | None = None) -> str:
+def make_pem(
+    common_name: str, not_after: dt.datetime, not_before: dt.datetime | None = None
+) -> str:
     """A self-signed CA certificate expiring at ``not_after`` (valid for the ten years
     before it unless ``not_before`` is given)."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -36,12 +37,14 @@ def make_pem(common_name: str, not_after: dt.datetime,
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def make_cert(common_name: str = "Corp Root CA", *, days: int = 3650,
-              not_before_days: int = -1) -> str:
+def make_cert(
+    common_name: str = "Corp Root CA", *, days: int = 3650, not_before_days: int = -1
+) -> str:
     """A PEM certificate valid from ``not_before_days`` to ``days`` from now."""
     now = dt.datetime.now(dt.UTC)
-    return make_pem(common_name, now + dt.timedelta(days=days),
-                    now + dt.timedelta(days=not_before_days))
+    return make_pem(
+        common_name, now + dt.timedelta(days=days), now + dt.timedelta(days=not_before_days)
+    )
 
 
 def private_key_pem() -> str:

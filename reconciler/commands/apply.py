@@ -29,16 +29,34 @@ from reconciler.render import render
 
 @click.command("apply")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--auto-approve", is_flag=True,
-              help="Do not ask for confirmation (needed when not on a terminal).")
-@click.option("--allow-destroy", is_flag=True,
-              help="Allow deleting a scope or removing every ACL of a scope.")
-@click.option("--force", is_flag=True,
-              help="Apply even past the safety thresholds of the file's `safety` block.")
-@click.option("--max-failures", type=click.IntRange(min=1), default=None, metavar="K",
-              help="Halt the rollout once K workspaces have failed.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="json prints the results as one document.")
+@click.option(
+    "--auto-approve",
+    is_flag=True,
+    help="Do not ask for confirmation (needed when not on a terminal).",
+)
+@click.option(
+    "--allow-destroy", is_flag=True, help="Allow deleting a scope or removing every ACL of a scope."
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Apply even past the safety thresholds of the file's `safety` block.",
+)
+@click.option(
+    "--max-failures",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="K",
+    help="Halt the rollout once K workspaces have failed.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json prints the results as one document.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
 @fleet_options
 def command(
@@ -74,8 +92,10 @@ def command(
         saved = planfile.read(file)
         only = tuple(w.workspace for w in saved.plan.workspaces)
         if target.names or target.labels:
-            raise UserError("a saved plan applies to the workspaces it was made for; "
-                            "--workspace and --select go with `pkgrepo plan`")
+            raise UserError(
+                "a saved plan applies to the workspaces it was made for; "
+                "--workspace and --select go with `pkgrepo plan`"
+            )
         session = open_session(saved.source, target, only=only)
         fleet_plan = _plan(session, saved.plan.salt, quiet)
         _fail_on_plan_errors(fleet_plan)
@@ -101,7 +121,9 @@ def command(
     with FleetProgress(len(session.specs), quiet=quiet) as progress:
         session.fleet.listener = progress
         results = session.fleet.apply(
-            session.specs, fleet_plan, options=ApplyOptions(allow_destroy=allow_destroy),
+            session.specs,
+            fleet_plan,
+            options=ApplyOptions(allow_destroy=allow_destroy),
             max_failures=max_failures,
         )
     _print_results(session, fleet_plan, results, fmt)
@@ -118,16 +140,20 @@ def _fail_on_plan_errors(fleet_plan: FleetPlan) -> None:
     """A saved plan is applied whole or not at all: every workspace must re-plan."""
     if fleet_plan.failed:
         lines = [f"{r.workspace}: {r.error}" for r in fleet_plan.failed]
-        raise UserError("cannot plan every workspace of the saved plan, nothing was applied:"
-                        "\n  " + "\n  ".join(lines))
+        raise UserError(
+            "cannot plan every workspace of the saved plan, nothing was applied:"
+            "\n  " + "\n  ".join(lines)
+        )
 
 
 def _confirm(auto_approve: bool) -> None:
     if auto_approve:
         return
     if not sys.stdin.isatty():
-        raise UserError("not on a terminal: review the plan above and pass --auto-approve "
-                        "(or apply a saved plan file)")
+        raise UserError(
+            "not on a terminal: review the plan above and pass --auto-approve "
+            "(or apply a saved plan file)"
+        )
     if not click.confirm("Apply these changes?", default=False):
         raise PlanRefused("apply cancelled; nothing was changed")
 
@@ -137,14 +163,17 @@ def _check_safety(
 ) -> None:
     destroying = [f"{w.workspace} ({w.destructive})" for w in plan.workspaces if w.destructive]
     if destroying and not allow_destroy:
-        raise PlanRefused("this plan is destructive: " + "; ".join(destroying)
-                          + "; review it and rerun with --allow-destroy")
+        raise PlanRefused(
+            "this plan is destructive: "
+            + "; ".join(destroying)
+            + "; review it and rerun with --allow-destroy"
+        )
     managed = sum(
-        len(set(seen.live.secrets) & set(MANAGED_KEYS))
-        for seen in fleet_plan.observations.values()
+        len(set(seen.live.secrets) & set(MANAGED_KEYS)) for seen in fleet_plan.observations.values()
     )
-    reason = unsafe_reason(plan.workspaces, managed_keys=managed,
-                           thresholds=session.desired.thresholds)
+    reason = unsafe_reason(
+        plan.workspaces, managed_keys=managed, thresholds=session.desired.thresholds
+    )
     refuse_if_unsafe(reason, force=force)
 
 

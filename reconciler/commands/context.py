@@ -38,15 +38,24 @@ LEDGER_KEY_ENV = "PKGREPO_LEDGER_KEY"
 def selection_options(fn: F) -> F:
     """``--workspace``, ``--select``, ``--shard``: which workspaces of the file to act on."""
     fn = click.option(
-        "--shard", metavar="I/N", default=None,
+        "--shard",
+        metavar="I/N",
+        default=None,
         help="Only the I-th of N stable shards of the fleet (for CI matrix jobs).",
     )(fn)
     fn = click.option(
-        "--select", "labels", metavar="LABEL=VALUE", multiple=True,
+        "--select",
+        "labels",
+        metavar="LABEL=VALUE",
+        multiple=True,
         help="Only workspaces with this label value. Repeatable; all must match.",
     )(fn)
     fn = click.option(
-        "--workspace", "-w", "names", metavar="NAME_OR_GLOB", multiple=True,
+        "--workspace",
+        "-w",
+        "names",
+        metavar="NAME_OR_GLOB",
+        multiple=True,
         help="Only these workspaces (glob patterns like 'prod-*' work). Repeatable.",
     )(fn)
     return fn
@@ -55,23 +64,34 @@ def selection_options(fn: F) -> F:
 def run_options(fn: F) -> F:
     """``--parallelism``, ``--rate-limit``, ``--ledger``: how to reach the workspaces."""
     fn = click.option(
-        "--ledger", "ledger_dir", type=click.Path(file_okay=False, path_type=Path),
+        "--ledger",
+        "ledger_dir",
+        type=click.Path(file_okay=False, path_type=Path),
         default=None,
         help="Keep ledgers in this local directory instead of in each workspace.",
     )(fn)
     fn = click.option(
-        "--timeout", type=click.IntRange(min=1, max=3600), default=DEFAULT_TIMEOUT_SECONDS,
-        show_default=True, metavar="SECONDS",
+        "--timeout",
+        type=click.IntRange(min=1, max=3600),
+        default=DEFAULT_TIMEOUT_SECONDS,
+        show_default=True,
+        metavar="SECONDS",
         help="How long one request to a workspace is retried (throttling, 503s, dropped "
         "connections) before that workspace fails.",
     )(fn)
     fn = click.option(
-        "--rate-limit", type=click.FloatRange(min=0.1), default=None, metavar="RPS",
+        "--rate-limit",
+        type=click.FloatRange(min=0.1),
+        default=None,
+        metavar="RPS",
         help="At most RPS requests per second to any one workspace host.",
     )(fn)
     fn = click.option(
-        "--parallelism", "-p", type=click.IntRange(min=1, max=512),
-        default=DEFAULT_PARALLELISM, show_default=True,
+        "--parallelism",
+        "-p",
+        type=click.IntRange(min=1, max=512),
+        default=DEFAULT_PARALLELISM,
+        show_default=True,
         help="Workspaces worked on at the same time.",
     )(fn)
     return fn
@@ -135,8 +155,9 @@ def load_desired(path: Path) -> DesiredState:
         if finding.severity is policy.Severity.WARNING:
             output.warning(finding.format(str(path)))
     if policy.has_errors(findings):
-        raise ConfigError([f.format(str(path)) for f in findings
-                           if f.severity is policy.Severity.ERROR])
+        raise ConfigError(
+            [f.format(str(path)) for f in findings if f.severity is policy.Severity.ERROR]
+        )
     return loaded.desired
 
 
@@ -175,8 +196,14 @@ def open_session(
             spec, ledger_in_workspace=in_workspace, retry_timeout_seconds=target.timeout
         )
 
-    fleet = Fleet(connect, store, key, parallelism=target.parallelism,
-                  rate_per_host=target.rate_limit, mask=output.scrub)
+    fleet = Fleet(
+        connect,
+        store,
+        key,
+        parallelism=target.parallelism,
+        rate_per_host=target.rate_limit,
+        mask=output.scrub,
+    )
     return Session(path, desired, specs, fleet, key, store)
 
 

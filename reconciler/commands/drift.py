@@ -22,15 +22,31 @@ from reconciler.render.drift import FORMATS, headline, render
 
 @click.command("drift")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="text for people, json for dashboards (schemas/drift.schema.json), "
-                   "markdown for a CI job summary, junit for CI test reports.")
-@click.option("--output", "-o", "output_file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None,
-              help="Write the report to this file instead of stdout (it holds no secret).")
-@click.option("--summary", "summary_file", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, metavar="FILE",
-              help="Also append the Markdown report to FILE, e.g. \"$GITHUB_STEP_SUMMARY\".")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text for people, json for dashboards (schemas/drift.schema.json), "
+    "markdown for a CI job summary, junit for CI test reports.",
+)
+@click.option(
+    "--output",
+    "-o",
+    "output_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report to this file instead of stdout (it holds no secret).",
+)
+@click.option(
+    "--summary",
+    "summary_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help='Also append the Markdown report to FILE, e.g. "$GITHUB_STEP_SUMMARY".',
+)
 @click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
 @fleet_options
 def command(

@@ -34,30 +34,73 @@ _register_lock = threading.Lock()
 
 
 @click.command("export")
-@click.option("--output", "-o", "output_file", required=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the desired-state YAML here (certificates go to certs/ beside it).")
-@click.option("--host", "hosts", multiple=True, metavar="[NAME=]URL",
-              help="A workspace to export. Repeatable. NAME defaults to the URL's last path "
-                   "segment or first host label.")
-@click.option("--token-env", "token_envs", multiple=True, metavar="VAR",
-              help="The environment variable holding the token: once for every --host, or "
-                   "once per --host in the same order.")
-@click.option("--profile", "profiles", multiple=True, metavar="NAME",
-              help="A ~/.databrickscfg profile instead of a token: once, or once per --host.")
-@click.option("--from", "from_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None,
-              help="Export the workspaces of this desired-state file (host and auth as written "
-                   "there).")
-@click.option("--workspace", "-w", "names", metavar="NAME_OR_GLOB", multiple=True,
-              help="With --from: only these workspaces. Repeatable.")
-@click.option("--select", "labels", metavar="LABEL=VALUE", multiple=True,
-              help="With --from: only workspaces with this label value. Repeatable.")
-@click.option("--shard", metavar="I/N", default=None,
-              help="With --from: only the I-th of N stable shards of the fleet.")
-@click.option("--parallelism", "-p", type=click.IntRange(min=1, max=512),
-              default=DEFAULT_PARALLELISM, show_default=True,
-              help="Workspaces read at the same time.")
+@click.option(
+    "--output",
+    "-o",
+    "output_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the desired-state YAML here (certificates go to certs/ beside it).",
+)
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    metavar="[NAME=]URL",
+    help="A workspace to export. Repeatable. NAME defaults to the URL's last path "
+    "segment or first host label.",
+)
+@click.option(
+    "--token-env",
+    "token_envs",
+    multiple=True,
+    metavar="VAR",
+    help="The environment variable holding the token: once for every --host, or "
+    "once per --host in the same order.",
+)
+@click.option(
+    "--profile",
+    "profiles",
+    multiple=True,
+    metavar="NAME",
+    help="A ~/.databrickscfg profile instead of a token: once, or once per --host.",
+)
+@click.option(
+    "--from",
+    "from_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Export the workspaces of this desired-state file (host and auth as written there).",
+)
+@click.option(
+    "--workspace",
+    "-w",
+    "names",
+    metavar="NAME_OR_GLOB",
+    multiple=True,
+    help="With --from: only these workspaces. Repeatable.",
+)
+@click.option(
+    "--select",
+    "labels",
+    metavar="LABEL=VALUE",
+    multiple=True,
+    help="With --from: only workspaces with this label value. Repeatable.",
+)
+@click.option(
+    "--shard",
+    metavar="I/N",
+    default=None,
+    help="With --from: only the I-th of N stable shards of the fleet.",
+)
+@click.option(
+    "--parallelism",
+    "-p",
+    type=click.IntRange(min=1, max=512),
+    default=DEFAULT_PARALLELISM,
+    show_default=True,
+    help="Workspaces read at the same time.",
+)
 @click.option("--force", is_flag=True, help="Overwrite the output file and certificate files.")
 def command(
     output_file: Path,
@@ -104,8 +147,9 @@ def command(
     _refuse_overwrite(output_file, [export.cert_path(t.name) for t, _ in targets], force)
     live = _read_all([spec for _, spec in targets], parallelism)
     source = str(from_file) if from_file else "--host"
-    built = export.build([(t, live[t.name]) for t, _ in targets],
-                         now=dt.datetime.now(dt.UTC), source=source)
+    built = export.build(
+        [(t, live[t.name]) for t, _ in targets], now=dt.datetime.now(dt.UTC), source=source
+    )
     output.register_secrets(v.value for v in built.variables if v.value)
     _write(output_file, built)
     _report(output_file, built, len(targets))
@@ -122,8 +166,10 @@ def _from_hosts(
         raise UserError("give --token-env or --profile, not both")
     for flag, given in (("--token-env", token_envs), ("--profile", profiles)):
         if len(given) not in (0, 1, len(hosts)):
-            raise UserError(f"{flag} is given {len(given)} times for {len(hosts)} --host: "
-                            "give it once for all of them, or once per --host")
+            raise UserError(
+                f"{flag} is given {len(given)} times for {len(hosts)} --host: "
+                "give it once for all of them, or once per --host"
+            )
     out = []
     for index, text in enumerate(hosts):
         name, url = _name_and_url(text)
@@ -145,16 +191,20 @@ def _name_and_url(text: str) -> tuple[str, str]:
     if not eq or "://" in name:
         name, url = "", text
     if "://" not in url:
-        raise UserError(f"--host {text!r}: expected [NAME=]URL, e.g. "
-                        "prod-eu=https://adb-1234567890123456.7.azuredatabricks.net")
+        raise UserError(
+            f"--host {text!r}: expected [NAME=]URL, e.g. "
+            "prod-eu=https://adb-1234567890123456.7.azuredatabricks.net"
+        )
     if not name:
         rest = url.split("://", 1)[1]
         host, _, path = rest.partition("/")
         segments = [s for s in path.split("/") if s]
         name = segments[-1] if segments else host.split("@")[-1].split(":")[0].split(".")[0]
     if not _NAME.match(name):
-        raise UserError(f"--host {text!r}: workspace name {name!r} is not valid (letters, "
-                        "digits, _ . -); name it with NAME=URL")
+        raise UserError(
+            f"--host {text!r}: workspace name {name!r} is not valid (letters, "
+            "digits, _ . -); name it with NAME=URL"
+        )
     return name, url.rstrip("/")
 
 
@@ -169,13 +219,17 @@ def _token_auth(var: str) -> AuthSpec:
 
 
 def _from_file(
-    path: Path, output_file: Path, names: tuple[str, ...], labels: tuple[str, ...],
+    path: Path,
+    output_file: Path,
+    names: tuple[str, ...],
+    labels: tuple[str, ...],
     shard: str | None,
 ) -> list[tuple[export.Target, WorkspaceSpec]]:
     loaded = config.load(path)
     output.register_secrets(loaded.secrets)
-    selection = Selection(names=names, labels=parse_labels(labels),
-                          shard=parse_shard(shard) if shard else None)
+    selection = Selection(
+        names=names, labels=parse_labels(labels), shard=parse_shard(shard) if shard else None
+    )
     specs = select(loaded.desired.workspaces, selection)
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     defaults = raw.get("defaults") or {}
@@ -184,16 +238,19 @@ def _from_file(
         merged = config.merge_defaults(defaults, raw["workspaces"][spec.name] or {})
         auth = merged.get("auth")
         target = export.Target(
-            name=spec.name, host=str(merged["host"]),
+            name=spec.name,
+            host=str(merged["host"]),
             auth=_rebase(auth, path.parent, output_file.parent, spec.name) if auth else None,
-            labels=dict(spec.labels), wave=spec.wave,
+            labels=dict(spec.labels),
+            wave=spec.wave,
         )
         out.append((target, spec))
     return out
 
 
-def _rebase(auth: dict[str, Any], source_dir: Path, output_dir: Path,
-            workspace: str) -> dict[str, Any]:
+def _rebase(
+    auth: dict[str, Any], source_dir: Path, output_dir: Path, workspace: str
+) -> dict[str, Any]:
     """The auth block for the new file: ``{file: ...}`` paths rebased to its directory; a
     token or client secret typed into the source file is not copied (it would be a secret
     in Git) but replaced by ``{env: <WS>_DATABRICKS_TOKEN}``."""
@@ -217,13 +274,15 @@ def _check_unique(targets: Sequence[tuple[export.Target, WorkspaceSpec]]) -> Non
     seen_hosts: dict[str, str] = {}
     for target, _ in targets:
         if target.name in seen_names:
-            raise UserError(f"workspace {target.name!r} is given twice; name one with "
-                            "--host NAME=URL")
+            raise UserError(
+                f"workspace {target.name!r} is given twice; name one with --host NAME=URL"
+            )
         seen_names.add(target.name)
         host = target.host.rstrip("/").lower()
         if host in seen_hosts:
-            raise UserError(f"workspaces {seen_hosts[host]!r} and {target.name!r} have the "
-                            "same host")
+            raise UserError(
+                f"workspaces {seen_hosts[host]!r} and {target.name!r} have the same host"
+            )
         seen_hosts[host] = target.name
 
 
@@ -257,8 +316,9 @@ def _read_all(specs: Sequence[WorkspaceSpec], parallelism: int) -> dict[str, Liv
         results = list(pool.map(one, specs))
     failed = [error for _, _, error in results if error]
     if failed:
-        raise UserError("cannot read every workspace, nothing was written:\n  "
-                        + "\n  ".join(failed))
+        raise UserError(
+            "cannot read every workspace, nothing was written:\n  " + "\n  ".join(failed)
+        )
     return {name: live for name, live, _ in results if live is not None}
 
 
@@ -272,8 +332,9 @@ def _write(output_file: Path, built: export.Export) -> None:
         base.mkdir(parents=True, exist_ok=True)
         output_file.write_text(built.text, encoding="utf-8")
     except OSError as exc:
-        raise UserError(f"cannot write the export: {exc.strerror or type(exc).__name__} "
-                        f"({exc.filename})") from None
+        raise UserError(
+            f"cannot write the export: {exc.strerror or type(exc).__name__} ({exc.filename})"
+        ) from None
 
 
 def _report(output_file: Path, built: export.Export, count: int) -> None:
@@ -283,8 +344,10 @@ def _report(output_file: Path, built: export.Export, count: int) -> None:
     for note in built.notes:
         output.warning(note)
     if built.variables:
-        output.info("Set these environment variables before `pkgrepo plan "
-                    f"{output_file}` (their names only; values are never printed):")
+        output.info(
+            "Set these environment variables before `pkgrepo plan "
+            f"{output_file}` (their names only; values are never printed):"
+        )
         width = max(len(v.name) for v in built.variables)
         for variable in built.variables:
             output.echo(f"  {variable.name.ljust(width)}  {variable.purpose}")

@@ -15,9 +15,15 @@ from reconciler.lock import force_unlock
 
 @click.command("force-unlock")
 @click.argument("workspace")
-@click.option("--file", "-f", "file", required=True, envvar="PKGREPO_FILE",
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The desired-state file that names the workspace (for its host and auth).")
+@click.option(
+    "--file",
+    "-f",
+    "file",
+    required=True,
+    envvar="PKGREPO_FILE",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The desired-state file that names the workspace (for its host and auth).",
+)
 def command(workspace: str, file: Path) -> int:
     """Remove the apply lock of WORKSPACE, whoever holds it.
 

@@ -22,12 +22,26 @@ def plan_of(fleet_plan: FleetPlan) -> Plan:
 
 @click.command("plan")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Save the plan to this file for `pkgrepo apply FILE` (holds no secret).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="text for people, json for CI bots, markdown for a pull-request comment.")
-@click.option("--detailed-exitcode", is_flag=True,
-              help="Exit 2 when there are changes (0 none, 1 error), as terraform does.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Save the plan to this file for `pkgrepo apply FILE` (holds no secret).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text for people, json for CI bots, markdown for a pull-request comment.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when there are changes (0 none, 1 error), as terraform does.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
 @fleet_options
 def command(
@@ -53,8 +67,10 @@ def command(
     """
     session = open_session(file, target)
     if out and session.hmac_key is None:
-        raise UserError("--out needs PKGREPO_LEDGER_KEY: the digests that pin the reviewed "
-                        "values in a plan file are keyed with it")
+        raise UserError(
+            "--out needs PKGREPO_LEDGER_KEY: the digests that pin the reviewed "
+            "values in a plan file are keyed with it"
+        )
     with FleetProgress(len(session.specs), quiet=quiet) as progress:
         session.fleet.listener = progress
         fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
@@ -64,13 +80,16 @@ def command(
     for failed in fleet_plan.failed:
         output.error(f"{failed.workspace}: {failed.error}")
     if fleet_plan.failed:
-        output.error(f"{len(fleet_plan.failed)} of {len(fleet_plan.results)} workspace(s) "
-                     "could not be planned")
+        output.error(
+            f"{len(fleet_plan.failed)} of {len(fleet_plan.results)} workspace(s) "
+            "could not be planned"
+        )
         if out:
             output.error(f"plan file {out} not written: some workspaces could not be planned")
         return 1
     if out:
-        planfile.write(out, plan, source=file, mask=output.scrub,
-                       keyed=session.hmac_key is not None)
+        planfile.write(
+            out, plan, source=file, mask=output.scrub, keyed=session.hmac_key is not None
+        )
         output.info(f"Saved the plan to {out}. Apply it with: pkgrepo apply {out}")
     return 2 if detailed_exitcode and plan.has_changes else 0

@@ -265,7 +265,8 @@ class _Builder:
         self.value_budget -= 1
         if self.value_budget < 0:
             raise self.fatal(
-                position, path,
+                position,
+                path,
                 f"the file holds more than {MAX_VALUES:,} values; split the fleet across files",
             )
         self.values[path] = position

@@ -22,11 +22,13 @@ class Renderer(Protocol):
     def __call__(self, plan: Plan, *, color: bool = False) -> str: ...
 
 
-RENDERERS: Mapping[str, Renderer] = MappingProxyType({
-    "text": text.render,
-    "json": json_doc.render,
-    "markdown": markdown.render,
-})
+RENDERERS: Mapping[str, Renderer] = MappingProxyType(
+    {
+        "text": text.render,
+        "json": json_doc.render,
+        "markdown": markdown.render,
+    }
+)
 
 FORMATS: tuple[str, ...] = tuple(RENDERERS)
 """The format names, in the order ``--format`` lists them."""

@@ -66,8 +66,9 @@ def up_to_date(workspaces: Iterable[WorkspacePlan]) -> list[WorkspacePlan]:
     return [ws for ws in workspaces if not needs_block(ws)]
 
 
-_INVISIBLE = frozenset("\u2028\u2029\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-                       "\u2066\u2067\u2068\u2069\ufeff")
+_INVISIBLE = frozenset(
+    "\u2028\u2029\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+)
 """Line separators and bidirectional controls, which reorder or hide what a reader sees."""
 
 

@@ -130,8 +130,9 @@ def _workspace_from(doc: Mapping[str, Any], path: str) -> WorkspacePlan:
     for index, item in enumerate(doc["changes"]):
         change = _change_from(name, item, f"{path}.changes[{index}]")
         if change.address in seen:
-            raise _refused(f"{path}.changes[{index}].address",
-                           f"{_quote(str(change.address))} appears twice")
+            raise _refused(
+                f"{path}.changes[{index}].address", f"{_quote(str(change.address))} appears twice"
+            )
         seen.add(change.address)
         changes.append(change)
     return WorkspacePlan(
@@ -168,8 +169,9 @@ def _check_consistent(doc: Mapping[str, Any], plan: Plan) -> None:
     names: set[str] = set()
     for index, ws in enumerate(plan.workspaces):
         if ws.workspace in names:
-            raise _refused(f"$.workspaces[{index}].workspace",
-                           f"{_quote(ws.workspace)} appears twice")
+            raise _refused(
+                f"$.workspaces[{index}].workspace", f"{_quote(ws.workspace)} appears twice"
+            )
         names.add(ws.workspace)
     expected = to_document(plan)
     for key, value in expected["summary"].items():
@@ -177,8 +179,11 @@ def _check_consistent(doc: Mapping[str, Any], plan: Plan) -> None:
         if found != value:
             raise _refused(f"$.summary.{key}", f"is {found} but the changes make it {value}")
     if doc["has_changes"] != expected["has_changes"]:
-        raise _refused("$.has_changes", f"is {_dumps(doc['has_changes'])} but the changes "
-                                        f"make it {_dumps(expected['has_changes'])}")
+        raise _refused(
+            "$.has_changes",
+            f"is {_dumps(doc['has_changes'])} but the changes "
+            f"make it {_dumps(expected['has_changes'])}",
+        )
 
 
 def _refused(path: str, problem: str) -> PlanRefused:

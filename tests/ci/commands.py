@@ -79,11 +79,16 @@ def problems(invocation: Invocation) -> list[str]:
     return wrong
 
 
-def _options(command: click.Command, words: list[str], wrong: list[str], *,
-             stop_at_positional: bool) -> list[str]:
+def _options(
+    command: click.Command, words: list[str], wrong: list[str], *, stop_at_positional: bool
+) -> list[str]:
     """Check the options among ``words``; return the positional words (or the rest)."""
-    options = {name: p for p in command.params if isinstance(p, click.Option)
-               for name in (*p.opts, *p.secondary_opts)}
+    options = {
+        name: p
+        for p in command.params
+        if isinstance(p, click.Option)
+        for name in (*p.opts, *p.secondary_opts)
+    }
     options.update({name: _HELP for name in ("-h", "--help")})
     positionals: list[str] = []
     index = 0
@@ -94,7 +99,7 @@ def _options(command: click.Command, words: list[str], wrong: list[str], *,
             break
         if not word.startswith("-") or word == "-":
             if stop_at_positional:
-                return words[index - 1:]
+                return words[index - 1 :]
             positionals.append(word)
             continue
         name, eq, inline = word.partition("=")
@@ -114,8 +119,9 @@ def _options(command: click.Command, words: list[str], wrong: list[str], *,
             continue
         literal = "$" not in value and value != "X"
         if isinstance(option.type, click.Choice) and literal and value not in option.type.choices:
-            wrong.append(f"{command.name}: {name} {value!r} is not one of "
-                         f"{list(option.type.choices)}")
+            wrong.append(
+                f"{command.name}: {name} {value!r} is not one of {list(option.type.choices)}"
+            )
     return [] if stop_at_positional else positionals
 
 

@@ -82,25 +82,30 @@ def test_the_whole_flow_is_there(source: str) -> None:
     assert {call.words[0] for call in SOURCES[source]()} >= FLOW
 
 
-@pytest.mark.parametrize(("line", "complaint"), [
-    ("pkgrepo frobnicate x", "no subcommand 'frobnicate'"),
-    ("pkgrepo plan x --no-such-flag", "plan: no option --no-such-flag"),
-    ("pkgrepo drift x --format yaml", "drift: --format 'yaml' is not one of"),
-    ("pkgrepo drift --format=junit", "drift takes 1 argument(s)"),
-    ("pkgrepo apply a b", "apply takes 1 argument(s)"),
-    ("pkgrepo --nope validate x", "no option --nope"),
-    ("pkgrepo plan x --out", "--out needs a value"),
-])
+@pytest.mark.parametrize(
+    ("line", "complaint"),
+    [
+        ("pkgrepo frobnicate x", "no subcommand 'frobnicate'"),
+        ("pkgrepo plan x --no-such-flag", "plan: no option --no-such-flag"),
+        ("pkgrepo drift x --format yaml", "drift: --format 'yaml' is not one of"),
+        ("pkgrepo drift --format=junit", "drift takes 1 argument(s)"),
+        ("pkgrepo apply a b", "apply takes 1 argument(s)"),
+        ("pkgrepo --nope validate x", "no option --nope"),
+        ("pkgrepo plan x --out", "--out needs a value"),
+    ],
+)
 def test_the_checker_catches_mistakes(line: str, complaint: str) -> None:
     (call,) = invocations(line, "test")
     assert any(complaint in p for p in problems(call)), problems(call)
 
 
 def test_the_extractor_reads_shell() -> None:
-    script = ('set +e\nout=$(pkgrepo validate a.yaml) && pkgrepo plan "a b.yaml" \\\n'
-              '  --shard "${{ matrix.shard }}/$SHARDS" > plan.md\n'
-              "python3 - <<'PY'\nprint('pkgrepo frobnicate')\nPY\n"
-              "echo pkgrepo drift # pkgrepo nope\n")
+    script = (
+        'set +e\nout=$(pkgrepo validate a.yaml) && pkgrepo plan "a b.yaml" \\\n'
+        '  --shard "${{ matrix.shard }}/$SHARDS" > plan.md\n'
+        "python3 - <<'PY'\nprint('pkgrepo frobnicate')\nPY\n"
+        "echo pkgrepo drift # pkgrepo nope\n"
+    )
     calls = [call.words for call in invocations(script, "t")]
     assert calls == [("validate", "a.yaml"), ("plan", "a b.yaml", "--shard", "X/$SHARDS")]
 
@@ -146,8 +151,11 @@ def test_gitlab_wiring() -> None:
 ECHO_SECRET = re.compile(r"(echo|printf)[^\n]*\$\{?\w*(TOKEN|KEY|SECRET|PASSWORD)", re.I)
 
 
-@pytest.mark.parametrize("scripts", [github_scripts, gitlab_scripts, hook_scripts],
-                         ids=["github", "gitlab", "pre-commit"])
+@pytest.mark.parametrize(
+    "scripts",
+    [github_scripts, gitlab_scripts, hook_scripts],
+    ids=["github", "gitlab", "pre-commit"],
+)
 def test_no_secret_is_echoed(scripts: Any) -> None:
     for script in scripts():
         assert not ECHO_SECRET.search(script), script
@@ -156,8 +164,13 @@ def test_no_secret_is_echoed(scripts: Any) -> None:
 
 def test_readme_explains_the_secrets() -> None:
     text = README.read_text(encoding="utf-8")
-    for words in ("PKGREPO_LEDGER_KEY", "DATABRICKS_TOKEN", "Never echo them", "--shard",
-                  "pkgrepo-validate"):
+    for words in (
+        "PKGREPO_LEDGER_KEY",
+        "DATABRICKS_TOKEN",
+        "Never echo them",
+        "--shard",
+        "pkgrepo-validate",
+    ):
         assert words in text
 
 
@@ -165,8 +178,10 @@ def test_the_pre_commit_hook_validates_only_desired_state_files(tmp_path: Path) 
     (hook,) = load(HOOKS)
     assert hook["id"] == "pkgrepo-validate" and hook["language"] == "python"
     good = tmp_path / "good.yaml"
-    good.write_text("version: 1\nworkspaces:\n  dev:\n    host: http://127.0.0.1:8020/dev\n"
-                    "    acls: {admins: MANAGE, users: READ}\n")
+    good.write_text(
+        "version: 1\nworkspaces:\n  dev:\n    host: http://127.0.0.1:8020/dev\n"
+        "    acls: {admins: MANAGE, users: READ}\n"
+    )
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nworkspaces:\n  dev:\n    hots: http://x\n")
     other = tmp_path / "other.yaml"
@@ -177,8 +192,9 @@ def test_the_pre_commit_hook_validates_only_desired_state_files(tmp_path: Path) 
 
     def hook_run(*files: Path) -> subprocess.CompletedProcess[str]:
         argv = [*shlex.split(hook["entry"]), *(str(f) for f in files)]
-        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
-                              check=False)
+        return subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
 
     ran = hook_run(good, other)
     assert ran.returncode == 0, ran.stdout + ran.stderr

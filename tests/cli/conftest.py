@@ -43,8 +43,11 @@ WriteDesired = Callable[..., Path]
 
 @pytest.fixture
 def write_desired(tmp_path: Path, emu: EmulatorHandle, cli_env: None) -> WriteDesired:
-    def write(names: tuple[str, ...] = ("dev", "prod"),
-              extras: str = "https://download.pytorch.org/whl/cpu", extra: str = "") -> Path:
+    def write(
+        names: tuple[str, ...] = ("dev", "prod"),
+        extras: str = "https://download.pytorch.org/whl/cpu",
+        extra: str = "",
+    ) -> Path:
         lines = []
         for wave, name in enumerate(names):
             lines.append(f"  {name}:\n    host: {emu.host(name)}\n    wave: {wave}\n{extra}")

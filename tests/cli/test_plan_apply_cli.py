@@ -25,12 +25,16 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def writes(emu: EmulatorHandle, ws: str) -> int:
-    return sum(n for (method, path), n in emu.requests(ws).items()
-               if method == "POST" and "/secrets/" in path)
+    return sum(
+        n
+        for (method, path), n in emu.requests(ws).items()
+        if method == "POST" and "/secrets/" in path
+    )
 
 
-def test_plan_exit_codes_follow_terraform(capsys: pytest.CaptureFixture[str],
-                                          write_desired: WriteDesired) -> None:
+def test_plan_exit_codes_follow_terraform(
+    capsys: pytest.CaptureFixture[str], write_desired: WriteDesired
+) -> None:
     path = write_desired()
     code, out, _ = run(capsys, "plan", str(path), "--detailed-exitcode")
     assert code == 2
@@ -42,9 +46,9 @@ def test_plan_exit_codes_follow_terraform(capsys: pytest.CaptureFixture[str],
     assert code == 0 and "No changes." in out
 
 
-def test_apply_off_a_terminal_needs_auto_approve(capsys: pytest.CaptureFixture[str],
-                                                 write_desired: WriteDesired,
-                                                 emu: EmulatorHandle) -> None:
+def test_apply_off_a_terminal_needs_auto_approve(
+    capsys: pytest.CaptureFixture[str], write_desired: WriteDesired, emu: EmulatorHandle
+) -> None:
     code, _, err = run(capsys, "apply", str(write_desired()))
     assert code == 1
     assert "--auto-approve" in err
@@ -66,9 +70,12 @@ def test_saved_plan_applies_as_reviewed_and_holds_no_secret(
     assert run(capsys, "plan", str(path), "--detailed-exitcode")[0] == 0
 
 
-def test_stale_plan_is_refused(capsys: pytest.CaptureFixture[str],
-                               write_desired: WriteDesired, tmp_path: Path,
-                               emu: EmulatorHandle) -> None:
+def test_stale_plan_is_refused(
+    capsys: pytest.CaptureFixture[str],
+    write_desired: WriteDesired,
+    tmp_path: Path,
+    emu: EmulatorHandle,
+) -> None:
     path = write_desired()
     plan_file = tmp_path / "plan.json"
     run(capsys, "plan", str(path), "--out", str(plan_file))
@@ -81,8 +88,11 @@ def test_stale_plan_is_refused(capsys: pytest.CaptureFixture[str],
 
 
 def test_plan_whose_desired_values_changed_is_refused(
-    capsys: pytest.CaptureFixture[str], write_desired: WriteDesired, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, emu: EmulatorHandle,
+    capsys: pytest.CaptureFixture[str],
+    write_desired: WriteDesired,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    emu: EmulatorHandle,
 ) -> None:
     path = write_desired()
     plan_file = tmp_path / "plan.json"
@@ -96,9 +106,12 @@ def test_plan_whose_desired_values_changed_is_refused(
     assert writes(emu, "dev") == 0
 
 
-def test_tampered_plan_file_is_refused(capsys: pytest.CaptureFixture[str],
-                                       write_desired: WriteDesired, tmp_path: Path,
-                                       emu: EmulatorHandle) -> None:
+def test_tampered_plan_file_is_refused(
+    capsys: pytest.CaptureFixture[str],
+    write_desired: WriteDesired,
+    tmp_path: Path,
+    emu: EmulatorHandle,
+) -> None:
     path = write_desired()
     plan_file = tmp_path / "plan.json"
     run(capsys, "plan", str(path), "--out", str(plan_file))
@@ -108,15 +121,15 @@ def test_tampered_plan_file_is_refused(capsys: pytest.CaptureFixture[str],
     plan_file.write_text(json.dumps(document))
     code, _, err = run(capsys, "apply", str(plan_file))
     assert code == 1 and "cannot be applied as reviewed" in err
-    plan_file.write_text("{\"kind\": \"pkgrepo-planfile\", \"plan\": [1, 2]}")
+    plan_file.write_text('{"kind": "pkgrepo-planfile", "plan": [1, 2]}')
     code, _, err = run(capsys, "apply", str(plan_file))
     assert code == 1 and "plan file is not valid" in err
     assert writes(emu, "dev") == 0
 
 
-def test_destroying_a_scope_needs_allow_destroy(capsys: pytest.CaptureFixture[str],
-                                                write_desired: WriteDesired,
-                                                emu: EmulatorHandle) -> None:
+def test_destroying_a_scope_needs_allow_destroy(
+    capsys: pytest.CaptureFixture[str], write_desired: WriteDesired, emu: EmulatorHandle
+) -> None:
     path = write_desired(names=("dev",))
     assert run(capsys, "apply", str(path), "--auto-approve")[0] == 0
     path.write_text(path.read_text() + "    ensure: absent\n")
@@ -128,22 +141,24 @@ def test_destroying_a_scope_needs_allow_destroy(capsys: pytest.CaptureFixture[st
     assert SCOPE not in {s.name for s in client.secrets.list_scopes()}
 
 
-def test_apply_json_results_and_plan_formats(capsys: pytest.CaptureFixture[str],
-                                             write_desired: WriteDesired) -> None:
+def test_apply_json_results_and_plan_formats(
+    capsys: pytest.CaptureFixture[str], write_desired: WriteDesired
+) -> None:
     path = write_desired()
     code, out, _ = run(capsys, "plan", str(path), "--format", "json", "--quiet")
     assert code == 0 and json.loads(out)["summary"]["create"] == 10
     code, out, _ = run(capsys, "plan", str(path), "--format", "markdown", "--quiet")
     assert code == 0 and "|" in out
-    code, out, _ = run(capsys, "apply", str(path), "--auto-approve", "--format", "json",
-                       "--quiet")
+    code, out, _ = run(capsys, "apply", str(path), "--auto-approve", "--format", "json", "--quiet")
     assert code == 0
     results = json.loads(out)  # stdout holds only the document; the plan went to stderr
     assert [w["result"] for w in results["workspaces"]] == ["applied", "applied"]
 
 
 def test_a_workspace_that_cannot_be_planned_fails_alone(
-    capsys: pytest.CaptureFixture[str], write_desired: WriteDesired, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    write_desired: WriteDesired,
+    tmp_path: Path,
     emu: EmulatorHandle,
 ) -> None:
     path = write_desired(names=("dev", "prod"))
@@ -156,8 +171,9 @@ def test_a_workspace_that_cannot_be_planned_fails_alone(
     assert writes(emu, "dev") > 0
 
 
-def test_unreachable_workspace_is_one_clear_error(capsys: pytest.CaptureFixture[str],
-                                                  tmp_path: Path, cli_env: None) -> None:
+def test_unreachable_workspace_is_one_clear_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, cli_env: None
+) -> None:
     path = tmp_path / "pkgrepo.yaml"
     path.write_text(
         "version: 1\nworkspaces:\n  gone:\n    host: http://127.0.0.1:9/gone\n"
@@ -169,7 +185,9 @@ def test_unreachable_workspace_is_one_clear_error(capsys: pytest.CaptureFixture[
 
 
 def test_a_plan_reviewed_for_another_host_is_refused(
-    capsys: pytest.CaptureFixture[str], write_desired: WriteDesired, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    write_desired: WriteDesired,
+    tmp_path: Path,
     emu: EmulatorHandle,
 ) -> None:
     path = write_desired(names=("prod",))
@@ -182,9 +200,12 @@ def test_a_plan_reviewed_for_another_host_is_refused(
     assert writes(emu, "prod-b") == 0
 
 
-def test_plan_files_need_the_ledger_key(capsys: pytest.CaptureFixture[str],
-                                        write_desired: WriteDesired, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plan_files_need_the_ledger_key(
+    capsys: pytest.CaptureFixture[str],
+    write_desired: WriteDesired,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     path = write_desired()
     monkeypatch.delenv("PKGREPO_LEDGER_KEY")
     code, _, err = run(capsys, "plan", str(path), "--out", str(tmp_path / "plan.json"))
@@ -193,29 +214,35 @@ def test_plan_files_need_the_ledger_key(capsys: pytest.CaptureFixture[str],
 
 
 def test_a_token_in_the_index_url_path_stays_out_of_plan_files_and_ledgers(
-    capsys: pytest.CaptureFixture[str], write_desired: WriteDesired, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    write_desired: WriteDesired,
+    tmp_path: Path,
     emu: EmulatorHandle,
 ) -> None:
     path = write_desired(names=("dev",))
-    path.write_text(path.read_text().replace(
-        "https://ci:${env:INDEX_TOKEN}@artifactory.example.com/api/pypi/remote/simple",
-        "https://pypi.fury.io/${env:INDEX_TOKEN}/acme/"))
+    path.write_text(
+        path.read_text().replace(
+            "https://ci:${env:INDEX_TOKEN}@artifactory.example.com/api/pypi/remote/simple",
+            "https://pypi.fury.io/${env:INDEX_TOKEN}/acme/",
+        )
+    )
     plan_file = tmp_path / "plan.json"
     assert run(capsys, "plan", str(path), "--out", str(plan_file))[0] == 0
     assert INDEX_TOKEN not in plan_file.read_text()
     assert run(capsys, "apply", str(plan_file))[0] == 0
     ledger = emu.files("dev")
     stored = WorkspaceClient(host=emu.host("dev"), token=ADMIN_TOKEN).workspace.export(
-        "/pkgrepo/ledger-databricks-package-management.json")
+        "/pkgrepo/ledger-databricks-package-management.json"
+    )
     import base64
 
     assert INDEX_TOKEN not in base64.b64decode(stored.content or "").decode()
     assert ledger is not None
 
 
-def test_plan_runs_the_policy_checks_validate_runs(capsys: pytest.CaptureFixture[str],
-                                                   write_desired: WriteDesired,
-                                                   emu: EmulatorHandle) -> None:
+def test_plan_runs_the_policy_checks_validate_runs(
+    capsys: pytest.CaptureFixture[str], write_desired: WriteDesired, emu: EmulatorHandle
+) -> None:
     path = write_desired(names=("dev",))
     path.write_text(path.read_text().replace("users: READ", "users: MANAGE"))
     code, _, err = run(capsys, "plan", str(path))

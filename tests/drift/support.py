@@ -24,8 +24,10 @@ LEDGER_KEY = "test-ledger-key-5b0c8e1f9d2a4c6e"
 PLANTED_USER = "ci-bot-7d1e"
 PLANTED = "planted-Secret-9f8e7d6c"
 """A credential inside the index URL: it must never show up in any output."""
-INDEX_TEMPLATE = ("https://${env:TEST_INDEX_USER}:${env:TEST_INDEX_TOKEN}"
-                  "@artifactory.example.com/api/pypi/remote/simple")
+INDEX_TEMPLATE = (
+    "https://${env:TEST_INDEX_USER}:${env:TEST_INDEX_TOKEN}"
+    "@artifactory.example.com/api/pypi/remote/simple"
+)
 INDEX = f"https://{PLANTED_USER}:{PLANTED}@artifactory.example.com/api/pypi/remote/simple"
 EXTRA = "https://download.pytorch.org/whl/cpu"
 

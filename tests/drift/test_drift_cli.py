@@ -36,8 +36,9 @@ Mutation = Callable[[EmulatorHandle], None]
 
 
 def _put_index(emu: EmulatorHandle) -> None:
-    client(emu, "a").secrets.put_secret(SCOPE, "pip-index-url",
-                                        string_value="https://evil.example.com/simple")
+    client(emu, "a").secrets.put_secret(
+        SCOPE, "pip-index-url", string_value="https://evil.example.com/simple"
+    )
 
 
 def _add_cert(emu: EmulatorHandle) -> None:
@@ -78,15 +79,25 @@ def _delete_scope(emu: EmulatorHandle) -> None:
 
 CASES: list[tuple[str, Mutation, str, str, str, str]] = [
     # id, mutation, address, kind, severity, action
-    ("value-modified", _put_index, "a/secret/pip-index-url", "modified-outside", "high",
-     "update"),
+    ("value-modified", _put_index, "a/secret/pip-index-url", "modified-outside", "high", "update"),
     ("key-added", _add_cert, "a/secret/pip-cert", "added-out-of-band", "low", "delete"),
-    ("unmanaged-key-added", _add_unmanaged, "a/secret/note", "added-out-of-band", "low",
-     "delete"),
-    ("index-deleted", _delete_index, "a/secret/pip-index-url", "removed-out-of-band", "high",
-     "create"),
-    ("extra-deleted", _delete_extra, "a/secret/pip-extra-index-urls", "removed-out-of-band",
-     "low", "create"),
+    ("unmanaged-key-added", _add_unmanaged, "a/secret/note", "added-out-of-band", "low", "delete"),
+    (
+        "index-deleted",
+        _delete_index,
+        "a/secret/pip-index-url",
+        "removed-out-of-band",
+        "high",
+        "create",
+    ),
+    (
+        "extra-deleted",
+        _delete_extra,
+        "a/secret/pip-extra-index-urls",
+        "removed-out-of-band",
+        "low",
+        "create",
+    ),
     ("manage-granted", _grant_manage, "a/acl/contractors", "acl-added", "high", "delete"),
     ("read-granted", _grant_read, "a/acl/team", "acl-added", "low", "delete"),
     ("users-write", _users_write, "a/acl/users", "acl-changed", "high", "update"),
@@ -96,14 +107,18 @@ CASES: list[tuple[str, Mutation, str, str, str, str]] = [
 
 
 def _fleet(tmp_path: Path, emu: EmulatorHandle, **workspace: Any) -> Path:
-    return write_desired(tmp_path / "pkgrepo.yaml", {
-        "a": workspace_yaml(emu, "a", **workspace),
-        "b": workspace_yaml(emu, "b"),
-    })
+    return write_desired(
+        tmp_path / "pkgrepo.yaml",
+        {
+            "a": workspace_yaml(emu, "a", **workspace),
+            "b": workspace_yaml(emu, "b"),
+        },
+    )
 
 
-def _drift_json(capsys: pytest.CaptureFixture[str], path: Path,
-                *extra: str) -> tuple[int, dict[str, Any], str]:
+def _drift_json(
+    capsys: pytest.CaptureFixture[str], path: Path, *extra: str
+) -> tuple[int, dict[str, Any], str]:
     code, out, err = run(capsys, "drift", str(path), "--format", "json", "--quiet", *extra)
     document = json.loads(out)
     jsonschema.validate(document, schemas.load(schemas.DRIFT))
@@ -116,8 +131,9 @@ def _items(document: dict[str, Any], workspace: str) -> dict[str, tuple[str, str
     return {i["address"]: (i["kind"], i["severity"], i["action"]) for i in ws["items"]}
 
 
-def test_in_sync_fleet_exits_0(emu: EmulatorHandle, tmp_path: Path,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_in_sync_fleet_exits_0(
+    emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = _fleet(tmp_path, emu)
     apply(capsys, path)
     code, out, err = run(capsys, "drift", str(path))
@@ -126,11 +142,20 @@ def test_in_sync_fleet_exits_0(emu: EmulatorHandle, tmp_path: Path,
     assert "2 workspaces are in sync: a, b" in out
 
 
-@pytest.mark.parametrize(("mutation", "address", "kind", "severity", "action"),
-                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+@pytest.mark.parametrize(
+    ("mutation", "address", "kind", "severity", "action"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
 def test_each_kind_of_out_of_band_drift(
-    emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    mutation: Mutation, address: str, kind: str, severity: str, action: str,
+    emu: EmulatorHandle,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    mutation: Mutation,
+    address: str,
+    kind: str,
+    severity: str,
+    action: str,
 ) -> None:
     path = _fleet(tmp_path, emu)
     apply(capsys, path)
@@ -143,8 +168,9 @@ def test_each_kind_of_out_of_band_drift(
     assert document["workspaces"][1]["status"] == "in-sync"
 
 
-def test_drift_changes_nothing(emu: EmulatorHandle, tmp_path: Path,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_drift_changes_nothing(
+    emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = _fleet(tmp_path, emu)
     apply(capsys, path)
     _grant_manage(emu)
@@ -154,12 +180,18 @@ def test_drift_changes_nothing(emu: EmulatorHandle, tmp_path: Path,
     assert _drift_json(capsys, path)[0] == 2  # still there: drift reports, apply repairs
 
 
-def test_changed_in_git(emu: EmulatorHandle, tmp_path: Path,
-                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_changed_in_git(
+    emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     apply(capsys, _fleet(tmp_path, emu))
     moved = INDEX_TEMPLATE.replace("artifactory.example.com", "nexus.example.com")
-    path = _fleet(tmp_path, emu, index=moved, extra=(EXTRA, "https://pypi.org/simple"),
-                  acls={"admins": "MANAGE"})
+    path = _fleet(
+        tmp_path,
+        emu,
+        index=moved,
+        extra=(EXTRA, "https://pypi.org/simple"),
+        acls={"admins": "MANAGE"},
+    )
     code, document, _ = _drift_json(capsys, path)
     assert code == 2
     assert _items(document, "a") == {
@@ -169,9 +201,12 @@ def test_changed_in_git(emu: EmulatorHandle, tmp_path: Path,
     }
 
 
-def test_not_yet_applied_and_unverifiable(emu: EmulatorHandle, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_not_yet_applied_and_unverifiable(
+    emu: EmulatorHandle,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     path = _fleet(tmp_path, emu)
     monkeypatch.delenv("PKGREPO_LEDGER_KEY")
     apply(capsys, path, "--workspace", "a")  # no ledger key: nothing recorded
@@ -184,7 +219,9 @@ def test_not_yet_applied_and_unverifiable(emu: EmulatorHandle, tmp_path: Path,
 
 
 def test_without_a_ledger_key_values_are_assumed_and_a_warning_says_so(
-    emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    emu: EmulatorHandle,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = _fleet(tmp_path, emu)
@@ -197,15 +234,22 @@ def test_without_a_ledger_key_values_are_assumed_and_a_warning_says_so(
 
 
 def test_an_unreadable_workspace_exits_1_and_the_others_are_reported(
-    emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    emu: EmulatorHandle,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = _fleet(tmp_path, emu)
     apply(capsys, path)
     _grant_manage(emu)
     broken = workspace_yaml(emu, "c", token_env=BAD_TOKEN_ENV)
-    path = write_desired(tmp_path / "pkgrepo.yaml", {
-        "a": workspace_yaml(emu, "a"), "b": workspace_yaml(emu, "b"), "c": broken,
-    })
+    path = write_desired(
+        tmp_path / "pkgrepo.yaml",
+        {
+            "a": workspace_yaml(emu, "a"),
+            "b": workspace_yaml(emu, "b"),
+            "c": broken,
+        },
+    )
     code, document, err = _drift_json(capsys, path)
     assert code == 1
     statuses = {w["workspace"]: w["status"] for w in document["workspaces"]}
@@ -219,8 +263,9 @@ def test_an_unreadable_workspace_exits_1_and_the_others_are_reported(
     assert "[HIGH] - a/acl/contractors [acl-added]" in out
 
 
-def test_selection_flags_work_like_plan(emu: EmulatorHandle, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_selection_flags_work_like_plan(
+    emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = _fleet(tmp_path, emu)
     apply(capsys, path)
     _grant_manage(emu)
@@ -232,8 +277,9 @@ def test_selection_flags_work_like_plan(emu: EmulatorHandle, tmp_path: Path,
     assert seen == ["a", "b"]
 
 
-def test_every_format_to_a_file(emu: EmulatorHandle, tmp_path: Path,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_format_to_a_file(
+    emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import xml.etree.ElementTree as ET
 
     path = _fleet(tmp_path, emu)
@@ -244,8 +290,18 @@ def test_every_format_to_a_file(emu: EmulatorHandle, tmp_path: Path,
     summary.write_text("# earlier step\n")
     for fmt in ("text", "json", "markdown", "junit"):
         target = tmp_path / f"drift.{fmt}"
-        code, out, err = run(capsys, "drift", str(path), "--format", fmt, "--output",
-                             str(target), "--summary", str(summary), "--quiet")
+        code, out, err = run(
+            capsys,
+            "drift",
+            str(path),
+            "--format",
+            fmt,
+            "--output",
+            str(target),
+            "--summary",
+            str(summary),
+            "--quiet",
+        )
         assert code == 2
         assert out == ""
         assert f"Wrote the drift report ({fmt})" in err
@@ -267,11 +323,14 @@ def test_every_format_to_a_file(emu: EmulatorHandle, tmp_path: Path,
 
 
 def test_output_to_a_missing_directory_is_a_user_error(
-    emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    emu: EmulatorHandle,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = _fleet(tmp_path, emu)
-    code, _, err = run(capsys, "drift", str(path), "--output", str(tmp_path / "no" / "x.xml"),
-                       "--quiet")
+    code, _, err = run(
+        capsys, "drift", str(path), "--output", str(tmp_path / "no" / "x.xml"), "--quiet"
+    )
     assert code == 1
     assert "cannot write" in err and "Traceback" not in err
 
@@ -279,6 +338,12 @@ def test_output_to_a_missing_directory_is_a_user_error(
 def test_help_teaches(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "drift", "--help")
     assert code == 0
-    for words in ("Exit codes: 0 no drift, 2 drift, 1", "--format", "junit", "--shard",
-                  "Examples:", "PKGREPO_LEDGER_KEY"):
+    for words in (
+        "Exit codes: 0 no drift, 2 drift, 1",
+        "--format",
+        "junit",
+        "--shard",
+        "Examples:",
+        "PKGREPO_LEDGER_KEY",
+    ):
         assert words in out

@@ -29,9 +29,17 @@ def report_with_failure() -> drift.DriftReport:
 def evil_report() -> drift.DriftReport:
     ws = workspace(
         "ws1",
-        change(f"ws1/acl/{EVIL}", Action.DELETE, "MANAGE", None, f"granted {EVIL}",
-               Drift.ACL_ADDED, Severity.HIGH),
-        host=f"https://h/{EVIL}", warnings=(f"warn {EVIL}",),
+        change(
+            f"ws1/acl/{EVIL}",
+            Action.DELETE,
+            "MANAGE",
+            None,
+            f"granted {EVIL}",
+            Drift.ACL_ADDED,
+            Severity.HIGH,
+        ),
+        host=f"https://h/{EVIL}",
+        warnings=(f"warn {EVIL}",),
     )
     failed = drift.Unreadable("ws2", EVIL, f"boom {EVIL}")
     return drift.from_plan(Plan((ws,), salt="s"), [failed])
@@ -48,16 +56,21 @@ def test_text_groups_by_workspace_high_first() -> None:
     lines = out.splitlines()
     assert lines[0] == "workspace broken (https://broken.example): could not be read"
     assert lines[1] == "  error: authentication failed"
-    prod = lines.index("workspace prod-eu (https://adb-1234567890123456.7.azuredatabricks.net):"
-                       " 3 differences, 2 high severity")
-    assert lines[prod + 1] == ("  [HIGH] - prod-eu/acl/bob@example.com [acl-added]: "
-                               "granted outside pkgrepo")
+    prod = lines.index(
+        "workspace prod-eu (https://adb-1234567890123456.7.azuredatabricks.net):"
+        " 3 differences, 2 high severity"
+    )
+    assert lines[prod + 1] == (
+        "  [HIGH] - prod-eu/acl/bob@example.com [acl-added]: granted outside pkgrepo"
+    )
     assert lines[prod + 2].strip() == "live: WRITE  git: (none)"
     assert lines[prod + 3].startswith("  [HIGH] ~ prod-eu/secret/pip-index-url [modified-outside]")
     assert lines[prod + 5].startswith("  [low]  + prod-eu/secret/pip-extra-index-urls [new]")
     assert "2 workspaces are in sync: dev, staging" in lines
-    assert lines[-1] == ("Drift: 3 differences (2 high severity) in 1 of 4 workspaces; "
-                         "1 workspace could not be read (so was not checked).")
+    assert lines[-1] == (
+        "Drift: 3 differences (2 high severity) in 1 of 4 workspaces; "
+        "1 workspace could not be read (so was not checked)."
+    )
 
 
 def test_text_colour_only_when_asked() -> None:
@@ -67,14 +80,20 @@ def test_text_colour_only_when_asked() -> None:
 
 def test_markdown_counts_then_errors_then_tables_high_first() -> None:
     out = render(report_with_failure(), "markdown")
-    assert out.startswith("## pkgrepo drift: drift\n\n3 differences (2 high severity) in 1 of "
-                          "4 workspaces; 1 workspace could not be read (so was not checked)")
+    assert out.startswith(
+        "## pkgrepo drift: drift\n\n3 differences (2 high severity) in 1 of "
+        "4 workspaces; 1 workspace could not be read (so was not checked)"
+    )
     assert "| 4 | 2 | 1 | 1 | 3 | 2 |" in out
     assert out.index("### Could not be read") < out.index("### prod-eu")
-    rows = [line for line in out.splitlines() if line.startswith("| \N{LARGE RED CIRCLE}")
-            or line.startswith("| low")]
+    rows = [
+        line
+        for line in out.splitlines()
+        if line.startswith("| \N{LARGE RED CIRCLE}") or line.startswith("| low")
+    ]
     assert [r.split(" | ")[2] for r in rows] == [
-        "prod-eu/acl/bob@example.com", "prod-eu/secret/pip-index-url",
+        "prod-eu/acl/bob@example.com",
+        "prod-eu/secret/pip-index-url",
         "prod-eu/secret/pip-extra-index-urls",
     ]
     assert "<details><summary>2 workspaces are in sync</summary>" in out

@@ -28,8 +28,9 @@ def test_items_keep_the_planners_kind_and_severity() -> None:
 
 
 def test_no_ops_are_not_drift() -> None:
-    plan = Plan((workspace("a", change("a/acl/users", Action.NOOP, "READ", "READ", "same")),),
-                salt="s")
+    plan = Plan(
+        (workspace("a", change("a/acl/users", Action.NOOP, "READ", "READ", "same")),), salt="s"
+    )
     report = drift.from_plan(plan)
     assert not report.has_drift and report.exit_code == drift.EXIT_IN_SYNC
     assert report.workspaces[0].status == "in-sync"
@@ -53,8 +54,9 @@ def test_from_fleet_keeps_order_hosts_and_strips_the_name_prefix() -> None:
         WorkspaceResult("prod-eu", 2, Status.CHANGES, plan=plan.workspaces[0]),
         WorkspaceResult("dev", 0, Status.UP_TO_DATE, plan=plan.workspaces[1]),
     ]
-    report = drift.from_fleet(FleetPlan(salt="s", results=results),
-                              {"broken": "https://broken.example"})
+    report = drift.from_fleet(
+        FleetPlan(salt="s", results=results), {"broken": "https://broken.example"}
+    )
     assert [w.workspace for w in report.workspaces] == ["broken", "prod-eu", "dev"]
     broken = report.workspaces[0]
     assert (broken.host, broken.error) == ("https://broken.example", "list secrets: timed out")

@@ -57,8 +57,14 @@ def plan(ws: WorkspaceSpec, fake: FakeWorkspace, key: SecretValue | None = KEY):
 def converge(ws: WorkspaceSpec, fake: FakeWorkspace, *, allow_destroy: bool = False) -> None:
     wplan, seen = plan(ws, fake)
     outcome = apply_workspace(
-        ws, wplan, seen, fake, WorkspaceLedgerStore(),
-        options=ApplyOptions(allow_destroy=allow_destroy), clock=FakeClock(), salt=SALT,
+        ws,
+        wplan,
+        seen,
+        fake,
+        WorkspaceLedgerStore(),
+        options=ApplyOptions(allow_destroy=allow_destroy),
+        clock=FakeClock(),
+        salt=SALT,
     )
     assert outcome.converged, outcome.remaining
 
@@ -101,8 +107,12 @@ def test_converged_workspace_plans_empty_and_applies_no_writes() -> None:
 def test_value_changed_in_git_is_an_update() -> None:
     fake = FakeWorkspace()
     converge(spec(), fake)
-    changed = spec({INDEX_URL: TOKEN_URL.replace("corp", "other"),
-                    EXTRA_INDEX_URLS: "https://a.example/simple"})
+    changed = spec(
+        {
+            INDEX_URL: TOKEN_URL.replace("corp", "other"),
+            EXTRA_INDEX_URLS: "https://a.example/simple",
+        }
+    )
     wplan, _ = plan(changed, fake)
     (change,) = wplan.changes
     assert change.action is Action.UPDATE and change.drift is Drift.CHANGED_IN_GIT
@@ -114,8 +124,9 @@ def test_value_changed_in_git_is_an_update() -> None:
 def test_credentials_only_change_says_so_without_showing_them() -> None:
     fake = FakeWorkspace()
     converge(spec(), fake)
-    rotated = spec({INDEX_URL: TOKEN_URL.replace("123", "456"),
-                    EXTRA_INDEX_URLS: "https://a.example/simple"})
+    rotated = spec(
+        {INDEX_URL: TOKEN_URL.replace("123", "456"), EXTRA_INDEX_URLS: "https://a.example/simple"}
+    )
     wplan, _ = plan(rotated, fake)
     (change,) = wplan.changes
     assert change.action is Action.UPDATE
@@ -188,8 +199,16 @@ def test_deleting_the_scope_needs_allow_destroy() -> None:
     wplan, seen = plan(gone, fake)
     assert wplan.destructive
     try:
-        apply_workspace(gone, wplan, seen, fake, WorkspaceLedgerStore(),
-                        options=ApplyOptions(), clock=FakeClock(), salt=SALT)
+        apply_workspace(
+            gone,
+            wplan,
+            seen,
+            fake,
+            WorkspaceLedgerStore(),
+            options=ApplyOptions(),
+            clock=FakeClock(),
+            salt=SALT,
+        )
     except PlanRefused as exc:
         assert "--allow-destroy" in str(exc)
     else:
@@ -234,9 +253,16 @@ def test_interrupted_apply_converges_on_rerun() -> None:
         ops = ["create_scope", "put_secret", "put_secret", "put_acl", "put_acl"]
         fake.fail_on[ops[stop_after - 1]] = 10_000  # fails for good from that step on
         with pytest.raises(WorkspaceError, match="gave up"):
-            apply_workspace(spec(), wplan, seen, fake, WorkspaceLedgerStore(),
-                            options=ApplyOptions(deadline_seconds=1), clock=FakeClock(),
-                            salt=SALT)
+            apply_workspace(
+                spec(),
+                wplan,
+                seen,
+                fake,
+                WorkspaceLedgerStore(),
+                options=ApplyOptions(deadline_seconds=1),
+                clock=FakeClock(),
+                salt=SALT,
+            )
         fake.fail_on = {}
         converge(spec(), fake)
         assert not plan(spec(), fake)[0].has_changes
@@ -245,8 +271,11 @@ def test_interrupted_apply_converges_on_rerun() -> None:
 # -- property: one apply converges, a second sends nothing ----------------------------------
 
 URLS = st.sampled_from(
-    ["https://a.example/simple", "https://u:p4ss-word@b.example/pypi/simple",
-     "https://c.example/simple/"]
+    [
+        "https://a.example/simple",
+        "https://u:p4ss-word@b.example/pypi/simple",
+        "https://c.example/simple/",
+    ]
 )
 PRINCIPALS = st.sampled_from(["admins", "users", "team-a", "deployer@example.com", "sp-1"])
 PERMS = st.sampled_from(list(Permission))
@@ -265,8 +294,9 @@ def desired_specs(draw: st.DrawFn) -> WorkspaceSpec:
         secrets,
         acls,
         acls_mode=draw(st.sampled_from(list(AclsMode))),
-        ignore=frozenset(draw(st.sets(st.sampled_from([INDEX_URL, EXTRA_INDEX_URLS, CERT]),
-                                      max_size=1))),
+        ignore=frozenset(
+            draw(st.sets(st.sampled_from([INDEX_URL, EXTRA_INDEX_URLS, CERT]), max_size=1))
+        ),
     )
 
 
@@ -304,8 +334,16 @@ class EditDuringApply(FakeWorkspace):
 def test_a_write_by_someone_else_during_apply_is_not_recorded_as_pkgrepos() -> None:
     fake = EditDuringApply()
     wplan, seen = plan(spec(), fake)
-    outcome = apply_workspace(spec(), wplan, seen, fake, WorkspaceLedgerStore(),
-                              options=ApplyOptions(), clock=FakeClock(), salt=SALT)
+    outcome = apply_workspace(
+        spec(),
+        wplan,
+        seen,
+        fake,
+        WorkspaceLedgerStore(),
+        options=ApplyOptions(),
+        clock=FakeClock(),
+        salt=SALT,
+    )
     assert not outcome.converged
     assert [(str(c.address), c.drift) for c in outcome.remaining] == [
         ("ws/secret/pip-index-url", Drift.MODIFIED_OUTSIDE)
@@ -343,8 +381,13 @@ def test_additive_mode_never_adopts_grants_made_outside_pkgrepo() -> None:
     fake = FakeWorkspace()
     converge(spec(acls_mode=AclsMode.ADDITIVE), fake)
     fake.acls["intruder"] = Permission.MANAGE
-    converge(spec(acls_mode=AclsMode.ADDITIVE, acls={"admins": Permission.MANAGE,
-                                                     "users": Permission.WRITE}), fake)
+    converge(
+        spec(
+            acls_mode=AclsMode.ADDITIVE,
+            acls={"admins": Permission.MANAGE, "users": Permission.WRITE},
+        ),
+        fake,
+    )
     found = {str(c.address): (c.drift, c.severity) for c in plan(spec(), fake)[0].changes}
     assert found["ws/acl/intruder"] == (Drift.ACL_ADDED, Severity.HIGH)
 

@@ -28,17 +28,21 @@ from tests.drift.support import (
 from tests.pem import make_cert
 
 pytestmark = pytest.mark.usefixtures("env")
-EXTRA_WITH_CREDS = ("https://${env:TEST_INDEX_USER}:${env:TEST_INDEX_TOKEN}"
-                    "@artifactory.example.com/api/pypi/extra/simple")
+EXTRA_WITH_CREDS = (
+    "https://${env:TEST_INDEX_USER}:${env:TEST_INDEX_TOKEN}"
+    "@artifactory.example.com/api/pypi/extra/simple"
+)
 
 
-def configure(emu: EmulatorHandle, tmp_path: Path,
-              capsys: pytest.CaptureFixture[str]) -> Path:
+def configure(emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     """Two workspaces set up through pkgrepo apply: creds in URLs, a cert, custom ACLs."""
     (tmp_path / "ca.pem").write_text(make_cert("Export Test Root"))
-    a = workspace_yaml(emu, "a", extra=("https://download.pytorch.org/whl/cpu",
-                                        EXTRA_WITH_CREDS),
-                       acls={"admins": "MANAGE", "users": "READ", "data-eng": "WRITE"})
+    a = workspace_yaml(
+        emu,
+        "a",
+        extra=("https://download.pytorch.org/whl/cpu", EXTRA_WITH_CREDS),
+        acls={"admins": "MANAGE", "users": "READ", "data-eng": "WRITE"},
+    )
     a["repositories"]["cert"] = {"file": "ca.pem"}
     b = workspace_yaml(emu, "b", extra=())
     path = write_desired(tmp_path / "source.yaml", {"a": a, "b": b})
@@ -50,15 +54,30 @@ def variables(stdout: str) -> list[str]:
     return re.findall(r"^  ([A-Z][A-Z0-9_]*)  ", stdout, re.MULTILINE)
 
 
-def export_hosts(emu: EmulatorHandle, capsys: pytest.CaptureFixture[str], out: Path,
-                 *extra: str) -> tuple[int, str, str]:
-    return run(capsys, "export", "--host", f"a={emu.host('a')}", "--host", emu.host("b"),
-               "--token-env", TOKEN_ENV, "--output", str(out), *extra)
+def export_hosts(
+    emu: EmulatorHandle, capsys: pytest.CaptureFixture[str], out: Path, *extra: str
+) -> tuple[int, str, str]:
+    return run(
+        capsys,
+        "export",
+        "--host",
+        f"a={emu.host('a')}",
+        "--host",
+        emu.host("b"),
+        "--token-env",
+        TOKEN_ENV,
+        "--output",
+        str(out),
+        *extra,
+    )
 
 
-def test_round_trip_inside_a_notebook(emu: EmulatorHandle, tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str],
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_round_trip_inside_a_notebook(
+    emu: EmulatorHandle,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     configure(emu, tmp_path, capsys)
     for ws in ("a", "b"):
         emu.set_notebook_context(ws, True)
@@ -90,21 +109,29 @@ def test_round_trip_inside_a_notebook(emu: EmulatorHandle, tmp_path: Path,
 
 
 def test_outside_a_notebook_values_come_from_env_and_the_ledger_agrees(
-    emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    emu: EmulatorHandle,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     configure(emu, tmp_path, capsys)
     out = tmp_path / "pkgrepo.yaml"
     code, stdout, stderr = export_hosts(emu, capsys, out)
     assert code == 0, stdout + stderr
-    assert variables(stdout) == ["A_PIP_INDEX_URL", "A_PIP_EXTRA_INDEX_URLS", "A_PIP_CERT",
-                                 "B_PIP_INDEX_URL"]
+    assert variables(stdout) == [
+        "A_PIP_INDEX_URL",
+        "A_PIP_EXTRA_INDEX_URLS",
+        "A_PIP_CERT",
+        "B_PIP_INDEX_URL",
+    ]
     assert "warning: a: pip-index-url could not be read" in stderr
     text = out.read_text()
-    assert "# pip-index-url could not be read: `secrets/get` answers only inside a Databricks" \
-           in text
+    assert (
+        "# pip-index-url could not be read: `secrets/get` answers only inside a Databricks" in text
+    )
     assert yaml.safe_load(text)["workspaces"]["a"]["repositories"]["index_url"] == {
-        "env": "A_PIP_INDEX_URL"}
+        "env": "A_PIP_INDEX_URL"
+    }
     index = f"https://{PLANTED_USER}:{PLANTED}@artifactory.example.com/api/pypi/remote/simple"
     extra = f"https://download.pytorch.org/whl/cpu {index.replace('remote', 'extra')}"
     monkeypatch.setenv("A_PIP_INDEX_URL", index)
@@ -114,8 +141,12 @@ def test_outside_a_notebook_values_come_from_env_and_the_ledger_agrees(
     first, second = extra.split()
     monkeypatch.setenv("A_PIP_EXTRA_INDEX_URLS", first)
     monkeypatch.setenv("A_EXTRA_2", second)
-    out.write_text(text.replace("- {env: A_PIP_EXTRA_INDEX_URLS}",
-                                "- {env: A_PIP_EXTRA_INDEX_URLS}\n        - {env: A_EXTRA_2}"))
+    out.write_text(
+        text.replace(
+            "- {env: A_PIP_EXTRA_INDEX_URLS}",
+            "- {env: A_PIP_EXTRA_INDEX_URLS}\n        - {env: A_EXTRA_2}",
+        )
+    )
     # the ledger apply wrote vouches for the values taken from the environment
     code, stdout, stderr = run(capsys, "plan", str(out), "--detailed-exitcode", "--quiet")
     assert code == 0, stdout + stderr
@@ -126,7 +157,9 @@ def test_outside_a_notebook_values_come_from_env_and_the_ledger_agrees(
 
 
 def test_from_a_desired_state_file_keeps_host_auth_and_labels(
-    emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    emu: EmulatorHandle,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     source = configure(emu, tmp_path, capsys)
     document = yaml.safe_load(source.read_text())
@@ -144,50 +177,80 @@ def test_from_a_desired_state_file_keeps_host_auth_and_labels(
     assert exported["a"]["auth"] == {"token": {"env": TOKEN_ENV}}
     assert exported["a"]["acls"]["contractors"] == "MANAGE"  # as found
     assert exported["b"]["auth"] == {"token": {"file": "../token.txt"}}
-    code, stdout, stderr = run(capsys, "export", "--from", str(source), "-w", "b",
-                               "--output", str(out), "--force")
+    code, stdout, stderr = run(
+        capsys, "export", "--from", str(source), "-w", "b", "--output", str(out), "--force"
+    )
     assert code == 0, stdout + stderr
     assert list(yaml.safe_load(out.read_text())["workspaces"]) == ["b"]
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    ((), "nothing to export"),
-    (("--host", "http://x/a", "--profile", "p", "--token-env", "T"), "not both"),
-    (("--host", "http://x/a", "--token-env", "UNSET_VARIABLE_XYZ"), "is not set"),
-    (("--host", "x.example.com"), "expected [NAME=]URL"),
-    (("--host", "http://x/a", "--host", "http://y/a"), "is given twice"),
-    (("--host", "http://x/a", "--token-env", "A", "--token-env", "B", "--token-env", "C"),
-     "once per --host"),
-    (("--workspace", "a", "--host", "http://x/a"), "choose workspaces of --from"),
-])
-def test_user_mistakes_are_short_messages(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                          argv: tuple[str, ...], message: str) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ((), "nothing to export"),
+        (("--host", "http://x/a", "--profile", "p", "--token-env", "T"), "not both"),
+        (("--host", "http://x/a", "--token-env", "UNSET_VARIABLE_XYZ"), "is not set"),
+        (("--host", "x.example.com"), "expected [NAME=]URL"),
+        (("--host", "http://x/a", "--host", "http://y/a"), "is given twice"),
+        (
+            ("--host", "http://x/a", "--token-env", "A", "--token-env", "B", "--token-env", "C"),
+            "once per --host",
+        ),
+        (("--workspace", "a", "--host", "http://x/a"), "choose workspaces of --from"),
+    ],
+)
+def test_user_mistakes_are_short_messages(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: tuple[str, ...], message: str
+) -> None:
     code, _, stderr = run(capsys, "export", "--output", str(tmp_path / "o.yaml"), *argv)
     assert code == 1
     assert message in stderr and "Traceback" not in stderr
     assert not (tmp_path / "o.yaml").exists()
 
 
-def test_an_unreadable_workspace_writes_nothing(emu: EmulatorHandle, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unreadable_workspace_writes_nothing(
+    emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "o.yaml"
-    code, _, stderr = run(capsys, "export", "--host", emu.host("a"), "--host", emu.host("b"),
-                          "--token-env", TOKEN_ENV, "--token-env", BAD_TOKEN_ENV,
-                          "--output", str(out))
+    code, _, stderr = run(
+        capsys,
+        "export",
+        "--host",
+        emu.host("a"),
+        "--host",
+        emu.host("b"),
+        "--token-env",
+        TOKEN_ENV,
+        "--token-env",
+        BAD_TOKEN_ENV,
+        "--output",
+        str(out),
+    )
     assert code == 1
     assert "b: list secrets: permission denied" in stderr
     assert not out.exists()
 
 
-def test_an_existing_file_needs_force(emu: EmulatorHandle, tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_existing_file_needs_force(
+    emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "o.yaml"
     out.write_text("keep me")
-    code, _, stderr = run(capsys, "export", "--host", emu.host("a"), "--token-env", TOKEN_ENV,
-                          "--output", str(out))
+    code, _, stderr = run(
+        capsys, "export", "--host", emu.host("a"), "--token-env", TOKEN_ENV, "--output", str(out)
+    )
     assert code == 1 and "--force" in stderr and out.read_text() == "keep me"
-    code, _, _ = run(capsys, "export", "--host", emu.host("a"), "--token-env", TOKEN_ENV,
-                     "--output", str(out), "--force")
+    code, _, _ = run(
+        capsys,
+        "export",
+        "--host",
+        emu.host("a"),
+        "--token-env",
+        TOKEN_ENV,
+        "--output",
+        str(out),
+        "--force",
+    )
     assert code == 0
     assert yaml.safe_load(out.read_text())["workspaces"]["a"]["ensure"] == "absent"
 

@@ -73,9 +73,7 @@ def canary_fails() -> Iterator[EmulatorHandle]:
 def test_failing_canary_stops_later_waves(
     pkgrepo: Pkgrepo, canary_fails: EmulatorHandle, tmp_path: Path, journal: Journal
 ) -> None:
-    path = FleetFile(tmp_path / "pkgrepo.yaml", canary_fails).write(
-        wave_of=canary_waves
-    )
+    path = FleetFile(tmp_path / "pkgrepo.yaml", canary_fails).write(wave_of=canary_waves)
     start = journal.mark()
     done = pkgrepo(*APPLY, path, "--format", "json")
     assert done.code == 1
@@ -107,14 +105,12 @@ def two_broken() -> Iterator[EmulatorHandle]:
 def test_max_failures_halts_and_names_what_was_left_untouched(
     pkgrepo: Pkgrepo, two_broken: EmulatorHandle, tmp_path: Path, journal: Journal
 ) -> None:
-    path = FleetFile(tmp_path / "pkgrepo.yaml", two_broken).write(
-        wave_of=one_wave
-    )
+    path = FleetFile(tmp_path / "pkgrepo.yaml", two_broken).write(wave_of=one_wave)
     start = journal.mark()
     # one at a time, so which workspaces were still to start when it halted is certain
     done = pkgrepo(*APPLY, path, "--max-failures", "2", "--parallelism", "1")
     assert done.code == 1
-    summary = done.out[done.out.index("WORKSPACE"):]
+    summary = done.out[done.out.index("WORKSPACE") :]
     assert f"{COUNT} workspace(s): 2 failed, {COUNT - 2} skipped" in summary
     untouched = set(NAMES) - {"ws-00", "ws-01"}
     for name in sorted(untouched):
@@ -134,13 +130,11 @@ def one_bad_workspace() -> Iterator[EmulatorHandle]:
 def test_a_failure_never_hides_the_other_results(
     pkgrepo: Pkgrepo, one_bad_workspace: EmulatorHandle, tmp_path: Path
 ) -> None:
-    path = FleetFile(tmp_path / "pkgrepo.yaml", one_bad_workspace).write(
-        wave_of=one_wave
-    )
+    path = FleetFile(tmp_path / "pkgrepo.yaml", one_bad_workspace).write(wave_of=one_wave)
     done = pkgrepo(*APPLY, path)
     assert done.code == 1
-    summary = done.out[done.out.index("WORKSPACE"):].splitlines()
-    rows = {line.split()[0]: line.split()[2] for line in summary[1:COUNT + 1]}
+    summary = done.out[done.out.index("WORKSPACE") :].splitlines()
+    rows = {line.split()[0]: line.split()[2] for line in summary[1 : COUNT + 1]}
     assert set(rows) == set(NAMES)
     assert rows.pop("ws-23") == "FAILED"
     assert set(rows.values()) == {"applied"}
@@ -206,8 +200,11 @@ def shared_file(tmp_path: Path, shared_emu: EmulatorHandle) -> str:
     ids=["glob", "label", "two-labels", "glob-and-label", "two-globs"],
 )
 def test_selection_plans_exactly_the_matching_workspaces(
-    pkgrepo: Pkgrepo, shared_file: str, shared_emu: EmulatorHandle,
-    flags: tuple[str, ...], expected: set[str],
+    pkgrepo: Pkgrepo,
+    shared_file: str,
+    shared_emu: EmulatorHandle,
+    flags: tuple[str, ...],
+    expected: set[str],
 ) -> None:
     shared_emu.reset_counts()
     done = pkgrepo("plan", shared_file, "-q", "--format", "json", *flags)

@@ -32,8 +32,9 @@ from tests.fleet.conftest import (
     one_wave,
 )
 
-FAST = ApplyOptions(deadline_seconds=20, acl_settle_seconds=5, backoff_initial=0.05,
-                    backoff_max=0.5)
+FAST = ApplyOptions(
+    deadline_seconds=20, acl_settle_seconds=5, backoff_initial=0.05, backoff_max=0.5
+)
 
 
 def connect(spec: WorkspaceSpec) -> WorkspacePort:
@@ -41,8 +42,13 @@ def connect(spec: WorkspaceSpec) -> WorkspacePort:
 
 
 def make_fleet(*, parallelism: int = 8, listener: Listener | None = None) -> Fleet:
-    return Fleet(connect, WorkspaceLedgerStore(), SecretValue(LEDGER_KEY),
-                 parallelism=parallelism, listener=listener)
+    return Fleet(
+        connect,
+        WorkspaceLedgerStore(),
+        SecretValue(LEDGER_KEY),
+        parallelism=parallelism,
+        listener=listener,
+    )
 
 
 def specs_of(path: str) -> list[WorkspaceSpec]:

@@ -32,17 +32,24 @@ KEY = SecretValue("integration-ledger-key")
 SALT = "integration-salt"
 INDEX = "https://ci:planted-Secret-9f8e@artifactory.example.com/api/pypi/remote/simple"
 EXTRAS = "https://download.pytorch.org/whl/cpu https://pypi.corp.example/simple"
-FAST = ApplyOptions(deadline_seconds=20, acl_settle_seconds=5, backoff_initial=0.05,
-                    backoff_max=0.5)
+FAST = ApplyOptions(
+    deadline_seconds=20, acl_settle_seconds=5, backoff_initial=0.05, backoff_max=0.5
+)
 
 
-def spec(emu: EmulatorHandle, token: str, *, name: str = "ws1",
-         secrets: dict[str, str] | None = None,
-         acls: dict[str, Permission] | None = None) -> WorkspaceSpec:
+def spec(
+    emu: EmulatorHandle,
+    token: str,
+    *,
+    name: str = "ws1",
+    secrets: dict[str, str] | None = None,
+    acls: dict[str, Permission] | None = None,
+) -> WorkspaceSpec:
     secrets = {INDEX_URL: INDEX, EXTRA_INDEX_URLS: EXTRAS} if secrets is None else secrets
     acls = {"admins": Permission.MANAGE, "users": Permission.READ} if acls is None else acls
     return WorkspaceSpec(
-        name=name, host=emu.host(name),
+        name=name,
+        host=emu.host(name),
         auth=AuthSpec(kind="token", token=SecretValue(token)),
         secrets=frozen_map({k: SecretValue(v) for k, v in secrets.items()}),
         acls=frozen_map(acls),
@@ -57,12 +64,14 @@ def plan(ws: WorkspaceSpec, p: SdkWorkspace | None = None):
     return plan_workspace(ws, p or port(ws), WorkspaceLedgerStore(), KEY, salt=SALT)
 
 
-def apply(ws: WorkspaceSpec, p: SdkWorkspace | None = None,
-          options: ApplyOptions = FAST) -> ApplyOutcome:
+def apply(
+    ws: WorkspaceSpec, p: SdkWorkspace | None = None, options: ApplyOptions = FAST
+) -> ApplyOutcome:
     p = p or port(ws)
     wplan, seen = plan(ws, p)
-    return apply_workspace(ws, wplan, seen, p, WorkspaceLedgerStore(), options=options,
-                           clock=SystemClock(), salt=SALT)
+    return apply_workspace(
+        ws, wplan, seen, p, WorkspaceLedgerStore(), options=options, clock=SystemClock(), salt=SALT
+    )
 
 
 def changes(ws: WorkspaceSpec) -> dict[str, tuple[Action, Drift]]:
@@ -96,22 +105,27 @@ def test_converged_workspace_plans_in_one_round_of_reads_and_applies_nothing(
     assert all(method == "GET" for method, _ in reads), reads
     assert sum(reads.values()) <= 5, reads
     emu.reset_counts("ws1")
-    apply_workspace(ws, wplan, seen, p, WorkspaceLedgerStore(), options=FAST,
-                    clock=SystemClock(), salt=SALT)
+    apply_workspace(
+        ws, wplan, seen, p, WorkspaceLedgerStore(), options=FAST, clock=SystemClock(), salt=SALT
+    )
     assert sum(emu.requests("ws1").values()) == 0
 
 
 @pytest.mark.parametrize(
     ("field", "new_value", "reason"),
     [
-        (INDEX_URL, INDEX.replace("artifactory.example.com", "nexus.example.com"),
-         "changed in Git: index host changes"),
+        (
+            INDEX_URL,
+            INDEX.replace("artifactory.example.com", "nexus.example.com"),
+            "changed in Git: index host changes",
+        ),
         (INDEX_URL, INDEX.replace("9f8e", "0000"), "changed in Git: credentials changed"),
         (EXTRA_INDEX_URLS, "https://download.pytorch.org/whl/cpu", "changed in Git"),
     ],
 )
-def test_each_single_value_change(emu: EmulatorHandle, admin_token: str, field: str,
-                                  new_value: str, reason: str) -> None:
+def test_each_single_value_change(
+    emu: EmulatorHandle, admin_token: str, field: str, new_value: str, reason: str
+) -> None:
     ws = spec(emu, admin_token)
     assert apply(ws).converged
     secrets = {INDEX_URL: INDEX, EXTRA_INDEX_URLS: EXTRAS, field: new_value}
@@ -139,15 +153,20 @@ def test_cert_change_shows_subjects(emu: EmulatorHandle, admin_token: str) -> No
 @pytest.mark.parametrize(
     ("acls", "expected"),
     [
-        ({"admins": Permission.MANAGE, "users": Permission.READ, "data-eng": Permission.WRITE},
-         {"ws1/acl/data-eng": (Action.CREATE, Drift.NEW)}),
+        (
+            {"admins": Permission.MANAGE, "users": Permission.READ, "data-eng": Permission.WRITE},
+            {"ws1/acl/data-eng": (Action.CREATE, Drift.NEW)},
+        ),
         ({"admins": Permission.MANAGE}, {"ws1/acl/users": (Action.DELETE, Drift.CHANGED_IN_GIT)}),
-        ({"admins": Permission.MANAGE, "users": Permission.WRITE},
-         {"ws1/acl/users": (Action.UPDATE, Drift.CHANGED_IN_GIT)}),
+        (
+            {"admins": Permission.MANAGE, "users": Permission.WRITE},
+            {"ws1/acl/users": (Action.UPDATE, Drift.CHANGED_IN_GIT)},
+        ),
     ],
 )
-def test_each_acl_change(emu: EmulatorHandle, admin_token: str,
-                         acls: dict[str, Permission], expected: dict[str, object]) -> None:
+def test_each_acl_change(
+    emu: EmulatorHandle, admin_token: str, acls: dict[str, Permission], expected: dict[str, object]
+) -> None:
     assert apply(spec(emu, admin_token)).converged
     changed = spec(emu, admin_token, acls=acls)
     assert changes(changed) == expected
@@ -164,6 +183,7 @@ def test_key_and_scope_deletion(emu: EmulatorHandle, admin_token: str) -> None:
     from dataclasses import replace
 
     from reconciler.model import Ensure
+
     gone = replace(fewer, ensure=Ensure.ABSENT)
     assert changes(gone) == {"ws1/scope": (Action.DELETE, Drift.CHANGED_IN_GIT)}
     assert apply(gone, options=ApplyOptions(allow_destroy=True)).converged
@@ -203,19 +223,34 @@ def test_non_admin_token_gets_a_clear_error(emu: EmulatorHandle, admin_token: st
     assert "ws1" in str(raised.value)
 
 
-def test_throttling_and_5xx_during_apply_still_converge(emu: EmulatorHandle,
-                                                        admin_token: str) -> None:
+def test_throttling_and_5xx_during_apply_still_converge(
+    emu: EmulatorHandle, admin_token: str
+) -> None:
     # a burst of 3: the four concurrent reads of a plan are throttled at once
-    emu.set_faults("ws1", Faults(rate_limit_rps=50, rate_limit_burst=3, retry_after_seconds=0,
-                                 error_rate=0.1, error_statuses=(500,), seed=7))
+    emu.set_faults(
+        "ws1",
+        Faults(
+            rate_limit_rps=50,
+            rate_limit_burst=3,
+            retry_after_seconds=0,
+            error_rate=0.1,
+            error_statuses=(500,),
+            seed=7,
+        ),
+    )
     ws = spec(emu, admin_token)
     assert apply(ws).converged
     statuses = {status for (_, _, status) in emu.responses("ws1")}
     assert {429, 500} <= statuses, statuses
 
 
-STEPS = ["secrets/scopes/create", "secrets/put", "secrets/put", "secrets/acls/put",
-         "secrets/acls/put"]
+STEPS = [
+    "secrets/scopes/create",
+    "secrets/put",
+    "secrets/put",
+    "secrets/acls/put",
+    "secrets/acls/put",
+]
 
 
 @pytest.mark.parametrize("step", range(len(STEPS)))
@@ -223,8 +258,12 @@ def test_apply_cut_off_after_each_step_converges_on_rerun(
     emu: EmulatorHandle, admin_token: str, step: int
 ) -> None:
     nth = STEPS[: step + 1].count(STEPS[step])
-    emu.set_faults("ws1", Faults(one_shot=(OneShotFailure(STEPS[step], nth=nth, status=400,
-                                                         error_code="BAD_REQUEST"),)))
+    emu.set_faults(
+        "ws1",
+        Faults(
+            one_shot=(OneShotFailure(STEPS[step], nth=nth, status=400, error_code="BAD_REQUEST"),)
+        ),
+    )
     ws = spec(emu, admin_token)
     with pytest.raises(WorkspaceError):
         apply(ws)
@@ -239,8 +278,7 @@ def test_late_acls_are_waited_for(emu: EmulatorHandle, admin_token: str) -> None
     assert apply(ws).converged
 
 
-def test_notebook_context_compares_values_directly(emu: EmulatorHandle,
-                                                   admin_token: str) -> None:
+def test_notebook_context_compares_values_directly(emu: EmulatorHandle, admin_token: str) -> None:
     ws = spec(emu, admin_token)
     assert apply(ws).converged
     emu.set_notebook_context("ws1", True)
@@ -260,17 +298,22 @@ def test_notebook_context_compares_values_directly(emu: EmulatorHandle,
 URLS = st.sampled_from(["https://a.example/simple", "https://u:pw-1234@b.example/simple"])
 
 
-@settings(max_examples=8, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     secrets=st.dictionaries(st.sampled_from([INDEX_URL, EXTRA_INDEX_URLS]), URLS, max_size=2),
-    acls=st.dictionaries(st.sampled_from(["admins", "users", "team"]),
-                         st.sampled_from(list(Permission)), max_size=3),
+    acls=st.dictionaries(
+        st.sampled_from(["admins", "users", "team"]), st.sampled_from(list(Permission)), max_size=3
+    ),
     outside=st.dictionaries(st.sampled_from([INDEX_URL, CERT, "other"]), URLS, max_size=2),
 )
 def test_property_apply_then_plan_is_empty_through_the_sdk(
-    emu: EmulatorHandle, admin_token: str, secrets: dict[str, str],
-    acls: dict[str, Permission], outside: dict[str, str],
+    emu: EmulatorHandle,
+    admin_token: str,
+    secrets: dict[str, str],
+    acls: dict[str, Permission],
+    outside: dict[str, str],
 ) -> None:
     client = WorkspaceClient(host=emu.host("ws1"), token=admin_token)
     if outside:
@@ -296,8 +339,7 @@ def test_gateway_errors_502_and_504_are_retried(emu: EmulatorHandle, admin_token
     assert statuses & {502, 504}, statuses
 
 
-def test_token_clients_skip_the_host_metadata_probe(emu: EmulatorHandle,
-                                                    admin_token: str) -> None:
+def test_token_clients_skip_the_host_metadata_probe(emu: EmulatorHandle, admin_token: str) -> None:
     from databricks.sdk.config import Config
 
     # pkgrepo overrides this private SDK hook for token auth; if the SDK renames it, the

@@ -77,8 +77,10 @@ class Planted:
 
     @property
     def index_url(self) -> str:
-        return (f"https://{self.index_user}:{self.index_password}"
-                "@artifactory.corp.example/api/pypi/remote/simple")
+        return (
+            f"https://{self.index_user}:{self.index_password}"
+            "@artifactory.corp.example/api/pypi/remote/simple"
+        )
 
     def values(self) -> dict[str, str]:
         """Name -> value of everything that must never be shown."""
@@ -152,8 +154,9 @@ def fleet_names(count: int) -> tuple[str, ...]:
     return tuple(f"ws{i:02d}" for i in range(count))
 
 
-def write_fleet(directory: Path, url: str, count: int = 20, *, bystanders: int = 3,
-                waves: int = 1) -> Fleet:
+def write_fleet(
+    directory: Path, url: str, count: int = 20, *, bystanders: int = 3, waves: int = 1
+) -> Fleet:
     """A desired-state file for ``count`` workspaces of the emulator at ``url``."""
     names = fleet_names(count)
     ignoring = names[1::5]
@@ -188,13 +191,21 @@ def write_fleet(directory: Path, url: str, count: int = 20, *, bystanders: int =
             lines.append("    ignore: [pip-cert]")
     file = directory / "pkgrepo.yaml"
     file.write_text("\n".join(lines) + "\n")
-    return Fleet(directory, file, url, names, tuple(f"bystander{i}" for i in range(bystanders)),
-                 ignoring, legacy)
+    return Fleet(
+        directory,
+        file,
+        url,
+        names,
+        tuple(f"bystander{i}" for i in range(bystanders)),
+        ignoring,
+        legacy,
+    )
 
 
 def client(url: str, workspace: str, token: str = PLANTED.token) -> WorkspaceClient:
-    config = Config(host=f"{url}/{workspace}", token=token, auth_type="pat",
-                    retry_timeout_seconds=30)
+    config = Config(
+        host=f"{url}/{workspace}", token=token, auth_type="pat", retry_timeout_seconds=30
+    )
     return WorkspaceClient(config=config)
 
 
@@ -208,8 +219,10 @@ def seed(fleet: Fleet) -> None:
         admin.secrets.put_acl(UNRELATED_SCOPE, "users", AclPermission.READ)
         admin.workspace.mkdirs("/Shared/team")
         admin.workspace.import_(
-            "/Shared/team/notes.py", content=base64.b64encode(b"print('team')\n").decode(),
-            format=ImportFormat.AUTO, overwrite=True,
+            "/Shared/team/notes.py",
+            content=base64.b64encode(b"print('team')\n").decode(),
+            format=ImportFormat.AUTO,
+            overwrite=True,
         )
         if name in fleet.ignoring_cert:
             admin.secrets.create_scope(SCOPE)
@@ -217,8 +230,9 @@ def seed(fleet: Fleet) -> None:
         if name in fleet.legacy:
             legacy = client(fleet.url, name, LEGACY_TOKEN)
             legacy.secrets.create_scope(SCOPE)
-            legacy.secrets.put_secret(SCOPE, "pip-index-url",
-                                      string_value="https://pypi.org/simple")
+            legacy.secrets.put_secret(
+                SCOPE, "pip-index-url", string_value="https://pypi.org/simple"
+            )
     for name in fleet.bystanders:
         admin = client(fleet.url, name)
         admin.secrets.create_scope(SCOPE)
@@ -329,8 +343,7 @@ ADMIN_NAMES = frozenset({"admins", CI_NAME, LEGACY_ADMIN, "admin@pkgrepo.local"}
 
 
 def has_admin_manage(acls: Mapping[str, Any]) -> bool:
-    return any(p in ADMIN_NAMES and str(getattr(v, "name", v)) == "MANAGE"
-               for p, v in acls.items())
+    return any(p in ADMIN_NAMES and str(getattr(v, "name", v)) == "MANAGE" for p, v in acls.items())
 
 
 @dataclass
@@ -364,16 +377,23 @@ class AclRecorder:
         backend = self.emu.backend(name)
         files = self.emu.files(name)
         admin = self.emu.principal(PLANTED.token)
-        for method in ("create_scope", "delete_scope", "put_secret", "delete_secret",
-                       "put_acl", "delete_acl"):
+        for method in (
+            "create_scope",
+            "delete_scope",
+            "put_secret",
+            "delete_secret",
+            "put_acl",
+            "delete_acl",
+        ):
             original = getattr(backend, method)
             setattr(backend, method, self._checked(name, method, original, backend, admin))
         for method in ("import_file", "mkdirs", "delete"):
             original = getattr(files, method)
             setattr(files, method, self._checked(name, method, original, None, admin))
 
-    def _checked(self, name: str, method: str, original: Callable[..., Any],
-                 backend: Any, admin: Principal) -> Callable[..., Any]:
+    def _checked(
+        self, name: str, method: str, original: Callable[..., Any], backend: Any, admin: Principal
+    ) -> Callable[..., Any]:
         def call(caller: Principal, *args: Any, **kwargs: Any) -> Any:
             result = original(caller, *args, **kwargs)
             run = next((g for g in ("run-a", "run-b") if g in caller.groups), "other")
@@ -484,18 +504,26 @@ def quiet_logging() -> Iterator[None]:
 
 
 def subprocess_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DATABRICKS_", "PKGREPO_", "RELIA_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABRICKS_", "PKGREPO_", "RELIA_"))
+    }
     env.update(PLANTED.env())
     env.update(extra or {})
     return env
 
 
-def pkgrepo_process(args: Sequence[str], *, env: Mapping[str, str],
-                    cwd: Path | None = None) -> subprocess.Popen[str]:
+def pkgrepo_process(
+    args: Sequence[str], *, env: Mapping[str, str], cwd: Path | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "reconciler", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(env), cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(env),
+        cwd=cwd,
         start_new_session=True,
     )
 
@@ -538,9 +566,24 @@ class EmulatorProcess:
 
     def start(self) -> EmulatorProcess:
         process = subprocess.Popen(
-            [sys.executable, "-m", "reconciler", "emulator", "serve", "--quiet",
-             "--port", str(self.port), "--state", str(self.state), "--config", str(self.config)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env(),
+            [
+                sys.executable,
+                "-m",
+                "reconciler",
+                "emulator",
+                "serve",
+                "--quiet",
+                "--port",
+                str(self.port),
+                "--state",
+                str(self.state),
+                "--config",
+                str(self.config),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=subprocess_env(),
         )
         assert process.stdout is not None
         line = process.stdout.readline()

@@ -36,8 +36,10 @@ def _embedded_base64(value: bytes) -> dict[str, str]:
     alignments it can have inside a longer base64 text."""
     forms: dict[str, str] = {}
     for offset in range(3):
-        for alphabet, encode in (("base64", base64.b64encode),
-                                 ("base64url", base64.urlsafe_b64encode)):
+        for alphabet, encode in (
+            ("base64", base64.b64encode),
+            ("base64url", base64.urlsafe_b64encode),
+        ):
             encoded = encode(b"\0" * offset + value).decode().rstrip("=")
             start = (8 * offset + 5) // 6
             end = (8 * (offset + len(value))) // 6
@@ -65,8 +67,10 @@ def _decoded_runs(text: str) -> Iterable[tuple[str, str]]:
         yield "percent-decoded", urllib.parse.unquote(text)
     for match in _B64_RUN.finditer(text):
         run = match.group()
-        for label, decode in (("base64-decoded", base64.b64decode),
-                              ("base64url-decoded", base64.urlsafe_b64decode)):
+        for label, decode in (
+            ("base64-decoded", base64.b64decode),
+            ("base64url-decoded", base64.urlsafe_b64decode),
+        ):
             try:
                 raw = decode(run + "=" * (-len(run) % 4))
             except (binascii.Error, ValueError):

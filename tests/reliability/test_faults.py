@@ -38,7 +38,7 @@ from tests.reliability.harness import (
 # covers every endpoint pkgrepo calls; nth counts calls to that endpoint from the start.
 STEPS: tuple[tuple[str, int], ...] = (
     ("secrets/scopes/create", 1),  # taking the lock
-    ("secrets/put", 1),            # recording the lock holder
+    ("secrets/put", 1),  # recording the lock holder
     ("secrets/scopes/create", 2),  # the managed scope
     ("secrets/put", 2),
     ("secrets/put", 4),
@@ -49,7 +49,7 @@ STEPS: tuple[tuple[str, int], ...] = (
     ("preview/scim/v2/Me", 2),
     ("workspace/export", 2),
     ("workspace/mkdirs", 1),
-    ("workspace/import", 1),       # the ledger
+    ("workspace/import", 1),  # the ledger
     ("secrets/scopes/delete", 1),  # releasing the lock
     ("secrets/list", 5),
     ("secrets/acls/list", 4),
@@ -58,13 +58,15 @@ AFTER_COMMIT_OK = {"secrets/put", "secrets/acls/put", "workspace/import", "works
 """Writes whose acknowledgement may be lost after they took effect (idempotent retries)."""
 
 
-def one_fault_per_workspace(status: int | None, *, lost_acks: bool = False
-                            ) -> Callable[[int], Faults]:
+def one_fault_per_workspace(
+    status: int | None, *, lost_acks: bool = False
+) -> Callable[[int], Faults]:
     def faults(index: int) -> Faults:
         endpoint, nth = STEPS[index % len(STEPS)]
         after = lost_acks and index % 2 == 1 and endpoint in AFTER_COMMIT_OK
-        return Faults(one_shot=(OneShotFailure(endpoint, nth=nth, status=status,
-                                               after_commit=after),))
+        return Faults(
+            one_shot=(OneShotFailure(endpoint, nth=nth, status=status, after_commit=after),)
+        )
 
     return faults
 
@@ -91,8 +93,11 @@ class Row:
 
 FAST: list[Row] = [
     Row("latency", everywhere(Faults(latency_range_ms=(0.0, 40.0))), frozenset({200})),
-    Row("throttling-429", everywhere(Faults(rate_limit_rps=100.0, rate_limit_burst=4,
-                                            retry_after_seconds=0)), frozenset({429})),
+    Row(
+        "throttling-429",
+        everywhere(Faults(rate_limit_rps=100.0, rate_limit_burst=4, retry_after_seconds=0)),
+        frozenset({429}),
+    ),
     Row("503-each-step", one_fault_per_workspace(503), frozenset({503})),
     Row("500-each-step", one_fault_per_workspace(500), frozenset({500})),
     Row("dropped-each-step", one_fault_per_workspace(None, lost_acks=True), frozenset({0})),
@@ -100,27 +105,68 @@ FAST: list[Row] = [
 ]
 
 SLOW: list[Row] = [
-    Row("latency-spikes", everywhere(Faults(latency_range_ms=(0.0, 400.0))), frozenset({200}),
-        workspaces=40, waves=3, parallelism=16, storm_through_rerun=True),
-    Row("throttling-storm", everywhere(Faults(rate_limit_rps=5.0, rate_limit_burst=1,
-                                              retry_after_seconds=1)), frozenset({429}),
-        workspaces=40, waves=2, storm_through_rerun=True),
-    Row("503-storm", everywhere(Faults(error_rate=0.1, error_statuses=(503,),
-                                       retry_after_seconds=0)), frozenset({503}),
-        workspaces=30, storm_through_rerun=True),
-    Row("500-502-504-storm", everywhere(Faults(error_rate=0.3, error_statuses=(500, 502, 504))),
-        frozenset({500, 502, 504}), first_must_converge=False, workspaces=40, waves=2,
-        storm_through_rerun=True),
-    Row("drop-storm", everywhere(Faults(drop_rate=0.1)), frozenset({0}),
-        first_must_converge=False, workspaces=30, storm_through_rerun=True),
-    Row("late-acl-slow", everywhere(Faults(late_acl_seconds=4.0)), frozenset({200}),
-        workspaces=40),
-    Row("everything-at-once",
-        everywhere(Faults(latency_range_ms=(0.0, 100.0), rate_limit_rps=30.0,
-                          rate_limit_burst=4, retry_after_seconds=0, error_rate=0.05,
-                          error_statuses=(500, 503), drop_rate=0.03, late_acl_seconds=1.5)),
-        frozenset({0, 429, 500, 503}), first_must_converge=False, workspaces=40, waves=2,
-        storm_through_rerun=True),
+    Row(
+        "latency-spikes",
+        everywhere(Faults(latency_range_ms=(0.0, 400.0))),
+        frozenset({200}),
+        workspaces=40,
+        waves=3,
+        parallelism=16,
+        storm_through_rerun=True,
+    ),
+    Row(
+        "throttling-storm",
+        everywhere(Faults(rate_limit_rps=5.0, rate_limit_burst=1, retry_after_seconds=1)),
+        frozenset({429}),
+        workspaces=40,
+        waves=2,
+        storm_through_rerun=True,
+    ),
+    Row(
+        "503-storm",
+        everywhere(Faults(error_rate=0.1, error_statuses=(503,), retry_after_seconds=0)),
+        frozenset({503}),
+        workspaces=30,
+        storm_through_rerun=True,
+    ),
+    Row(
+        "500-502-504-storm",
+        everywhere(Faults(error_rate=0.3, error_statuses=(500, 502, 504))),
+        frozenset({500, 502, 504}),
+        first_must_converge=False,
+        workspaces=40,
+        waves=2,
+        storm_through_rerun=True,
+    ),
+    Row(
+        "drop-storm",
+        everywhere(Faults(drop_rate=0.1)),
+        frozenset({0}),
+        first_must_converge=False,
+        workspaces=30,
+        storm_through_rerun=True,
+    ),
+    Row("late-acl-slow", everywhere(Faults(late_acl_seconds=4.0)), frozenset({200}), workspaces=40),
+    Row(
+        "everything-at-once",
+        everywhere(
+            Faults(
+                latency_range_ms=(0.0, 100.0),
+                rate_limit_rps=30.0,
+                rate_limit_burst=4,
+                retry_after_seconds=0,
+                error_rate=0.05,
+                error_statuses=(500, 503),
+                drop_rate=0.03,
+                late_acl_seconds=1.5,
+            )
+        ),
+        frozenset({0, 429, 500, 503}),
+        first_must_converge=False,
+        workspaces=40,
+        waves=2,
+        storm_through_rerun=True,
+    ),
 ]
 
 FAILED_LINE = re.compile(r"^  (ws\d\d): (.+)$", re.MULTILINE)
@@ -141,8 +187,9 @@ def assert_clear_outcome(run: Result, names: tuple[str, ...]) -> set[str]:
     return failed
 
 
-def run_row(emu: EmulatorHandle, fleet: Fleet, row: Row,
-            capsys: pytest.CaptureFixture[str]) -> None:
+def run_row(
+    emu: EmulatorHandle, fleet: Fleet, row: Row, capsys: pytest.CaptureFixture[str]
+) -> None:
     state = emulator_state(emu)
     before = baseline(fleet, state)
     recorder = AclRecorder(emu).watch(fleet.names)
@@ -173,8 +220,9 @@ def run_row(emu: EmulatorHandle, fleet: Fleet, row: Row,
 
 
 @pytest.mark.parametrize("row", FAST, ids=lambda r: r.name)
-def test_fault_fast(emu: EmulatorHandle, fleet: Fleet, row: Row,
-                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_fault_fast(
+    emu: EmulatorHandle, fleet: Fleet, row: Row, capsys: pytest.CaptureFixture[str]
+) -> None:
     run_row(emu, fleet, row, capsys)
 
 
@@ -197,16 +245,29 @@ def test_a_permanent_refusal_stops_only_that_workspace_with_the_services_reason(
     before = baseline(fleet, state)
     broken = fleet.names[3::5]
     for name in broken:
-        emu.set_faults(name, Faults(one_shot=(  # put 1 records the lock holder
-            OneShotFailure("secrets/put", nth=2, status=400, error_code="INVALID_PARAMETER_VALUE",
-                           message="refused by test"),)))
+        emu.set_faults(
+            name,
+            Faults(
+                one_shot=(  # put 1 records the lock holder
+                    OneShotFailure(
+                        "secrets/put",
+                        nth=2,
+                        status=400,
+                        error_code="INVALID_PARAMETER_VALUE",
+                        message="refused by test",
+                    ),
+                )
+            ),
+        )
     first = run_cli(["apply", str(fleet.file), "--auto-approve"], capsys)
     assert set(assert_clear_outcome(first, fleet.names)) == set(broken)
     for name in broken:
-        assert re.search(rf"^  {name}: .*put pip-\S+: .*refused by test", first.out, re.M), \
+        assert re.search(rf"^  {name}: .*put pip-\S+: .*refused by test", first.out, re.M), (
             first.out[-2000:]
-    counts = Counter(line.split()[2] for line in first.out.splitlines()
-                     if re.match(r"^ws\d\d\s+0\s", line))
+        )
+    counts = Counter(
+        line.split()[2] for line in first.out.splitlines() if re.match(r"^ws\d\d\s+0\s", line)
+    )
     assert counts == Counter({"applied": 16, "FAILED": 4})
     for name in broken:
         emu.set_faults(name, Faults())
@@ -214,4 +275,3 @@ def test_a_permanent_refusal_stops_only_that_workspace_with_the_services_reason(
     assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
     assert_untouched(before, state)
     assert_converged_state(fleet, state)
-

@@ -32,8 +32,10 @@ MEMORY_BOUND = 128 * MiB
 """Peak Python allocation allowed for any input the reader accepts to parse (5 MiB at
 most): 25 times the file, room for positions and the schema check."""
 LOCATED = re.compile(r"^\S.*:\d+:\d+: \S.*$")
-FUZZ = settings(max_examples=200, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -56,7 +58,7 @@ def assert_refused(run: Result, command: str, file: str) -> None:
         assert run.out == "", run.out[-2000:]
         first, *rest = run.err.splitlines()
         assert first.startswith("error: "), run.err[-2000:]
-        assert all(LOCATED.match(line) for line in [first[len("error: "):], *rest]), run.err
+        assert all(LOCATED.match(line) for line in [first[len("error: ") :], *rest]), run.err
 
 
 def loads(path: Path) -> bool:
@@ -85,19 +87,52 @@ def test_random_bytes(workdir: Path, capsys: pytest.CaptureFixture[str], data: b
 
 
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
-    st.sampled_from(["https://u:p@x.example/simple", "${env:NOPE}", "${env:", "MANAGE",
-                     "absent", {"env": "RELIA_INDEX_TOKEN"}, {"file": "/dev/zero"},
-                     {"file": "."}, "http://127.0.0.1:9/x"]),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "https://u:p@x.example/simple",
+            "${env:NOPE}",
+            "${env:",
+            "MANAGE",
+            "absent",
+            {"env": "RELIA_INDEX_TOKEN"},
+            {"file": "/dev/zero"},
+            {"file": "."},
+            "http://127.0.0.1:9/x",
+        ]
+    ),
 )
 DOCUMENTS = st.recursive(
     SCALARS,
     lambda inner: st.one_of(
         st.lists(inner, max_size=5),
-        st.dictionaries(st.sampled_from(["version", "workspaces", "defaults", "host", "auth",
-                                         "token", "repositories", "index_url", "acls", "wave",
-                                         "ensure", "ignore", "safety", "<<"]) | st.text(max_size=6),
-                        inner, max_size=5),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "version",
+                    "workspaces",
+                    "defaults",
+                    "host",
+                    "auth",
+                    "token",
+                    "repositories",
+                    "index_url",
+                    "acls",
+                    "wave",
+                    "ensure",
+                    "ignore",
+                    "safety",
+                    "<<",
+                ]
+            )
+            | st.text(max_size=6),
+            inner,
+            max_size=5,
+        ),
     ),
     max_leaves=40,
 )
@@ -106,32 +141,55 @@ DOCUMENTS = st.recursive(
 @pytest.mark.timeout(120)
 @FUZZ
 @given(document=DOCUMENTS, version=st.sampled_from([None, 1, 2, "1"]))
-def test_random_yaml_documents(workdir: Path, capsys: pytest.CaptureFixture[str],
-                               document: Any, version: Any) -> None:
+def test_random_yaml_documents(
+    workdir: Path, capsys: pytest.CaptureFixture[str], document: Any, version: Any
+) -> None:
     if version is not None and isinstance(document, dict):
         document = {"version": version, **document}
     check_both(workdir, yaml.safe_dump(document, allow_unicode=True).encode(), capsys)
 
 
 EDITS = st.lists(
-    st.tuples(st.floats(0, 1), st.integers(0, 12),
-              st.one_of(st.binary(max_size=8),
-                        st.sampled_from([b"\x00", b"\t", b": ", b"- ", b"*a", b"&a ", b"{", b"]",
-                                         b"!!python/object:os.system", b"\xff\xfe", b"\r",
-                                         b"${env:NOPE}", b"<<: *a", b"\n  ws00:\n"]))),
-    min_size=1, max_size=4,
+    st.tuples(
+        st.floats(0, 1),
+        st.integers(0, 12),
+        st.one_of(
+            st.binary(max_size=8),
+            st.sampled_from(
+                [
+                    b"\x00",
+                    b"\t",
+                    b": ",
+                    b"- ",
+                    b"*a",
+                    b"&a ",
+                    b"{",
+                    b"]",
+                    b"!!python/object:os.system",
+                    b"\xff\xfe",
+                    b"\r",
+                    b"${env:NOPE}",
+                    b"<<: *a",
+                    b"\n  ws00:\n",
+                ]
+            ),
+        ),
+    ),
+    min_size=1,
+    max_size=4,
 )
 
 
 @pytest.mark.timeout(120)
 @FUZZ
 @given(edits=EDITS)
-def test_mutated_valid_file(workdir: Path, capsys: pytest.CaptureFixture[str],
-                            edits: list[tuple[float, int, bytes]]) -> None:
+def test_mutated_valid_file(
+    workdir: Path, capsys: pytest.CaptureFixture[str], edits: list[tuple[float, int, bytes]]
+) -> None:
     data = bytearray((workdir / "pkgrepo.yaml").read_bytes())
     for where, cut, insert in edits:
         at = int(where * len(data))
-        data[at:at + cut] = insert
+        data[at : at + cut] = insert
     check_both(workdir, bytes(data), capsys)
 
 
@@ -163,8 +221,9 @@ def _alias_bomb() -> bytes:
 
 def _merge_bomb() -> bytes:
     lines = [b"version: 1", b"m0: &m0 {a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8}"]
-    lines += [b"m%d: &m%d {<<: [%s]}" % (i, i, b",".join([b"*m%d" % (i - 1)] * 9))
-              for i in range(1, 9)]
+    lines += [
+        b"m%d: &m%d {<<: [%s]}" % (i, i, b",".join([b"*m%d" % (i - 1)] * 9)) for i in range(1, 9)
+    ]
     return b"\n".join(lines) + b"\n"
 
 
@@ -194,10 +253,8 @@ BOMBS: list[Any] = [
     pytest.param(_merge_bomb, id="merge-key-bomb"),
     pytest.param(_deep, id="100k-nesting"),
     pytest.param(_oversized, id="5MiB-plus-one"),
-    pytest.param(_many_items, id="2.6M-list-items",
-                 marks=pytest.mark.slow),
-    pytest.param(_many_keys, id="290k-keys",
-                 marks=pytest.mark.slow),
+    pytest.param(_many_items, id="2.6M-list-items", marks=pytest.mark.slow),
+    pytest.param(_many_keys, id="290k-keys", marks=pytest.mark.slow),
 ]
 
 
@@ -222,16 +279,19 @@ def test_bombs_are_refused_in_bounded_memory(
 # -- files that are not files -------------------------------------------------------------------
 
 
-NOT_FILES = [(command, kind)
-             for command in ("validate", "plan", "apply")
-             for kind in ("fifo", "directory", "dev-zero", "missing", "dangling-link")
-             if (command, kind) != ("apply", "fifo")]  # in a process of its own: see below
+NOT_FILES = [
+    (command, kind)
+    for command in ("validate", "plan", "apply")
+    for kind in ("fifo", "directory", "dev-zero", "missing", "dangling-link")
+    if (command, kind) != ("apply", "fifo")
+]  # in a process of its own: see below
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(("command", "kind"), NOT_FILES)
-def test_not_a_regular_file(workdir: Path, command: str, kind: str,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_not_a_regular_file(
+    workdir: Path, command: str, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = _special(workdir, kind)
     run = run_cli([command, str(path)], capsys)
     assert run.code in (1, 2), run.text  # click's usage errors exit 2
@@ -245,8 +305,7 @@ def test_apply_on_a_fifo_answers_instead_of_blocking(workdir: Path) -> None:
     """A FIFO never written to: opening it to sniff for a plan file would block for good."""
     fifo = _special(workdir, "fifo")
     try:
-        run = run_process(["apply", str(fifo), "--auto-approve"], env=subprocess_env(),
-                          timeout=15)
+        run = run_process(["apply", str(fifo), "--auto-approve"], env=subprocess_env(), timeout=15)
     except subprocess.TimeoutExpired:
         pytest.fail("pkgrepo apply blocked on a FIFO")
     assert run.code == 1 and "regular file" in run.err

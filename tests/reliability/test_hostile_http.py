@@ -27,6 +27,7 @@ from reconciler.emulator import ADMIN_TOKEN, EmulatorConfig, EmulatorHandle, run
 AUTH = f"Authorization: Bearer {ADMIN_TOKEN}\r\n".encode()
 LIST = b"/ws1/api/2.0/secrets/scopes/list"
 
+
 @dataclass(frozen=True)
 class Answer:
     status: int
@@ -45,8 +46,9 @@ def emu() -> Iterator[EmulatorHandle]:
         yield handle
 
 
-def exchange(emu: EmulatorHandle, data: bytes, *, timeout: float = 10.0,
-             half_close: bool = False) -> Answer | None:
+def exchange(
+    emu: EmulatorHandle, data: bytes, *, timeout: float = 10.0, half_close: bool = False
+) -> Answer | None:
     """Send raw bytes, read one answer. None: the server closed cleanly without one. A
     timeout (no answer, no close) fails the test."""
     with socket.create_connection(("127.0.0.1", emu.port), timeout=timeout) as sock:
@@ -88,19 +90,36 @@ def assert_error_json(answer: Answer | None) -> None:
 
 
 def assert_serving(emu: EmulatorHandle) -> None:
-    answer = exchange(emu, b"GET " + LIST + b" HTTP/1.1\r\nHost: x\r\n" + AUTH
-                      + b"Connection: close\r\n\r\n")
+    answer = exchange(
+        emu, b"GET " + LIST + b" HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Connection: close\r\n\r\n"
+    )
     assert answer is not None and answer.status == 200, answer
-    assert json.loads(answer.body) == {"scopes": [{"name": "ws1-scope",
-                                                   "backend_type": "DATABRICKS"}]}
+    assert json.loads(answer.body) == {
+        "scopes": [{"name": "ws1-scope", "backend_type": "DATABRICKS"}]
+    }
 
 
-def request(method: bytes, path: bytes, body: bytes = b"", *, headers: bytes = b"",
-            length: bytes | None = None) -> bytes:
+def request(
+    method: bytes,
+    path: bytes,
+    body: bytes = b"",
+    *,
+    headers: bytes = b"",
+    length: bytes | None = None,
+) -> bytes:
     size = str(len(body)).encode() if length is None else length
-    return (method + b" " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + AUTH + headers
-            + b"Content-Type: application/json\r\nContent-Length: " + size
-            + b"\r\nConnection: close\r\n\r\n" + body)
+    return (
+        method
+        + b" "
+        + path
+        + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + AUTH
+        + headers
+        + b"Content-Type: application/json\r\nContent-Length: "
+        + size
+        + b"\r\nConnection: close\r\n\r\n"
+        + body
+    )
 
 
 PUT = b"/ws1/api/2.0/secrets/put"
@@ -111,7 +130,7 @@ BAD_BODIES = {
     "nan": b'{"scope": NaN}',
     "wrong-types": b'{"scope": 1, "key": [], "string_value": {}}',
     "both-values": b'{"scope": "ws1-scope", "key": "k", "string_value": "a", '
-                   b'"bytes_value": "YQ=="}',
+    b'"bytes_value": "YQ=="}',
     "bad-base64": b'{"scope": "ws1-scope", "key": "k", "bytes_value": "%%%"}',
     "huge-key": b'{"scope": "ws1-scope", "key": "' + b"k" * 100_000 + b'", "string_value": "v"}',
     "nul-key": b'{"scope": "ws1-scope", "key": "a\\u0000b", "string_value": "v"}',
@@ -137,19 +156,29 @@ def test_a_deeply_nested_body_is_a_malformed_request(emu: EmulatorHandle) -> Non
 def test_a_body_past_the_limit_is_drained_and_the_connection_reused(emu: EmulatorHandle) -> None:
     big = b'{"scope": "ws1-scope", "key": "k", "string_value": "' + b"x" * (2 << 20) + b'"}'
     with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as sock:
-        sock.sendall(b"POST " + PUT + b" HTTP/1.1\r\nHost: x\r\n" + AUTH
-                     + b"Content-Length: " + str(len(big)).encode() + b"\r\n\r\n" + big)
+        sock.sendall(
+            b"POST "
+            + PUT
+            + b" HTTP/1.1\r\nHost: x\r\n"
+            + AUTH
+            + b"Content-Length: "
+            + str(len(big)).encode()
+            + b"\r\n\r\n"
+            + big
+        )
         sock.sendall(b"GET " + LIST + b" HTTP/1.1\r\nHost: x\r\n" + AUTH + b"\r\n")
         stream = sock.makefile("rb")
         statuses = [read_answer(stream)[0] for _ in range(2)]
     assert statuses == [400, 200]
 
 
-@pytest.mark.parametrize("length", [b"1073741824", b"-1", b"12abc", b"", b"1e3",
-                                    b"99999999999999999999999999"])
+@pytest.mark.parametrize(
+    "length", [b"1073741824", b"-1", b"12abc", b"", b"1e3", b"99999999999999999999999999"]
+)
 def test_content_length_that_lies_or_is_absurd(emu: EmulatorHandle, length: bytes) -> None:
-    answer = exchange(emu, request(b"POST", PUT, b'{"scope": "ws1-scope"}', length=length),
-                      half_close=True)
+    answer = exchange(
+        emu, request(b"POST", PUT, b'{"scope": "ws1-scope"}', length=length), half_close=True
+    )
     assert_error_json(answer)
     assert_serving(emu)
 
@@ -167,16 +196,34 @@ def test_a_body_shorter_than_its_content_length_then_eof(emu: EmulatorHandle) ->
 
 
 def test_chunked_bodies_are_refused(emu: EmulatorHandle) -> None:
-    data = (b"POST " + PUT + b" HTTP/1.1\r\nHost: x\r\n" + AUTH
-            + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    data = (
+        b"POST "
+        + PUT
+        + b" HTTP/1.1\r\nHost: x\r\n"
+        + AUTH
+        + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    )
     answer = exchange(emu, data)
     assert answer is not None and answer.status == 400
     assert_error_json(answer)
     assert_serving(emu)
 
 
-@pytest.mark.parametrize("method", [b"DELETE", b"PUT", b"PATCH", b"OPTIONS", b"TRACE",
-                                    b"CONNECT", b"BREW", b"get", b"G\x00T", b"X" * 5000])
+@pytest.mark.parametrize(
+    "method",
+    [
+        b"DELETE",
+        b"PUT",
+        b"PATCH",
+        b"OPTIONS",
+        b"TRACE",
+        b"CONNECT",
+        b"BREW",
+        b"get",
+        b"G\x00T",
+        b"X" * 5000,
+    ],
+)
 def test_wrong_methods(emu: EmulatorHandle, method: bytes) -> None:
     answer = exchange(emu, request(method, LIST))
     assert answer is not None, "a wrong method deserves an answer"
@@ -186,8 +233,9 @@ def test_wrong_methods(emu: EmulatorHandle, method: bytes) -> None:
 
 def test_head_gets_headers_only(emu: EmulatorHandle) -> None:
     with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as sock:
-        sock.sendall(b"HEAD " + LIST + b" HTTP/1.1\r\nHost: x\r\n" + AUTH
-                     + b"Connection: close\r\n\r\n")
+        sock.sendall(
+            b"HEAD " + LIST + b" HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Connection: close\r\n\r\n"
+        )
         response = http.client.HTTPResponse(sock, method="HEAD")
         response.begin()
         assert response.read() == b""
@@ -222,8 +270,9 @@ TRICKS = [
 
 @pytest.mark.parametrize("path", TRICKS, ids=range(len(TRICKS)))
 def test_path_tricks_never_reach_another_workspace(emu: EmulatorHandle, path: bytes) -> None:
-    answer = exchange(emu, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + AUTH
-                      + b"Connection: close\r\n\r\n")
+    answer = exchange(
+        emu, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + AUTH + b"Connection: close\r\n\r\n"
+    )
     assert answer is None or b"ws2-value" not in answer.body
     assert answer is None or answer.status != 200 or b'"k"' not in answer.body, answer
     assert_error_json(answer if answer is None or answer.status != 200 else None)
@@ -232,8 +281,8 @@ def test_path_tricks_never_reach_another_workspace(emu: EmulatorHandle, path: by
 
 GARBAGE = [
     b"\r\n\r\n",
-    b"GET /\r\n\r\n",                                   # HTTP/0.9
-    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",                # an HTTP/2 preface
+    b"GET /\r\n\r\n",  # HTTP/0.9
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",  # an HTTP/2 preface
     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)),  # a TLS hello
     b"GET " + LIST + b" HTTP/9.9\r\n\r\n",
     b"GET " + LIST + b" HTTP/1.1\r\n" + b"X-A: b\r\n" * 200 + b"\r\n",
@@ -267,8 +316,11 @@ def test_slowloris_connections_do_not_starve_other_clients(emu: EmulatorHandle) 
     try:
         for index in range(50):
             sock = socket.create_connection(("127.0.0.1", emu.port), timeout=10)
-            partial = (b"GET " + LIST + b" HTTP/1.1\r\nHost: x\r\nX-Slow: " if index % 2
-                       else request(b"POST", PUT, b'{"scope": "ws1-', length=b"4096"))
+            partial = (
+                b"GET " + LIST + b" HTTP/1.1\r\nHost: x\r\nX-Slow: "
+                if index % 2
+                else request(b"POST", PUT, b'{"scope": "ws1-', length=b"4096")
+            )
             sock.sendall(partial)
             stalled.append(sock)
         assert_serving(emu)
@@ -308,29 +360,66 @@ def test_a_client_reset_mid_request_prints_no_trace(
 
 
 METHODS = st.sampled_from([b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS"]) | st.binary(
-    min_size=1, max_size=8)
+    min_size=1, max_size=8
+)
 PATHS = st.one_of(
-    st.sampled_from([LIST, PUT, b"/ws1/api/2.0/secrets/acls/put", b"/api/2.0/secrets/list",
-                     b"/.well-known/databricks-config", b"/ws1/api/2.0/workspace/import"]),
+    st.sampled_from(
+        [
+            LIST,
+            PUT,
+            b"/ws1/api/2.0/secrets/acls/put",
+            b"/api/2.0/secrets/list",
+            b"/.well-known/databricks-config",
+            b"/ws1/api/2.0/workspace/import",
+        ]
+    ),
     st.binary(max_size=60).map(lambda b: b"/" + b),
     st.text(max_size=30).map(lambda t: ("/ws1/" + t).encode("utf-8", "surrogatepass")),
 )
 
 
 @pytest.mark.timeout(120)
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(method=METHODS, path=PATHS, body=st.binary(max_size=300),
-       headers=st.lists(st.tuples(st.sampled_from([b"Content-Type", b"Content-Length",
-                                                   b"Transfer-Encoding", b"Authorization",
-                                                   b"Host", b"X-Any"]),
-                                  st.binary(max_size=20)), max_size=4))
-def test_random_requests(emu: EmulatorHandle, method: bytes, path: bytes, body: bytes,
-                         headers: list[tuple[bytes, bytes]]) -> None:
-    extra = b"".join(name + b": " + value.replace(b"\r", b"").replace(b"\n", b"") + b"\r\n"
-                     for name, value in headers)
-    data = (method + b" " + path.replace(b" ", b"%20").replace(b"\r", b"").replace(b"\n", b"")
-            + b" HTTP/1.1\r\n" + AUTH + extra + b"Connection: close\r\n\r\n" + body)
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    method=METHODS,
+    path=PATHS,
+    body=st.binary(max_size=300),
+    headers=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    b"Content-Type",
+                    b"Content-Length",
+                    b"Transfer-Encoding",
+                    b"Authorization",
+                    b"Host",
+                    b"X-Any",
+                ]
+            ),
+            st.binary(max_size=20),
+        ),
+        max_size=4,
+    ),
+)
+def test_random_requests(
+    emu: EmulatorHandle, method: bytes, path: bytes, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    extra = b"".join(
+        name + b": " + value.replace(b"\r", b"").replace(b"\n", b"") + b"\r\n"
+        for name, value in headers
+    )
+    data = (
+        method
+        + b" "
+        + path.replace(b" ", b"%20").replace(b"\r", b"").replace(b"\n", b"")
+        + b" HTTP/1.1\r\n"
+        + AUTH
+        + extra
+        + b"Connection: close\r\n\r\n"
+        + body
+    )
     answer = exchange(emu, data, half_close=True)
     if answer is not None and answer.status >= 400 and method != b"HEAD":
         assert_error_json(answer)

@@ -30,8 +30,9 @@ from tests.reliability.harness import (
     write_fleet,
 )
 
-FUZZ = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 DISPLAY_ONLY = ("warnings", "destructive")
 """Per-workspace fields ``apply`` does not act on (it re-plans from the desired state and
 the live workspace); a change there alone is not tampering with what gets applied."""
@@ -47,8 +48,10 @@ def small() -> Iterator[tuple[EmulatorHandle, Fleet, dict[str, Any]]]:
     with pytest.MonkeyPatch.context() as patch, quiet_logging():
         for name, value in PLANTED.env().items():
             patch.setenv(name, value)
-        with tempfile.TemporaryDirectory(prefix="pkgrepo-planfuzz-") as tmp, \
-                running_emulator(emulator_config()) as emu:
+        with (
+            tempfile.TemporaryDirectory(prefix="pkgrepo-planfuzz-") as tmp,
+            running_emulator(emulator_config()) as emu,
+        ):
             fleet = write_fleet(Path(tmp), emu.url, 4, bystanders=0)
             seed(fleet)
             plan = Path(tmp) / "plan.json"
@@ -56,8 +59,11 @@ def small() -> Iterator[tuple[EmulatorHandle, Fleet, dict[str, Any]]]:
             yield emu, fleet, json.loads(plan.read_text())
 
 
-def apply_file(small: tuple[EmulatorHandle, Fleet, dict[str, Any]], data: bytes,
-               capsys: pytest.CaptureFixture[str]) -> Result:
+def apply_file(
+    small: tuple[EmulatorHandle, Fleet, dict[str, Any]],
+    data: bytes,
+    capsys: pytest.CaptureFixture[str],
+) -> Result:
     emu, fleet, _ = small
     path = fleet.directory / "tampered.json"
     path.write_bytes(data)
@@ -92,8 +98,9 @@ def semantic(document: Any) -> Any:
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=25,
 )
 
@@ -101,8 +108,12 @@ JSON = st.recursive(
 @pytest.mark.timeout(180)
 @FUZZ
 @given(inner=JSON, wrapped=st.booleans())
-def test_random_json(small: tuple[EmulatorHandle, Fleet, dict[str, Any]], inner: Any,
-                     wrapped: bool, capsys: pytest.CaptureFixture[str]) -> None:
+def test_random_json(
+    small: tuple[EmulatorHandle, Fleet, dict[str, Any]],
+    inner: Any,
+    wrapped: bool,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     document = {"kind": KIND, "source": str(small[1].file), "plan": inner} if wrapped else inner
     assert_refused(apply_file(small, json.dumps(document).encode(), capsys))
 
@@ -139,14 +150,21 @@ def _mutate(document: Any, path: tuple[Any, ...], how: str, value: Any) -> Any:
 @pytest.mark.timeout(180)
 @FUZZ
 @given(data=st.data())
-def test_mutated_plan_file(small: tuple[EmulatorHandle, Fleet, dict[str, Any]],
-                           data: st.DataObject, capsys: pytest.CaptureFixture[str]) -> None:
+def test_mutated_plan_file(
+    small: tuple[EmulatorHandle, Fleet, dict[str, Any]],
+    data: st.DataObject,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     original = small[2]
     path = data.draw(st.sampled_from(list(_paths(original))), label="path")
     how = data.draw(st.sampled_from(["replace", "delete", "duplicate", "add-key"]), label="how")
-    value = data.draw(JSON | st.sampled_from(["create", "delete", "update", "no-op", "secret",
-                                              "acl", "scope", "", "sha256:0", None]),
-                      label="value")
+    value = data.draw(
+        JSON
+        | st.sampled_from(
+            ["create", "delete", "update", "no-op", "secret", "acl", "scope", "", "sha256:0", None]
+        ),
+        label="value",
+    )
     mutated = _mutate(original, path, how, value)
     if semantic(mutated) == semantic(original):
         return  # a no-op, or a display-only field: not tampering
@@ -156,12 +174,16 @@ def test_mutated_plan_file(small: tuple[EmulatorHandle, Fleet, dict[str, Any]],
 @pytest.mark.timeout(180)
 @FUZZ
 @given(where=st.floats(0, 1), cut=st.integers(0, 40), insert=st.binary(max_size=6))
-def test_byte_damaged_plan_file(small: tuple[EmulatorHandle, Fleet, dict[str, Any]],
-                                where: float, cut: int, insert: bytes,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_byte_damaged_plan_file(
+    small: tuple[EmulatorHandle, Fleet, dict[str, Any]],
+    where: float,
+    cut: int,
+    insert: bytes,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     raw = bytearray(json.dumps(small[2], indent=2).encode())
     at = int(where * len(raw))
-    raw[at:at + cut] = insert
+    raw[at : at + cut] = insert
     try:
         if semantic(json.loads(bytes(raw))) == semantic(small[2]):
             return
@@ -170,9 +192,11 @@ def test_byte_damaged_plan_file(small: tuple[EmulatorHandle, Fleet, dict[str, An
     assert_refused(apply_file(small, bytes(raw), capsys))
 
 
-def test_the_unmutated_plan_file_applies(small: tuple[EmulatorHandle, Fleet, dict[str, Any]],
-                                         capsys: pytest.CaptureFixture[str],
-                                         tmp_path: Path) -> None:
+def test_the_unmutated_plan_file_applies(
+    small: tuple[EmulatorHandle, Fleet, dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
     """The fuzzers mutate a plan file that applies: otherwise they would test nothing. (Runs
     last in the module: it changes the workspaces.)"""
     document = small[2]

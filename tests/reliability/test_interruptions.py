@@ -64,7 +64,8 @@ def _progress(state_file: Path, names: tuple[str, ...]) -> tuple[int, int]:
         locked += lock_scope(ws) is not None
         scope = managed(ws)
         done += scope is not None and any(
-            s["key"] == "pip-extra-index-urls" for s in scope["secrets"])
+            s["key"] == "pip-extra-index-urls" for s in scope["secrets"]
+        )
     return locked, done
 
 
@@ -74,8 +75,14 @@ def _mid_apply(state_file: Path, names: tuple[str, ...], round_: int) -> bool:
     return locked >= 1 and done >= 3 * round_
 
 
-def restart_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str], *, workspaces: int,
-                     faults: Mapping[str, Any], restarts: list[int]) -> None:
+def restart_scenario(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    workspaces: int,
+    faults: Mapping[str, Any],
+    restarts: list[int],
+) -> None:
     """Seed with no faults, restart with ``faults``, start an apply, and restart the emulator
     (with each signal of ``restarts``) whenever some workspaces are locked mid-apply."""
     emulator = EmulatorProcess(tmp_path).start()
@@ -88,12 +95,16 @@ def restart_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str], *, work
         state = file_state(emulator.state)
         before = baseline(fleet, state)
         with AclPoller(emulator.url, fleet.names) as poller:
-            apply = pkgrepo_process(["apply", str(fleet.file), "--auto-approve"],
-                                    env=subprocess_env())
+            apply = pkgrepo_process(
+                ["apply", str(fleet.file), "--auto-approve"], env=subprocess_env()
+            )
             try:
                 for round_, sig in enumerate(restarts, start=1):
-                    wait_until(partial(_mid_apply, emulator.state, fleet.names, round_),
-                               timeout=60, what="an apply half way")
+                    wait_until(
+                        partial(_mid_apply, emulator.state, fleet.names, round_),
+                        timeout=60,
+                        what="an apply half way",
+                    )
                     emulator.restart(sig)
                 first = finish(apply)
             finally:
@@ -115,17 +126,22 @@ def restart_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str], *, work
 def test_emulator_restarted_mid_apply_the_apply_rides_it_out(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    restart_scenario(tmp_path, capsys, workspaces=20, faults={"latency_ms": 40},
-                     restarts=[signal.SIGTERM])
+    restart_scenario(
+        tmp_path, capsys, workspaces=20, faults={"latency_ms": 40}, restarts=[signal.SIGTERM]
+    )
 
 
 @pytest.mark.slow
 def test_emulator_restarted_and_killed_three_times_mid_apply(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    restart_scenario(tmp_path, capsys, workspaces=40,
-                     faults={"latency_range_ms": [20, 200], "seed": 3},
-                     restarts=[signal.SIGTERM, signal.SIGKILL, signal.SIGTERM])
+    restart_scenario(
+        tmp_path,
+        capsys,
+        workspaces=40,
+        faults={"latency_range_ms": [20, 200], "seed": 3},
+        restarts=[signal.SIGTERM, signal.SIGKILL, signal.SIGTERM],
+    )
 
 
 # -- pkgrepo killed with SIGKILL half way ------------------------------------------------------
@@ -136,9 +152,9 @@ def _kill_mid_apply(emu: EmulatorHandle, fleet: Fleet, recorder: AclRecorder) ->
     workspaces it left locked."""
     for name in fleet.names:
         emu.set_faults(name, Faults(latency_ms=40))
-    process = pkgrepo_process(["apply", str(fleet.file), "--auto-approve"],
-                              env=subprocess_env())
+    process = pkgrepo_process(["apply", str(fleet.file), "--auto-approve"], env=subprocess_env())
     try:
+
         def mid_apply() -> bool:
             locked = [n for n in fleet.names if _locked(emu, n)]
             written = {w.workspace for w in recorder.writes if w.scope == SCOPE}
@@ -162,25 +178,31 @@ def _locked(emu: EmulatorHandle, name: str) -> bool:
     return any(s.name == LOCK_SCOPE for s in emu.backend(name).list_scopes(emu.admin))
 
 
-def _assert_plan_and_drift_see_what_is_left(fleet: Fleet,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def _assert_plan_and_drift_see_what_is_left(
+    fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
     plan = run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys)
     assert plan.code == 2, plan.text[-2000:]
     drift = run_cli(["drift", str(fleet.file), "-q"], capsys)
     assert drift.code == 2, drift.text[-2000:]
 
 
-def _force_unlock(fleet: Fleet, locked: list[str], pid: int,
-                  capsys: pytest.CaptureFixture[str]) -> None:
+def _force_unlock(
+    fleet: Fleet, locked: list[str], pid: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     for name in locked:
         run = run_cli(["force-unlock", name, "--file", str(fleet.file)], capsys)
         assert run.code == 0, run.text
         assert re.fullmatch(rf"{name}: removed the lock held by \S+\.{pid}\n", run.out), run.out
 
 
-def _converge_and_check(fleet: Fleet, recorder: AclRecorder,
-                        state: Callable[[str], Any], before: Baseline,
-                        capsys: pytest.CaptureFixture[str]) -> None:
+def _converge_and_check(
+    fleet: Fleet,
+    recorder: AclRecorder,
+    state: Callable[[str], Any],
+    before: Baseline,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     rerun = run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys)
     assert rerun.code == 0, rerun.text[-3000:]
     check = run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys)
@@ -223,7 +245,9 @@ def test_pkgrepo_killed_mid_apply_the_rerun_names_the_dead_holder_and_the_way_ou
         assert re.search(
             rf"{name}: locked by \S+\.{pid} since \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC "
             rf"\(expires \d\d:\d\d:\d\d UTC\); waited 60s\. If that run is gone, run "
-            rf"`pkgrepo force-unlock {name} --file FILE`", message), message
+            rf"`pkgrepo force-unlock {name} --file FILE`",
+            message,
+        ), message
     rows = dict(re.findall(r"^(ws\d\d)\s+\d+\s+(\S+)", rerun.out, re.MULTILINE))
     assert {n: rows[n] for n in locked} == dict.fromkeys(locked, "FAILED")
     assert {rows[n] for n in fleet.names if n not in locked} <= {"applied", "ok"}, rows
@@ -231,15 +255,18 @@ def test_pkgrepo_killed_mid_apply_the_rerun_names_the_dead_holder_and_the_way_ou
     _converge_and_check(fleet, recorder, state, before, capsys)
 
 
-def _kill_and_pid(emu: EmulatorHandle, fleet: Fleet,
-                  recorder: AclRecorder) -> tuple[list[str], int]:
+def _kill_and_pid(
+    emu: EmulatorHandle, fleet: Fleet, recorder: AclRecorder
+) -> tuple[list[str], int]:
     """Kill an apply half way; the workspaces it left locked, and its process id as the
     locks name it (``user@host.pid``)."""
     holder_pids = set()
     locked = _kill_mid_apply(emu, fleet, recorder)
     for name in locked:
-        keys = {s.key: LiveSecret(s.key, s.last_updated_timestamp)
-                for s in emu.backend(name).list_secrets(emu.admin, LOCK_SCOPE)}
+        keys = {
+            s.key: LiveSecret(s.key, s.last_updated_timestamp)
+            for s in emu.backend(name).list_secrets(emu.admin, LOCK_SCOPE)
+        }
         holder = parse_holder(keys)
         assert holder is not None, keys
         holder_pids.add(int(holder.who.rpartition(".")[2]))

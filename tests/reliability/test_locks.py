@@ -66,8 +66,13 @@ def assert_loser_messages(run: Result) -> None:
         assert LOSER.search(message), f"{name}: {message}"
 
 
-def concurrent_applies(emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str],
-                       latency_ms: float, tmp_path: Path) -> None:
+def concurrent_applies(
+    emu: EmulatorHandle,
+    fleet: Fleet,
+    capsys: pytest.CaptureFixture[str],
+    latency_ms: float,
+    tmp_path: Path,
+) -> None:
     state = emulator_state(emu)
     before = baseline(fleet, state)
     recorder = AclRecorder(emu).watch(fleet.names)
@@ -105,11 +110,13 @@ def test_two_applies_at_once_never_interleave(
 @pytest.mark.slow
 @pytest.mark.parametrize("latency_ms", [10, 25, 100])
 def test_two_applies_at_once_never_interleave_at_any_speed(
-    emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    emu: EmulatorHandle,
+    fleet: Fleet,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
     latency_ms: float,
 ) -> None:
     concurrent_applies(emu, fleet, capsys, latency_ms=latency_ms, tmp_path=tmp_path)
-
 
 
 @pytest.mark.slow
@@ -121,20 +128,26 @@ def test_a_run_that_planned_before_the_other_recorded_its_ledger_writes_nothing(
     (every key unverifiable), waits for the lock; A writes its ledger and releases. B must
     now find nothing to do, or refuse its stale plan -- never rewrite the keys."""
     assert run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys).code == 0
-    ledgers = {n: emu.files(n).export_file(emu.admin, LEDGER_FILE, format="AUTO")
-               for n in fleet.names}
+    ledgers = {
+        n: emu.files(n).export_file(emu.admin, LEDGER_FILE, format="AUTO") for n in fleet.names
+    }
     for name in fleet.names:
         emu.files(name).delete(emu.admin, LEDGER_FILE)
     hold_locks(emu, fleet.names, ttl_seconds=600)
     recorder = AclRecorder(emu).watch(fleet.names)
-    loser = pkgrepo_process(["apply", str(fleet.file), "--auto-approve", "-q"],
-                            env=subprocess_env())
+    loser = pkgrepo_process(
+        ["apply", str(fleet.file), "--auto-approve", "-q"], env=subprocess_env()
+    )
     try:
-        wait_until(lambda: all(_waiting(emu, n) for n in fleet.names), timeout=60,
-                   what="run B waiting on every lock")
+        wait_until(
+            lambda: all(_waiting(emu, n) for n in fleet.names),
+            timeout=60,
+            what="run B waiting on every lock",
+        )
         for name in fleet.names:  # run A records its ledger and releases the lock
-            emu.files(name).import_file(emu.admin, LEDGER_FILE, ledgers[name], format="AUTO",
-                                        overwrite=True)
+            emu.files(name).import_file(
+                emu.admin, LEDGER_FILE, ledgers[name], format="AUTO", overwrite=True
+            )
             emu.backend(name).delete_scope(emu.admin, LOCK_SCOPE)
         run = finish(loser)
     finally:
@@ -145,8 +158,11 @@ def test_a_run_that_planned_before_the_other_recorded_its_ledger_writes_nothing(
 
 
 def _waiting(emu: EmulatorHandle, name: str) -> bool:
-    return any(status != 200 for (_m, path, status) in emu.responses(name)
-               if path.endswith("/secrets/scopes/create"))
+    return any(
+        status != 200
+        for (_m, path, status) in emu.responses(name)
+        if path.endswith("/secrets/scopes/create")
+    )
 
 
 # -- a lock held by someone else -----------------------------------------------------------------
@@ -160,13 +176,19 @@ def hold_locks(emu: EmulatorHandle, names: tuple[str, ...], *, ttl_seconds: int)
     for name in names:
         backend = emu.backend(name)
         backend.create_scope(emu.admin, LOCK_SCOPE)
-        backend.put_secret(emu.admin, LOCK_SCOPE, holder_key(HOLDER, ttl_seconds), b"held",
-                           is_bytes=False)
+        backend.put_secret(
+            emu.admin, LOCK_SCOPE, holder_key(HOLDER, ttl_seconds), b"held", is_bytes=False
+        )
 
 
 def lock_keys(emu: EmulatorHandle, names: tuple[str, ...]) -> dict[str, list[tuple[str, int]]]:
-    return {n: [(s.key, s.last_updated_timestamp)
-                for s in emu.backend(n).list_secrets(emu.admin, LOCK_SCOPE)] for n in names}
+    return {
+        n: [
+            (s.key, s.last_updated_timestamp)
+            for s in emu.backend(n).list_secrets(emu.admin, LOCK_SCOPE)
+        ]
+        for n in names
+    }
 
 
 def test_plan_and_drift_run_while_every_workspace_is_locked(
@@ -191,11 +213,15 @@ def test_apply_waits_for_a_held_lock_and_goes_on_once_it_is_released(
     before = baseline(fleet, state)
     hold_locks(emu, fleet.names, ttl_seconds=600)
     recorder = AclRecorder(emu).watch(fleet.names)
-    apply = pkgrepo_process(["apply", str(fleet.file), "--auto-approve", "-q"],
-                            env=subprocess_env())
+    apply = pkgrepo_process(
+        ["apply", str(fleet.file), "--auto-approve", "-q"], env=subprocess_env()
+    )
     try:
-        wait_until(lambda: all(_waiting(emu, n) for n in fleet.names), timeout=60,
-                   what="the apply waiting on every lock")
+        wait_until(
+            lambda: all(_waiting(emu, n) for n in fleet.names),
+            timeout=60,
+            what="the apply waiting on every lock",
+        )
         assert [w for w in recorder.writes if w.scope == SCOPE] == []
         for name in fleet.names:  # the other run finishes
             emu.backend(name).delete_scope(emu.admin, LOCK_SCOPE)
@@ -205,10 +231,14 @@ def test_apply_waits_for_a_held_lock_and_goes_on_once_it_is_released(
             apply.kill()
     assert run.code == 0, run.text[-3000:]
     for name, runs in runs_per_workspace(recorder.writes).items():
-        first_release = next(i for i, w in enumerate(recorder.writes)
-                             if w.workspace == name and w.run == "other")
-        assert all(i > first_release for i, w in enumerate(recorder.writes)
-                   if w.workspace == name and w.run == "run-a"), (name, runs)
+        first_release = next(
+            i for i, w in enumerate(recorder.writes) if w.workspace == name and w.run == "other"
+        )
+        assert all(
+            i > first_release
+            for i, w in enumerate(recorder.writes)
+            if w.workspace == name and w.run == "run-a"
+        ), (name, runs)
     assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
     assert_untouched(before, state)
     assert_converged_state(fleet, state)
@@ -220,8 +250,9 @@ def test_an_expired_lock_is_taken_over_without_waiting(
     hold_locks(emu, fleet.names, ttl_seconds=0)
     run = run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys)
     assert run.code == 0, run.text[-3000:]
-    assert run.err.count("taking over an expired lock (locked by release-bot_runner-7.4242 "
-                         "since ") == len(fleet.names), run.err[-2000:]
+    assert run.err.count(
+        "taking over an expired lock (locked by release-bot_runner-7.4242 since "
+    ) == len(fleet.names), run.err[-2000:]
     assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
     assert_converged_state(fleet, emulator_state(emu))
 
@@ -243,7 +274,9 @@ def test_a_lock_that_is_never_released_fails_each_workspace_naming_the_holder(
         assert re.fullmatch(
             rf"{name}: locked by release-bot_runner-7\.4242 since \S+ \S+ UTC \(expires "
             rf"\S+ UTC\); waited 60s\. If that run is gone, run `pkgrepo force-unlock {name} "
-            r"--file FILE`", message), message
+            r"--file FILE`",
+            message,
+        ), message
     assert recorder.writes == []
     assert lock_keys(emu, fleet.names) == held
     assert_untouched(before, state)

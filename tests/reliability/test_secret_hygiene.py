@@ -50,8 +50,11 @@ from tests.reliability.leaks import Finding, Scanner
 
 WRONG_TOKEN = "dapi-wrong-Planted-77aa31c0"
 BAD_URL = "https://bad-user-5d:BadUrl-Planted-e0c1@idx.corp.example/simple trailing"
-PLANTED_VALUES = {**PLANTED.values(), "wrong token": WRONG_TOKEN,
-                  "bad URL password": "BadUrl-Planted-e0c1"}
+PLANTED_VALUES = {
+    **PLANTED.values(),
+    "wrong token": WRONG_TOKEN,
+    "bad URL password": "BadUrl-Planted-e0c1",
+}
 SCANNER = Scanner(PLANTED_VALUES)
 HELP_COMMANDS = [name.replace("_", "-") for name in COMMAND_MODULES]
 
@@ -93,8 +96,7 @@ class Audit:
     def files(self, *roots: Path) -> None:
         for root in roots:
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
-                self.findings += SCANNER.scan(str(path.relative_to(root.parent)),
-                                              path.read_bytes())
+                self.findings += SCANNER.scan(str(path.relative_to(root.parent)), path.read_bytes())
 
     def workspace_ledgers(self, emu: EmulatorHandle, names: Sequence[str]) -> int:
         found = 0
@@ -109,7 +111,8 @@ class Audit:
 
     def assert_clean(self) -> None:
         assert self.findings == [], "planted secrets found:\n" + "\n".join(
-            map(str, sorted(set(self.findings), key=str)))
+            map(str, sorted(set(self.findings), key=str))
+        )
 
 
 @dataclass(frozen=True)
@@ -124,21 +127,26 @@ class World:
 
 
 @pytest.fixture
-def world(emu: EmulatorHandle, tmp_path: Path,
-          monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def world(emu: EmulatorHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     fleet = write_fleet(tmp_path / "repo", emu.url, 3, bystanders=0)
     text = fleet.file.read_text()
     bad_token = fleet.directory / "bad-token.yaml"
     bad_token.write_text(text.replace("{env: RELIA_DB_TOKEN}", "{env: RELIA_WRONG_TOKEN}"))
     invalid = fleet.directory / "invalid.yaml"
-    invalid.write_text(text.replace(
-        '    index_url: "https://${env:RELIA_INDEX_USER}',
-        "    index_url: {env: RELIA_BAD_URL}\n    surprise: field\n"
-        '    old_index_url: "https://${env:RELIA_INDEX_USER}'))
+    invalid.write_text(
+        text.replace(
+            '    index_url: "https://${env:RELIA_INDEX_USER}',
+            "    index_url: {env: RELIA_BAD_URL}\n    surprise: field\n"
+            '    old_index_url: "https://${env:RELIA_INDEX_USER}',
+        )
+    )
     literal = fleet.directory / "literal.yaml"
-    literal.write_text(text.replace(
-        '"https://${env:RELIA_INDEX_USER}:${env:RELIA_INDEX_TOKEN}@',
-        f'"https://{PLANTED.index_user}:{PLANTED.index_password}@'))
+    literal.write_text(
+        text.replace(
+            '"https://${env:RELIA_INDEX_USER}:${env:RELIA_INDEX_TOKEN}@',
+            f'"https://{PLANTED.index_user}:{PLANTED.index_password}@',
+        )
+    )
     monkeypatch.setenv("RELIA_WRONG_TOKEN", WRONG_TOKEN)
     monkeypatch.setenv("RELIA_BAD_URL", BAD_URL)
     out = tmp_path / "out"
@@ -151,8 +159,11 @@ def world(emu: EmulatorHandle, tmp_path: Path,
 
 
 @pytest.fixture
-def audit(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
-          monkeypatch: pytest.MonkeyPatch) -> Iterator[Audit]:
+def audit(
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Audit]:
     caplog.set_level(logging.DEBUG)
     yield Audit(capsys, caplog, monkeypatch)
 
@@ -172,19 +183,30 @@ def test_success_paths_in_every_format(world: World, audit: Audit) -> None:
     audit.run("apply", str(out / "plan.json"), "--format", "json")
     audit.run("plan", f, "--detailed-exitcode")
     client(world.fleet.url, "ws00").secrets.put_secret(
-        SCOPE, "pip-index-url", string_value=PLANTED.index_url.replace("corp", "evil"))
+        SCOPE, "pip-index-url", string_value=PLANTED.index_url.replace("corp", "evil")
+    )
     client(world.fleet.url, "ws01").secrets.put_acl(SCOPE, "data-eng", AclPermission.MANAGE)
     for fmt in ("text", "json", "markdown", "junit"):
-        audit.run("drift", f, "--format", fmt, "--output", str(out / f"drift.{fmt}"),
-                  "--summary", str(out / "summary.md"), expect=(2,))
+        audit.run(
+            "drift",
+            f,
+            "--format",
+            fmt,
+            "--output",
+            str(out / f"drift.{fmt}"),
+            "--summary",
+            str(out / "summary.md"),
+            expect=(2,),
+        )
     audit.run("drift", f, expect=(2,))
     audit.run("apply", f, "--auto-approve", "--format", "text")
     audit.run("apply", f, "--auto-approve", "--format", "json", "--ledger", str(world.ledgers))
     audit.run("plan", f, "--detailed-exitcode", "--ledger", str(world.ledgers))
     audit.run("force-unlock", "ws00", "--file", f, says="not locked")
     emu.backend("ws01").create_scope(emu.admin, LOCK_SCOPE)
-    emu.backend("ws01").put_secret(emu.admin, LOCK_SCOPE, holder_key("someone", 900), b"held",
-                                   is_bytes=False)
+    emu.backend("ws01").put_secret(
+        emu.admin, LOCK_SCOPE, holder_key("someone", 900), b"held", is_bytes=False
+    )
     audit.run("force-unlock", "ws01", "--file", f, says="removed the lock")
     audit.run("export", "--from", f, "-o", str(out / "export.yaml"))
 
@@ -197,8 +219,9 @@ def test_success_paths_in_every_format(world: World, audit: Audit) -> None:
     assert {_mode(p) for p in ledgers} == {0o600}
 
 
-def test_values_read_back_in_a_notebook_never_show(world: World, audit: Audit,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_values_read_back_in_a_notebook_never_show(
+    world: World, audit: Audit, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Inside a notebook or job ``secrets/get`` answers, so plan, drift and export hold the
     real values in memory: still nothing shows, and export writes placeholders."""
     f, out = str(world.fleet.file), world.out
@@ -207,16 +230,24 @@ def test_values_read_back_in_a_notebook_never_show(world: World, audit: Audit,
     for name in world.fleet.names:
         world.emu.set_notebook_context(name, True)
     client(world.fleet.url, "ws02").secrets.put_secret(
-        SCOPE, "pip-extra-index-urls", string_value=PLANTED.file_url + " https://x.example/s")
+        SCOPE, "pip-extra-index-urls", string_value=PLANTED.file_url + " https://x.example/s"
+    )
     for fmt in ("text", "json", "markdown"):
         audit.run("plan", f, "--format", fmt, expect=(0,))
     for fmt in ("text", "json", "markdown", "junit"):
-        audit.run("drift", f, "--format", fmt, "--output", str(out / f"nb-drift.{fmt}"),
-                  expect=(2,))
+        audit.run(
+            "drift", f, "--format", fmt, "--output", str(out / f"nb-drift.{fmt}"), expect=(2,)
+        )
     audit.run("export", "--from", f, "-o", str(out / "nb-export.yaml"))
     hosts = [f"--host={n}={world.fleet.url}/{n}" for n in world.fleet.names]
-    audit.run("export", *hosts, "--token-env", "RELIA_DB_TOKEN", "-o",
-              str(out / "by-host" / "export.yaml"))
+    audit.run(
+        "export",
+        *hosts,
+        "--token-env",
+        "RELIA_DB_TOKEN",
+        "-o",
+        str(out / "by-host" / "export.yaml"),
+    )
     audit.files(out)
     audit.assert_clean()
     exported = (out / "by-host" / "export.yaml").read_text()
@@ -233,18 +264,36 @@ def test_failure_paths(world: World, audit: Audit) -> None:
     for fmt in ("text", "json"):
         audit.run("apply", bad, "--auto-approve", "--format", fmt, expect=(1,), says=auth)
     for fmt in ("text", "json", "markdown", "junit"):
-        audit.run("drift", bad, "--format", fmt, "--output", str(out / f"bad.{fmt}"),
-                  expect=(1,), says=auth)
+        audit.run(
+            "drift",
+            bad,
+            "--format",
+            fmt,
+            "--output",
+            str(out / f"bad.{fmt}"),
+            expect=(1,),
+            says=auth,
+        )
     audit.run("force-unlock", "ws00", "--file", bad, expect=(1,), says=auth)
     audit.run("export", "--from", bad, "-o", str(out / "bad-export.yaml"), expect=(1,))
 
     for fmt in ("text", "json"):
         audit.run("validate", invalid, "--format", fmt, expect=(1,))
-        audit.run("validate", str(world.literal), "--format", fmt, expect=(1,),
-                  says="no-literal-credentials")
-    for command in (["plan", invalid], ["apply", invalid, "--auto-approve"],
-                    ["drift", invalid], ["force-unlock", "ws00", "--file", invalid],
-                    ["export", "--from", invalid, "-o", str(out / "invalid-export.yaml")]):
+        audit.run(
+            "validate",
+            str(world.literal),
+            "--format",
+            fmt,
+            expect=(1,),
+            says="no-literal-credentials",
+        )
+    for command in (
+        ["plan", invalid],
+        ["apply", invalid, "--auto-approve"],
+        ["drift", invalid],
+        ["force-unlock", "ws00", "--file", invalid],
+        ["export", "--from", invalid, "-o", str(out / "invalid-export.yaml")],
+    ):
         audit.run(*command, expect=(1,), says=r"surprise|line break|white space")
     audit.run("plan", str(world.fleet.directory / "missing.yaml"), expect=(1, 2))
 
@@ -262,8 +311,12 @@ def test_failure_paths(world: World, audit: Audit) -> None:
     audit.run("apply", str(plan), expect=(1,), says="desired values differ")
     plan.write_text(plan.read_text().replace(str(world.fleet.file), str(world.invalid)))
     audit.run("apply", str(plan), expect=(1,))
-    assert not any(k[0] != "GET" for n in world.fleet.names[1:]
-                   for k in emu.requests(n) if "secrets/put" in k[1])
+    assert not any(
+        k[0] != "GET"
+        for n in world.fleet.names[1:]
+        for k in emu.requests(n)
+        if "secrets/put" in k[1]
+    )
 
     audit.files(out)
     audit.assert_clean()
@@ -330,12 +383,14 @@ def test_the_scanner_catches_a_scrubber_that_lets_a_value_through(
     leak = _leaky(form, PLANTED.index_password)
     monkeypatch.setattr(output, "scrub", lambda text: f"{text} {leak}")
     audit.run("plan", str(world.fleet.file), "--format", "json")
-    assert any(x.name == "index password" and x.where.startswith("stdout")
-               for x in audit.findings), audit.findings
+    assert any(
+        x.name == "index password" and x.where.startswith("stdout") for x in audit.findings
+    ), audit.findings
 
 
-def test_the_scanner_catches_a_log_record_and_a_file(world: World, audit: Audit,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_scanner_catches_a_log_record_and_a_file(
+    world: World, audit: Audit, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from reconciler import planfile
 
     real_write = planfile.write
@@ -361,6 +416,11 @@ def test_the_scanner_finds_every_form_and_nothing_in_clean_text() -> None:
         assert SCANNER.scan("blob", blob), offset
     assert SCANNER.scan("json", json.dumps({"v": PLANTED.file_url}))
     assert SCANNER.scan("quoted", "u=" + PLANTED.index_url.replace(":", "%3A"))
-    clean = json.dumps({"url": "https://****@artifactory.corp.example/simple",
-                        "hmac": "hmac-sha256:" + "ab" * 32, "time": time.time()})
+    clean = json.dumps(
+        {
+            "url": "https://****@artifactory.corp.example/simple",
+            "hmac": "hmac-sha256:" + "ab" * 32,
+            "time": time.time(),
+        }
+    )
     assert SCANNER.scan("clean", clean) == []

@@ -48,13 +48,31 @@ def small_plan() -> Plan:
     """One workspace with a create, an update and a delete, and two that are up to date."""
     prod = workspace(
         "prod-eu",
-        change("prod-eu/secret/pip-extra-index-urls", Action.CREATE, None,
-               "https://download.pytorch.org/whl/cpu", "new key"),
-        change("prod-eu/secret/pip-index-url", Action.UPDATE, OLD_URL, NEW_URL,
-               "modified outside pkgrepo at 2024-05-01 10:00:00 UTC",
-               Drift.MODIFIED_OUTSIDE, Severity.HIGH),
-        change("prod-eu/acl/bob@example.com", Action.DELETE, "WRITE", None,
-               "granted outside pkgrepo", Drift.ACL_ADDED, Severity.HIGH),
+        change(
+            "prod-eu/secret/pip-extra-index-urls",
+            Action.CREATE,
+            None,
+            "https://download.pytorch.org/whl/cpu",
+            "new key",
+        ),
+        change(
+            "prod-eu/secret/pip-index-url",
+            Action.UPDATE,
+            OLD_URL,
+            NEW_URL,
+            "modified outside pkgrepo at 2024-05-01 10:00:00 UTC",
+            Drift.MODIFIED_OUTSIDE,
+            Severity.HIGH,
+        ),
+        change(
+            "prod-eu/acl/bob@example.com",
+            Action.DELETE,
+            "WRITE",
+            None,
+            "granted outside pkgrepo",
+            Drift.ACL_ADDED,
+            Severity.HIGH,
+        ),
         host=HOST,
     )
     return Plan(workspaces=(prod, workspace("dev"), workspace("staging")), salt="salt-1")
@@ -97,8 +115,9 @@ def workspace_plans(draw: st.DrawFn, name: str | None = None) -> WorkspacePlan:
         host=draw(texts),
         changes=tuple(changes),
         live_digest=draw(texts),
-        desired_digests=frozen_map(draw(st.dictionaries(st.text(min_size=1, max_size=20),
-                                                        texts, max_size=3))),
+        desired_digests=frozen_map(
+            draw(st.dictionaries(st.text(min_size=1, max_size=20), texts, max_size=3))
+        ),
         warnings=tuple(draw(st.lists(texts, max_size=2))),
         destructive=draw(st.none() | texts),
     )
@@ -115,8 +134,9 @@ def plans(draw: st.DrawFn) -> Plan:
 
 json_values: st.SearchStrategy[Any] = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                 max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 """Anything ``json.loads`` could return (NaN and infinities included: it accepts them)."""

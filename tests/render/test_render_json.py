@@ -37,17 +37,29 @@ def _refusal(doc: Any) -> str:
 
 # --- the document ----------------------------------------------------------------------
 
+
 def test_small_plan_document() -> None:
     doc = _doc(small_plan())
-    assert list(doc) == ["format_version", "kind", "salt", "has_changes", "summary",
-                         "workspaces"]
+    assert list(doc) == ["format_version", "kind", "salt", "has_changes", "summary", "workspaces"]
     assert doc["format_version"] == "1" and doc["kind"] == "pkgrepo-plan"
     assert doc["has_changes"] is True
-    assert doc["summary"] == {"create": 1, "update": 1, "delete": 1, "workspaces": 3,
-                              "workspaces_changed": 1}
+    assert doc["summary"] == {
+        "create": 1,
+        "update": 1,
+        "delete": 1,
+        "workspaces": 3,
+        "workspaces_changed": 1,
+    }
     prod = doc["workspaces"][0]
-    assert list(prod) == ["workspace", "host", "live_digest", "desired_digests", "warnings",
-                          "destructive", "changes"]
+    assert list(prod) == [
+        "workspace",
+        "host",
+        "live_digest",
+        "desired_digests",
+        "warnings",
+        "destructive",
+        "changes",
+    ]
     assert prod["changes"][1] == {
         "address": "prod-eu/secret/pip-index-url",
         "kind": "secret",
@@ -74,8 +86,13 @@ def test_text_form_is_stable() -> None:
 def test_no_changes_document() -> None:
     doc = _doc(up_to_date_plan("a", "b"))
     assert doc["has_changes"] is False
-    assert doc["summary"] == {"create": 0, "update": 0, "delete": 0, "workspaces": 2,
-                              "workspaces_changed": 0}
+    assert doc["summary"] == {
+        "create": 0,
+        "update": 0,
+        "delete": 0,
+        "workspaces": 2,
+        "workspaces_changed": 0,
+    }
 
 
 def test_empty_plan_round_trips() -> None:
@@ -85,11 +102,13 @@ def test_empty_plan_round_trips() -> None:
 
 def test_real_plan_validates_and_round_trips() -> None:
     spec = WorkspaceSpec(
-        name="prod-eu", host="https://adb-1.azuredatabricks.net",
+        name="prod-eu",
+        host="https://adb-1.azuredatabricks.net",
         secrets=frozen_map({"pip-index-url": SecretValue("https://u:tok@repo.example/simple")}),
     )
-    plan = Plan((make_plan(spec, LiveState(scope_exists=False), LedgerState(), salt="s"),),
-                salt="s")
+    plan = Plan(
+        (make_plan(spec, LiveState(scope_exists=False), LedgerState(), salt="s"),), salt="s"
+    )
     out = json_doc.render(plan)
     assert "tok" not in out
     VALIDATOR.validate(json.loads(out))
@@ -108,6 +127,7 @@ def test_round_trip(plan: Plan) -> None:
 
 
 # --- the schema ------------------------------------------------------------------------
+
 
 def test_schema_is_valid_draft_2020_12() -> None:
     schema = dict(load_schema())
@@ -134,6 +154,7 @@ def test_every_property_is_described_and_objects_are_closed() -> None:
 
 
 # --- refusing what is not a plan -------------------------------------------------------
+
 
 @pytest.mark.parametrize("value", [None, [], "plan", 3, True, {}, {"format_version": "1"}])
 def test_garbage_is_refused(value: Any) -> None:
@@ -186,7 +207,7 @@ def test_address_from_another_workspace_is_refused() -> None:
     doc = _valid()
     doc["workspaces"][0]["changes"][0]["address"] = "dev/secret/pip-extra-index-urls"
     assert _refusal(doc) == (
-        'plan file is not valid: $.workspaces[0].changes[0].address: '
+        "plan file is not valid: $.workspaces[0].changes[0].address: "
         '"dev/secret/pip-extra-index-urls" does not match workspace, kind and name '
         '("prod-eu/secret/pip-extra-index-urls")'
     )
@@ -198,7 +219,7 @@ def test_duplicate_address_is_refused() -> None:
     changes.append(copy.deepcopy(changes[0]))
     doc["summary"]["create"] += 1
     assert _refusal(doc) == (
-        'plan file is not valid: $.workspaces[0].changes[3].address: '
+        "plan file is not valid: $.workspaces[0].changes[3].address: "
         '"prod-eu/secret/pip-extra-index-urls" appears twice'
     )
 

@@ -47,8 +47,9 @@ def test_small_plan() -> None:
 
 def test_no_changes() -> None:
     out = markdown.render(up_to_date_plan("a", "b"))
-    assert out.startswith("## pkgrepo plan: no changes\n\n"
-                          "No changes. Every workspace matches the desired state.")
+    assert out.startswith(
+        "## pkgrepo plan: no changes\n\nNo changes. Every workspace matches the desired state."
+    )
     assert "|" not in out
     assert "<details><summary>2 workspaces are up to date</summary>" in out
     assert REMINDER not in out
@@ -61,10 +62,12 @@ def test_empty_plan() -> None:
 
 
 def test_warnings_and_destructive_as_a_quote() -> None:
-    ws = workspace("gone", change("gone/scope", Action.DELETE, "scope", None, "absent",
-                                  Drift.CHANGED_IN_GIT),
-                   warnings=("first warning", "second | warning"),
-                   destructive="deletes the scope and every secret in it")
+    ws = workspace(
+        "gone",
+        change("gone/scope", Action.DELETE, "scope", None, "absent", Drift.CHANGED_IN_GIT),
+        warnings=("first warning", "second | warning"),
+        destructive="deletes the scope and every secret in it",
+    )
     out = markdown.render(Plan((ws,), salt="s"))
     assert (
         "> **Needs `--allow-destroy`**: deletes the scope and every secret in it\n"
@@ -83,8 +86,15 @@ def test_warnings_without_changes() -> None:
 
 
 def test_cells_are_escaped() -> None:
-    hostile = Change(Address.acl("a", "x|y`z"), Action.UPDATE, "line1\nline2", "<b>&</b>",
-                     "why | not `code`\r\nnext", Drift.ACL_CHANGED, Severity.HIGH)
+    hostile = Change(
+        Address.acl("a", "x|y`z"),
+        Action.UPDATE,
+        "line1\nline2",
+        "<b>&</b>",
+        "why | not `code`\r\nnext",
+        Drift.ACL_CHANGED,
+        Severity.HIGH,
+    )
     row = markdown.render(Plan((workspace("a", hostile),), salt="s")).splitlines()
     body = [line for line in row if line.startswith("| \N{PENCIL}")]
     assert body == [
@@ -104,22 +114,24 @@ def test_escape() -> None:
 
 
 def test_noop_is_not_a_row() -> None:
-    plan = Plan((workspace("a", change("a/acl/users", Action.NOOP, "READ", "READ", "same")),),
-                salt="s")
+    plan = Plan(
+        (workspace("a", change("a/acl/users", Action.NOOP, "READ", "READ", "same")),), salt="s"
+    )
     assert "a/acl/users" not in markdown.render(plan)
 
 
 @given(plans())
 def test_one_row_per_change_and_cells_never_split(plan: Plan) -> None:
     out = markdown.render(plan)
-    rows = [line for line in out.splitlines()
-            if line.startswith("| ") and not line.startswith("| |")]
-    expected = sum(1 for ws in plan.workspaces for c in ws.changes
-                   if c.action is not Action.NOOP)
+    rows = [
+        line for line in out.splitlines() if line.startswith("| ") and not line.startswith("| |")
+    ]
+    expected = sum(1 for ws in plan.workspaces for c in ws.changes if c.action is not Action.NOOP)
     assert len(rows) == expected
     for line in rows:
         unescaped_pipes = line.replace("\\\\", "").count("|") - line.replace("\\\\", "").count(
-            "\\|")
+            "\\|"
+        )
         assert unescaped_pipes == 6, line
 
 

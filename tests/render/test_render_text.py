@@ -21,8 +21,7 @@ ANSI = "\x1b["
 def test_small_plan_exact_lines() -> None:
     assert text.render(small_plan()).splitlines() == [
         f"workspace prod-eu ({HOST})",
-        "  + prod-eu/secret/pip-extra-index-urls: https://download.pytorch.org/whl/cpu"
-        "  # new key",
+        "  + prod-eu/secret/pip-extra-index-urls: https://download.pytorch.org/whl/cpu  # new key",
         f"  ~ prod-eu/secret/pip-index-url: {OLD_URL} -> {NEW_URL}"
         "  # modified outside pkgrepo at 2024-05-01 10:00:00 UTC (modified-outside) [high]",
         "  - prod-eu/acl/bob@example.com: WRITE  # granted outside pkgrepo (acl-added) [high]",
@@ -42,12 +41,30 @@ def test_ends_with_one_newline() -> None:
 def test_summary_counts_across_every_workspace() -> None:
     plan = Plan(
         workspaces=(
-            workspace("a", change("a/scope", Action.CREATE, None, "scope", "scope does not exist"),
-                      change("a/secret/pip-cert", Action.CREATE, None, "CN=x", "new key")),
-            workspace("b", change("b/acl/users", Action.UPDATE, "MANAGE", "READ", "changed in Git",
-                                  Drift.CHANGED_IN_GIT),
-                      change("b/secret/junk", Action.DELETE, "(unmanaged key)", None, "owned",
-                             Drift.ADDED_OUT_OF_BAND)),
+            workspace(
+                "a",
+                change("a/scope", Action.CREATE, None, "scope", "scope does not exist"),
+                change("a/secret/pip-cert", Action.CREATE, None, "CN=x", "new key"),
+            ),
+            workspace(
+                "b",
+                change(
+                    "b/acl/users",
+                    Action.UPDATE,
+                    "MANAGE",
+                    "READ",
+                    "changed in Git",
+                    Drift.CHANGED_IN_GIT,
+                ),
+                change(
+                    "b/secret/junk",
+                    Action.DELETE,
+                    "(unmanaged key)",
+                    None,
+                    "owned",
+                    Drift.ADDED_OUT_OF_BAND,
+                ),
+            ),
         ),
         salt="s",
     )
@@ -57,8 +74,9 @@ def test_summary_counts_across_every_workspace() -> None:
 
 
 def test_one_workspace_singular() -> None:
-    plan = Plan((workspace("a", change("a/secret/pip-cert", Action.CREATE, None, "x", "new")),),
-                salt="s")
+    plan = Plan(
+        (workspace("a", change("a/secret/pip-cert", Action.CREATE, None, "x", "new")),), salt="s"
+    )
     assert "across 1 workspace." in text.render(plan)
 
 
@@ -94,10 +112,23 @@ def test_many_up_to_date_workspaces_are_counted_not_listed() -> None:
 
 
 def test_scope_lines_carry_no_value() -> None:
-    plan = Plan((workspace("gone", change("gone/scope", Action.DELETE, "scope", None,
-                                          "workspace is declared ensure: absent",
-                                          Drift.CHANGED_IN_GIT),
-                          destructive="deletes the scope and every secret in it"),), salt="s")
+    plan = Plan(
+        (
+            workspace(
+                "gone",
+                change(
+                    "gone/scope",
+                    Action.DELETE,
+                    "scope",
+                    None,
+                    "workspace is declared ensure: absent",
+                    Drift.CHANGED_IN_GIT,
+                ),
+                destructive="deletes the scope and every secret in it",
+            ),
+        ),
+        salt="s",
+    )
     lines = text.render(plan).splitlines()
     assert lines[:3] == [
         "workspace gone (https://gone.cloud.databricks.com)",
@@ -121,8 +152,9 @@ def test_warnings_show_even_without_changes() -> None:
 
 
 def test_noop_changes_are_not_shown() -> None:
-    plan = Plan((workspace("a", change("a/acl/users", Action.NOOP, "READ", "READ", "same")),),
-                salt="s")
+    plan = Plan(
+        (workspace("a", change("a/acl/users", Action.NOOP, "READ", "READ", "same")),), salt="s"
+    )
     out = text.render(plan)
     assert "a/acl/users" not in out
     assert "No changes." in out
@@ -139,8 +171,13 @@ def test_update_with_missing_side_says_none() -> None:
 
 
 def test_workspace_order_is_kept() -> None:
-    plan = Plan(tuple(workspace(n, change(f"{n}/secret/k", Action.CREATE, None, "v", "new"))
-                      for n in ("zeta", "alpha", "mid")), salt="s")
+    plan = Plan(
+        tuple(
+            workspace(n, change(f"{n}/secret/k", Action.CREATE, None, "v", "new"))
+            for n in ("zeta", "alpha", "mid")
+        ),
+        salt="s",
+    )
     headers = [line for line in text.render(plan).splitlines() if line.startswith("workspace")]
     assert [h.split()[1] for h in headers] == ["zeta", "alpha", "mid"]
 
@@ -165,8 +202,15 @@ def test_colour_changes_nothing_but_escapes() -> None:
 
 
 def test_control_characters_are_made_visible() -> None:
-    hostile = Change(Address.acl("a", "evil\x1b[2J\nname\u202e"), Action.DELETE,
-                     "READ\r", None, "granted\toutside", Drift.ACL_ADDED, Severity.HIGH)
+    hostile = Change(
+        Address.acl("a", "evil\x1b[2J\nname\u202e"),
+        Action.DELETE,
+        "READ\r",
+        None,
+        "granted\toutside",
+        Drift.ACL_ADDED,
+        Severity.HIGH,
+    )
     out = text.render(Plan((workspace("a", hostile),), salt="s"))
     assert "\x1b" not in out and "\r" not in out and "\t" not in out and "\u202e" not in out
     assert "a/acl/evil\\x1b[2J\\nname\\u202e: READ\\r  # granted\\toutside" in out

@@ -22,12 +22,14 @@ class Renderer(Protocol):
     def __call__(self, report: DriftReport, *, color: bool = False) -> str: ...
 
 
-RENDERERS: Mapping[str, Renderer] = MappingProxyType({
-    "text": text.render,
-    "json": json_doc.render,
-    "markdown": markdown.render,
-    "junit": junit.render,
-})
+RENDERERS: Mapping[str, Renderer] = MappingProxyType(
+    {
+        "text": text.render,
+        "json": json_doc.render,
+        "markdown": markdown.render,
+        "junit": junit.render,
+    }
+)
 
 FORMATS: tuple[str, ...] = tuple(RENDERERS)
 """The format names, in the order ``pkgrepo drift --format`` lists them."""

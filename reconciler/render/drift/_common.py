@@ -24,8 +24,9 @@ def headline(report: DriftReport) -> str:
         )
     if counts.unreadable:
         verb = "was" if counts.unreadable == 1 else "were"
-        parts.append(f"{plural(counts.unreadable, 'workspace')} could not be read "
-                     f"(so {verb} not checked)")
+        parts.append(
+            f"{plural(counts.unreadable, 'workspace')} could not be read (so {verb} not checked)"
+        )
     return "; ".join(parts) if parts else IN_SYNC
 
 

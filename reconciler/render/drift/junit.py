@@ -37,28 +37,42 @@ def render(report: DriftReport, *, color: bool = False) -> str:
     warnings = grouped_warnings(report)
     if warnings:
         out = ET.SubElement(suite, "system-out")
-        out.text = "\n".join(
-            safe(f"warning: {w} ({', '.join(where)})") for w, where in warnings
-        )
+        out.text = "\n".join(safe(f"warning: {w} ({', '.join(where)})") for w, where in warnings)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def _testcase(suite: ET.Element, ws: WorkspaceDrift) -> None:
-    case = ET.SubElement(suite, "testcase", {
-        "classname": CLASSNAME, "name": safe(ws.workspace), "time": "0",
-    })
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        {
+            "classname": CLASSNAME,
+            "name": safe(ws.workspace),
+            "time": "0",
+        },
+    )
     if not ws.readable:
-        error = ET.SubElement(case, "error", {
-            "type": "unreadable", "message": safe(f"could not be read: {ws.error}"),
-        })
+        error = ET.SubElement(
+            case,
+            "error",
+            {
+                "type": "unreadable",
+                "message": safe(f"could not be read: {ws.error}"),
+            },
+        )
         error.text = safe(f"{ws.workspace} ({ws.host}): {ws.error}")
         return
     if not ws.has_drift:
         return
-    failure = ET.SubElement(case, "failure", {
-        "type": "drift", "message": safe(workspace_summary(ws)),
-    })
+    failure = ET.SubElement(
+        case,
+        "failure",
+        {
+            "type": "drift",
+            "message": safe(workspace_summary(ws)),
+        },
+    )
     lines = [safe(f"{ws.workspace} ({ws.host})")]
     for item in ws.ordered_items():
         lines.append(safe(item_line(item)))
@@ -70,8 +84,12 @@ def _testcase(suite: ET.Element, ws: WorkspaceDrift) -> None:
 
 def _allowed(char: str) -> bool:
     code = ord(char)
-    return (code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD
-            or 0x10000 <= code <= 0x10FFFF)
+    return (
+        code in (0x9, 0xA, 0xD)
+        or 0x20 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or 0x10000 <= code <= 0x10FFFF
+    )
 
 
 def safe(text: str) -> str:

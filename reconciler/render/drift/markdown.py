@@ -21,10 +21,11 @@ from reconciler.render.drift._common import (
 from reconciler.render.markdown import ACTION_MARK, HIGH_MARK, escape
 
 LOW_MARK = "low"
-TABLE_HEADER = ("| severity | | address | kind | live | git | why |\n"
-                "|---|---|---|---|---|---|---|")
-COUNTS_HEADER = ("| workspaces | in sync | drifted | unreadable | differences | high severity |\n"
-                 "|---|---|---|---|---|---|")
+TABLE_HEADER = "| severity | | address | kind | live | git | why |\n|---|---|---|---|---|---|---|"
+COUNTS_HEADER = (
+    "| workspaces | in sync | drifted | unreadable | differences | high severity |\n"
+    "|---|---|---|---|---|---|"
+)
 
 
 def render(report: DriftReport, *, color: bool = False) -> str:
@@ -34,13 +35,21 @@ def render(report: DriftReport, *, color: bool = False) -> str:
     state = "drift" if report.has_drift else "errors" if report.has_errors else "in sync"
     blocks = [f"## pkgrepo drift: {state}\n\n{escape(headline(report))}"]
     if report.workspaces:
-        cells = [counts.workspaces, counts.in_sync, counts.drifted, counts.unreadable,
-                 counts.items, counts.high]
+        cells = [
+            counts.workspaces,
+            counts.in_sync,
+            counts.drifted,
+            counts.unreadable,
+            counts.items,
+            counts.high,
+        ]
         blocks.append(COUNTS_HEADER + "\n| " + " | ".join(map(str, cells)) + " |")
     failed = unreadable(report)
     if failed:
-        rows = [f"- **{escape(ws.workspace)}** ({escape(ws.host)}): {escape(ws.error or '')}"
-                for ws in failed]
+        rows = [
+            f"- **{escape(ws.workspace)}** ({escape(ws.host)}): {escape(ws.error or '')}"
+            for ws in failed
+        ]
         blocks.append("### Could not be read\n\n" + "\n".join(rows))
     blocks.extend(_workspace(ws) for ws in drifted_first(report))
     warnings = grouped_warnings(report)
@@ -52,8 +61,9 @@ def render(report: DriftReport, *, color: bool = False) -> str:
         items = "\n".join(f"- {escape(ws.workspace)} ({escape(ws.host)})" for ws in current)
         verb = "is" if len(current) == 1 else "are"
         count = f"{len(current)} workspace{'s' if len(current) != 1 else ''}"
-        blocks.append(f"<details><summary>{count} {verb} in sync</summary>\n\n{items}\n\n"
-                      "</details>")
+        blocks.append(
+            f"<details><summary>{count} {verb} in sync</summary>\n\n{items}\n\n</details>"
+        )
     return "\n\n".join(blocks) + "\n"
 
 

@@ -30,8 +30,9 @@ class _Painter:
     def __init__(self, color: bool) -> None:
         self.color = color
 
-    def __call__(self, text: str, *, fg: str | None = None, bold: bool = False,
-                 dim: bool = False) -> str:
+    def __call__(
+        self, text: str, *, fg: str | None = None, bold: bool = False, dim: bool = False
+    ) -> str:
         if not self.color:
             return text
         return click.style(text, fg=fg, bold=bold or None, dim=dim or None)
@@ -42,8 +43,13 @@ def render(report: DriftReport, *, color: bool = False) -> str:
     paint = _Painter(color)
     lines: list[str] = []
     for ws in unreadable(report):
-        lines.append(paint(f"workspace {clean(ws.workspace)} ({clean(ws.host)}): "
-                           "could not be read", fg="red", bold=True))
+        lines.append(
+            paint(
+                f"workspace {clean(ws.workspace)} ({clean(ws.host)}): could not be read",
+                fg="red",
+                bold=True,
+            )
+        )
         lines.append(f"  error: {clean(ws.error or '')}")
         lines.append("")
     for ws in drifted_first(report):
@@ -61,8 +67,13 @@ def render(report: DriftReport, *, color: bool = False) -> str:
         lines.append("")
     summary = headline(report)
     if report.has_drift or report.has_errors:
-        lines.append(paint(f"Drift: {summary}.", bold=True,
-                           fg="red" if report.counts().high or report.has_errors else "yellow"))
+        lines.append(
+            paint(
+                f"Drift: {summary}.",
+                bold=True,
+                fg="red" if report.counts().high or report.has_errors else "yellow",
+            )
+        )
     else:
         lines.append(paint(summary, fg="green", bold=True))
     return "\n".join(lines) + "\n"
@@ -83,8 +94,10 @@ def item_line(item: DriftItem) -> str:
 
 def _item(item: DriftItem, paint: _Painter) -> list[str]:
     mark = paint(HIGH_MARK, fg="red", bold=True) if item.high else paint(LOW_MARK, dim=True)
-    head = (f"{mark} {item.action.symbol} {clean(item.address)} "
-            f"[{item.kind.value}]: {clean(item.message)}")
+    head = (
+        f"{mark} {item.action.symbol} {clean(item.address)} "
+        f"[{item.kind.value}]: {clean(item.message)}"
+    )
     before = _NONE if item.before is None else clean(item.before)
     after = _NONE if item.after is None else clean(item.after)
     return ["  " + head, "  " + paint(f"       live: {before}  git: {after}", dim=True)]
