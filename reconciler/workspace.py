@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from reconciler import ledger as ledger_doc
 from reconciler.apply import Applier, ApplyOptions, Progress
 from reconciler.clock import Clock, SystemClock
-from reconciler.errors import TransientError, UserError
+from reconciler.errors import TransientError, UserError, WorkspaceError
 from reconciler.ledger_store import LedgerStore
-from reconciler.model import Ledger, LiveState, SecretValue, WorkspaceSpec
+from reconciler.model import MARKER_KEY, Ensure, Ledger, LiveState, SecretValue, WorkspaceSpec
 from reconciler.plan import Change, WorkspacePlan, make_plan
 from reconciler.port import WorkspacePort
 from reconciler.retry import call_with_retry
@@ -50,8 +50,10 @@ def observe(
     hmac_key: SecretValue | None,
     *,
     clock: Clock | None = None,
+    previous_key: SecretValue | None = None,
 ) -> Observation:
-    """Read the workspace (retrying transient failures) and its ledger."""
+    """Read the workspace (retrying transient failures) and its ledger. ``previous_key``
+    (``PKGREPO_LEDGER_KEY_PREVIOUS``) is accepted for a ledger during a key rotation."""
     clock = clock or SystemClock()
     snapshot = call_with_retry(
         port.read,
@@ -60,7 +62,10 @@ def observe(
         deadline=clock.monotonic() + READ_DEADLINE_SECONDS,
     )
     raw = store.load(spec.name, snapshot)
-    return Observation(snapshot.live, ledger_doc.parse(raw, workspace=spec.name, hmac_key=hmac_key))
+    ledger = ledger_doc.parse(
+        raw, workspace=spec.name, hmac_key=hmac_key, previous_key=previous_key
+    )
+    return Observation(snapshot.live, ledger)
 
 
 def plan_workspace(
@@ -72,8 +77,9 @@ def plan_workspace(
     salt: str,
     clock: Clock | None = None,
     mask: Callable[[str], str] = lambda text: text,
+    previous_key: SecretValue | None = None,
 ) -> tuple[WorkspacePlan, Observation]:
-    seen = observe(spec, port, store, hmac_key, clock=clock)
+    seen = observe(spec, port, store, hmac_key, clock=clock, previous_key=previous_key)
     return make_plan(spec, seen.live, seen.ledger, salt=salt, mask=mask), seen
 
 
@@ -89,15 +95,17 @@ def apply_workspace(
     salt: str,
     mask: Callable[[str], str] = lambda text: text,
 ) -> ApplyOutcome:
-    """Apply ``plan`` (made from ``seen``), then plan again: success means nothing is left."""
-    if not plan.has_changes:
+    """Apply ``plan`` (made from ``seen``), then plan again: success means nothing is left.
+    A plan with nothing to change but the ledger (a key rotation, a missing marker) records
+    the ledger and writes no value."""
+    if not plan.needs_apply:
         return ApplyOutcome(spec.name, (), ())
     progress = Progress()
     try:
         Applier(port, clock, options).run(spec, plan, progress)
     finally:
-        if progress.done:
-            _record_ledger(spec, seen.ledger, progress, port, store, salt, clock, mask)
+        if progress.done or plan.ledger_update:
+            _record_ledger(spec, seen, progress, port, store, salt, clock, mask)
     check, _ = plan_workspace(
         spec, port, store, seen.ledger.hmac_key, salt=salt, clock=clock, mask=mask
     )
@@ -106,7 +114,7 @@ def apply_workspace(
 
 def _record_ledger(
     spec: WorkspaceSpec,
-    previous: Ledger,
+    seen: Observation,
     progress: Progress,
     port: WorkspacePort,
     store: LedgerStore,
@@ -116,19 +124,59 @@ def _record_ledger(
 ) -> None:
     """Write down what was written, even after a failure half way: the next plan then
     knows these keys were set by pkgrepo. After ``ensure: absent`` the ledger is emptied,
-    so a later re-creation is not mistaken for a scope deleted out of band."""
+    so a later re-creation is not mistaken for a scope deleted out of band.
+
+    Before the ledger, the scope's marker key (``model.MARKER_KEY``) is written if it is
+    missing, and its timestamp recorded in the ledger: from then on the workspace is known
+    to be managed, so a deleted or replaced ledger is reported, never trusted as empty."""
+    previous = seen.ledger
     if previous.hmac_key is None:
         return
-    updated = ledger_doc.after_apply(spec, previous, stamps=progress.stamps, salt=salt, mask=mask)
-    document = ledger_doc.render(updated, workspace=spec.name)
+    deadline = clock.monotonic() + READ_DEADLINE_SECONDS
     try:
+        marker_ms = _ensure_marker(spec, store, port, clock, deadline)
+        updated = ledger_doc.after_apply(
+            spec,
+            previous,
+            stamps=progress.stamps,
+            salt=salt,
+            mask=mask,
+            live=seen.live,
+            marker_ms=marker_ms,
+        )
+        document = ledger_doc.render(updated, workspace=spec.name)
         call_with_retry(
             lambda: store.save(spec.name, document, port),
             workspace=spec.name,
             clock=clock,
-            deadline=clock.monotonic() + READ_DEADLINE_SECONDS,
+            deadline=deadline,
         )
-    except (UserError, TransientError) as exc:
+    except (UserError, TransientError, WorkspaceError) as exc:
         # Not fatal: the next plan sees these keys as modified outside pkgrepo and rewrites
         # them, and the verification plan reports the workspace as not converged.
         log.warning("%s: ledger not recorded: %s", spec.name, exc)
+
+
+def _ensure_marker(
+    spec: WorkspaceSpec, store: LedgerStore, port: WorkspacePort, clock: Clock, deadline: float
+) -> int | None:
+    """The marker key's timestamp, writing the key first if the scope lacks it (never
+    rewritten once there: its timestamp is what ties the ledger to this scope). ``None``
+    after ``ensure: absent``, or when the scope is gone."""
+    if spec.ensure is not Ensure.PRESENT:
+        return None
+    listed = call_with_retry(port.list_secrets, workspace=spec.name, clock=clock, deadline=deadline)
+    if MARKER_KEY not in listed:
+        where = "a workspace file" if store.in_workspace else "a local file (--ledger)"
+        note = f"pkgrepo keeps this scope's ledger in {where}; do not delete this key"
+        call_with_retry(
+            lambda: port.put_secret(MARKER_KEY, SecretValue(note)),
+            workspace=spec.name,
+            clock=clock,
+            deadline=deadline,
+        )
+        listed = call_with_retry(
+            port.list_secrets, workspace=spec.name, clock=clock, deadline=deadline
+        )
+    marker = listed.get(MARKER_KEY)
+    return marker.last_updated_ms if marker is not None else None

@@ -17,6 +17,7 @@ from reconciler.model import (
     CERT,
     EXTRA_INDEX_URLS,
     INDEX_URL,
+    MARKER_KEY,
     SCOPE,
     AuthSpec,
     Permission,
@@ -86,7 +87,8 @@ def test_empty_workspace_to_full_config(emu: EmulatorHandle, admin_token: str) -
     backend = emu.backend("ws1")
     client = WorkspaceClient(host=emu.host("ws1"), token=admin_token)
     keys = {s.key for s in client.secrets.list_secrets(SCOPE)}
-    assert keys == {INDEX_URL, EXTRA_INDEX_URLS, CERT}
+    # The three keys Databricks reads, and the marker that says pkgrepo keeps a ledger here.
+    assert keys == {INDEX_URL, EXTRA_INDEX_URLS, CERT, MARKER_KEY}
     acls = {a.principal: a.permission.value for a in client.secrets.list_acls(SCOPE)}
     assert acls["admins"] == "MANAGE" and acls["users"] == "READ"
     assert backend is not None
