@@ -114,8 +114,13 @@ def settle(change: Change) -> tuple[str, str]:
             "nothing in Git can vouch for the live values: restore the ledger from a "
             "trusted copy, or apply",
         )
-    if change.drift is Drift.CHANGED_IN_GIT or change.drift is Drift.NEW:
-        return ("apply rolls the desired state out", "revert the change in Git")
+    if change.drift is Drift.NEW:
+        return ("apply rolls it out", "remove it from Git if it is not wanted")
+    if change.drift is Drift.CHANGED_IN_GIT:
+        return (
+            "apply rolls the desired state out",
+            "revert the change in Git (or in the env/file value it reads)",
+        )
     if kind is Kind.SCOPE:
         if action is Action.DELETE:
             return (

@@ -270,6 +270,10 @@ def _fmt_ms(ms: int) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+CHANGED_DESIRED = "changed in the desired state"
+"""A value differs because the desired state moved: the file in Git, or an env/file value
+it reads (a credential rotated through an environment variable is not a Git change)."""
+
 REDIRECT_KEYS = frozenset({INDEX_URL, EXTRA_INDEX_URLS})
 """Keys that decide where installs come from: added or changed behind pkgrepo's back, they
 redirect installs (the dependency-confusion path) and are high severity."""
@@ -431,7 +435,9 @@ class _Planner:
         return self.ledger.entries.get(key) if self.usable else None
 
     def _entry_shown(self, key: str) -> str | None:
-        entry = self._entry(key)
+        """The redacted form the ledger recorded; only from a verified ledger (an
+        unverified one could say anything)."""
+        entry = self._entry(key) if self.trusted else None
         return entry.shown if entry and entry.shown else None
 
     def _plan_secret(self, key: str) -> None:
@@ -523,7 +529,7 @@ class _Planner:
                     Drift.MODIFIED_OUTSIDE,
                 )
             elif entry is not None:
-                self._update(address, key, before, after, "changed in Git", Drift.CHANGED_IN_GIT)
+                self._update(address, key, before, after, CHANGED_DESIRED, Drift.CHANGED_IN_GIT)
             elif self.managed_before:
                 self._update(
                     address,
@@ -560,7 +566,7 @@ class _Planner:
                 Drift.UNVERIFIABLE,
             )
             return
-        before = entry.shown or "(value not readable)"
+        before = self._entry_shown(key) or "(value not readable)"
         if outside:
             unverified = "" if self.trusted else " (ledger not verified: no PKGREPO_LEDGER_KEY)"
             self._add(
@@ -578,7 +584,7 @@ class _Planner:
             return  # unverified ledger: the timestamp matches, the value cannot be checked
         wanted = diff.value_hmac(entry_key.plaintext, key, desired.plaintext, version=entry.version)
         if entry.hmac != wanted:
-            self._update(address, key, before, after, "changed in Git", Drift.CHANGED_IN_GIT)
+            self._update(address, key, before, after, CHANGED_DESIRED, Drift.CHANGED_IN_GIT)
 
     def _update(
         self, address: Address, key: str, before: str, after: str, reason: str, drift: Drift
@@ -605,10 +611,13 @@ class _Planner:
             else ({identity: Permission.MANAGE} if identity else {})
         )
         found = diff.diff_acls(live_acls, self.spec.acls)
-        applied = self.ledger.acls if self.usable else {}
-        kept = self.ledger.kept if self.usable else {}
+        # Only a verified ledger may excuse a grant: anyone can write "this was pkgrepo's"
+        # into one that cannot be checked. A deleted scope is known from any readable one.
+        applied = self.ledger.acls if self.trusted else {}
+        kept = self.ledger.kept if self.trusted else {}
+        recorded = self.ledger.acls if self.usable else {}
         for principal, perm in found.added.items():
-            out_of_band = principal in applied
+            out_of_band = principal in recorded
             where = "with the scope" if not self.live.scope_exists else "outside pkgrepo"
             self._add(
                 Address.acl(ws, principal),
@@ -656,15 +665,23 @@ class _Planner:
                 not self.managed_before and perm is Permission.MANAGE
             )
             if creator:
+                reason = (
+                    f"{principal} is the scope's creator (the service gives the creator "
+                    "MANAGE); not declared in Git"
+                )
                 if not additive:
-                    self._add(
-                        address,
-                        Action.DELETE,
-                        perm.value,
-                        None,
-                        f"{principal} is the scope's creator (the service gives the creator "
-                        "MANAGE); not declared in Git",
-                        Drift.CREATOR_GRANT,
+                    self._add(address, Action.DELETE, perm.value, None, reason, Drift.CREATOR_GRANT)
+                elif principal not in kept:
+                    # Adopting the scope: said once, before the first apply records it.
+                    self.findings.append(
+                        Change(
+                            address,
+                            Action.NOOP,
+                            perm.value,
+                            None,
+                            f"{reason}; ACLs are additive, so apply records it and leaves it",
+                            Drift.CREATOR_GRANT,
+                        )
                     )
                 continue
             reason = (

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from reconciler import ledger as ledger_doc
 from reconciler.apply import Applier, ApplyOptions, Progress
 from reconciler.clock import Clock, SystemClock
-from reconciler.errors import TransientError, UserError, WorkspaceError
+from reconciler.errors import TransientError, UserError
 from reconciler.ledger_store import LedgerStore
 from reconciler.model import MARKER_KEY, Ensure, Ledger, LiveState, SecretValue, WorkspaceSpec
 from reconciler.plan import Change, WorkspacePlan, make_plan
@@ -135,6 +135,11 @@ def _record_ledger(
     deadline = clock.monotonic() + READ_DEADLINE_SECONDS
     try:
         marker_ms = _ensure_marker(spec, store, port, clock, deadline)
+    except (UserError, TransientError) as exc:
+        # The ledger is still worth recording; the next plan says the marker is missing.
+        log.warning("%s: ledger marker not written: %s", spec.name, exc)
+        marker_ms = None
+    try:
         updated = ledger_doc.after_apply(
             spec,
             previous,
@@ -151,7 +156,7 @@ def _record_ledger(
             clock=clock,
             deadline=deadline,
         )
-    except (UserError, TransientError, WorkspaceError) as exc:
+    except (UserError, TransientError) as exc:
         # Not fatal: the next plan sees these keys as modified outside pkgrepo and rewrites
         # them, and the verification plan reports the workspace as not converged.
         log.warning("%s: ledger not recorded: %s", spec.name, exc)

@@ -130,7 +130,7 @@ def test_credentials_only_change_says_so_without_showing_them() -> None:
     wplan, _ = plan(rotated, fake)
     (change,) = wplan.changes
     assert change.action is Action.UPDATE
-    assert change.reason == "changed in Git: credentials changed"
+    assert change.reason == "changed in the desired state: credentials changed"
     assert "456" not in repr(wplan) and "123" not in repr(wplan)
 
 

@@ -119,10 +119,14 @@ def test_converged_workspace_plans_in_one_round_of_reads_and_applies_nothing(
         (
             INDEX_URL,
             INDEX.replace("artifactory.example.com", "nexus.example.com"),
-            "changed in Git: index host changes",
+            "changed in the desired state: index host changes",
         ),
-        (INDEX_URL, INDEX.replace("9f8e", "0000"), "changed in Git: credentials changed"),
-        (EXTRA_INDEX_URLS, "https://download.pytorch.org/whl/cpu", "changed in Git"),
+        (
+            INDEX_URL,
+            INDEX.replace("9f8e", "0000"),
+            "changed in the desired state: credentials changed",
+        ),
+        (EXTRA_INDEX_URLS, "https://download.pytorch.org/whl/cpu", "changed in the desired state"),
     ],
 )
 def test_each_single_value_change(
