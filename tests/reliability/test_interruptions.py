@@ -15,9 +15,15 @@ What an operator should expect after a killed run, and what these tests hold pkg
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
 import re
+import select
 import signal
+import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,8 +34,10 @@ from typing import Any
 import pytest
 
 from reconciler.emulator import EmulatorHandle, Faults
+from reconciler.fleet import WorkspaceResult
 from reconciler.lock import LOCK_SCOPE, parse_holder
 from reconciler.model import SCOPE, LiveSecret
+from reconciler.progress import FleetProgress
 from tests.reliability.harness import (
     AclPoller,
     AclRecorder,
@@ -266,18 +274,18 @@ def test_pkgrepo_killed_mid_apply_a_plain_rerun_takes_over_and_converges(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """SIGKILL half way, then the same command again: no force-unlock, no --force. The
-    rerun waits out the dead run's lease (2 s here) and takes each lock over."""
+    rerun waits out the dead run's lease (5 s here) and takes each lock over."""
     state = emulator_state(emu)
     before = baseline(fleet, state)
     recorder = AclRecorder(emu).watch(fleet.names)
-    lease = {"PKGREPO_LOCK_LEASE_SECONDS": "2"}
+    lease = {"PKGREPO_LOCK_LEASE_SECONDS": "5"}
     killed, dead = _kill_mid_apply(emu, fleet, recorder, env=lease)
     assert killed.code == -signal.SIGKILL
     assert dead.locked, "the kill came too late: no workspace was left locked"
     assert _holders(emu, dead.locked) == {dead.run}
     _drift_blames_nobody_for_pkgrepos_own_writes(fleet, capsys)
     assert [n for n in fleet.names if _locked(emu, n)] == dead.locked  # drift took no lock
-    monkeypatch.setenv("PKGREPO_LOCK_LEASE_SECONDS", "2")
+    monkeypatch.setenv("PKGREPO_LOCK_LEASE_SECONDS", "5")
     rerun = _converge_and_check(fleet, recorder, state, before, capsys)
     assert rerun.err.count(f"taking over the lock of run {dead.run}") == len(dead.locked)
 
@@ -354,3 +362,125 @@ def _waiting(emu: EmulatorHandle, name: str) -> bool:
         for (_m, path, status) in emu.responses(name)
         if path.endswith("/secrets/scopes/create")
     )
+
+
+class Terminal:
+    """``pkgrepo ARGS`` on a pseudo-terminal of its own, as a person runs it: Ctrl-C typed
+    there reaches it as SIGINT from the terminal."""
+
+    def __init__(self, args: Sequence[str], env: Mapping[str, str]) -> None:
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: becomes pkgrepo
+            os.execve(sys.executable, [sys.executable, "-m", "reconciler", *args], dict(env))
+        self.pid, self.fd = pid, fd
+        self.text = ""
+        self.code: int | None = None
+
+    def read(self, timeout: float = 0.05) -> None:
+        while True:
+            ready, _, _ = select.select([self.fd], [], [], timeout)
+            if not ready:
+                return
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:  # the child is gone
+                return
+            if not chunk:
+                return
+            self.text += chunk.decode(errors="replace")
+
+    def type(self, keys: str) -> None:
+        os.write(self.fd, keys.encode())
+
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+        def check() -> bool:
+            self.read()
+            return condition()
+
+        wait_until(check, timeout=timeout, what=what)
+
+    def finish(self, timeout: float = 30) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.read()
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.read()
+                os.close(self.fd)
+                self.code = os.waitstatus_to_exitcode(status)
+                return self.code
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        raise AssertionError(f"still running after {timeout}s: {self.text[-2000:]}")
+
+
+def test_ctrl_c_on_a_terminal_says_work_is_finishing_and_ends_with_the_results_table(
+    emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Typed Ctrl-C during an apply confirmed at the prompt: pkgrepo says at once that
+    in-flight work is finishing, then lists every workspace with what was applied and what
+    was not, and exits 130. The rerun converges."""
+    state = emulator_state(emu)
+    before = baseline(fleet, state)
+    recorder = AclRecorder(emu).watch(fleet.names)
+    for name in fleet.names:
+        emu.set_faults(name, Faults(latency_ms=40))
+    term = Terminal(["apply", str(fleet.file), "-p", "4"], subprocess_env())
+    try:
+        term.wait_for(lambda: "Apply these changes?" in term.text, "the confirmation prompt")
+        term.type("yes\n")
+        term.wait_for(lambda: _written(recorder) >= 8, "an apply half way")
+        term.type("\x03")  # Ctrl-C
+        term.wait_for(
+            lambda: "in-flight work is finishing" in term.text, "the note that work is finishing"
+        )
+        code = term.finish()
+    finally:
+        if term.code is None:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(term.pid, signal.SIGKILL)
+                os.waitpid(term.pid, 0)
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", term.text).replace("\r", "")
+    assert code == 128 + signal.SIGINT, plain[-3000:]
+    assert "Traceback" not in plain and "error: aborted" not in plain, plain[-3000:]
+    assert "SIGINT received: no new writes start; in-flight work is finishing" in plain
+    table = plain[plain.rindex("WORKSPACE  WAVE  RESULT") :]
+    rows = dict(re.findall(r"^(ws\d\d)\s+\d+\s+(\S+)", table, re.MULTILINE))
+    assert sorted(rows) == list(fleet.names), table
+    assert "skipped" in rows.values() or "INTERRUPTED" in rows.values(), rows
+    assert re.search(r"interrupted by SIGINT: \d+ workspace\(s\) applied", table), table
+    assert not any(_locked(emu, n) for n in fleet.names)
+    for name in fleet.names:
+        emu.set_faults(name, Faults())
+    _converge_and_check(fleet, recorder, state, before, capsys)
+
+
+def test_ctrl_c_after_the_work_is_done_reports_what_finished(
+    emu: EmulatorHandle,
+    fleet: Fleet,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The interrupt lands after the last workspace finished: no "error: aborted", the
+    results table, a note that everything listed was applied, exit 0."""
+    done: list[str] = []
+    original = FleetProgress.__call__
+
+    def listener(self: FleetProgress, phase: str, result: WorkspaceResult) -> None:
+        original(self, phase, result)
+        if phase == "apply":
+            done.append(result.workspace)
+            if len(done) == len(fleet.names):
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, just after the last one
+
+    monkeypatch.setattr(FleetProgress, "__call__", listener)
+    run = run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys)
+    assert run.code == 0, run.text[-3000:]
+    assert "aborted" not in run.text
+    rows = dict(re.findall(r"^(ws\d\d)\s+\d+\s+(\S+)", run.out, re.MULTILINE))
+    assert set(rows.values()) == {"applied"}, rows
+    assert (
+        "SIGINT received after every workspace had finished: everything listed above was applied"
+        in run.err
+    )
+    assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
