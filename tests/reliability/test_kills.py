@@ -44,6 +44,7 @@ from tests.reliability.test_interruptions import (
     _kill_mid_apply,
     _locked,
     _written,
+    settle_stale_locks,
 )
 from tests.reliability.test_locks import runs_per_workspace, switches
 
@@ -91,9 +92,8 @@ def test_sigkill_at_random_points_of_50_workspaces_then_the_same_command_converg
     assert _holders(emu, dead.locked) <= {dead.run}
     kinds = _drift_blames_nobody_for_pkgrepos_own_writes(fleet, capsys)
     monkeypatch.setenv("PKGREPO_LOCK_LEASE_SECONDS", "5")
-    rerun = _converge_and_check(fleet, recorder, state, before, capsys)
+    rerun = _converge_and_check(fleet, recorder, state, before, capsys, dead=(emu, dead))
     assert "--force" not in rerun.text
-    assert rerun.err.count(f"taking over the lock of run {dead.run}") == len(dead.locked)
     print(f"kill after {target} writes: left {len(dead.locked)} locked; drift {dict(kinds)}")
 
 
@@ -119,7 +119,7 @@ def test_sigkill_of_an_80_workspace_apply_with_the_default_lease_reruns_within_3
     )
     result = finish(rerun, timeout=180)  # the criterion: within three minutes
     assert result.code == 0, result.text[-3000:]
-    assert result.err.count(f"taking over the lock of run {dead.run}") == len(dead.locked)
+    settle_stale_locks(emu, fleet, dead, result)
     check = run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys)
     assert check.code == 0, check.text[-3000:]
     assert_untouched(before, state)
@@ -224,7 +224,7 @@ def test_a_clock_offset_of_hours_between_two_runners_changes_nothing(
     assert dead.locked
     rerun = finish(pkgrepo_process(["apply", str(fleet.file), "--auto-approve", "-q"], env=behind))
     assert rerun.code == 0, rerun.text[-3000:]
-    assert rerun.err.count(f"taking over the lock of run {dead.run}") == len(dead.locked)
+    settle_stale_locks(emu, fleet, dead, rerun)
     assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
 
     # Both at once, on a changed file: the loser waits or refuses, never interleaves.
