@@ -363,7 +363,11 @@ class Fleet:
                 stop = max_failures is not None and failures[0] >= max_failures
             if self.cancel.is_set:
                 result = WorkspaceResult(
-                    spec.name, spec.wave, Status.SKIPPED, error="not started: interrupted"
+                    spec.name,
+                    spec.wave,
+                    Status.SKIPPED,
+                    plan=prior.plan if prior else None,
+                    error="not started: interrupted",
                 )
             elif stop:
                 result = WorkspaceResult(
@@ -438,7 +442,12 @@ class Fleet:
         except LockHeld as exc:
             if self.cancel.is_set:
                 return WorkspaceResult(
-                    spec.name, spec.wave, Status.SKIPPED, error="not started: interrupted"
+                    spec.name,
+                    spec.wave,
+                    Status.SKIPPED,
+                    plan=wplan,
+                    error="not started: interrupted",
+                    not_applied=planned,
                 )
             return failed(_describe(exc), not_applied=planned)
         except Exception as exc:

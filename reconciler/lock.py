@@ -125,6 +125,10 @@ class Holder:
 
 
 _HOLDER = re.compile(r"^holder\.([A-Za-z0-9_-]{1,64})\.lease\.(\d{1,9})$")
+_LEGACY_HOLDER = re.compile(r"^holder\.([A-Za-z0-9_.-]{1,80})\.ttl\.(\d{1,9})$")
+"""What earlier versions wrote (a fixed time to live, never renewed): honoured as a lease
+of that length (bounded like any other), so a run of an older version is not taken over
+while it works."""
 
 
 def holders(keys: Mapping[str, LiveSecret]) -> list[Holder]:
@@ -132,7 +136,7 @@ def holders(keys: Mapping[str, LiveSecret]) -> list[Holder]:
     holds. Anything else in the scope is ignored, never trusted, never a crash."""
     found = []
     for key, secret in keys.items():
-        match = _HOLDER.match(key)
+        match = _HOLDER.match(key) or _LEGACY_HOLDER.match(key)
         if match is None:
             continue
         run, lease = match.group(1), int(match.group(2))
@@ -421,9 +425,11 @@ class WorkspaceLock:
     # -- releasing -----------------------------------------------------------------------
 
     def _stop_heartbeat(self) -> None:
+        """Stop renewing. A renewal still in flight is not waited for long: landing after
+        the release it finds no lock scope, or a beat key of no holder, which is ignored."""
         self._stopped.set()
         if self._thread is not None:
-            self._thread.join(timeout=max(1.0, self.lease_seconds))
+            self._thread.join(timeout=1.0)
             self._thread = None
 
     def release(self) -> None:
@@ -431,8 +437,8 @@ class WorkspaceLock:
         lock that cannot be removed passes on by itself once its lease runs out."""
         if not self.held:
             return
-        self._stop_heartbeat()
         self.held = False
+        self._stop_heartbeat()
         if self._lost is not None:
             log.warning("%s: %s; leaving the lock to its holder", self.workspace, self._lost)
             return

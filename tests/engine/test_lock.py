@@ -260,3 +260,15 @@ def test_force_unlock_removes_any_lock_and_reports_the_holder() -> None:
     assert found is not None and found.run == "rstuck"
     assert fake.lock_keys() is None
     assert force_unlock(fake) is None
+
+
+def test_a_lock_taken_by_an_earlier_version_is_honoured_for_its_time_to_live() -> None:
+    fake, clock = FakeWorkspace(), FakeClock()
+    assert fake.lock_create()
+    fake.lock_put("holder.ci_runner-1.4242.ttl.900")  # user@host.pid, 15 minutes
+    first = parse_holder(fake.lock_keys() or {})
+    assert first is not None and first.run == "ci_runner-1.4242"
+    assert first.lease_seconds == MAX_LEASE_SECONDS  # bounded like any other lease
+    lock(fake, clock, "rnew", wait_seconds=0).acquire()  # waited out, never taken at once
+    assert holder(fake) == "rnew"
+    assert MAX_LEASE_SECONDS <= sum(clock.slept) <= MAX_LEASE_SECONDS + 3

@@ -39,6 +39,8 @@ from reconciler.lock import LOCK_SCOPE, parse_holder
 from reconciler.model import SCOPE, LiveSecret
 from reconciler.progress import FleetProgress
 from tests.reliability.harness import (
+    LEDGER_FILE,
+    PLANTED,
     AclPoller,
     AclRecorder,
     Baseline,
@@ -60,6 +62,7 @@ from tests.reliability.harness import (
     wait_until,
     write_fleet,
 )
+from tests.reliability.leaks import Scanner
 
 # -- the emulator restarted under a running apply ---------------------------------------------
 
@@ -366,6 +369,17 @@ def test_sigterm_mid_apply_stops_cleanly_and_an_immediate_rerun_waits_for_no_loc
                 re.M,
             ), stopped.out[-3000:]
     assert left.locked == []  # every lock released
+    leaks = Scanner(PLANTED.values())
+    assert leaks.scan("stdout", stopped.out) + leaks.scan("stderr", stopped.err) == []
+    ledgers = 0
+    for name in fleet.names:  # the ledgers it recorded on the way out hold no value
+        try:
+            ledger = emu.files(name).export_file(emu.admin, LEDGER_FILE, format="AUTO")
+        except Exception:  # not started: no ledger
+            continue
+        ledgers += 1
+        assert leaks.scan(f"{name} ledger", ledger) == []
+    assert ledgers > 0
     kinds = _drift_blames_nobody_for_pkgrepos_own_writes(fleet, capsys)
     assert kinds["interrupted-write"] == 0, kinds  # the ledger recorded what was written
     emu.reset_counts()
