@@ -92,6 +92,7 @@ _ATTRIBUTION = {
     Drift.LEDGER_MISSING: OUTSIDE,
     Drift.UNVERIFIABLE: "unknown (no trusted ledger entry says who wrote the value)",
     Drift.CREATOR_GRANT: "the service (it gives whoever creates the scope MANAGE)",
+    Drift.INTERRUPTED: "pkgrepo (its own write, cut off before it was confirmed)",
     Drift.NEW: "the desired state (not applied yet)",
 }
 
@@ -114,6 +115,8 @@ def settle(change: Change) -> tuple[str, str]:
             "nothing in Git can vouch for the live values: restore the ledger from a "
             "trusted copy, or apply",
         )
+    if change.drift is Drift.INTERRUPTED:
+        return ("apply writes it again to confirm it", "nothing: the value is the one in Git")
     if change.drift is Drift.NEW:
         return ("apply rolls it out", "remove it from Git if it is not wanted")
     if change.drift is Drift.CHANGED_IN_GIT:

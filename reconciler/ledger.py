@@ -5,6 +5,17 @@ job of ``ledger_store``).
 Per key it keeps the service's ``last_updated_timestamp`` after the write, an HMAC-SHA256 of
 the value (key: ``PKGREPO_LEDGER_KEY``) and the value's redacted form. The whole document is
 signed with the same key, so an edited or corrupt ledger is detected and never trusted.
+
+It is a write-ahead ledger: before an apply puts any secret, the intents (key, HMAC of the
+value about to be written, run id, and the window on the service's clock in which the write
+can land) are recorded; after the writes, the confirmed entries replace them. A run killed
+in between leaves intents behind, and the next plan recognises its own interrupted write
+instead of calling it a change made outside pkgrepo. The ACLs recorded are the ones
+actually written (or found as declared), never the whole desired set.
+
+During a key rotation (``PKGREPO_LEDGER_KEY_PREVIOUS``) a ledger signed with the previous
+key is trusted, and whatever pkgrepo records next is signed with the new key: entries that
+vouch for the declared value are re-keyed, the rest are dropped (and rewritten next time).
 """
 
 from __future__ import annotations
@@ -12,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +33,7 @@ from reconciler.model import (
     Ensure,
     Ledger,
     LedgerEntry,
+    LedgerIntent,
     LiveState,
     Permission,
     SecretValue,
@@ -104,6 +116,16 @@ def _from_document(
     }
     acls = {str(p): Permission(v) for p, v in body.get("acls", {}).items()}
     kept = {str(p): Permission(v) for p, v in body.get("kept", {}).items()}
+    intents = {
+        str(key): LedgerIntent(
+            key=str(key),
+            hmac=str(raw["hmac"]),
+            run=str(raw["run"]),
+            since_ms=int(raw["since_ms"]),
+            until_ms=int(raw["until_ms"]),
+        )
+        for key, raw in body.get("intents", {}).items()
+    }
     marker = body.get("marker_ms")
     return Ledger(
         entries=frozen_map(entries),
@@ -114,6 +136,7 @@ def _from_document(
         entry_key=entry_key,
         marker_ms=None if marker is None else int(marker),
         kept=frozen_map(kept),
+        intents=frozen_map(intents),
     )
 
 
@@ -139,8 +162,88 @@ def render(ledger: Ledger, *, workspace: str) -> bytes:
     }
     if ledger.marker_ms is not None:
         body["marker_ms"] = ledger.marker_ms
+    if ledger.intents:
+        body["intents"] = {
+            key: {
+                "hmac": i.hmac,
+                "run": i.run,
+                "since_ms": i.since_ms,
+                "until_ms": i.until_ms,
+            }
+            for key, i in sorted(ledger.intents.items())
+        }
     body["signature"] = _sign(ledger.hmac_key.plaintext, body)
     return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _carried_entries(spec: WorkspaceSpec, previous: Ledger) -> dict[str, LedgerEntry]:
+    """The trusted entries of declared keys, under the key and rules the ledger is written
+    with now: an entry that vouches for the declared value is recorded again with
+    ``hmac_key`` and today's comparison rules (no value is rewritten for a key rotation or
+    an upgrade); one that does not keeps its HMAC only if it was made with ``hmac_key``."""
+    if not previous.trusted or spec.ensure is not Ensure.PRESENT:
+        return {}
+    assert previous.hmac_key is not None
+    key_text = previous.hmac_key.plaintext
+    old_key = previous.entry_key.plaintext if previous.entry_key else key_text
+    carried: dict[str, LedgerEntry] = {}
+    for key, value in spec.secrets.items():
+        old = previous.entries.get(key)
+        if old is None:
+            continue
+        wanted = diff.value_hmac(old_key, key, value.plaintext, version=old.version)
+        if hmac.compare_digest(old.hmac, wanted):
+            carried[key] = replace(
+                old,
+                hmac=diff.value_hmac(key_text, key, value.plaintext),
+                version=diff.CANONICAL_VERSION,
+            )
+        elif old_key == key_text:
+            carried[key] = old
+    return carried
+
+
+def _carried_intents(previous: Ledger) -> dict[str, LedgerIntent]:
+    """Intents are HMACs too: kept only when made with the key the ledger is written with."""
+    if not previous.trusted or previous.rotating:
+        return {}
+    return dict(previous.intents)
+
+
+def with_intents(
+    spec: WorkspaceSpec,
+    previous: Ledger,
+    keys: Collection[str],
+    *,
+    run: str,
+    since_ms: int,
+    until_ms: int,
+) -> Ledger:
+    """The ledger to store *before* putting ``keys``: what it held (if trusted), plus an
+    intent per key with the HMAC of the value about to be written."""
+    assert previous.hmac_key is not None
+    key_text = previous.hmac_key.plaintext
+    intents = _carried_intents(previous)
+    for key in keys:
+        intents[key] = LedgerIntent(
+            key=key,
+            hmac=diff.value_hmac(key_text, key, spec.secrets[key].plaintext),
+            run=run,
+            since_ms=since_ms,
+            until_ms=until_ms,
+        )
+    trusted = previous.trusted
+    return Ledger(
+        entries=frozen_map(_carried_entries(spec, previous)),
+        acls=previous.acls if trusted else frozen_map(),
+        hmac_key=previous.hmac_key,
+        stored=True,
+        verified=True,
+        entry_key=previous.hmac_key,
+        marker_ms=previous.marker_ms if trusted else None,
+        kept=previous.kept if trusted else frozen_map(),
+        intents=frozen_map(intents),
+    )
 
 
 def after_apply(
@@ -148,6 +251,8 @@ def after_apply(
     previous: Ledger,
     *,
     stamps: Mapping[str, int],
+    acl_written: Mapping[str, Permission | None],
+    acl_pending: Collection[str],
     salt: str,
     mask: Callable[[str], str] = lambda text: text,
     live: LiveState | None = None,
@@ -155,27 +260,31 @@ def after_apply(
 ) -> Ledger:
     """The ledger once an apply has written the keys in ``stamps`` (key -> the timestamp
     the service showed right after pkgrepo's put). Keys it did not touch keep their
-    entries (if trusted); keys no longer declared lose them. ACLs recorded are the declared
-    ones only, so a grant added outside pkgrepo is never adopted as pkgrepo's own.
-    ``mask`` scrubs known secret values from the redacted forms (a token can sit in an
-    index URL's path).
+    entries (if trusted, see ``_carried_entries``); keys no longer declared lose them;
+    confirmed keys lose their intents, the others keep them.
 
-    During a key rotation (``previous`` verified with the previous key) an untouched entry
-    that vouches for the declared value is signed again with the new key, so the rotation
-    rewrites no value; one that does not is dropped (the next plan rewrites that key).
+    ACLs: ``acl_written`` are the grants this apply wrote (None: deleted), ``acl_pending``
+    the principals it planned to change and did not. The record is the previous one (if
+    trusted) with the writes on top, plus declared grants that needed no change (they are
+    live as declared); a planned grant that was never written is never recorded, so the
+    next plan cannot call it "removed outside pkgrepo". A grant added outside pkgrepo is
+    never adopted as pkgrepo's own.
+
     ``live`` is what the apply was planned on: the deploying identity's own MANAGE, and at
-    adoption (no ledger before) the MANAGE grants the scope already had, are recorded as
-    ``kept``: the creator's grant, not a grant made behind pkgrepo's back. ``marker_ms`` is
-    the scope marker's timestamp (``model.MARKER_KEY``)."""
+    adoption (no ledger and no marker before) the MANAGE grants the scope already had, are
+    recorded as ``kept``: the creator's grant, not a grant made behind pkgrepo's back.
+    ``marker_ms`` is the scope marker's timestamp (``model.MARKER_KEY``).
+    ``mask`` scrubs known secret values from the redacted forms (a token can sit in an
+    index URL's path)."""
     assert previous.hmac_key is not None
     key_text = previous.hmac_key.plaintext
     trusted = previous.trusted
-    old_key = previous.entry_key.plaintext if trusted and previous.entry_key else key_text
-    entries: dict[str, LedgerEntry] = {}
     present = spec.ensure is Ensure.PRESENT
+    entries = _carried_entries(spec, previous)
+    carried_intents = _carried_intents(previous)
+    intents: dict[str, LedgerIntent] = {}
     if present:
         for key, value in spec.secrets.items():
-            old = previous.entries.get(key) if trusted else None
             if key in stamps:
                 entries[key] = LedgerEntry(
                     key=key,
@@ -183,19 +292,22 @@ def after_apply(
                     hmac=diff.value_hmac(key_text, key, value.plaintext),
                     shown=mask(redact.describe(key, value, salt)),
                 )
-            elif old is not None:
-                vouches = hmac.compare_digest(
-                    old.hmac, diff.value_hmac(old_key, key, value.plaintext, version=old.version)
-                )
-                if vouches:  # the live value is the declared one: record it under today's rules
-                    entries[key] = replace(
-                        old,
-                        hmac=diff.value_hmac(key_text, key, value.plaintext),
-                        version=diff.CANONICAL_VERSION,
-                    )
-                elif old_key == key_text:
-                    entries[key] = old
-    acls = spec.acls if present else {}
+            elif key in carried_intents:
+                intents[key] = carried_intents[key]
+    acls: dict[str, Permission] = {}
+    if present:
+        acls = dict(previous.acls) if trusted else {}
+        for principal, permission in spec.acls.items():
+            if principal not in acl_pending and principal not in acl_written:
+                acls[principal] = permission
+        for principal, written in acl_written.items():
+            if written is None:
+                acls.pop(principal, None)
+            else:
+                acls[principal] = written
+        for principal in list(acls):
+            if principal not in spec.acls and principal not in acl_pending:
+                acls.pop(principal)
     kept: dict[str, Permission] = dict(previous.kept) if trusted and present else {}
     if present and live is not None:
         identity = live.identity
@@ -219,4 +331,5 @@ def after_apply(
         entry_key=previous.hmac_key,
         marker_ms=marker_ms if present else None,
         kept=frozen_map(kept),
+        intents=frozen_map(intents),
     )

@@ -66,6 +66,9 @@ class Drift(enum.Enum):
     restored from an older copy or signed with an unknown key: values cannot be verified."""
     CREATOR_GRANT = "creator-grant"
     """The MANAGE grant the service gives whoever created the scope: known, not a widening."""
+    INTERRUPTED = "interrupted-write"
+    """pkgrepo's own write, cut off before it was confirmed (a killed or cancelled run):
+    written again, low severity, not drift made outside pkgrepo."""
     NEW = "new"
     """Declared in Git and never applied: a pending change, not drift."""
 
@@ -94,6 +97,15 @@ class Change:
     @property
     def sort_key(self) -> tuple[str, int, str]:
         return self.address.sort_key
+
+    @property
+    def counts_toward_safety(self) -> bool:
+        """Whether the safety threshold counts this change: finishing pkgrepo's own
+        interrupted write is not a change of the fleet anyone has to review, and neither is
+        rewriting a value only to record it (no ledger entry, or one that cannot be
+        trusted): after a ledger key rotation or a lost ledger it would stop every apply
+        short of --force."""
+        return self.drift not in (Drift.INTERRUPTED, Drift.UNVERIFIABLE)
 
 
 @dataclass(frozen=True)
@@ -550,6 +562,11 @@ class _Planner:
                     Drift.CHANGED_IN_GIT,
                 )
             return
+        before = self._entry_shown(key) or "(value not readable)"
+        if (entry is None or outside) and self._interrupted(
+            address, key, desired, live_ms, before, after
+        ):
+            return
         if entry is None:
             if self.ledger.hmac_key is None:
                 return  # warned once above: nothing to compare against
@@ -566,7 +583,6 @@ class _Planner:
                 Drift.UNVERIFIABLE,
             )
             return
-        before = self._entry_shown(key) or "(value not readable)"
         if outside:
             unverified = "" if self.trusted else " (ledger not verified: no PKGREPO_LEDGER_KEY)"
             self._add(
@@ -585,6 +601,36 @@ class _Planner:
         wanted = diff.value_hmac(entry_key.plaintext, key, desired.plaintext, version=entry.version)
         if entry.hmac != wanted:
             self._update(address, key, before, after, CHANGED_DESIRED, Drift.CHANGED_IN_GIT)
+
+    def _interrupted(
+        self,
+        address: Address,
+        key: str,
+        desired: SecretValue,
+        live_ms: int,
+        before: str,
+        after: str,
+    ) -> bool:
+        """A key changed since the ledger's entry, within the window of a write pkgrepo
+        began and never confirmed, and that write was of the value Git wants now: pkgrepo's
+        own interrupted write. Written again (cheap, and it confirms the value), at low
+        severity. Anything else keeps its usual classification."""
+        intent = self.ledger.intents.get(key) if self.trusted else None
+        entry_key = self.ledger.entry_key
+        if intent is None or entry_key is None or not intent.covers(live_ms):
+            return False
+        if intent.hmac != diff.value_hmac(entry_key.plaintext, key, desired.plaintext):
+            return False
+        self._add(
+            address,
+            Action.UPDATE,
+            before,
+            after,
+            f"interrupted write by pkgrepo (run {intent.run}, at {_fmt_ms(live_ms)}): "
+            "written again to confirm it",
+            Drift.INTERRUPTED,
+        )
+        return True
 
     def _update(
         self, address: Address, key: str, before: str, after: str, reason: str, drift: Drift
@@ -728,10 +774,7 @@ def unsafe_reason(
         for c in p.changes
         if c.address.kind is Kind.SECRET
         and c.action in (Action.UPDATE, Action.DELETE)
-        # Rewriting a value only to record it (no ledger entry, or one that cannot be
-        # trusted) is not a change the share limit is about: after a ledger key rotation
-        # or a lost ledger it would stop every apply short of --force.
-        and c.drift is not Drift.UNVERIFIABLE
+        and c.counts_toward_safety
     )
     if managed_keys >= MIN_KEYS_FOR_SHARE_CHECK:
         share = touched / managed_keys

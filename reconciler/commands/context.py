@@ -28,6 +28,7 @@ from reconciler.fleet import (
     select,
 )
 from reconciler.ledger_store import LedgerStore, LocalLedgerStore, WorkspaceLedgerStore
+from reconciler.lock import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
 from reconciler.model import DesiredState, SecretValue, WorkspaceSpec
 from reconciler.port import WorkspacePort
 from reconciler.render.discovery import discovery_lines
@@ -38,6 +39,9 @@ LEDGER_KEY_ENV = "PKGREPO_LEDGER_KEY"
 PREVIOUS_LEDGER_KEY_ENV = "PKGREPO_LEDGER_KEY_PREVIOUS"
 """During a key rotation: the old key, still accepted for ledgers signed with it (apply
 signs them again with the new one)."""
+LEASE_ENV = "PKGREPO_LOCK_LEASE_SECONDS"
+"""The lease ``apply`` holds its locks on (default 60 s). Shorter frees a dead run's
+workspaces sooner and needs a faster workspace to renew in time."""
 
 
 def selection_options(fn: F) -> F:
@@ -186,6 +190,18 @@ def previous_ledger_key() -> SecretValue | None:
     return previous
 
 
+def lease_seconds() -> int:
+    text = os.environ.get(LEASE_ENV, "").strip()
+    if not text:
+        return DEFAULT_LEASE_SECONDS
+    if not text.isdigit() or not MIN_LEASE_SECONDS <= int(text) <= MAX_LEASE_SECONDS:
+        raise UserError(
+            f"{LEASE_ENV} must be a whole number of seconds from {MIN_LEASE_SECONDS} "
+            f"to {MAX_LEASE_SECONDS}"
+        )
+    return int(text)
+
+
 def open_session(
     path: Path,
     target: Target = Target(),
@@ -222,6 +238,7 @@ def open_session(
         rate_per_host=target.rate_limit,
         mask=output.scrub,
         previous_key=previous,
+        lease_seconds=lease_seconds(),
     )
     return Session(path, desired, specs, fleet, key, store, report)
 
