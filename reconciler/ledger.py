@@ -29,7 +29,6 @@ from typing import Any
 
 from reconciler import diff, redact
 from reconciler.model import (
-    MARKER_KEY,
     Ensure,
     Ledger,
     LedgerEntry,
@@ -257,6 +256,7 @@ def after_apply(
     mask: Callable[[str], str] = lambda text: text,
     live: LiveState | None = None,
     marker_ms: int | None = None,
+    adopting: bool = False,
 ) -> Ledger:
     """The ledger once an apply has written the keys in ``stamps`` (key -> the timestamp
     the service showed right after pkgrepo's put). Keys it did not touch keep their
@@ -270,9 +270,10 @@ def after_apply(
     next plan cannot call it "removed outside pkgrepo". A grant added outside pkgrepo is
     never adopted as pkgrepo's own.
 
-    ``live`` is what the apply was planned on: the deploying identity's own MANAGE, and at
-    adoption (no ledger and no marker before) the MANAGE grants the scope already had, are
-    recorded as ``kept``: the creator's grant, not a grant made behind pkgrepo's back.
+    ``live`` is what the apply was planned on: the deploying identity's own MANAGE, and when
+    ``adopting`` (no ledger and no marker before this apply) the MANAGE grants the scope
+    already had, are recorded as ``kept``: the creator's grant, not a grant made behind
+    pkgrepo's back.
     ``marker_ms`` is the scope marker's timestamp (``model.MARKER_KEY``).
     ``mask`` scrubs known secret values from the redacted forms (a token can sit in an
     index URL's path)."""
@@ -313,7 +314,7 @@ def after_apply(
         identity = live.identity
         if identity and identity not in spec.acls:
             kept[identity] = Permission.MANAGE
-        if not previous.stored and live.scope_exists and MARKER_KEY not in live.secrets:
+        if adopting and live.scope_exists:
             for principal, perm in live.acls.items():
                 if perm is Permission.MANAGE and principal not in spec.acls:
                     kept[principal] = perm

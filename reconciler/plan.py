@@ -389,7 +389,8 @@ class _Planner:
         elif not ledger.stored and marker is not None:
             self._finding(
                 "ledger missing: values cannot be verified (the scope's "
-                f"{MARKER_KEY} key shows pkgrepo manages it)"
+                f"{MARKER_KEY} key shows pkgrepo manages it; a ledger kept with --ledger DIR "
+                "is only found with the same directory)"
             )
         elif ledger.readable and self.live.scope_exists:
             if marker is None and ledger.marker_ms is not None:

@@ -157,7 +157,19 @@ def apply_workspace(
             # A cancelled run records quickly: the operator is waiting for it to exit.
             seconds = CANCELLED_LEDGER_SECONDS if stopped is not None else READ_DEADLINE_SECONDS
             _record_ledger(
-                spec, plan, previous, seen.live, progress, port, store, salt, clock, mask, seconds
+                spec,
+                plan,
+                previous,
+                seen.live,
+                progress,
+                port,
+                store,
+                salt,
+                clock,
+                mask,
+                seconds,
+                write_marker=stopped is None,
+                adopting=not seen.ledger.stored and MARKER_KEY not in seen.live.secrets,
             )
     if stopped is not None:
         done = set(progress.done)
@@ -231,19 +243,27 @@ def _record_ledger(
     clock: Clock,
     mask: Callable[[str], str],
     seconds: float = READ_DEADLINE_SECONDS,
+    *,
+    write_marker: bool = True,
+    adopting: bool = False,
 ) -> None:
     """Write down what was written, even after a failure half way: the next plan then
     knows these keys were set by pkgrepo. After ``ensure: absent`` the ledger is emptied,
     so a later re-creation is not mistaken for a scope deleted out of band.
 
     Before the ledger, the scope's marker key (``model.MARKER_KEY``) is written if it is
-    missing, and its timestamp recorded in the ledger: from then on the workspace is known
-    to be managed, so a deleted or replaced ledger is reported, never trusted as empty."""
+    missing (not by a stopped run), and its timestamp recorded in the ledger: from then on
+    the workspace is known to be managed, so a deleted or replaced ledger is reported, never
+    trusted as empty."""
     if previous.hmac_key is None:
         return
     deadline = clock.monotonic() + seconds
+    known = live.secrets.get(MARKER_KEY)
     try:
-        marker_ms = _ensure_marker(spec, store, port, clock, deadline)
+        if write_marker:
+            marker_ms = _ensure_marker(spec, store, port, clock, deadline)
+        else:  # a stopped run writes nothing new; the next apply writes the marker
+            marker_ms = known.last_updated_ms if known is not None else None
     except (UserError, TransientError) as exc:
         # The ledger is still worth recording; the next plan says the marker is missing.
         log.warning("%s: ledger marker not written: %s", spec.name, exc)
@@ -268,6 +288,7 @@ def _record_ledger(
         mask=mask,
         live=live,
         marker_ms=marker_ms,
+        adopting=adopting,
     )
     document = ledger_doc.render(updated, workspace=spec.name)
     try:

@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.service.workspace import AclPermission
 
+from reconciler import schemas
 from reconciler.emulator import (
     ADMIN_TOKEN,
     EmulatorConfig,
@@ -298,7 +300,7 @@ def test_a_scope_created_by_hand_before_pkgrepo_names_the_creator(
     assert (item["kind"], item["severity"], item["action"]) == ("creator-grant", "low", "no-op")
     apply(capsys, path)
     code, document = _drift(capsys, path)
-    assert code == 0, document
+    assert code == 0, _items(document, "a")
     # In exact mode the creator is named, low, with the two ways to settle it.
     path = write_desired(tmp_path / "ci.yaml", {"a": _as_ci(workspace_yaml(emu, "a"))})
     code, document = _drift(capsys, path)
@@ -414,3 +416,20 @@ def test_a_deleted_ledger_is_high_and_the_marker_is_not_an_unmanaged_key(
     apply(capsys, path)  # rewrites the values from Git and records a new ledger
     assert _drift(capsys, path)[0] == 0
     assert ADMIN_TOKEN not in out
+
+
+def test_the_saved_plan_is_a_documented_wrapper_around_the_plan_document(
+    emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Item 12: the plan schema says what `plan --out` writes, and that holds."""
+    path = write_desired(tmp_path / "pkgrepo.yaml", {"a": workspace_yaml(emu, "a")})
+    saved = tmp_path / "plan.json"
+    code, out, err = run(capsys, "plan", str(path), "--out", str(saved), "-q")
+    assert code == 0, out + err
+    document = json.loads(saved.read_text())
+    schema = schemas.load(schemas.PLAN)
+    assert document["kind"] == "pkgrepo-planfile"
+    assert "pkgrepo-planfile" in schema["description"] and "wrapper" in schema["description"]
+    jsonschema.validate(document["plan"], schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, schema)  # the wrapper itself is not the plan document

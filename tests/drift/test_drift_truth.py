@@ -26,6 +26,8 @@ from reconciler.adapter import LEDGER_PATH
 from reconciler.emulator import (
     EmulatorConfig,
     EmulatorHandle,
+    Faults,
+    OneShotFailure,
     WorkspaceSettings,
     running_emulator,
 )
@@ -47,6 +49,7 @@ OUT = "outside pkgrepo"
 GIT = "the desired state (Git, or an env/file value it reads)"
 UNKNOWN = "unknown (no trusted ledger entry says who wrote the value)"
 CREATOR = "the service (it gives whoever creates the scope MANAGE)"
+PENDING = "the desired state (not applied yet)"
 EVIL = "https://evil.example.com/simple"
 
 
@@ -130,6 +133,19 @@ def rekey_ledger(ctx: Ctx) -> None:
 
 def delete_marker(ctx: Ctx) -> None:
     _secrets(ctx).delete_secret(SCOPE, MARKER_KEY)
+
+
+def half_failed_apply(ctx: Ctx) -> None:
+    """Git grants data-eng and team READ and drops users; the service refuses the second
+    grant, so apply stops after writing data-eng and before removing users."""
+    acls = {"admins": "MANAGE", "data-eng": "READ", "team": "READ"}
+    a = workspace_yaml(ctx.emu, "a", acls=acls)
+    write_desired(ctx.path, {"a": a, "b": workspace_yaml(ctx.emu, "b")})
+    refuse = OneShotFailure("secrets/acls/put", nth=2, status=400)
+    ctx.emu.set_faults("a", Faults(one_shot=(refuse,)))
+    code, out, err = run(ctx.capsys, "apply", str(ctx.path), "--auto-approve", "--quiet")
+    assert code == 1, out + err
+    ctx.emu.set_faults("a", Faults())
 
 
 def delete_ledger_and_marker(ctx: Ctx) -> None:
@@ -266,6 +282,17 @@ _both(
     UNVERIFIABLE_BOTH,
     {},
 )
+_HALF: Expected = {
+    "a/acl/team": ("new", "low", PENDING),  # never written: pending, not "removed outside"
+    "a/acl/users": ("changed-in-git", "low", GIT),  # pkgrepo's own grant, not "granted outside"
+}
+_both(
+    "half-failed-apply",
+    "an apply failed half way (after one of two grants; issue 13 item 2)",
+    half_failed_apply,
+    _HALF,
+    _HALF,
+)
 for mode in ("exact", "additive"):
     _both(
         f"grant-added-read-{mode}",
@@ -370,7 +397,7 @@ def _cell(expect: Expected) -> str:
     return "; ".join(parts)
 
 
-_SHORT = {OUT: "outside", GIT: "Git", UNKNOWN: "unknown", CREATOR: "creator"}
+_SHORT = {OUT: "outside", GIT: "Git", UNKNOWN: "unknown", CREATOR: "creator", PENDING: "pending"}
 
 
 def readme_table() -> str:
