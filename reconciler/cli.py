@@ -1,20 +1,28 @@
 """The ``pkgrepo`` command line: one module per subcommand under ``reconciler/commands``.
 
 This is the only place that turns exceptions into exit codes: a ``UserError`` prints one
-readable message and exits 1; anything unexpected prints a short notice (the trace only with
-``--debug``) and exits 1 as well, so CI never mistakes a crash for "changes present" (2).
+readable message and exits 1; anything unexpected is a bug in pkgrepo, and exits 3 (so CI
+tells it from a user mistake, 1, and from "changes present", 2) with its type and scrubbed
+message, and its scrubbed trace with ``--debug`` or ``PKGREPO_DEBUG=1``.
 """
 
 from __future__ import annotations
 
-import logging
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 import click
 
 from reconciler import __version__, output
 from reconciler.errors import UserError
+from reconciler.redact import mask_credentials
+
+EXIT_CRASH = 3
+"""An unexpected error: a bug in pkgrepo, not a mistake in the input."""
+_MAX_CRASH_MESSAGE = 500
+_TRUE = {"1", "true", "yes", "on"}
 
 COMMAND_MODULES = (
     "validate",
@@ -81,7 +89,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
     \b
     Exit codes: 0 success and no changes, 1 error, 2 changes present
-    (plan --detailed-exitcode, drift).
+    (plan --detailed-exitcode, drift), 3 unexpected error (a bug: report it
+    with the trace that --debug or PKGREPO_DEBUG=1 shows).
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -91,7 +100,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises for a user mistake)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
+    debug = "--debug" in args or os.environ.get("PKGREPO_DEBUG", "").lower() in _TRUE
     try:
         result = cli.main(args=args, prog_name="pkgrepo", standalone_mode=False)
     except click.exceptions.Abort:
@@ -108,9 +117,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         output.error("interrupted")
         return 130
-    except Exception as exc:  # anything unexpected: short notice, trace only on request
-        if debug:
-            logging.getLogger("pkgrepo").exception("unexpected error")
-        output.error(f"unexpected error ({type(exc).__name__}); rerun with --debug for details")
-        return 1
+    except Exception as exc:  # a bug: say what it was, never with a secret in it
+        _report_crash(exc, debug=debug)
+        return EXIT_CRASH
     return result if isinstance(result, int) else 0
+
+
+def _report_crash(exc: BaseException, *, debug: bool) -> None:
+    """Type and message always; the trace only on request. Both pass the scrubber (values
+    pkgrepo resolved) and the credential masker (anything that looks like one)."""
+    message = _safe(str(exc))
+    if len(message) > _MAX_CRASH_MESSAGE:
+        message = message[:_MAX_CRASH_MESSAGE] + "..."
+    if debug:
+        trace = "".join(traceback.format_exception(exc))
+        output.info(_safe(trace).rstrip("\n"))
+    detail = f": {message}" if message else ""
+    output.error(f"unexpected error ({type(exc).__name__}){detail}")
+    if debug:
+        output.info("This is a bug in pkgrepo; please report it with the trace above.")
+    else:
+        output.info("This is a bug in pkgrepo; rerun with --debug to see the trace and report it.")
+
+
+def _safe(text: str) -> str:
+    printable = "".join(c if c.isprintable() or c == "\n" else "?" for c in text)
+    return mask_credentials(output.scrub(printable))

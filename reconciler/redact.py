@@ -38,6 +38,23 @@ def mask_url(url: str) -> str:
     return f"{parts.scheme}://{userinfo}{host}{parts.path}{query}"
 
 
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
+_URL_QUERY = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s?#]*)\?[^\s#'\"]*")
+_BEARER = re.compile(r"(?i)\b(bearer|basic|token)(\s+|=|:\s*)[A-Za-z0-9._~+/=-]{8,}")
+_DATABRICKS_TOKEN = re.compile(r"\b(dapi|dose|dkea)[0-9a-zA-Z-]{8,}")
+
+
+def mask_credentials(text: str) -> str:
+    """Mask what looks like a credential in free text (for messages pkgrepo did not write,
+    such as an unexpected exception's): URL userinfo and query strings, bearer or basic
+    credentials, Databricks tokens. A backstop behind ``Scrubber``, which removes the values
+    pkgrepo knows of."""
+    text = _URL_USERINFO.sub(rf"\1{MASK}@", text)
+    text = _URL_QUERY.sub(rf"\1?{MASK}", text)
+    text = _BEARER.sub(rf"\1\2{MASK}", text)
+    return _DATABRICKS_TOKEN.sub(MASK, text)
+
+
 def url_credentials(url: str) -> str:
     """The credential part of a URL (userinfo and query), for comparing without showing."""
     try:
