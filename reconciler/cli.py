@@ -36,11 +36,39 @@ COMMAND_MODULES = (
 )
 
 
+SUMMARIES = {
+    "validate": "Check FILE against the schema and the built-in policy checks.",
+    "plan": "Read the live workspaces and show what `apply` would change.",
+    "apply": "Apply a desired-state FILE, or a plan FILE saved by `pkgrepo plan --out`.",
+    "drift": "Report every difference between the workspaces and the desired state in FILE.",
+    "export": "Write a desired-state file that reproduces live workspaces as they are.",
+    "schema": "Print the JSON schema (draft 2020-12) of the desired-state file.",
+    "force_unlock": "Remove the apply lock of WORKSPACE, whoever holds it.",
+    "emulator": "A local stand-in for the Databricks Secrets API, for demos, tests and "
+    "benchmarks.",
+}
+"""Each command's one-line help, so ``pkgrepo --help`` lists them without importing them
+(and the SDK behind them). A test checks each against the command's own docstring."""
+
+
 class _Group(click.Group):
     """Loads subcommands from ``reconciler.commands`` on first use, so ``--help`` stays fast."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name.replace("_", "-") for name in COMMAND_MODULES if _load(name) is not None]
+        return [name.replace("_", "-") for name in COMMAND_MODULES]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = [module.replace("_", "-") for module in COMMAND_MODULES]
+        limit = formatter.width - 6 - max(len(name) for name in names)  # as click does
+        rows = []
+        for name, module in zip(names, COMMAND_MODULES, strict=True):
+            summary = SUMMARIES.get(module)
+            if summary is None:  # a command without a summary here: ask it
+                command = _load(module)
+                summary = command.get_short_help_str(limit=150) if command else ""
+            rows.append((name, click.utils.make_default_short_help(summary, limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         module = cmd_name.replace("-", "_")
