@@ -44,8 +44,7 @@ SUMMARIES = {
     "export": "Write a desired-state file that reproduces live workspaces as they are.",
     "schema": "Print the JSON schema (draft 2020-12) of the desired-state file.",
     "force_unlock": "Remove the apply lock of WORKSPACE, whoever holds it.",
-    "emulator": "A local stand-in for the Databricks Secrets API, for demos, tests and "
-    "benchmarks.",
+    "emulator": "A local stand-in for the Databricks Secrets API, for demos, tests and benchmarks.",
 }
 """Each command's one-line help, so ``pkgrepo --help`` lists them without importing them
 (and the SDK behind them). A test checks each against the command's own docstring."""
@@ -66,7 +65,7 @@ class _Group(click.Group):
             if summary is None:  # a command without a summary here: ask it
                 command = _load(module)
                 summary = command.get_short_help_str(limit=150) if command else ""
-            rows.append((name, click.utils.make_default_short_help(summary, limit)))
+            rows.append((name, _shorten(summary, limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -75,6 +74,13 @@ class _Group(click.Group):
         if module not in COMMAND_MODULES:
             return None
         return _load(module)
+
+
+def _shorten(text: str, limit: int) -> str:
+    """Cut at a word to fit ``limit`` characters, with "...", as click's short help does."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 3, 0)].rsplit(" ", 1)[0] + "..."
 
 
 def _load(module: str) -> click.Command | None:

@@ -14,7 +14,6 @@ import re
 import urllib.parse
 from collections.abc import Iterable
 
-from reconciler import certs
 from reconciler.model import CERT, EXTRA_INDEX_URLS, INDEX_URL, SecretValue
 
 MASK = "****"
@@ -78,6 +77,8 @@ def describe(key: str, value: SecretValue, salt: str) -> str:
     if key == EXTRA_INDEX_URLS:
         return " ".join(mask_url(u) for u in text.split()) or "(empty)"
     if key == CERT:
+        from reconciler import certs  # cryptography is slow to import; only certs need it
+
         try:
             infos = certs.parse_bundle(text)
         except certs.CertificateError:

@@ -28,7 +28,8 @@ def test_help_imports_no_command_and_no_sdk() -> None:
         "    main(['--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "loaded = [m for m in sys.modules if m.startswith(('databricks', 'reconciler.commands.'))]\n"
+        "prefixes = ('databricks', 'reconciler.commands.')\n"
+        "loaded = [m for m in sys.modules if m.startswith(prefixes)]\n"
         "print('LOADED', loaded)\n"
     )
     run = subprocess.run(
