@@ -8,6 +8,7 @@ message, and its scrubbed trace with ``--debug`` or ``PKGREPO_DEBUG=1``.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -22,7 +23,15 @@ from reconciler.redact import mask_credentials
 EXIT_CRASH = 3
 """An unexpected error: a bug in pkgrepo, not a mistake in the input."""
 _MAX_CRASH_MESSAGE = 500
-_TRUE = {"1", "true", "yes", "on"}
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EIO,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+}
 
 COMMAND_MODULES = (
     "validate",
@@ -101,7 +110,6 @@ def _load(module: str) -> click.Command | None:
 @click.option(
     "--debug",
     is_flag=True,
-    envvar="PKGREPO_DEBUG",
     help="Log every step (secret values are scrubbed) and show traces of unexpected errors.",
 )
 @click.pass_context
@@ -127,6 +135,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     with the trace that --debug or PKGREPO_DEBUG=1 shows).
     """
     ctx.ensure_object(dict)
+    debug = debug or debug_from_env()
     ctx.obj["debug"] = debug
     output.configure_logging(debug=debug)
 
@@ -134,7 +143,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises for a user mistake)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or os.environ.get("PKGREPO_DEBUG", "").lower() in _TRUE
+    debug = "--debug" in args or debug_from_env()
     try:
         result = cli.main(args=args, prog_name="pkgrepo", standalone_mode=False)
     except click.exceptions.Abort:
@@ -151,16 +160,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         output.error("interrupted")
         return 130
-    except Exception as exc:  # a bug: say what it was, never with a secret in it
-        _report_crash(exc, debug=debug)
+    except BrokenPipeError:  # the reader went away (`pkgrepo plan | head`): nothing to say
+        _silence_stdout()
+        return 1
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+            # the machine, not pkgrepo: a full disk, a read-only or unreadable place
+            where = f" ({exc.filename})" if exc.filename else ""
+            output.error(f"{exc.strerror or type(exc).__name__}{where}")
+            return 1
+        _report_crash(exc, debug=debug)  # a bug: say what it was, never with a secret in it
         return EXIT_CRASH
     return result if isinstance(result, int) else 0
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush does
+    not fail again (the documented recipe for SIGPIPE in Python)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def debug_from_env() -> bool:
+    """``PKGREPO_DEBUG`` as any usual yes (1, true, yes, on, ...); anything else is no, never
+    a usage error (a stray value must not break every command)."""
+    return os.environ.get("PKGREPO_DEBUG", "").strip().lower() in _TRUE
 
 
 def _report_crash(exc: BaseException, *, debug: bool) -> None:
     """Type and message always; the trace only on request. Both pass the scrubber (values
     pkgrepo resolved) and the credential masker (anything that looks like one)."""
-    message = _safe(str(exc))
+    message = _safe(str(exc)[: _MAX_CRASH_MESSAGE * 8])
     if len(message) > _MAX_CRASH_MESSAGE:
         message = message[:_MAX_CRASH_MESSAGE] + "..."
     if debug:

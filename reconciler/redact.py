@@ -18,6 +18,7 @@ from reconciler.model import CERT, EXTRA_INDEX_URLS, INDEX_URL, SecretValue
 
 MASK = "****"
 _MIN_SCRUB_LENGTH = 4
+_MIN_PIECE_LENGTH = 8
 
 
 def mask_url(url: str) -> str:
@@ -37,10 +38,17 @@ def mask_url(url: str) -> str:
     return f"{parts.scheme}://{userinfo}{host}{parts.path}{query}"
 
 
-_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
-_URL_QUERY = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s?#]*)\?[^\s#'\"]*")
-_BEARER = re.compile(r"(?i)\b(bearer|basic|token)(\s+|=|:\s*)[A-Za-z0-9._~+/=-]{8,}")
-_DATABRICKS_TOKEN = re.compile(r"\b(dapi|dose|dkea)[0-9a-zA-Z-]{8,}")
+# Bounded repetitions throughout, so masking stays linear on hostile text.
+_SCHEME = r"\b[a-z][a-z0-9+.-]{0,31}://"
+_URL_USERINFO = re.compile(rf"(?i)({_SCHEME})[^/\s]{{1,512}}@")
+_BARE_USERINFO = re.compile(r"(?i)(?<![\w/.:-])[\w.%+-]{1,128}:[^\s@/:]{1,256}@(?=[\w-])")
+_URL_QUERY = re.compile(rf"(?i)({_SCHEME}[^\s?#]{{0,2048}})\?[^\s#'\"]{{1,4096}}")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{4,4096}")
+_NAMED = re.compile(
+    r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|authorization|client_secret)"
+    r"(['\"]?\s{0,4}[=:]\s{0,4}['\"]?)[^\s'\",;}&]{4,4096}"
+)
+_DATABRICKS_TOKEN = re.compile(r"\b(dapi|dose|dkea)[0-9a-zA-Z-]{8,256}")
 
 
 def mask_credentials(text: str) -> str:
@@ -49,8 +57,10 @@ def mask_credentials(text: str) -> str:
     credentials, Databricks tokens. A backstop behind ``Scrubber``, which removes the values
     pkgrepo knows of."""
     text = _URL_USERINFO.sub(rf"\1{MASK}@", text)
+    text = _BARE_USERINFO.sub(f"{MASK}@", text)
     text = _URL_QUERY.sub(rf"\1?{MASK}", text)
     text = _BEARER.sub(rf"\1\2{MASK}", text)
+    text = _NAMED.sub(rf"\1\2{MASK}", text)
     return _DATABRICKS_TOKEN.sub(MASK, text)
 
 
@@ -128,6 +138,11 @@ class Scrubber:
                 for line in value.splitlines():
                     if len(line.strip()) >= 16:  # a PEM body line, a multi-line token
                         self._forms.add(line.strip())
+                # A value with white space in it is cut there by messages that quote a
+                # URL up to its first blank: its pieces are secret too.
+                for piece in value.split():
+                    if len(piece) >= _MIN_PIECE_LENGTH and piece != value:
+                        self._forms |= _variants(piece)
         if len(self._forms) != before:
             ordered = sorted(self._forms, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(form) for form in ordered))

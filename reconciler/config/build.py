@@ -126,15 +126,21 @@ class StateBuilder:
     def _offline(self, unset: tuple[str, ...]) -> bool:
         return bool(unset) and not self.require_env
 
-    def _stand_in(self, raw: str, kind: Kind, unset: tuple[str, ...]) -> Resolved | None:
-        """Offline, a ``${env:NAME}`` template is checked with a stand-in for each missing
-        variable, so what is written around it (scheme, host, literal credentials) is still
-        checked. The stand-in is never planned: only ``validate`` loads offline."""
-        stand_ins = {name: "unset" + name.replace("_", "").lower() for name in unset}
+    def _stand_in(
+        self, raw: str, kind: Kind, unset: tuple[str, ...]
+    ) -> tuple[Resolved | None, str | None]:
+        """Offline, a URL template ``${env:NAME}`` is checked with a stand-in for each missing
+        variable, so what is written around it (scheme, host, port, characters, literal
+        credentials) is still checked; a problem found that way is the file's own, and is
+        returned as the error. Stand-ins are plain letters and digits, distinct per variable
+        name (hex of the name), so they cannot collide or be malformed themselves. They are
+        never planned: only ``validate`` loads offline."""
+        stand_ins = {name: "unset" + name.encode().hex() for name in unset}
         try:
-            return resolve(raw, kind, base_dir=self.base_dir, env={**self.env, **stand_ins})
-        except SourceError:
-            return None
+            return resolve(raw, kind, base_dir=self.base_dir, env={**self.env, **stand_ins}), None
+        except SourceError as exc:
+            self.secrets.update(s for s in exc.secrets if s)
+            return None, str(exc)
 
     def note(self, path: JsonPath, message: str) -> None:
         self.notes.append(Problem.at(self.file, self.document.position(path), path, message))
@@ -171,8 +177,10 @@ class StateBuilder:
         except SourceError as exc:
             resolved, error, unset = None, str(exc), exc.unset
             self.secrets.update(s for s in exc.secrets if s)
-            if self._offline(unset) and isinstance(raw, str):
-                resolved = self._stand_in(raw, kind, unset)
+            if self._offline(unset) and isinstance(raw, str) and kind is Kind.URL:
+                resolved, stand_in_error = self._stand_in(raw, kind, unset)
+                if stand_in_error is not None:  # wrong around the placeholder: say so
+                    error, unset = stand_in_error, ()
         if resolved is not None:
             self.secrets.update(s for s in resolved.secrets if s)
         if inherited:

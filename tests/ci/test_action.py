@@ -67,7 +67,8 @@ class Runner:
         self.output = self.root / "github_output"
         self.summary = self.root / "step_summary"
         self.gh_log = self.root / "gh.log"
-        self.previous_comment = self.root / "previous_comment_id"
+        self.previous_comment = self.root / "previous_comments.jsonl"
+        """What ``gh api --paginate .../comments --jq ...`` prints: one JSON object a line."""
         for path in (self.output, self.summary, self.gh_log):
             path.write_text("")
         gh = self.bin / "gh"
@@ -76,7 +77,7 @@ class Runner:
             f'echo "gh $*" >> "{self.gh_log}"\n'
             'for a in "$@"; do case "$a" in body=@*) '
             f'cat "${{a#body=@}}" >> "{self.gh_log}";; esac; done\n'
-            'case "$*" in *"/comments --paginate"*) '
+            'case "$*" in *"--paginate"*) '
             f'cat "{self.previous_comment}" 2>/dev/null;; esac\n'
         )
         gh.chmod(gh.stat().st_mode | stat.S_IEXEC)
@@ -89,7 +90,7 @@ class Runner:
     ) -> subprocess.CompletedProcess[str]:
         spec = step(prefix)
         assert spec["shell"] == "bash"
-        context = {"github.action_path": str(ROOT), "github.token": "gh-token-not-secret"}
+        context = {"github.action_path": str(ROOT), "github.token": GITHUB_TOKEN}
         step_env = {k: substitute(str(v), inputs, context) for k, v in spec["env"].items()}
         base = {
             "PATH": f"{self.bin}{os.pathsep}{BIN}{os.pathsep}{os.environ['PATH']}",
@@ -130,6 +131,7 @@ def runner(tmp_path: Path) -> Runner:
 
 
 INDEX_TOKEN = "planted-Index-Token-action"
+GITHUB_TOKEN = "ghs_plantedGitHubToken0001"
 DESIRED = """\
 version: 1
 defaults:
@@ -216,9 +218,17 @@ def test_plan_writes_the_summary_and_posts_then_updates_one_comment(
     log = runner.gh_log.read_text()
     assert "gh api --method POST repos/acme/platform/issues/42/comments" in log
     assert "<!-- pkgrepo-plan -->" in log
-    runner.previous_comment.write_text("987\n")
+    marker = "<!-- pkgrepo-plan -->"
+    comments = [
+        {"id": 987, "login": "github-actions[bot]", "body": f"{marker}\nold plan"},
+        {"id": 990, "login": "mallory", "body": f"{marker}\nplanted by someone else"},
+        {"id": 991, "login": "github-actions[bot]", "body": "another bot comment"},
+    ]
+    runner.previous_comment.write_text("".join(json.dumps(c) + "\n" for c in comments))
     runner.run_step("pkgrepo", inputs)
-    assert "--method PATCH repos/acme/platform/issues/comments/987" in runner.gh_log.read_text()
+    log = runner.gh_log.read_text()
+    assert "--method PATCH repos/acme/platform/issues/comments/987" in log
+    assert "comments/990" not in log and "comments/991" not in log
     for text in (summary, log, first.stdout, first.stderr):
         assert INDEX_TOKEN not in text
 
@@ -251,3 +261,31 @@ def test_apply_without_comment_or_summary(runner: Runner, write_desired: Any) ->
     assert runner.summary.read_text() == ""
     assert shutil.which("gh", path=str(runner.bin))
     assert runner.gh_log.read_text() == ""
+
+
+def test_a_hostile_comment_key_is_text_not_code(runner: Runner, write_desired: Any) -> None:
+    desired = write_desired()
+    key = 'x") or true or ("'
+    comments = [{"id": 5, "login": "github-actions[bot]", "body": "unrelated"}]
+    runner.previous_comment.write_text(json.dumps(comments[0]) + "\n")
+    inputs = {"command": "plan", "args": str(desired), "comment": "true", "comment-key": key}
+    assert runner.run_step("pkgrepo", inputs).returncode == 0
+    log = runner.gh_log.read_text()
+    assert "PATCH" not in log and "--method POST" in log
+
+
+def test_the_github_token_never_reaches_pkgrepo(runner: Runner) -> None:
+    spy = runner.bin / "pkgrepo"
+    spy.write_text(f'#!/usr/bin/env bash\nenv > "{runner.root / "pkgrepo.env"}"\n')
+    spy.chmod(0o755)
+    inputs = {"command": "plan", "args": "pkgrepo.yaml", "comment": "true"}
+    runner.run_step("pkgrepo", inputs, env={"GH_TOKEN": GITHUB_TOKEN, "GITHUB_TOKEN": GITHUB_TOKEN})
+    seen = (runner.root / "pkgrepo.env").read_text()
+    assert GITHUB_TOKEN not in seen
+
+
+def test_unbalanced_quotes_fail_instead_of_dropping_the_args(runner: Runner) -> None:
+    run = runner.run_step("pkgrepo", {"command": "drift", "args": "pkgrepo.yaml --format 'junit"})
+    assert run.returncode == 1
+    assert "cannot split args" in run.stdout
+    assert "exit-code" not in runner.outputs()

@@ -123,3 +123,74 @@ def test_plan_still_requires_every_value(here: Path, capsys: pytest.CaptureFixtu
     assert main(["plan", write(here, FILE)]) == 1
     _, err = capsys.readouterr()
     assert "OFFLINE_TOKEN is not set" in err or "OFFLINE_TOKEN are not set" in err
+
+
+def _one_workspace(index_url: str = "", extra: str = "", cert: str = "") -> str:
+    lines = ["version: 1", "workspaces:", "  a:", "    host: https://a.example.com"]
+    lines += ["    acls: {admins: MANAGE, users: READ}", "    repositories:"]
+    if index_url:
+        lines.append(f"      index_url: {index_url}")
+    if extra:
+        lines.append(f"      extra_index_urls: {extra}")
+    if cert:
+        lines.append(f"      cert: {cert}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        '"https://index\\u200b.example.com/${env:OFFLINE_TOKEN}/simple"',
+        '"https:///${env:OFFLINE_TOKEN}"',
+        '"https://index.example.com:99999/${env:OFFLINE_TOKEN}"',
+    ],
+    ids=["control-character", "no-host", "bad-port"],
+)
+def test_offline_never_passes_what_resolve_rejects(
+    url: str, here: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What is wrong around a placeholder is the file's own problem, offline as online."""
+    write(here, _one_workspace(index_url=url))
+    assert main(["validate", "pkgrepo.yaml"]) == 1
+    monkeypatch.setenv("OFFLINE_TOKEN", "abcdefgh")
+    assert main(["validate", "--resolve", "pkgrepo.yaml"]) == 1
+
+
+def test_a_set_variable_is_checked_when_its_neighbour_is_missing(
+    here: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OFFLINE_USER", "ci-bot\n")
+    url = '"https://${env:OFFLINE_USER}:${env:OFFLINE_TOKEN}@index.example.com/simple"'
+    assert main(["validate", write(here, _one_workspace(index_url=url))]) == 1
+    out, err = capsys.readouterr()
+    assert "ci-bot" not in out + err
+
+
+def test_a_certificate_from_a_missing_variable_is_not_checked(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No stand-in is ever handed to the certificate checks: a fork's PR stays green."""
+    text = _one_workspace(cert='"${env:OFFLINE_CA_PEM}"')
+    assert main(["validate", write(here, text)]) == 0
+    out, _ = capsys.readouterr()
+    assert "cert-valid" not in out and "OFFLINE_CA_PEM" in out
+
+
+def test_stand_ins_never_collide(here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    extra = (
+        '["https://${env:MIRROR_A}.example.com/simple", '
+        '"https://${env:MIRRORA}.example.com/simple", "https://${env:mirror_a}.example.com/s"]'
+    )
+    assert main(["validate", write(here, _one_workspace(extra=extra))]) == 0
+    assert "extra-urls-unique" not in capsys.readouterr().out
+
+
+def test_a_token_with_a_blank_is_masked_in_every_piece(
+    here: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message that quotes a URL up to its first blank shows no part of the token."""
+    monkeypatch.setenv("OFFLINE_TOKEN", "q7Zr2Lm9Px4 ")
+    url = '"https://pypi.example.com/${env:OFFLINE_TOKEN}/acme/"'
+    assert main(["validate", "--resolve", write(here, _one_workspace(index_url=url))]) == 1
+    out, err = capsys.readouterr()
+    assert "q7Zr2Lm9Px4" not in out + err
