@@ -52,7 +52,7 @@ SUMMARIES = {
     "drift": "Report every difference between the workspaces and the desired state in FILE.",
     "export": "Write a desired-state file that reproduces live workspaces as they are.",
     "schema": "Print the JSON schema (draft 2020-12) of the desired-state file.",
-    "force_unlock": "Remove the apply lock of WORKSPACE, whoever holds it.",
+    "force_unlock": "Remove the apply locks of the selected workspaces, whoever holds them.",
     "emulator": "A local stand-in for the Databricks Secrets API, for demos, tests and benchmarks.",
 }
 """Each command's one-line help, so ``pkgrepo --help`` lists them without importing them
