@@ -303,23 +303,40 @@ def list_account_workspaces(
         raise UserError(f"{where}: cannot reach {account.host}") from None
     except DatabricksError as exc:
         raise UserError(f"{where}: listing workspaces failed: {_shown(_first_line(exc))}") from None
+    except (AttributeError, TypeError, KeyError):
+        # The SDK parses the answer as a list of workspace objects; anything else (a map,
+        # a list of strings) fails inside it.
+        raise UserError(f"{where}: the account's answer is not a list of workspaces") from None
     environment = config.environment
     found: list[AccountWorkspace] = []
     for ws in listed:
-        deployment = str(ws.deployment_name or "")
-        found.append(
-            AccountWorkspace(
-                name=str(ws.workspace_name or ""),
-                deployment_name=deployment,
-                workspace_id=ws.workspace_id,
-                region=str(ws.aws_region or ws.location or ""),
-                status=ws.workspace_status.value if ws.workspace_status else "",
-                cloud=str(ws.cloud or ""),
-                tags=frozen_map({str(k): str(v) for k, v in (ws.custom_tags or {}).items()}),
-                deployment_url=environment.deployment_url(deployment) if deployment else None,
-            )
-        )
+        try:
+            found.append(_account_workspace(ws, environment.deployment_url))
+        except (AttributeError, TypeError, ValueError):
+            raise UserError(
+                f"{where}: the account's answer holds a malformed workspace entry"
+            ) from None
     return found
+
+
+def _account_workspace(ws: Any, deployment_url: Callable[[str], str]) -> AccountWorkspace:
+    """One ``provisioning.Workspace``, its fields made plain strings (the account's answer is
+    checked further by ``reconciler.discovery`` before anything uses it)."""
+    deployment = str(ws.deployment_name or "")
+    tags = ws.custom_tags or {}
+    if not isinstance(tags, Mapping):
+        raise TypeError("custom_tags")
+    status = ws.workspace_status
+    return AccountWorkspace(
+        name=str(ws.workspace_name or ""),
+        deployment_name=deployment,
+        workspace_id=ws.workspace_id if isinstance(ws.workspace_id, int) else None,
+        region=str(ws.aws_region or ws.location or ""),
+        status=str(getattr(status, "value", status) or ""),
+        cloud=str(ws.cloud or ""),
+        tags=frozen_map({str(k): str(v) for k, v in tags.items()}),
+        deployment_url=deployment_url(deployment) if deployment else None,
+    )
 
 
 def _first_line(exc: BaseException) -> str:
