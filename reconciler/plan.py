@@ -62,8 +62,9 @@ class Drift(enum.Enum):
     SCOPE_MISSING = "scope-missing"
     UNVERIFIABLE = "unverifiable"
     LEDGER_MISSING = "ledger-missing"
-    """A workspace pkgrepo manages whose ledger is missing, corrupt, copied from elsewhere,
-    restored from an older copy or signed with an unknown key: values cannot be verified."""
+    """A workspace pkgrepo manages whose ledger is missing, corrupt, copied from elsewhere or
+    signed with an unknown key, or whose marker key was deleted or rewritten since the
+    ledger was written: values cannot be verified."""
     CREATOR_GRANT = "creator-grant"
     """The MANAGE grant the service gives whoever created the scope: known, not a widening."""
     INTERRUPTED = "interrupted-write"
