@@ -80,8 +80,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
       pkgrepo drift pkgrepo.yaml --format junit --output drift.xml
 
     \b
-    Exit codes: 0 success and no changes, 1 error, 2 changes present
-    (plan --detailed-exitcode, drift).
+    Exit codes: 0 success and no changes, 1 error (usage mistakes included),
+    2 changes present (plan --detailed-exitcode, drift).
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -98,8 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         output.error("aborted")
         return 1
     except click.ClickException as exc:
+        # A usage mistake (unknown command or option, bad choice) is an error like any
+        # other: exit 1. Click's own 2 would read as "changes present" to a CI step that
+        # runs `plan --detailed-exitcode` or `drift`.
         exc.show()
-        return exc.exit_code
+        return 1
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except UserError as exc:

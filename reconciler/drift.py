@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.fleet import FleetPlan, WorkspaceResult
-from reconciler.plan import Action, Change, Drift, Plan, Severity, WorkspacePlan
+from reconciler.plan import Action, Change, Drift, Plan, Severity, Unreadable, WorkspacePlan
 
 EXIT_IN_SYNC = 0
 EXIT_ERROR = 1
@@ -87,15 +87,6 @@ class WorkspaceDrift:
 
 
 @dataclass(frozen=True)
-class Unreadable:
-    """A workspace the fleet could not plan, and why (a message without any secret)."""
-
-    workspace: str
-    host: str
-    error: str
-
-
-@dataclass(frozen=True)
 class DriftReport:
     """Every selected workspace, in the order they were selected."""
 
@@ -163,7 +154,8 @@ def workspace_drift(plan: WorkspacePlan) -> WorkspaceDrift:
 def from_plan(plan: Plan, unreadable: Iterable[Unreadable] = ()) -> DriftReport:
     """A report from a plan plus the workspaces that could not be planned (listed after)."""
     rows = [workspace_drift(ws) for ws in plan.workspaces]
-    rows += [WorkspaceDrift(u.workspace, u.host, error=u.error) for u in unreadable]
+    failed = (*plan.unreadable, *unreadable)
+    rows += [WorkspaceDrift(u.workspace, u.host, error=u.error) for u in failed]
     return DriftReport(tuple(rows))
 
 

@@ -141,24 +141,61 @@ class Session:
     store: LedgerStore
 
 
-def load_desired(path: Path) -> DesiredState:
+def load_desired(path: Path, *, warn_for: Callable[[str], bool] | None = None) -> DesiredState:
     """Load and validate the file, policy checks included (what ``validate`` reports is
-    what stops a plan); every secret it resolves becomes unprintable."""
+    what stops a plan); every secret it resolves becomes unprintable. Schema and policy
+    errors come together in one message; a finding repeated in many workspaces (written
+    once in ``defaults``) is one line naming them. Warnings are printed for the workspaces
+    ``warn_for`` accepts (the selection), each once."""
+    desired, findings = load_checked(path)
+    warn(path, findings, warn_for)
+    return desired
+
+
+def warn(
+    path: Path, findings: tuple[policy.Finding, ...], only: Callable[[str], bool] | None
+) -> None:
+    """Print the warnings among ``findings`` for the workspaces ``only`` accepts, each
+    finding once (grouped across the workspaces it affects)."""
+    chosen = [
+        f
+        for f in findings
+        if f.severity is policy.Severity.WARNING and (only is None or only(f.workspace))
+    ]
+    for finding, names in policy.grouped(chosen):
+        output.warning(policy.format_grouped(str(path), finding, names))
+
+
+def load_checked(path: Path) -> tuple[DesiredState, tuple[policy.Finding, ...]]:
+    """The desired state and its policy findings, or a ``ConfigError`` listing every
+    schema, resolution and policy error of the file in the order they are written."""
+    now = dt.datetime.now(dt.UTC)
     try:
         loaded = config.load(path)
     except config.InvalidConfig as exc:
         output.register_secrets(exc.secrets)
-        raise
-    output.register_secrets(loaded.secrets)
-    findings = policy.evaluate(loaded.desired, loaded.provenance, now=dt.datetime.now(dt.UTC))
-    for finding in findings:
-        if finding.severity is policy.Severity.WARNING:
-            output.warning(finding.format(str(path)))
-    if policy.has_errors(findings):
+        located = [(p.line, p.column, str(p)) for p in exc.details]
+        partial = exc.partial
+        if partial is not None:
+            output.register_secrets(partial.secrets)
+            found = policy.evaluate(partial.desired, partial.provenance, now=now)
+            located += _located_errors(path, found)
         raise ConfigError(
-            [f.format(str(path)) for f in findings if f.severity is policy.Severity.ERROR]
-        )
-    return loaded.desired
+            [text for _, _, text in sorted(located, key=lambda item: item[:2])]
+        ) from None
+    output.register_secrets(loaded.secrets)
+    findings = policy.evaluate(loaded.desired, loaded.provenance, now=now)
+    if policy.has_errors(findings):
+        raise ConfigError([text for _, _, text in _located_errors(path, findings)])
+    return loaded.desired, findings
+
+
+def _located_errors(path: Path, findings: tuple[policy.Finding, ...]) -> list[tuple[int, int, str]]:
+    errors = [f for f in findings if f.severity is policy.Severity.ERROR]
+    return [
+        (first.line or 1 << 30, first.column, policy.format_grouped(str(path), first, names))
+        for first, names in policy.grouped(errors)
+    ]
 
 
 def ledger_key() -> SecretValue | None:
@@ -178,13 +215,15 @@ def open_session(
     """Load the file, select the workspaces and set up the fleet that will reach them.
     ``only`` names the exact workspaces to act on (a saved plan's), instead of the
     target's ``--workspace`` patterns."""
-    desired = load_desired(path)
+    desired, findings = load_checked(path)
     selection = Selection(
         names=only if only is not None else target.names,
         labels=parse_labels(target.labels),
         shard=parse_shard(target.shard) if target.shard else None,
     )
     specs = select(desired.workspaces, selection)
+    chosen = {spec.name for spec in specs}
+    warn(path, findings, chosen.__contains__)
     store: LedgerStore = (
         LocalLedgerStore(target.ledger_dir) if target.ledger_dir else WorkspaceLedgerStore()
     )
