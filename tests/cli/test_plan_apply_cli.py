@@ -167,7 +167,8 @@ def test_a_workspace_that_cannot_be_planned_fails_alone(
     code, out, _ = run(capsys, "apply", str(path), "--auto-approve", "--timeout", "1")
     assert code == 1
     assert "! could not be read: its changes are unknown: list secrets: no answer" in out
-    assert "prod: list secrets: no answer from http://127.0.0.1:9/prod" in out
+    assert out.count("list secrets: no answer from http://127.0.0.1:9/prod") == 1
+    assert "prod: could not be read (see the plan above)" in out
     assert "dev        0     applied" in out  # the other workspace of the wave went ahead
     assert writes(emu, "dev") > 0
 
