@@ -14,6 +14,7 @@ from reconciler.fleet import FleetPlan
 from reconciler.plan import Plan, Unreadable
 from reconciler.progress import FleetProgress
 from reconciler.render import FORMATS, render
+from reconciler.render.discovery import discovery_markdown
 
 
 def plan_of(fleet_plan: FleetPlan, session: Session) -> Plan:
@@ -87,6 +88,8 @@ def command(
         session.fleet.listener = progress
         fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
     plan = plan_of(fleet_plan, session)
+    if fmt == "markdown" and session.discovery is not None:
+        output.echo(discovery_markdown(session.discovery))
     output.echo(render(plan, fmt, color=fmt == "text" and sys.stdout.isatty()).rstrip("\n"))
     if fmt != "text":  # the plan on stdout is for a machine or a page: say it here too
         for failed in plan.unreadable:

@@ -227,7 +227,7 @@ def test_an_unreadable_workspace_writes_nothing(
         str(out),
     )
     assert code == 1
-    assert "b: list secrets: permission denied" in stderr
+    assert "b: list secrets: authentication failed" in stderr  # a refused token
     assert not out.exists()
 
 
