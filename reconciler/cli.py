@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "drift",
     "export",
     "schema",
+    "show",
     "force_unlock",
     "emulator",
 )

@@ -91,10 +91,13 @@ class DriftReport:
     """Every selected workspace, in the order they were selected."""
 
     workspaces: tuple[WorkspaceDrift, ...]
+    orphaned: tuple[str, ...] = ()
+    """Workspaces pkgrepo managed that the file no longer names (see ``Plan.orphaned``):
+    reported as drift, so removing a workspace from the file is never silent."""
 
     @property
     def has_drift(self) -> bool:
-        return any(ws.has_drift for ws in self.workspaces)
+        return any(ws.has_drift for ws in self.workspaces) or bool(self.orphaned)
 
     @property
     def has_errors(self) -> bool:

@@ -136,6 +136,9 @@ class Plan:
     salt: str
     unreadable: tuple[Unreadable, ...] = ()
     thresholds: Thresholds = field(default_factory=Thresholds)
+    orphaned: tuple[str, ...] = ()
+    """Workspaces pkgrepo managed (it holds their ledger) that the file no longer names:
+    nothing checks or rotates them any more, and nothing deletes them either."""
 
     @property
     def has_changes(self) -> bool:

@@ -26,6 +26,7 @@ from reconciler.fleet import (
     parse_labels,
     parse_shard,
     select,
+    shard_of,
 )
 from reconciler.ledger_store import LedgerStore, LocalLedgerStore, WorkspaceLedgerStore
 from reconciler.lock import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
@@ -146,6 +147,8 @@ class Session:
     hmac_key: SecretValue | None
     store: LedgerStore
     discovery: DiscoveryReport | None = None
+    orphaned: tuple[str, ...] = ()
+    """Workspaces the ledger store knows that the file (and discovery) no longer names."""
 
 
 def load_desired(path: Path, *, warn_for: Callable[[str], bool] | None = None) -> DesiredState:
@@ -264,7 +267,22 @@ def open_session(
         mask=output.scrub,
         lease_seconds=lease_seconds(),
     )
-    return Session(path, desired, specs, fleet, key, store, report)
+    orphaned = orphans(store, desired, selection) if only is None else ()
+    return Session(path, desired, specs, fleet, key, store, report, orphaned)
+
+
+def orphans(store: LedgerStore, desired: DesiredState, selection: Selection) -> tuple[str, ...]:
+    """Workspaces with a ledger in ``store`` that ``desired`` no longer names: managed once,
+    now checked by nothing. Only for a selection of the whole file (a shard reports those
+    that fall in it, so a CI matrix reports each once)."""
+    if selection.names or selection.labels:
+        return ()
+    named = {spec.name for spec in desired.workspaces}
+    found = [name for name in store.known() if name not in named]
+    if selection.shard is not None:
+        index, count = selection.shard
+        found = [name for name in found if shard_of(name, count) == index]
+    return tuple(found)
 
 
 def discover(desired: DesiredState, target: Target) -> tuple[DesiredState, DiscoveryReport | None]:

@@ -30,6 +30,7 @@ def plan_of(fleet_plan: FleetPlan, session: Session) -> Plan:
         salt=fleet_plan.salt,
         unreadable=unreadable,
         thresholds=session.desired.thresholds,
+        orphaned=session.orphaned,
     )
 
 

@@ -18,6 +18,18 @@ NO_WORKSPACES = "No changes. No workspaces were planned."
 INCOMPLETE = "could not be read: its changes are unknown"
 
 
+def orphaned_text(names: tuple[str, ...]) -> str:
+    """What an orphaned workspace is and what to do about it, one line."""
+    listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return (
+        f"{plural(len(names), 'orphaned workspace')}: {listed}. pkgrepo managed "
+        f"{'it' if len(names) == 1 else 'them'} (the ledger directory holds "
+        f"{'its ledger' if len(names) == 1 else 'their ledgers'}) and the file no longer "
+        "names them: nothing checks, rotates or deletes their secrets now. Declare one with "
+        "`ensure: absent` to delete its scope, or delete its ledger file once it is handled."
+    )
+
+
 def incomplete_text(plan: Plan) -> str:
     """The headline of a plan that could not read every workspace (never "no changes")."""
     total = len(plan.workspaces) + len(plan.unreadable)

@@ -71,6 +71,7 @@ def to_document(plan: Plan) -> dict[str, Any]:
         "unreadable": [
             {"workspace": u.workspace, "host": u.host, "error": u.error} for u in plan.unreadable
         ],
+        "orphaned": list(plan.orphaned),
     }
 
 
@@ -170,6 +171,7 @@ def plan_from_document(doc: Mapping[str, Any]) -> Plan:
         unreadable=tuple(
             Unreadable(u["workspace"], u["host"], u["error"]) for u in doc["unreadable"]
         ),
+        orphaned=tuple(doc["orphaned"]),
         thresholds=Thresholds(
             max_update_share=float(limits["max_update_share"]),
             max_delete_workspaces=int(limits["max_delete_workspaces"]),

@@ -20,6 +20,7 @@ from reconciler.render._common import (
     incomplete_text,
     named,
     needs_block,
+    orphaned_text,
     plural,
     safety_text,
     shared_warnings,
@@ -63,6 +64,10 @@ def render(plan: Plan, *, color: bool = False) -> str:
         blocks.append("\n".join(["> **Warnings**", *rows]))
     blocks.extend(_unreadable(failed) for failed in plan.unreadable)
     blocks.extend(_workspace(ws) for ws in plan.workspaces if needs_block(ws))
+    if plan.orphaned:
+        blocks.append(
+            f"> \N{WARNING SIGN}\N{VARIATION SELECTOR-16} {escape(orphaned_text(plan.orphaned))}"
+        )
     current = up_to_date(plan.workspaces)
     if current:
         blocks.append(_up_to_date(current))

@@ -27,6 +27,7 @@ from reconciler.render._common import (
     incomplete_text,
     named,
     needs_block,
+    orphaned_text,
     plural,
     safety_text,
     shared_warnings,
@@ -57,6 +58,9 @@ def render(plan: Plan, *, color: bool = False) -> str:
             lines.append("")
     for failed in plan.unreadable:
         lines.extend(_unreadable(failed, paint))
+        lines.append("")
+    if plan.orphaned:
+        lines.append(paint(f"! {clean(orphaned_text(plan.orphaned))}", fg="yellow", bold=True))
         lines.append("")
     current = up_to_date(plan.workspaces)
     if current:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from reconciler.drift import DriftReport, WorkspaceDrift
-from reconciler.render._common import clean
+from reconciler.render._common import clean, orphaned_text
 from reconciler.render.drift._common import grouped_warnings, workspace_summary
 from reconciler.render.drift.text import item_line
 
@@ -24,8 +24,8 @@ def render(report: DriftReport, *, color: bool = False) -> str:
     del color
     counts = report.counts()
     totals = {
-        "tests": str(counts.workspaces),
-        "failures": str(counts.drifted),
+        "tests": str(counts.workspaces + len(report.orphaned)),
+        "failures": str(counts.drifted + len(report.orphaned)),
         "errors": str(counts.unreadable),
         "skipped": "0",
         "time": "0",
@@ -34,6 +34,12 @@ def render(report: DriftReport, *, color: bool = False) -> str:
     suite = ET.SubElement(root, "testsuite", {"name": SUITE, **totals})
     for ws in report.workspaces:
         _testcase(suite, ws)
+    for name in report.orphaned:
+        case = ET.SubElement(
+            suite, "testcase", {"classname": CLASSNAME, "name": safe(name), "time": "0"}
+        )
+        failure = ET.SubElement(case, "failure", {"type": "orphaned", "message": "orphaned"})
+        failure.text = safe(orphaned_text((name,)))
     warnings = grouped_warnings(report)
     if warnings:
         out = ET.SubElement(suite, "system-out")
