@@ -1,0 +1,43 @@
+"""``export`` output validates as written (issue 14, item 9, first half)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from databricks.sdk import WorkspaceClient
+
+from reconciler.emulator import ADMIN_TOKEN
+from reconciler.model import SCOPE
+from tests.operator.conftest import Fleet, Pkgrepo
+
+
+def test_an_export_outside_a_notebook_validates_as_written(
+    pkgrepo: Pkgrepo, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside a notebook no value can be read back. Extra index URLs are several URLs in
+    one string: the exported file leaves them alone instead of asking for a variable that
+    `validate` would refuse, and validates as written (with the index URL it asks for)."""
+    emu = fleet.emu
+    secrets = WorkspaceClient(host=emu.host("legacy"), token=ADMIN_TOKEN).secrets
+    secrets.create_scope(SCOPE)
+    secrets.put_secret(SCOPE, "pip-index-url", string_value="https://pypi.example.com/simple")
+    extras = "https://a.example.com/simple https://b.example.com/simple"
+    secrets.put_secret(SCOPE, "pip-extra-index-urls", string_value=extras)
+    out = tmp_path / "exported" / "pkgrepo.yaml"
+    done = pkgrepo(
+        "export",
+        "--host",
+        f"legacy={emu.host('legacy')}",
+        "--token-env",
+        "PKGREPO_TEST_TOKEN",
+        "--output",
+        str(out),
+    )
+    assert done.code == 0, done.err
+    text = out.read_text()
+    assert "LEGACY_PIP_EXTRA_INDEX_URLS" not in text + done.err
+    assert "pip-extra-index-urls could not be read" in text
+    monkeypatch.setenv("LEGACY_PIP_INDEX_URL", "https://pypi.example.com/simple")
+    checked = pkgrepo("validate", str(out))
+    assert checked.code == 0, checked.text
