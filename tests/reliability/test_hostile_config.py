@@ -62,8 +62,10 @@ def assert_refused(run: Result, command: str, file: str) -> None:
 
 
 def loads(path: Path) -> bool:
+    """Whether the file is valid as ``validate`` sees it: a value whose environment
+    variable is unset is a note there, not an error (``plan`` needs it)."""
     try:
-        config.load(path)
+        config.load(path, require_env=False)
     except ConfigError:
         return False
     return True
