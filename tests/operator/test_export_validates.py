@@ -41,3 +41,21 @@ def test_an_export_outside_a_notebook_validates_as_written(
     monkeypatch.setenv("LEGACY_PIP_INDEX_URL", "https://pypi.example.com/simple")
     checked = pkgrepo("validate", str(out))
     assert checked.code == 0, checked.text
+
+
+def test_export_from_a_file_needs_only_the_credentials_it_uses(
+    pkgrepo: Pkgrepo, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`export --from` reads workspaces: it needs their tokens, not the index credentials
+    the file would write. A missing workspace token is still one clear error."""
+    path = fleet.write(("dev-a",))
+    assert pkgrepo("apply", path, "--auto-approve", "-q").code == 0
+    monkeypatch.delenv("INDEX_TOKEN")
+    out = tmp_path / "exported.yaml"
+    done = pkgrepo("export", "--from", path, "--output", str(out))
+    assert done.code == 0, done.err
+    assert "INDEX_TOKEN" not in done.err and out.exists()
+    monkeypatch.delenv("PKGREPO_TEST_TOKEN")
+    again = pkgrepo("export", "--from", path, "--output", str(out), "--force")
+    assert again.code == 1
+    assert "PKGREPO_TEST_TOKEN" in again.err and "auth.token" in again.err
