@@ -217,7 +217,10 @@ def _confirm(auto_approve: bool) -> None:
     # Terraform's rule: only the word itself approves. A stray "y" or Enter typed ahead
     # into a terminal does not apply changes to a fleet.
     output.info("\nDo you want to apply these changes? Only 'yes' will be accepted.")
-    answer = click.prompt("Enter a value", default="", show_default=False, err=True)
+    try:
+        answer = click.prompt("Enter a value", default="", show_default=False, err=True)
+    except click.exceptions.Abort:  # Ctrl-C or end of input at the prompt
+        answer = ""
     if answer.strip() != "yes":
         raise PlanRefused("apply cancelled; nothing was changed")
 
