@@ -110,12 +110,12 @@ def command(
         shown = render(plan, "text", color=sys.stdout.isatty() and fmt == "text").rstrip("\n")
         # With --format json, stdout carries only the results document.
         (output.echo if fmt == "text" else output.info)(shown)
-        if plan.has_changes:
+        if plan.needs_apply:
             # The verdict was shown with the plan; an apply past it is refused before
             # anyone is asked to confirm, never after.
             _check_safety(plan, allow_destroy=allow_destroy, force=force)
             _confirm(auto_approve)
-    if not plan.has_changes:
+    if not plan.needs_apply:
         _print_results(session, fleet_plan, [], fmt)
         return 1 if fleet_plan.failed else 0
     fleet = session.fleet

@@ -50,6 +50,7 @@ def test_small_plan_document() -> None:
         "safety",
         "workspaces",
         "unreadable",
+        "orphaned",
     ]
     assert doc["format_version"] == "2" and doc["kind"] == "pkgrepo-plan"
     assert doc["complete"] is True and doc["unreadable"] == []
