@@ -18,6 +18,7 @@ from reconciler.errors import UserError
 
 COMMAND_MODULES = (
     "validate",
+    "verify",
     "plan",
     "apply",
     "drift",

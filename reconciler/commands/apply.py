@@ -11,6 +11,7 @@ import click
 
 from reconciler import output, planfile, report
 from reconciler.apply import ApplyOptions
+from reconciler.commands import verify as verify_cmd
 from reconciler.commands.context import (
     Session,
     Target,
@@ -58,6 +59,7 @@ from reconciler.render import render
     help="json prints the results as one document.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
+@verify_cmd.skip_verify_option
 @fleet_options
 def command(
     file: Path,
@@ -67,6 +69,7 @@ def command(
     max_failures: int | None,
     fmt: str,
     quiet: bool,
+    skip_verify: bool,
     target: Target,
 ) -> int:
     """Apply a desired-state FILE, or a plan FILE saved by `pkgrepo plan --out`.
@@ -81,6 +84,11 @@ def command(
     Workspaces are applied concurrently, wave by wave (`wave:` in the file, lower
     first); a wave starts only when the previous one fully succeeded. After applying,
     each workspace is planned again: success means nothing is left to change.
+
+    \b
+    Before anything is written, the package indexes of the repository values that
+    change are verified (as `pkgrepo verify` does); if one does not answer, nothing
+    is applied. --skip-verify rolls them out unchecked, with a warning.
 
     \b
     Examples:
@@ -101,6 +109,7 @@ def command(
         _fail_on_plan_errors(fleet_plan)
         planfile.verify(saved.plan, fleet_plan.plans)
         plan = plan_of(fleet_plan)
+        _verify_indexes(session, plan, skip_verify, fmt)
     else:
         session = open_session(file, target)
         fleet_plan = _plan(session, new_salt(), quiet)
@@ -112,6 +121,7 @@ def command(
             # Not fatal for the others: a workspace that cannot be planned fails its own
             # wave, so later waves do not start (DESIGN section 5).
             output.error(f"{failed.workspace}: {failed.error}")
+        _verify_indexes(session, plan, skip_verify, fmt)
         if plan.has_changes:
             _confirm(auto_approve)
     if not plan.has_changes:
@@ -134,6 +144,18 @@ def _plan(session: Session, salt: str, quiet: bool) -> FleetPlan:
     with FleetProgress(len(session.specs), quiet=quiet) as progress:
         session.fleet.listener = progress
         return session.fleet.plan(session.specs, salt=salt)
+
+
+def _verify_indexes(session: Session, plan: Plan, skip: bool, fmt: str) -> None:
+    """Refuse to roll out a package index that does not answer (before any prompt)."""
+    report = verify_cmd.step(
+        session.desired, session.specs, verify_cmd.changing(plan.workspaces), skip=skip
+    )
+    section = verify_cmd.section(report, "text")
+    if section is not None:
+        (output.echo if fmt == "text" else output.info)(section.rstrip("\n"))
+    if not report.ok:
+        raise PlanRefused(verify_cmd.refuse_message(report))
 
 
 def _fail_on_plan_errors(fleet_plan: FleetPlan) -> None:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import click
 
 from reconciler import output, planfile
+from reconciler.commands import verify as verify_cmd
 from reconciler.commands.context import Target, fleet_options, new_salt, open_session
 from reconciler.errors import UserError
 from reconciler.fleet import FleetPlan
 from reconciler.plan import Plan
 from reconciler.progress import FleetProgress
 from reconciler.render import FORMATS, render
+from reconciler.render import verify as render_verify
 
 
 def plan_of(fleet_plan: FleetPlan) -> Plan:
@@ -43,6 +46,7 @@ def plan_of(fleet_plan: FleetPlan) -> Plan:
     help="Exit 2 when there are changes (0 none, 1 error), as terraform does.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
+@verify_cmd.skip_verify_option
 @fleet_options
 def command(
     file: Path,
@@ -50,6 +54,7 @@ def command(
     fmt: str,
     detailed_exitcode: bool,
     quiet: bool,
+    skip_verify: bool,
     target: Target,
 ) -> int:
     """Read the live workspaces and show what `apply` would change.
@@ -57,6 +62,12 @@ def command(
     \b
     Nothing is written. Secret values are never shown: index URLs appear with
     their credentials masked, certificates by subject, expiry and fingerprint.
+
+    \b
+    Where the plan would change an index URL, extra index URLs or pip-cert, the
+    new values are verified first (as `pkgrepo verify` does, each distinct
+    combination once); a failing index makes the plan exit 1 and writes no plan
+    file. --skip-verify skips that, with a warning.
 
     \b
     Examples:
@@ -75,8 +86,23 @@ def command(
         session.fleet.listener = progress
         fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
     plan = plan_of(fleet_plan)
+    report = verify_cmd.step(
+        session.desired, session.specs, verify_cmd.changing(plan.workspaces), skip=skip_verify
+    )
     if plan.workspaces or not fleet_plan.failed:
-        output.echo(render(plan, fmt, color=fmt == "text" and sys.stdout.isatty()).rstrip("\n"))
+        shown = render(plan, fmt, color=fmt == "text" and sys.stdout.isatty()).rstrip("\n")
+        if fmt == "json":
+            document = json.loads(shown)
+            document["verification"] = render_verify.to_document(report)
+            shown = json.dumps(document, indent=2)
+        elif (section := verify_cmd.section(report, fmt)) is not None:
+            shown = f"{shown}\n\n{section.rstrip()}"
+        output.echo(shown)
+    if not report.ok:
+        output.error(verify_cmd.refuse_message(report, consequence="apply would refuse it"))
+        if out:
+            output.error(f"plan file {out} not written: a package index check failed")
+        return 1
     for failed in fleet_plan.failed:
         output.error(f"{failed.workspace}: {failed.error}")
     if fleet_plan.failed:

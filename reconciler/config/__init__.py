@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.config import reader, schema
-from reconciler.config.build import StateBuilder, merge_defaults, thresholds
+from reconciler.config.build import StateBuilder, merge_defaults, thresholds, verify_settings
 from reconciler.config.problems import FILE_PATH, InvalidConfig, Problem, format_path
 from reconciler.config.reader import MAX_ALIAS_VALUES, MAX_DEPTH, MAX_FILE_BYTES
 from reconciler.config.schema import schema_text
@@ -93,7 +93,12 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> LoadResult:
         scrubbed = (replace(p, message=scrubber.scrub(p.message)) for p in problems)
         raise InvalidConfig(scrubbed, builder.secrets)
     safety = data.get("safety")
-    state = DesiredState(source=file, workspaces=tuple(specs), thresholds=thresholds(safety))
+    state = DesiredState(
+        source=file,
+        workspaces=tuple(specs),
+        thresholds=thresholds(safety),
+        verify=verify_settings(data.get("verify")),
+    )
     return LoadResult(
         desired=state,
         secrets=frozenset(builder.secrets),
