@@ -18,7 +18,7 @@ import enum
 import re
 import unicodedata
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from reconciler import certs
@@ -417,6 +417,19 @@ def _cert(
                 f"{label} expires on {info.not_after:%Y-%m-%d}, in {days} days; add the "
                 "renewed certificate to the bundle",
             )
+
+
+def expiring_certificates(
+    specs: Iterable[WorkspaceSpec], *, now: dt.datetime
+) -> dict[str, list[str]]:
+    """Per workspace, the ``cert-expiring`` findings on its pip-cert (not waived), as the
+    warnings ``drift`` reports for it."""
+    state = DesiredState(source="", workspaces=tuple(specs))
+    found: dict[str, list[str]] = {}
+    for finding in evaluate(state, now=now):
+        if finding.check == "cert-expiring":
+            found.setdefault(finding.workspace, []).append(f"pip-cert: {finding.message}")
+    return found
 
 
 def _value_size(ctx: _Context) -> Iterator[Finding]:

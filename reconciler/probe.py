@@ -20,6 +20,7 @@ Safety rules this module keeps:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import socket
@@ -166,7 +167,8 @@ def _ca_file(cert_pem: str | None) -> Iterator[str | bool]:
     """What ``requests`` needs as ``verify``: a file holding only the declared CAs."""
     if not cert_pem:
         paths = ssl.get_default_verify_paths()
-        yield paths.cafile or paths.openssl_cafile or True
+        found = [p for p in (paths.cafile, paths.openssl_cafile) if p and Path(p).is_file()]
+        yield found[0] if found else True
         return
     with tempfile.TemporaryDirectory(prefix="pkgrepo-verify-") as folder:
         path = Path(folder) / "pip-cert.pem"
@@ -308,14 +310,17 @@ def observe(url: str, *, cert_pem: str | None, project: str, timeout: float) -> 
         tls, failure, detail = check_tls(host, port, cert_pem, timeout)
         if failure is not None or (tls is not None and not tls.verified):
             return done(tls=tls, failure=failure, detail=detail)
-    base = target.url if target.url.endswith("/") else target.url + "/"
+    parts = urllib.parse.urlsplit(target.url)
+    root_path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    base = urllib.parse.urlunsplit(parts._replace(path=root_path))
+    page_url = urllib.parse.urlunsplit(parts._replace(path=f"{root_path}{project}/"))
     try:
         with requests.Session() as session, _ca_file(cert_pem) as verify:
             session.trust_env = False
             page = _get(
                 session,
                 target,
-                urllib.parse.urljoin(base, f"{project}/"),
+                page_url,
                 verify=verify,
                 timeout=timeout,
                 project=project,
@@ -329,6 +334,10 @@ def observe(url: str, *, cert_pem: str | None, project: str, timeout: float) -> 
 
 
 Observe = Callable[..., Observation]
+HARD_LIMIT_FACTOR = 6
+"""One URL's probe (handshakes, up to two pages and their redirects) is abandoned after this
+many timeouts, whatever the index does: a body dripped a byte at a time resets the read
+timeout with every byte, so the read timeout alone does not bound it."""
 
 
 @dataclass
@@ -346,18 +355,53 @@ class Prober:
         self._lock = threading.Lock()
 
     def run(self, combos: Sequence[Combination]) -> Report:
+        now = dt.datetime.now(dt.UTC)
+
         def one(combination: Combination) -> object:
             with self._lock:
                 self.probes += 1
             cert = combination.cert.plaintext if combination.cert else None
-            seen = {
-                role: self.observe(url, cert_pem=cert, project=self.project, timeout=self.timeout)
-                for role, url in combination.targets()
-            }
-            return result(combination, seen)
+            seen = {role: self._bounded(url, cert) for role, url in combination.targets()}
+            return result(combination, seen, now=now)
 
         if not combos:
             return Report()
         with ThreadPoolExecutor(max_workers=max(1, min(self.parallelism, len(combos)))) as pool:
             results = list(pool.map(one, combos))
         return Report(results=tuple(results), probes=len(combos))  # type: ignore[arg-type]
+
+    def _bounded(self, url: str, cert: str | None) -> Observation:
+        """``observe`` in a thread of its own, given up on after the hard limit; any
+        unexpected error is a failed result, never a crash (and never its text)."""
+        box: list[Observation] = []
+        limit = self.timeout * HARD_LIMIT_FACTOR
+
+        def work() -> None:
+            try:
+                box.append(
+                    self.observe(url, cert_pem=cert, project=self.project, timeout=self.timeout)
+                )
+            except Exception as exc:  # a verdict, not a traceback; its text may quote the URL
+                box.append(
+                    Observation(
+                        mask_url(url),
+                        self.project,
+                        False,
+                        failure=Failure.PROTOCOL,
+                        detail=f"the probe failed ({type(exc).__name__})",
+                    )
+                )
+
+        worker = threading.Thread(target=work, name="pkgrepo-probe", daemon=True)
+        worker.start()
+        worker.join(limit)
+        if box:
+            return box[0]
+        return Observation(
+            mask_url(url),
+            self.project,
+            False,
+            elapsed_ms=int(limit * 1000),
+            failure=Failure.TIMEOUT,
+            detail=f"gave up after {limit:g} s in all",
+        )

@@ -19,6 +19,7 @@ from reconciler.model import CERT, EXTRA_INDEX_URLS, INDEX_URL, SecretValue
 
 MASK = "****"
 _MIN_SCRUB_LENGTH = 4
+_SECRET_PARAM = re.compile(r"token|pass|secret|key|auth|sig|credential", re.IGNORECASE)
 
 
 def mask_url(url: str) -> str:
@@ -89,6 +90,11 @@ def _variants(value: str) -> set[str]:
             forms.add(urllib.parse.unquote(parts.password))
         if parts.username and parts.password:
             forms.add(f"{parts.username}:{parts.password}")
+        if parts.scheme and parts.query:  # a token in the query travels without the rest
+            for name, token in urllib.parse.parse_qsl(parts.query):
+                if _SECRET_PARAM.search(name) or len(token) >= 16:
+                    forms.add(token)
+                    forms.add(urllib.parse.quote(token, safe=""))
     except ValueError:
         pass
     return {form for form in forms if len(form) >= _MIN_SCRUB_LENGTH}

@@ -16,12 +16,14 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from reconciler.model import CERT, EXTRA_INDEX_URLS, INDEX_URL, Ensure, SecretValue, WorkspaceSpec
 from reconciler.redact import mask_url
 
+EXPIRY_WARNING_DAYS = 30
+"""Same window as the ``cert-expiring`` policy check."""
 DEFAULT_PROJECT = "pip"
 """The project whose page is fetched: every index that mirrors PyPI has it."""
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -337,9 +339,31 @@ def _not_simple(page: PageFacts, *, project: bool) -> str | None:
     return None
 
 
-def result(combination: Combination, observed: Mapping[str, Observation]) -> CombinationResult:
-    """Sum up the verdicts on each target URL of one combination."""
-    verdicts = tuple(judge(role, observed[role]) for role, _ in combination.targets())
+def _expiry_note(verdict: UrlVerdict, now: dt.datetime | None) -> UrlVerdict:
+    tls = verdict.tls
+    if now is None or tls is None or tls.not_after is None or verdict.outcome is not Outcome.OK:
+        return verdict
+    days = (tls.not_after - now).days
+    if days > EXPIRY_WARNING_DAYS:
+        return verdict
+    note = (
+        f"; warning: the index's certificate expires on {tls.not_after:%Y-%m-%d}, in {days} "
+        "day(s): pip will refuse the index then"
+    )
+    return replace(verdict, reason=verdict.reason + note)
+
+
+def result(
+    combination: Combination,
+    observed: Mapping[str, Observation],
+    *,
+    now: dt.datetime | None = None,
+) -> CombinationResult:
+    """Sum up the verdicts on each target URL of one combination. With ``now``, an index
+    certificate that expires within the warning window is noted on an ok verdict."""
+    verdicts = tuple(
+        _expiry_note(judge(role, observed[role]), now) for role, _ in combination.targets()
+    )
     return CombinationResult(
         combination=combination.number,
         shown=combination.shown,

@@ -8,12 +8,13 @@ alerts on: 0 in sync, 2 drift, 1 when any workspace could not be read.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 
 import click
 
-from reconciler import drift, output
+from reconciler import drift, output, policy
 from reconciler.commands.context import Target, fleet_options, new_salt, open_session
 from reconciler.errors import UserError
 from reconciler.progress import FleetProgress
@@ -84,7 +85,10 @@ def command(
         session.fleet.listener = progress
         fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
     hosts = {spec.name: spec.host for spec in session.specs}
-    report = drift.from_fleet(fleet_plan, hosts)
+    report = drift.with_warnings(
+        drift.from_fleet(fleet_plan, hosts),
+        policy.expiring_certificates(session.specs, now=dt.datetime.now(dt.UTC)),
+    )
     color = fmt == "text" and output_file is None and sys.stdout.isatty()
     text = output.scrub(render(report, fmt, color=color))
     if output_file is None:

@@ -4,6 +4,7 @@ from the machine pkgrepo runs on, before they are rolled out. Also the verify st
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -11,13 +12,17 @@ import click
 
 from reconciler import output, verify
 from reconciler.commands.context import load_desired, selection_options
+from reconciler.errors import UserError
 from reconciler.fleet import Selection, parse_labels, parse_shard, select
 from reconciler.model import DesiredState, Kind, WorkspaceSpec
 from reconciler.plan import Action, WorkspacePlan
 from reconciler.probe import Prober
 from reconciler.render import verify as render_verify
+from reconciler.render._common import clean
 
 SKIP_ENV = "PKGREPO_SKIP_VERIFY"
+PROJECT_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
+"""A PEP 508 project name, as the schema's ``verify.project`` accepts it."""
 SKIP_WARNING = (
     "--skip-verify: the package indexes were not probed; a wrong URL, token or certificate "
     "would reach every notebook and job of these workspaces"
@@ -179,6 +184,11 @@ def command(
       pkgrepo verify pkgrepo.yaml
       pkgrepo verify pkgrepo.yaml --workspace 'prod-*' --format junit --output verify.xml
     """
+    if project is not None and not PROJECT_NAME.fullmatch(project):
+        raise UserError(
+            f"--project: {clean(project)!r} is not a project name (letters, digits, `.`, `_`, "
+            "`-`; starting and ending with a letter or digit)"
+        )
     desired = load_desired(file)
     selection = Selection(
         names=names,

@@ -14,7 +14,8 @@ start an index.
         index.ca_pem         # the CA certificate to declare as pip-cert
 
 ``name_on_cert`` issues the server certificate for another name (the URL still says
-127.0.0.1: a wrong-host-name certificate), and ``expired`` issues one that has expired.
+127.0.0.1: a wrong-host-name certificate), ``expired`` issues one that has expired, and
+``expires_in_days`` one that expires soon.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ def running_index(
     ca: Any = None,
     name_on_cert: str = LOOPBACK,
     expired: bool = False,
+    expires_in_days: int | None = None,
 ) -> Iterator[IndexHandle]:
     """Serve a pypiserver index holding one freshly built wheel, over TLS, with basic auth,
     on ``127.0.0.1:port`` (0: a free port), in a background thread."""
@@ -140,6 +142,8 @@ def running_index(
     not_after = None
     if expired:
         not_after = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    elif expires_in_days is not None:
+        not_after = dt.datetime.now(dt.UTC) + dt.timedelta(days=expires_in_days, hours=12)
     leaf = ca.issue_cert(name_on_cert, not_after=not_after)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     leaf.configure_cert(context)

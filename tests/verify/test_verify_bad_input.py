@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -173,3 +174,52 @@ def test_a_host_that_does_not_resolve(
     assert code == 1
     assert verdict["reason"] == "cannot connect: the host name does not resolve"
     assert verdict["url"] == "https://****@index.invalid/simple/"
+
+
+def test_an_index_that_drips_its_answer_is_cut_off(
+    capsys: pytest.CaptureFixture[str], serve_bad: ServeBad, ca: Any, write_file: WriteFile
+) -> None:
+    def drip(handler: Any) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.send_header("Content-Length", "100000")
+        handler.end_headers()
+        for _ in range(200):  # one byte at a time, each well within the read timeout
+            handler.wfile.write(b"<")
+            handler.wfile.flush()
+            time.sleep(0.2)
+
+    server = serve_bad(drip)
+    path = write_file(server.url, ca_pem=ca.cert_pem.bytes().decode(), timeout=0.5)
+    code, verdict, _ = verdict_of(capsys, path)
+    assert code == 1
+    assert verdict["check"] == "reachable"
+    assert verdict["reason"].startswith("no answer in time")
+
+
+def test_a_probe_that_breaks_is_a_failed_result_not_a_crash() -> None:
+    from reconciler.model import INDEX_URL, SecretValue, WorkspaceSpec, frozen_map
+    from reconciler.probe import Prober
+    from reconciler.verify import combinations
+
+    def broken(url: str, **kwargs: Any) -> Any:
+        raise RuntimeError(f"boom {url}")
+
+    url = f"https://ci-bot:{INDEX_PASSWORD}@127.0.0.1:9/simple/"
+    spec = WorkspaceSpec(
+        "dev", "http://127.0.0.1:9/dev", secrets=frozen_map({INDEX_URL: SecretValue(url)})
+    )
+    report = Prober(project="pip", timeout=1, observe=broken).run(combinations([spec]))
+    (verdict,) = report.results[0].urls
+    assert verdict.reason == "the probe failed (RuntimeError)"
+    assert INDEX_PASSWORD not in repr(report)
+
+
+def test_project_names_are_checked(
+    capsys: pytest.CaptureFixture[str], write_file: WriteFile
+) -> None:
+    path = write_file(f"https://ci-bot:{INDEX_PASSWORD}@127.0.0.1:9/simple/")
+    code, out, err = run(capsys, "verify", str(path), "--project", "../../admin")
+    assert code == 1
+    assert "--project: '../../admin' is not a project name" in err
+    assert out == ""

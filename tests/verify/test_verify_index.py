@@ -184,3 +184,37 @@ def test_no_format_leaks_the_password(
         assert json.loads(out)["kind"] == "pkgrepo-verify"
     if fmt == "junit":
         assert "<failure" in out
+
+
+def test_an_index_certificate_expiring_soon_is_noted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, ca: Any, write_file: WriteFile
+) -> None:
+    with running_index(tmp_path / "i", password=INDEX_PASSWORD, ca=ca, expires_in_days=10) as ix:
+        code, out, _ = run(capsys, "verify", str(write_file(ix.url, ca_pem=ix.ca_pem)))
+    assert code == 0
+    assert "warning: the index's certificate expires on" in out
+    assert "in 10 day(s): pip will refuse the index then" in out
+
+
+def test_debug_logs_do_not_leak_the_index_credentials(
+    capsys: pytest.CaptureFixture[str],
+    index: IndexHandle,
+    write_file: WriteFile,
+) -> None:
+    import logging
+
+    from reconciler import output
+
+    url = index.url_with(password=WRONG_PASSWORD) + "?token=planted-Query-Tok-5d1e"
+    path = write_file(url, ca_pem=index.ca_pem)
+    try:
+        code, out, err = run(capsys, "--debug", "verify", str(path))
+    finally:
+        output.configure_logging(debug=False)
+        logging.getLogger().setLevel(logging.WARNING)
+    assert code == 1
+    assert "/simple/pkgrepo-demo-pkg/?token=****" in err  # urllib3 logged the request line
+    found = Scanner({"password": WRONG_PASSWORD, "token": "planted-Query-Tok-5d1e"}).scan(
+        "stderr", out + err
+    )
+    assert not found, [str(f) for f in found]
