@@ -17,6 +17,7 @@ from reconciler.plan import Plan
 from reconciler.progress import FleetProgress
 from reconciler.render import FORMATS, render
 from reconciler.render import verify as render_verify
+from reconciler.render.discovery import discovery_markdown
 
 
 def plan_of(fleet_plan: FleetPlan) -> Plan:
@@ -89,6 +90,8 @@ def command(
     report = verify_cmd.step(
         session.desired, session.specs, verify_cmd.changing(plan.workspaces), skip=skip_verify
     )
+    if fmt == "markdown" and session.discovery is not None:
+        output.echo(discovery_markdown(session.discovery))
     if plan.workspaces or not fleet_plan.failed:
         shown = render(plan, fmt, color=fmt == "text" and sys.stdout.isatty()).rstrip("\n")
         if fmt == "json":
