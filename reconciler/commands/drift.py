@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -123,7 +124,10 @@ def command(
         fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
     hosts = {spec.name: spec.host for spec in session.specs}
     report = drift.with_warnings(
-        drift.from_fleet(fleet_plan, hosts, fail_on=Severity(fail_on)),
+        replace(
+            drift.from_fleet(fleet_plan, hosts, fail_on=Severity(fail_on)),
+            orphaned=session.orphaned,
+        ),
         policy.expiring_certificates(session.specs, now=dt.datetime.now(dt.UTC)),
     )
     color = fmt == "text" and output_file is None and sys.stdout.isatty()

@@ -10,18 +10,31 @@ import click
 
 from reconciler import output, planfile
 from reconciler.commands import verify as verify_cmd
-from reconciler.commands.context import Target, fleet_options, new_salt, open_session
+from reconciler.commands.context import Session, Target, fleet_options, new_salt, open_session
 from reconciler.errors import UserError
 from reconciler.fleet import FleetPlan
-from reconciler.plan import Plan
+from reconciler.plan import Plan, Unreadable
 from reconciler.progress import FleetProgress
 from reconciler.render import FORMATS, render
 from reconciler.render import verify as render_verify
 from reconciler.render.discovery import discovery_markdown
 
 
-def plan_of(fleet_plan: FleetPlan) -> Plan:
-    return Plan(workspaces=tuple(fleet_plan.plans), salt=fleet_plan.salt)
+def plan_of(fleet_plan: FleetPlan, session: Session) -> Plan:
+    """The plan of a fleet run: every selected workspace, planned or named as unreadable,
+    with the file's safety thresholds."""
+    hosts = {spec.name: spec.host for spec in session.specs}
+    unreadable = tuple(
+        Unreadable(r.workspace, hosts.get(r.workspace, ""), r.error or "could not be read")
+        for r in fleet_plan.failed
+    )
+    return Plan(
+        workspaces=tuple(fleet_plan.plans),
+        salt=fleet_plan.salt,
+        unreadable=unreadable,
+        thresholds=session.desired.thresholds,
+        orphaned=session.orphaned,
+    )
 
 
 @click.command("plan")
@@ -65,12 +78,6 @@ def command(
     their credentials masked, certificates by subject, expiry and fingerprint.
 
     \b
-    Where the plan would change an index URL, extra index URLs or pip-cert, the
-    new values are verified first (as `pkgrepo verify` does, each distinct
-    combination once); a failing index makes the plan exit 1 and writes no plan
-    file. --skip-verify skips that, with a warning.
-
-    \b
     Examples:
       pkgrepo plan pkgrepo.yaml
       pkgrepo plan pkgrepo.yaml --workspace 'prod-*' --out plan.json
@@ -86,32 +93,31 @@ def command(
     with FleetProgress(len(session.specs), quiet=quiet) as progress:
         session.fleet.listener = progress
         fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
-    plan = plan_of(fleet_plan)
+    plan = plan_of(fleet_plan, session)
     report = verify_cmd.step(
         session.desired, session.specs, verify_cmd.changing(plan.workspaces), skip=skip_verify
     )
     if fmt == "markdown" and session.discovery is not None:
         output.echo(discovery_markdown(session.discovery))
-    if plan.workspaces or not fleet_plan.failed:
-        shown = render(plan, fmt, color=fmt == "text" and sys.stdout.isatty()).rstrip("\n")
-        if fmt == "json":
-            document = json.loads(shown)
-            document["verification"] = render_verify.to_document(report)
-            shown = json.dumps(document, indent=2)
-        elif (section := verify_cmd.section(report, fmt)) is not None:
-            shown = f"{shown}\n\n{section.rstrip()}"
-        output.echo(shown)
+    shown = render(plan, fmt, color=fmt == "text" and sys.stdout.isatty()).rstrip("\n")
+    if fmt == "json":
+        document = json.loads(shown)
+        document["verification"] = render_verify.to_document(report)
+        shown = json.dumps(document, indent=2)
+    elif (section := verify_cmd.section(report, fmt)) is not None:
+        shown = f"{shown}\n\n{section.rstrip()}"
+    output.echo(shown)
     if not report.ok:
         output.error(verify_cmd.refuse_message(report, consequence="apply would refuse it"))
         if out:
             output.error(f"plan file {out} not written: a package index check failed")
         return 1
-    for failed in fleet_plan.failed:
-        output.error(f"{failed.workspace}: {failed.error}")
-    if fleet_plan.failed:
+    if fmt != "text":  # the plan on stdout is for a machine or a page: say it here too
+        for failed in plan.unreadable:
+            output.error(f"{failed.workspace}: {failed.error}")
+    if not plan.complete:
         output.error(
-            f"{len(fleet_plan.failed)} of {len(fleet_plan.results)} workspace(s) "
-            "could not be planned"
+            f"{len(plan.unreadable)} of {len(fleet_plan.results)} workspace(s) could not be planned"
         )
         if out:
             output.error(f"plan file {out} not written: some workspaces could not be planned")
