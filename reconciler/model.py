@@ -124,6 +124,8 @@ class DesiredState:
     """The file it came from, for messages."""
     workspaces: tuple[WorkspaceSpec, ...]
     thresholds: Thresholds = Thresholds()
+    source_sha256: str = ""
+    """The SHA-256 of the file's bytes as loaded (what a saved plan pins)."""
 
     def workspace(self, name: str) -> WorkspaceSpec:
         for ws in self.workspaces:

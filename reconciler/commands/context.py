@@ -179,12 +179,17 @@ def open_session(
     ``only`` names the exact workspaces to act on (a saved plan's), instead of the
     target's ``--workspace`` patterns."""
     desired = load_desired(path)
-    selection = Selection(
-        names=only if only is not None else target.names,
-        labels=parse_labels(target.labels),
-        shard=parse_shard(target.shard) if target.shard else None,
-    )
-    specs = select(desired.workspaces, selection)
+    if only is not None:
+        # Exactly these names (never patterns), and none at all when ``only`` is empty:
+        # an empty saved plan applies nothing, not the whole fleet.
+        specs = [spec for spec in desired.workspaces if spec.name in set(only)]
+    else:
+        selection = Selection(
+            names=target.names,
+            labels=parse_labels(target.labels),
+            shard=parse_shard(target.shard) if target.shard else None,
+        )
+        specs = select(desired.workspaces, selection)
     store: LedgerStore = (
         LocalLedgerStore(target.ledger_dir) if target.ledger_dir else WorkspaceLedgerStore()
     )

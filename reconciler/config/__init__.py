@@ -93,7 +93,12 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> LoadResult:
         scrubbed = (replace(p, message=scrubber.scrub(p.message)) for p in problems)
         raise InvalidConfig(scrubbed, builder.secrets)
     safety = data.get("safety")
-    state = DesiredState(source=file, workspaces=tuple(specs), thresholds=thresholds(safety))
+    state = DesiredState(
+        source=file,
+        workspaces=tuple(specs),
+        thresholds=thresholds(safety),
+        source_sha256=document.sha256,
+    )
     return LoadResult(
         desired=state,
         secrets=frozenset(builder.secrets),
