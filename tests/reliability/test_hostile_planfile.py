@@ -185,7 +185,7 @@ def test_the_unmutated_plan_file_applies(
     """The fuzzers mutate a plan file that applies: otherwise they would test nothing. (Runs
     last in the module: it changes the workspaces.)"""
     document = small[2]
-    path = tmp_path / "plan.json"
+    path = small[1].directory / "plan-copy.json"  # beside the desired-state file, as planned
     path.write_text(json.dumps(document, indent=2))
     run = run_cli(["apply", str(path), "-q"], capsys)
     assert run.code == 0, run.text[-2000:]
