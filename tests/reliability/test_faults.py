@@ -95,7 +95,8 @@ FAST: list[Row] = [
     Row("latency", everywhere(Faults(latency_range_ms=(0.0, 40.0))), frozenset({200})),
     Row(
         "throttling-429",
-        everywhere(Faults(rate_limit_rps=100.0, rate_limit_burst=4, retry_after_seconds=0)),
+        # A burst the concurrent reads of one plan always exceed, however loaded the machine.
+        everywhere(Faults(rate_limit_rps=20.0, rate_limit_burst=2, retry_after_seconds=0)),
         frozenset({429}),
     ),
     Row("503-each-step", one_fault_per_workspace(503), frozenset({503})),
