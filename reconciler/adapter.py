@@ -10,6 +10,7 @@ planned in one round trip.
 from __future__ import annotations
 
 import base64
+import configparser
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -107,8 +108,31 @@ def make_client(
     config_class = _TokenConfig if options.get("auth_type") == "pat" else Config
     try:
         return WorkspaceClient(config=config_class(**options))
+    except configparser.Error as exc:
+        raise WorkspaceError(spec.name, _profile_file_problem(exc)) from None
     except ValueError as exc:
         raise WorkspaceError(spec.name, f"cannot authenticate: {_first_line(exc)}") from None
+    except Exception as exc:  # whatever else a credential source raises: never its text
+        raise WorkspaceError(
+            spec.name, f"cannot authenticate: {type(exc).__name__} while setting up the client"
+        ) from None
+
+
+def _profile_file_problem(exc: configparser.Error) -> str:
+    """A broken ``~/.databrickscfg``, by file and line number only: configparser quotes the
+    offending lines, and a line of that file may hold a token."""
+    source = getattr(exc, "source", None) or "the Databricks profile file"
+    lines: list[int] = []
+    if isinstance(exc, configparser.ParsingError):
+        lines = [number for number, _ in exc.errors]
+    lineno = getattr(exc, "lineno", None)
+    if isinstance(lineno, int):
+        lines.append(lineno)
+    where = f" at line {', '.join(str(n) for n in sorted(set(lines)))}" if lines else ""
+    return (
+        f"cannot read the profile file {source}{where}: it is not valid INI "
+        f"({type(exc).__name__}; the line is not shown, it may hold a token)"
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from reconciler import diff, redact
+from reconciler import diff, keys, redact
 from reconciler.model import (
     Ensure,
     Ledger,
@@ -103,7 +103,6 @@ def after_apply(
     previous: Ledger,
     *,
     stamps: Mapping[str, int],
-    salt: str,
     mask: Callable[[str], str] = lambda text: text,
 ) -> Ledger:
     """The ledger once an apply has written the keys in ``stamps`` (key -> the timestamp
@@ -114,6 +113,7 @@ def after_apply(
     index URL's path)."""
     assert previous.hmac_key is not None
     key_text = previous.hmac_key.plaintext
+    shown_key = keys.derive(key_text, keys.DISPLAY_DIGEST)
     entries: dict[str, LedgerEntry] = {}
     if spec.ensure is Ensure.PRESENT:
         for key, value in spec.secrets.items():
@@ -123,7 +123,7 @@ def after_apply(
                     key=key,
                     last_updated_ms=stamps[key],
                     hmac=diff.value_hmac(key_text, key, value.plaintext),
-                    shown=mask(redact.describe(key, value, salt)),
+                    shown=mask(redact.describe(key, value, shown_key)),
                 )
             elif old is not None:
                 entries[key] = old

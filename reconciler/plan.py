@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from reconciler import diff, redact
+from reconciler import diff, keys, redact
 from reconciler.model import (
     INDEX_URL,
     MANAGED_KEYS,
@@ -151,6 +151,14 @@ def digest_key(salt: str, ledger: Ledger) -> str:
     return secret + salt
 
 
+def display_key(ledger: Ledger) -> str | None:
+    """The secret key of digests shown in plans and reports (derived from the ledger key),
+    or None: then no digest is shown, as one under a public salt could be reversed."""
+    if ledger.hmac_key is None:
+        return None
+    return keys.derive(ledger.hmac_key.plaintext, keys.DISPLAY_DIGEST)
+
+
 def live_digest(live: LiveState, ignore: frozenset[str] = frozenset()) -> str:
     """A digest of everything planning read (never a value): a plan is stale once it moves.
     Keys the workspace ``ignore``s are left out, so another team's edits to them do not
@@ -232,7 +240,7 @@ def _fmt_ms(ms: int) -> str:
 
 def _host(shown: str) -> str:
     rest = shown.split("://", 1)[-1].split("@", 1)[-1]
-    return rest.split("/", 1)[0]
+    return rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].lower()
 
 
 class _Planner:
@@ -249,6 +257,7 @@ class _Planner:
         self.live = live
         self.ledger = ledger
         self.salt = salt
+        self.digest_key = display_key(ledger)
         self.changes: list[Change] = []
         self.warnings: list[str] = []
 
@@ -343,7 +352,7 @@ class _Planner:
                     Drift.ADDED_OUT_OF_BAND,
                 )
             return
-        after = self.mask(redact.describe(key, desired, self.salt))
+        after = self.mask(redact.describe(key, desired, self.digest_key))
         if live is None:
             if entry is not None and self.live.scope_exists:
                 self._add(
@@ -372,7 +381,7 @@ class _Planner:
         if live_value is not None:  # inside a notebook or job: compare the values themselves
             if diff.same_value(key, live_value.plaintext, desired.plaintext):
                 return
-            before = self.mask(redact.describe(key, live_value, self.salt))
+            before = self.mask(redact.describe(key, live_value, self.digest_key))
             self._update(address, key, before, after, "value differs", Drift.CHANGED_IN_GIT)
             return
         hmac_key = self.ledger.hmac_key

@@ -97,7 +97,7 @@ def apply_workspace(
         Applier(port, clock, options).run(spec, plan, progress)
     finally:
         if progress.done:
-            _record_ledger(spec, seen.ledger, progress, port, store, salt, clock, mask)
+            _record_ledger(spec, seen.ledger, progress, port, store, clock, mask)
     check, _ = plan_workspace(
         spec, port, store, seen.ledger.hmac_key, salt=salt, clock=clock, mask=mask
     )
@@ -110,7 +110,6 @@ def _record_ledger(
     progress: Progress,
     port: WorkspacePort,
     store: LedgerStore,
-    salt: str,
     clock: Clock,
     mask: Callable[[str], str],
 ) -> None:
@@ -119,7 +118,7 @@ def _record_ledger(
     so a later re-creation is not mistaken for a scope deleted out of band."""
     if previous.hmac_key is None:
         return
-    updated = ledger_doc.after_apply(spec, previous, stamps=progress.stamps, salt=salt, mask=mask)
+    updated = ledger_doc.after_apply(spec, previous, stamps=progress.stamps, mask=mask)
     document = ledger_doc.render(updated, workspace=spec.name)
     try:
         call_with_retry(

@@ -46,7 +46,7 @@ from yaml.events import (
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
-from reconciler.config.problems import FILE_PATH, InvalidConfig, JsonPath, Problem
+from reconciler.config.problems import FILE_PATH, InvalidConfig, JsonPath, Problem, shown_key
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 32
@@ -354,7 +354,7 @@ class _Builder:
                 self.problem(
                     where,
                     (*path, key),
-                    f"duplicate key {key!r}; it is already set on line {first[0]}",
+                    f"duplicate key {shown_key(key)!r}; it is already set on line {first[0]}",
                 )
                 self.node((*path, key, -1), depth + 1)
                 continue
