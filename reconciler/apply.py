@@ -4,6 +4,10 @@ Changes run in dependency order (``plan.apply_order``). Every step is idempotent
 cut off anywhere converges on the next one. Transient failures are retried with capped
 exponential backoff within a deadline. ACL writes are read back until the service shows
 them: it is known to acknowledge an ACL put before it is visible.
+
+Every write is preceded by a ``guard`` call: the fleet passes one that raises once the run
+is cancelled (SIGINT/SIGTERM) or its lease on the workspace's lock is in doubt, so no new
+write starts after either; the write already sent finishes.
 """
 
 from __future__ import annotations
@@ -53,11 +57,23 @@ def check_allowed(plan: WorkspacePlan, options: ApplyOptions) -> None:
         )
 
 
+def _no_guard() -> None:
+    return None
+
+
 class Applier:
-    def __init__(self, port: WorkspacePort, clock: Clock, options: ApplyOptions) -> None:
+    def __init__(
+        self,
+        port: WorkspacePort,
+        clock: Clock,
+        options: ApplyOptions,
+        *,
+        guard: Callable[[], None] = _no_guard,
+    ) -> None:
         self.port = port
         self.clock = clock
         self.options = options
+        self.guard = guard
         self._workspace = ""
 
     def run(self, spec: WorkspaceSpec, plan: WorkspacePlan, progress: Progress) -> None:
@@ -93,6 +109,7 @@ class Applier:
             self._settle_acls(acl_writes, deadline)
 
     def _execute(self, spec: WorkspaceSpec, change: Change) -> None:
+        self.guard()
         address, action = change.address, change.action
         if address.kind is Kind.SCOPE:
             if action is Action.CREATE:
@@ -110,6 +127,10 @@ class Applier:
             else:
                 self.port.put_acl(address.name, spec.acls[address.name])
 
+    def _guarded(self, write: Callable[..., None], *args: object) -> None:
+        self.guard()
+        write(*args)
+
     def _retry(self, fn: Callable[[], T], deadline: float) -> T:
         backoff = Backoff(self.options.backoff_initial, self.options.backoff_max)
         return call_with_retry(
@@ -122,6 +143,7 @@ class Applier:
         delay = self.options.backoff_initial
         checks = 0
         while True:
+            self.guard()
             live = self._retry(self.port.list_acls, deadline)
             missing = {p: v for p, v in expected.items() if live.get(p) is not v}
             if not missing:
@@ -136,8 +158,13 @@ class Applier:
             if checks >= 3:  # still not there: send the writes again (they are idempotent)
                 for principal, permission in sorted(missing.items()):
                     if permission is None:
-                        self._retry(partial(self.port.delete_acl, principal), deadline)
+                        self._retry(
+                            partial(self._guarded, self.port.delete_acl, principal), deadline
+                        )
                     else:
-                        self._retry(partial(self.port.put_acl, principal, permission), deadline)
+                        self._retry(
+                            partial(self._guarded, self.port.put_acl, principal, permission),
+                            deadline,
+                        )
             self.clock.sleep(delay)
             delay = min(delay * 2, self.options.backoff_max)
