@@ -528,6 +528,20 @@ class SdkWorkspace:
             if_missing=lambda: None,
         )
 
+    def lock_managers(self) -> frozenset[str] | None:
+        items = self._call(
+            "read lock ACLs",
+            lambda: list(self.client.secrets.list_acls(LOCK_SCOPE)),
+            if_missing=lambda: None,
+        )
+        if items is None:
+            return None
+        return frozenset(
+            str(a.principal)
+            for a in items
+            if a.permission is not None and a.permission.value == "MANAGE"
+        )
+
     def write_ledger(self, document: bytes) -> None:
         content = base64.b64encode(document).decode()
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 from reconciler.clock import Clock
 from reconciler.errors import TransientError, UserError, WorkspaceError
-from reconciler.model import SCOPE, LiveSecret
+from reconciler.model import SCOPE, LiveSecret, LiveState, Permission, WorkspaceSpec
 from reconciler.port import LockPort
 from reconciler.retry import call_with_retry
 
@@ -177,6 +177,7 @@ class WorkspaceLock:
         wait_seconds: float = DEFAULT_WAIT_SECONDS,
         heartbeat: bool = True,
         stop: threading.Event | None = None,
+        trusted: frozenset[str] | None = None,
     ) -> None:
         if not MIN_LEASE_SECONDS <= lease_seconds <= MAX_LEASE_SECONDS:
             raise UserError(
@@ -196,6 +197,9 @@ class WorkspaceLock:
         """The service's timestamp of this run's latest confirmed renewal: a point on the
         service's clock at which the lock was certainly held (the write-ahead ledger dates
         its intents with it)."""
+        self.trusted = trusted
+        """Who may have created a lock scope this run honours (see ``trusted_creators``);
+        None trusts any."""
         self._heartbeat = heartbeat
         self._stop_waiting = stop
         """Set when the run is being cancelled: stop waiting for the lock."""
@@ -287,6 +291,8 @@ class WorkspaceLock:
         if self.port.lock_create():
             self._created = True
             return self._claim(), None
+        if self._untrusted():
+            return False, None  # removed: the next attempt creates the lock
         read_at = self.clock.monotonic()
         keys = self.port.lock_keys()
         if keys is None:
@@ -320,6 +326,26 @@ class WorkspaceLock:
             self.port.lock_delete_key(beat_key(first.run))
             return self._claim(), keys
         return False, keys
+
+    def _untrusted(self) -> bool:
+        """Whether the lock scope was made by someone pkgrepo does not trust: any user may
+        create a scope of that name and fill it with holder keys to block every apply. Such
+        a scope is removed (a workspace admin may), and the run says who made it."""
+        if self.trusted is None:
+            return False
+        managers = self.port.lock_managers()
+        strangers = sorted((managers or frozenset()) - self.trusted)
+        if not strangers:
+            return False
+        log.warning(
+            "%s: the lock scope %s was created by %s, which is neither pkgrepo's identity "
+            "nor an admin of the managed scope: its lock is not trusted and is removed",
+            self.workspace,
+            LOCK_SCOPE,
+            ", ".join(strangers),
+        )
+        self.port.lock_delete()
+        return True
 
     def _claim(self) -> bool:
         self.port.lock_put(self.key)
@@ -481,6 +507,18 @@ def read_holder(port: LockPort) -> tuple[bool, Holder | None]:
     if keys is None:
         return False, None
     return True, parse_holder(keys)
+
+
+def trusted_creators(live: LiveState, spec: WorkspaceSpec) -> frozenset[str]:
+    """Who may create a lock scope this run honours: pkgrepo's own identity, the ``admins``
+    group, and whoever holds MANAGE on the managed scope, live or desired (they can change
+    the settings anyway)."""
+    names = {"admins"}
+    names |= {p for p, perm in live.acls.items() if perm is Permission.MANAGE}
+    names |= {p for p, perm in spec.acls.items() if perm is Permission.MANAGE}
+    if live.identity:
+        names.add(live.identity)
+    return frozenset(names)
 
 
 def force_unlock(port: LockPort) -> Holder | None:
