@@ -337,12 +337,16 @@ class WorkspaceLock:
         strangers = sorted((managers or frozenset()) - self.trusted)
         if not strangers:
             return False
+        # Principal names come from the service, but a log line is no place to trust them.
+        shown = ", ".join(
+            "".join(c if c.isprintable() else "?" for c in name)[:100] for name in strangers[:5]
+        )
         log.warning(
             "%s: the lock scope %s was created by %s, which is neither pkgrepo's identity "
             "nor an admin of the managed scope: its lock is not trusted and is removed",
             self.workspace,
             LOCK_SCOPE,
-            ", ".join(strangers),
+            shown,
         )
         self.port.lock_delete()
         return True

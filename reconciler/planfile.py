@@ -35,7 +35,10 @@ from reconciler.render.json import plan_from_document, to_document
 KIND = "pkgrepo-planfile"
 FORMAT_VERSION = "2"
 MAX_BYTES = 64 * 1024 * 1024
-_FIELDS = {"kind", "format_version", "source", "signed_by", "plan", "signature"}
+_FIELDS = {"kind", "format_version", "source", "signed_by", "plan", "sections", "signature"}
+_SECTIONS = {"source": "the source (the desired-state file it names)", "plan": "the changes"}
+"""Signed one by one as well as together, so an edit can be named: only a holder of the
+key could make a section's signature match an edited section."""
 _REPLAN = "run `pkgrepo plan --out` again and review the new plan"
 
 
@@ -72,6 +75,7 @@ def write(
         "signed_by": keys.key_id(ledger_key.plaintext),
         "plan": _masked(to_document(plan), mask),
     }
+    body["sections"] = _section_signatures(ledger_key, body)
     document = {**body, "signature": _signature(ledger_key, body)}
     text = json.dumps(document, indent=2) + "\n"
     try:
@@ -108,6 +112,31 @@ def _canonical(body: Mapping[str, Any]) -> bytes:
 
 def _signature(ledger_key: SecretValue, body: Mapping[str, Any]) -> str:
     return keys.sign(ledger_key.plaintext, keys.PLAN_SIGNING, _canonical(body))
+
+
+def _section_signatures(ledger_key: SecretValue, body: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        name: keys.sign(
+            ledger_key.plaintext, keys.PLAN_SIGNING, name.encode() + b"\0" + _canonical(body[name])
+        )
+        for name in sorted(_SECTIONS)
+    }
+
+
+def _what_was_edited(ledger_key: SecretValue, document: Mapping[str, Any]) -> str:
+    """Which part of a plan file whose signature fails was edited."""
+    recorded = document.get("sections")
+    expected = _section_signatures(ledger_key, document)
+    if not isinstance(recorded, dict) or set(recorded) != set(expected):
+        return "its section signatures were edited"
+    edited = [
+        _SECTIONS[name]
+        for name in sorted(expected)
+        if not (isinstance(recorded[name], str) and keys.same(recorded[name], expected[name]))
+    ]
+    if edited:
+        return f"edited in {' and '.join(edited)}"
+    return "its signature, or a field beside the changes and the source, was edited"
 
 
 def looks_like_planfile(path: Path) -> bool:
@@ -183,8 +212,8 @@ def read(path: Path, *, ledger_key: SecretValue | None) -> PlanFile:
     body = {name: value for name, value in document.items() if name != "signature"}
     if not keys.same(signature, _signature(ledger_key, body)):
         raise PlanRefused(
-            f"{path}: the plan file was altered after it was signed (its signature does not "
-            f"match its content). Nothing was applied; {_REPLAN}"
+            f"{path}: the plan file was altered after it was signed: "
+            f"{_what_was_edited(ledger_key, document)}. Nothing was applied; {_REPLAN}"
         )
     source = document["source"]
     if (

@@ -139,7 +139,7 @@ def test_a_plan_with_an_edited_change_is_refused(
     plan_file.write_text(text.replace('"after": "READ"', '"after": "MANAGE"', 1))
     code, _, err = run(capsys, "apply", str(plan_file))
     assert code == 1
-    assert "the plan file was altered after it was signed" in err
+    assert "the plan file was altered after it was signed: edited in the changes" in err
     assert writes(emu, "dev") == 0
 
 
@@ -181,7 +181,11 @@ def test_a_hand_edited_plan_file_is_refused(
     expected = {
         "unsigned": "the plan file is not signed",
         "signed_by": "the plan was signed with ledger key key:0000000000000000",
-    }.get(edit, "the plan file was altered after it was signed")
+        "source": "altered after it was signed: edited in the source (the desired-state",
+        "source-digest": "altered after it was signed: edited in the source (the desired-state",
+        "signature": "altered after it was signed: its signature, or a field beside",
+        "removed-workspace": "altered after it was signed: edited in the changes",
+    }[edit]
     assert expected in err
     assert requests(emu, "dev", "prod") == 0
 
