@@ -198,8 +198,9 @@ class WorkspaceLock:
         service's clock at which the lock was certainly held (the write-ahead ledger dates
         its intents with it)."""
         self.trusted = trusted
-        """Who may have created a lock scope this run honours (see ``trusted_creators``);
-        None trusts any."""
+        """Who may have created a lock scope without a warning (see ``trusted_creators``);
+        None checks nothing."""
+        self._trust_checked = False
         self._heartbeat = heartbeat
         self._stop_waiting = stop
         """Set when the run is being cancelled: stop waiting for the lock."""
@@ -291,8 +292,7 @@ class WorkspaceLock:
         if self.port.lock_create():
             self._created = True
             return self._claim(), None
-        if self._untrusted():
-            return False, None  # removed: the next attempt creates the lock
+        self._say_if_untrusted()
         read_at = self.clock.monotonic()
         keys = self.port.lock_keys()
         if keys is None:
@@ -327,29 +327,32 @@ class WorkspaceLock:
             return self._claim(), keys
         return False, keys
 
-    def _untrusted(self) -> bool:
-        """Whether the lock scope was made by someone pkgrepo does not trust: any user may
-        create a scope of that name and fill it with holder keys to block every apply. Such
-        a scope is removed (a workspace admin may), and the run says who made it."""
-        if self.trusted is None:
-            return False
+    def _say_if_untrusted(self) -> None:
+        """Say so, once, when the lock scope was made by someone who is neither pkgrepo's
+        identity nor a manager of the managed scope: any user may create a scope of that
+        name and fill it with holder keys to block applies. pkgrepo cannot tell such a user
+        from another admin running pkgrepo (the service lists the creator by name, not by
+        role), so the lock is still honoured, for one lease at most unless renewed."""
+        if self.trusted is None or self._trust_checked:
+            return
+        self._trust_checked = True
         managers = self.port.lock_managers()
         strangers = sorted((managers or frozenset()) - self.trusted)
         if not strangers:
-            return False
+            return
         # Principal names come from the service, but a log line is no place to trust them.
         shown = ", ".join(
             "".join(c if c.isprintable() else "?" for c in name)[:100] for name in strangers[:5]
         )
         log.warning(
             "%s: the lock scope %s was created by %s, which is neither pkgrepo's identity "
-            "nor an admin of the managed scope: its lock is not trusted and is removed",
+            "nor a manager of the managed scope: if that is not another pkgrepo run, it "
+            "blocks applies on purpose; its lock is honoured only while renewed, and an "
+            "admin can remove it with `pkgrepo force-unlock`",
             self.workspace,
             LOCK_SCOPE,
             shown,
         )
-        self.port.lock_delete()
-        return True
 
     def _claim(self) -> bool:
         self.port.lock_put(self.key)
