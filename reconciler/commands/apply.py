@@ -226,7 +226,11 @@ def _confirm(auto_approve: bool) -> None:
             "not on a terminal: review the plan above and pass --auto-approve "
             "(or apply a saved plan file)"
         )
-    if not click.confirm("Apply these changes?", default=False):
+    try:
+        approved = click.confirm("Apply these changes?", default=False)
+    except click.exceptions.Abort:  # Ctrl-C or end of input at the prompt
+        approved = False
+    if not approved:
         raise PlanRefused("apply cancelled; nothing was changed")
 
 
