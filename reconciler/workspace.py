@@ -15,7 +15,16 @@ from reconciler.cancel import Cancelled
 from reconciler.clock import Clock, SystemClock
 from reconciler.errors import TransientError, UserError
 from reconciler.ledger_store import LedgerStore
-from reconciler.model import Kind, Ledger, LiveState, Permission, SecretValue, WorkspaceSpec
+from reconciler.model import (
+    MARKER_KEY,
+    Ensure,
+    Kind,
+    Ledger,
+    LiveState,
+    Permission,
+    SecretValue,
+    WorkspaceSpec,
+)
 from reconciler.plan import Action, Change, WorkspacePlan, make_plan
 from reconciler.port import WorkspacePort
 from reconciler.retry import call_with_retry
@@ -71,8 +80,10 @@ def observe(
     hmac_key: SecretValue | None,
     *,
     clock: Clock | None = None,
+    previous_key: SecretValue | None = None,
 ) -> Observation:
-    """Read the workspace (retrying transient failures) and its ledger."""
+    """Read the workspace (retrying transient failures) and its ledger. ``previous_key``
+    (``PKGREPO_LEDGER_KEY_PREVIOUS``) is accepted for a ledger during a key rotation."""
     clock = clock or SystemClock()
     snapshot = call_with_retry(
         port.read,
@@ -81,7 +92,10 @@ def observe(
         deadline=clock.monotonic() + READ_DEADLINE_SECONDS,
     )
     raw = store.load(spec.name, snapshot)
-    return Observation(snapshot.live, ledger_doc.parse(raw, workspace=spec.name, hmac_key=hmac_key))
+    ledger = ledger_doc.parse(
+        raw, workspace=spec.name, hmac_key=hmac_key, previous_key=previous_key
+    )
+    return Observation(snapshot.live, ledger)
 
 
 def plan_workspace(
@@ -93,8 +107,9 @@ def plan_workspace(
     salt: str,
     clock: Clock | None = None,
     mask: Callable[[str], str] = lambda text: text,
+    previous_key: SecretValue | None = None,
 ) -> tuple[WorkspacePlan, Observation]:
-    seen = observe(spec, port, store, hmac_key, clock=clock)
+    seen = observe(spec, port, store, hmac_key, clock=clock, previous_key=previous_key)
     return make_plan(spec, seen.live, seen.ledger, salt=salt, mask=mask), seen
 
 
@@ -121,8 +136,11 @@ def apply_workspace(
     ``guard`` that raises one of ``stop_errors`` stops the apply cleanly: what was written is
     recorded (unless the guard says the lock is lost: then another run may be writing the
     ledger) and the outcome says what was not applied. ``work_clock`` is the applier's
-    (its sleeps may end a cancelled run); the ledger is recorded on ``clock``."""
-    if not plan.has_changes:
+    (its sleeps may end a cancelled run); the ledger is recorded on ``clock``.
+
+    A plan with nothing to change but the ledger (a key rotation, a missing marker) records
+    the ledger and writes no value."""
+    if not plan.needs_apply:
         return ApplyOutcome(spec.name, (), ())
     progress = Progress()
     previous = seen.ledger
@@ -135,10 +153,23 @@ def apply_workspace(
     except stop_errors as exc:
         stopped = exc
     finally:
-        if progress.done and _may_write(guard):
+        if (progress.done or plan.ledger_update) and _may_write(guard):
             # A cancelled run records quickly: the operator is waiting for it to exit.
             seconds = CANCELLED_LEDGER_SECONDS if stopped is not None else READ_DEADLINE_SECONDS
-            _record_ledger(spec, plan, previous, progress, port, store, clock, mask, seconds)
+            _record_ledger(
+                spec,
+                plan,
+                previous,
+                seen.live,
+                progress,
+                port,
+                store,
+                clock,
+                mask,
+                seconds,
+                write_marker=stopped is None,
+                adopting=not seen.ledger.stored and MARKER_KEY not in seen.live.secrets,
+            )
     if stopped is not None:
         done = set(progress.done)
         left = tuple(c for c in plan.changes if c.action is not Action.NOOP and c not in done)
@@ -203,18 +234,38 @@ def _record_ledger(
     spec: WorkspaceSpec,
     plan: WorkspacePlan,
     previous: Ledger,
+    live: LiveState,
     progress: Progress,
     port: WorkspacePort,
     store: LedgerStore,
     clock: Clock,
     mask: Callable[[str], str],
     seconds: float = READ_DEADLINE_SECONDS,
+    *,
+    write_marker: bool = True,
+    adopting: bool = False,
 ) -> None:
     """Write down what was written, even after a failure half way: the next plan then
     knows these keys were set by pkgrepo. After ``ensure: absent`` the ledger is emptied,
-    so a later re-creation is not mistaken for a scope deleted out of band."""
+    so a later re-creation is not mistaken for a scope deleted out of band.
+
+    Before the ledger, the scope's marker key (``model.MARKER_KEY``) is written if it is
+    missing (not by a stopped run), and its timestamp recorded in the ledger: from then on
+    the workspace is known to be managed, so a deleted or replaced ledger is reported, never
+    trusted as empty."""
     if previous.hmac_key is None:
         return
+    deadline = clock.monotonic() + seconds
+    known = live.secrets.get(MARKER_KEY)
+    try:
+        if write_marker:
+            marker_ms = _ensure_marker(spec, store, port, clock, deadline)
+        else:  # a stopped run writes nothing new; the next apply writes the marker
+            marker_ms = known.last_updated_ms if known is not None else None
+    except (UserError, TransientError) as exc:
+        # The ledger is still worth recording; the next plan says the marker is missing.
+        log.warning("%s: ledger marker not written: %s", spec.name, exc)
+        marker_ms = None
     written: dict[str, Permission | None] = {
         c.address.name: None if c.action is Action.DELETE else spec.acls[c.address.name]
         for c in progress.done
@@ -232,6 +283,9 @@ def _record_ledger(
         acl_written=written,
         acl_pending=pending,
         mask=mask,
+        live=live,
+        marker_ms=marker_ms,
+        adopting=adopting,
     )
     document = ledger_doc.render(updated, workspace=spec.name)
     try:
@@ -239,9 +293,34 @@ def _record_ledger(
             lambda: store.save(spec.name, document, port),
             workspace=spec.name,
             clock=clock,
-            deadline=clock.monotonic() + seconds,
+            deadline=deadline,
         )
     except (UserError, TransientError) as exc:
         # Not fatal: the next plan sees these keys as modified outside pkgrepo and rewrites
         # them, and the verification plan reports the workspace as not converged.
         log.warning("%s: ledger not recorded: %s", spec.name, exc)
+
+
+def _ensure_marker(
+    spec: WorkspaceSpec, store: LedgerStore, port: WorkspacePort, clock: Clock, deadline: float
+) -> int | None:
+    """The marker key's timestamp, writing the key first if the scope lacks it (never
+    rewritten once there: its timestamp is what ties the ledger to this scope). ``None``
+    after ``ensure: absent``, or when the scope is gone."""
+    if spec.ensure is not Ensure.PRESENT:
+        return None
+    listed = call_with_retry(port.list_secrets, workspace=spec.name, clock=clock, deadline=deadline)
+    if MARKER_KEY not in listed:
+        where = "a workspace file" if store.in_workspace else "a local file (--ledger)"
+        note = f"pkgrepo keeps this scope's ledger in {where}; do not delete this key"
+        call_with_retry(
+            lambda: port.put_secret(MARKER_KEY, SecretValue(note)),
+            workspace=spec.name,
+            clock=clock,
+            deadline=deadline,
+        )
+        listed = call_with_retry(
+            port.list_secrets, workspace=spec.name, clock=clock, deadline=deadline
+        )
+    marker = listed.get(MARKER_KEY)
+    return marker.last_updated_ms if marker is not None else None

@@ -124,9 +124,9 @@ def command(
             # Not fatal for the others: a workspace that cannot be planned fails its own
             # wave, so later waves do not start (DESIGN section 5).
             output.error(f"{failed.workspace}: {failed.error}")
-        if plan.has_changes:
+        if plan.needs_apply:
             _confirm(auto_approve)
-    if not plan.has_changes:
+    if not plan.needs_apply:
         _print_results(session, fleet_plan, [], fmt)
         return 1 if fleet_plan.failed else 0
     _check_safety(session, fleet_plan, plan, allow_destroy=allow_destroy, force=force)
