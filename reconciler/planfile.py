@@ -233,6 +233,27 @@ def read(path: Path, *, ledger_key: SecretValue | None) -> PlanFile:
     )
 
 
+def read_unverified(path: Path) -> PlanFile:
+    """A saved plan for display only (``pkgrepo show``): its signature is not checked, as
+    showing needs no key; ``apply`` always checks it."""
+    document = _load_json(path)
+    if not isinstance(document, dict) or document.get("kind") != KIND:
+        raise PlanRefused(f"{path}: not a pkgrepo plan file")
+    if document.get("format_version") != FORMAT_VERSION or set(document) != _FIELDS:
+        raise PlanRefused(f"{path}: not a plan file this pkgrepo writes; {_REPLAN}")
+    source, inner = document["source"], document["plan"]
+    if not isinstance(source, dict) or not isinstance(source.get("path"), str):
+        raise PlanRefused(f"{path}: plan file is not valid: source needs path and sha256")
+    if not isinstance(inner, dict):
+        raise PlanRefused(f"{path}: plan file is not valid: plan is not an object")
+    return PlanFile(
+        plan=plan_from_document(inner),
+        source=_folder(path) / source["path"],
+        source_sha256=str(source.get("sha256", "")),
+        signed_by=str(document["signed_by"]),
+    )
+
+
 def _shown_id(text: str) -> str:
     """A key id as written in the file, made safe to print (the file may be hostile)."""
     if text.startswith("key:") and len(text) == 20 and text[4:].isalnum():
