@@ -195,6 +195,8 @@ class DesiredState:
     workspaces: tuple[WorkspaceSpec, ...]
     thresholds: Thresholds = Thresholds()
     verify: VerifySettings = VerifySettings()
+    source_sha256: str = ""
+    """The SHA-256 of the file's bytes as loaded (what a saved plan pins)."""
     discovery: DiscoverySpec | None = None
     """With ``discover:``, ``workspaces`` holds only the entries written with a host until
     ``discovery.expand`` adds what the account lists."""

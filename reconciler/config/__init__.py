@@ -132,6 +132,7 @@ def load(
         workspaces=tuple(specs),
         thresholds=thresholds(safety),
         verify=verify_settings(data.get("verify")),
+        source_sha256=document.sha256,
         discovery=discovery,
     )
     return LoadResult(
