@@ -213,7 +213,7 @@ def test_debug_logs_do_not_leak_the_index_credentials(
         output.configure_logging(debug=False)
         logging.getLogger().setLevel(logging.WARNING)
     assert code == 1
-    assert "/simple/pkgrepo-demo-pkg/?token=****" in err  # urllib3 logged the request line
+    assert "/simple/pkgrepo-demo-pkg/?****" in err  # urllib3 logged the request line, masked
     found = Scanner({"password": WRONG_PASSWORD, "token": "planted-Query-Tok-5d1e"}).scan(
         "stderr", out + err
     )
