@@ -12,10 +12,12 @@ import click
 
 from reconciler import output, planfile, report
 from reconciler.apply import ApplyOptions
+from reconciler.commands import verify as verify_cmd
 from reconciler.commands.context import (
     Session,
     Target,
     fleet_options,
+    ledger_key,
     new_salt,
     open_session,
 )
@@ -59,6 +61,7 @@ from reconciler.render import render
     help="json prints the results as one document.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
+@verify_cmd.skip_verify_option
 @fleet_options
 def command(
     file: Path,
@@ -68,6 +71,7 @@ def command(
     max_failures: int | None,
     fmt: str,
     quiet: bool,
+    skip_verify: bool,
     target: Target,
 ) -> int:
     """Apply a desired-state FILE, or a plan FILE saved by `pkgrepo plan --out`.
@@ -84,24 +88,39 @@ def command(
     each workspace is planned again: success means nothing is left to change.
 
     \b
+    Before anything is written, the package indexes of the repository values that
+    change are verified (as `pkgrepo verify` does); if one does not answer, nothing
+    is applied. --skip-verify rolls them out unchecked, with a warning.
+
+    \b
     Examples:
       pkgrepo apply plan.json
       pkgrepo apply pkgrepo.yaml --workspace dev --auto-approve
       pkgrepo apply pkgrepo.yaml --select env=prod --max-failures 2 --auto-approve
     """
     if planfile.looks_like_planfile(file):
-        saved = planfile.read(file)
-        only = tuple(w.workspace for w in saved.plan.workspaces)
-        if target.names or target.labels:
+        if target.names or target.labels or target.shard:
             raise UserError(
-                "a saved plan applies to the workspaces it was made for; "
-                "--workspace and --select go with `pkgrepo plan`"
+                "a saved plan applies to exactly the workspaces it lists; "
+                "--workspace, --select and --shard go with `pkgrepo plan`"
             )
-        session = open_session(saved.source, target, only=only)
+        saved = planfile.read(file, ledger_key=ledger_key())
+        session = open_session(
+            saved.source, target, only=tuple(w.workspace for w in saved.plan.workspaces)
+        )
+        changed_file = planfile.source_problems(saved, session.desired.source_sha256)
+        moved = planfile.host_problems(saved.plan, session.specs)
+        if moved or (changed_file and not saved.plan.workspaces):
+            # Refused before connecting: credentials never go to a host nobody reviewed.
+            planfile.refuse(changed_file + moved)
+        if not saved.plan.workspaces:
+            output.info(f"{file} lists no workspace: nothing to apply.")
+            return 0
         fleet_plan = _plan(session, saved.plan.salt, quiet)
-        _fail_on_plan_errors(fleet_plan)
-        planfile.verify(saved.plan, fleet_plan.plans)
+        _fail_on_plan_errors(fleet_plan, changed_file)
+        planfile.verify(saved, fleet_plan.plans, source_sha256=session.desired.source_sha256)
         plan = plan_of(fleet_plan, session)
+        _verify_indexes(session, plan, skip_verify, fmt)
         _check_safety(plan, allow_destroy=allow_destroy, force=force)
     else:
         session = open_session(file, target)
@@ -110,6 +129,7 @@ def command(
         shown = render(plan, "text", color=sys.stdout.isatty() and fmt == "text").rstrip("\n")
         # With --format json, stdout carries only the results document.
         (output.echo if fmt == "text" else output.info)(shown)
+        _verify_indexes(session, plan, skip_verify, fmt)
         if plan.needs_apply:
             # The verdict was shown with the plan; an apply past it is refused before
             # anyone is asked to confirm, never after.
@@ -196,10 +216,22 @@ def _plan(session: Session, salt: str, quiet: bool) -> FleetPlan:
         return session.fleet.plan(session.specs, salt=salt)
 
 
-def _fail_on_plan_errors(fleet_plan: FleetPlan) -> None:
+def _verify_indexes(session: Session, plan: Plan, skip: bool, fmt: str) -> None:
+    """Refuse to roll out a package index that does not answer (before any prompt)."""
+    report = verify_cmd.step(
+        session.desired, session.specs, verify_cmd.changing(plan.workspaces), skip=skip
+    )
+    section = verify_cmd.section(report, "text")
+    if section is not None:
+        (output.echo if fmt == "text" else output.info)(section.rstrip("\n"))
+    if not report.ok:
+        raise PlanRefused(verify_cmd.refuse_message(report))
+
+
+def _fail_on_plan_errors(fleet_plan: FleetPlan, also: Sequence[str] = ()) -> None:
     """A saved plan is applied whole or not at all: every workspace must re-plan."""
     if fleet_plan.failed:
-        lines = [f"{r.workspace}: {r.error}" for r in fleet_plan.failed]
+        lines = [*also, *(f"{r.workspace}: {r.error}" for r in fleet_plan.failed)]
         raise UserError(
             "cannot plan every workspace of the saved plan, nothing was applied:"
             "\n  " + "\n  ".join(lines)
