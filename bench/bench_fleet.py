@@ -43,10 +43,11 @@ from databricks.sdk.core import Config
 from reconciler.adapter import SdkWorkspace, make_client
 from reconciler.apply import ApplyOptions
 from reconciler.commands.context import open_session
-from reconciler.fleet import DEFAULT_PARALLELISM, Status
+from reconciler.fleet import DEFAULT_PARALLELISM
 from reconciler.ledger_store import WorkspaceLedgerStore
 from reconciler.model import SecretValue, WorkspaceSpec
 from reconciler.port import Snapshot
+from reconciler.results import Status
 from reconciler.workspace import plan_workspace
 
 WORKSPACES = 1_000

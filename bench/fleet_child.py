@@ -15,7 +15,7 @@ from pathlib import Path
 from reconciler.apply import ApplyOptions
 from reconciler.commands import context
 from reconciler.commands.context import open_session
-from reconciler.fleet import Status
+from reconciler.results import Status
 
 
 def main(argv: list[str]) -> int:

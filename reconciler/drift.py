@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from reconciler.fleet import FleetPlan, WorkspaceResult
 from reconciler.model import Kind
 from reconciler.plan import (
     Action,
@@ -27,6 +26,7 @@ from reconciler.plan import (
     finding_note,
     ledger_note,
 )
+from reconciler.results import FleetPlan, WorkspaceResult
 
 EXIT_IN_SYNC = 0
 EXIT_ERROR = 1

@@ -9,7 +9,6 @@ the results of the others.
 
 from __future__ import annotations
 
-import enum
 import fnmatch
 import hashlib
 import threading
@@ -35,13 +34,8 @@ from reconciler.lock import (
 from reconciler.model import SecretValue, WorkspaceSpec
 from reconciler.plan import WorkspacePlan, live_digest
 from reconciler.port import WorkspacePort
-from reconciler.workspace import (
-    Observation,
-    WriteAhead,
-    apply_workspace,
-    observe,
-    plan_workspace,
-)
+from reconciler.results import FleetPlan, Listener, Observation, Status, WorkspaceResult
+from reconciler.workspace import WriteAhead, apply_workspace, observe, plan_workspace
 
 DEFAULT_PARALLELISM = 32
 
@@ -192,53 +186,6 @@ class ThrottledPort:
             return attr(*args, **kwargs)
 
         return call
-
-
-# -- results ----------------------------------------------------------------------------------
-
-
-class Status(enum.Enum):
-    UP_TO_DATE = "up-to-date"
-    CHANGES = "changes"
-    APPLIED = "applied"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-    """Stopped by a cancel part way: some changes applied, the rest not."""
-    SKIPPED = "skipped"
-
-
-@dataclass(frozen=True)
-class WorkspaceResult:
-    workspace: str
-    wave: int
-    status: Status
-    plan: WorkspacePlan | None = None
-    error: str | None = None
-    seconds: float = 0.0
-    applied: int = 0
-    not_applied: tuple[str, ...] = ()
-    """Addresses of planned changes that were not applied (a cancel or a lost lease)."""
-
-
-@dataclass
-class FleetPlan:
-    """Plans of the selected workspaces, with what each was planned from (for apply)."""
-
-    salt: str
-    results: list[WorkspaceResult]
-    observations: dict[str, Observation] = field(default_factory=dict)
-
-    @property
-    def plans(self) -> list[WorkspacePlan]:
-        return [r.plan for r in self.results if r.plan is not None]
-
-    @property
-    def failed(self) -> list[WorkspaceResult]:
-        return [r for r in self.results if r.status is Status.FAILED]
-
-
-Listener = Callable[[str, WorkspaceResult], None]
-"""Called as each workspace finishes (``"plan"`` or ``"apply"``, its result)."""
 
 
 def _describe(exc: BaseException) -> str:

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 
 from reconciler import output, report
-from reconciler.fleet import Status, WorkspaceResult
+from reconciler.results import Status, WorkspaceResult
 
 
 class FleetProgress:

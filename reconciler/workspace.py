@@ -27,15 +27,10 @@ from reconciler.model import (
 )
 from reconciler.plan import Action, Change, WorkspacePlan, make_plan
 from reconciler.port import WorkspacePort
+from reconciler.results import Observation
 from reconciler.retry import call_with_retry
 
 log = logging.getLogger("pkgrepo.workspace")
-
-
-@dataclass(frozen=True)
-class Observation:
-    live: LiveState
-    ledger: Ledger
 
 
 @dataclass(frozen=True)

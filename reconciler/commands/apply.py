@@ -24,11 +24,11 @@ from reconciler.commands.context import (
 from reconciler.commands.interrupt import Interrupts
 from reconciler.commands.plan import plan_of
 from reconciler.errors import PlanRefused, UserError
-from reconciler.fleet import FleetPlan, Status, WorkspaceResult
 from reconciler.model import Ensure
 from reconciler.plan import Plan
 from reconciler.progress import FleetProgress
 from reconciler.render import render
+from reconciler.results import FleetPlan, Status, WorkspaceResult
 
 
 @click.command("apply")

@@ -12,12 +12,12 @@ from reconciler import output, planfile
 from reconciler.commands import verify as verify_cmd
 from reconciler.commands.context import Session, Target, fleet_options, new_salt, open_session
 from reconciler.errors import UserError
-from reconciler.fleet import FleetPlan
 from reconciler.plan import Plan, Unreadable
 from reconciler.progress import FleetProgress
 from reconciler.render import FORMATS, render
 from reconciler.render import verify as render_verify
 from reconciler.render.discovery import discovery_markdown
+from reconciler.results import FleetPlan
 
 
 def plan_of(fleet_plan: FleetPlan, session: Session) -> Plan:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given
 
 from reconciler import drift
-from reconciler.fleet import FleetPlan, Status, WorkspaceResult
 from reconciler.plan import Action, Drift, Plan, Severity
+from reconciler.results import FleetPlan, Status, WorkspaceResult
 from tests.render.strategies import change, plans, small_plan, up_to_date_plan, workspace
 
 

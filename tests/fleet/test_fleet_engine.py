@@ -17,10 +17,11 @@ from reconciler import config
 from reconciler.adapter import SdkWorkspace
 from reconciler.apply import ApplyOptions
 from reconciler.emulator import EmulatorHandle, Faults, OneShotFailure, running_emulator
-from reconciler.fleet import Fleet, Listener, Status, WorkspaceResult
+from reconciler.fleet import Fleet
 from reconciler.ledger_store import WorkspaceLedgerStore
 from reconciler.model import SecretValue, WorkspaceSpec
 from reconciler.port import WorkspacePort
+from reconciler.results import Listener, Status, WorkspaceResult
 from tests.fleet.conftest import (
     COUNT,
     LEDGER_KEY,

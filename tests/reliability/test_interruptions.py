@@ -34,10 +34,10 @@ from typing import Any
 import pytest
 
 from reconciler.emulator import EmulatorHandle, Faults
-from reconciler.fleet import WorkspaceResult
 from reconciler.lock import LOCK_SCOPE, parse_holder
 from reconciler.model import SCOPE, LiveSecret
 from reconciler.progress import FleetProgress
+from reconciler.results import WorkspaceResult
 from tests.reliability.harness import (
     LEDGER_FILE,
     PLANTED,
