@@ -156,7 +156,11 @@ class Counts:
 
 def workspace_drift(plan: WorkspacePlan) -> WorkspaceDrift:
     """The differences of one planned workspace: every change that is not a no-op."""
-    items = tuple(DriftItem.of(c) for c in plan.changes if c.action is not Action.NOOP)
+    items = tuple(
+        DriftItem.of(c)
+        for c in plan.changes
+        if c.action is not Action.NOOP or c.drift is Drift.KEYVAULT
+    )
     return WorkspaceDrift(plan.workspace, plan.host, items, warnings=plan.warnings)
 
 

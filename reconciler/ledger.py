@@ -105,19 +105,26 @@ def after_apply(
     stamps: Mapping[str, int],
     salt: str,
     mask: Callable[[str], str] = lambda text: text,
+    unproven: frozenset[str] = frozenset(),
 ) -> Ledger:
     """The ledger once an apply has written the keys in ``stamps`` (key -> the timestamp
     the service showed right after pkgrepo's put). Keys it did not touch keep their
     entries (if trusted); keys no longer declared lose them. ACLs recorded are the declared
     ones only, so a grant added outside pkgrepo is never adopted as pkgrepo's own.
     ``mask`` scrubs known secret values from the redacted forms (a token can sit in an
-    index URL's path)."""
+    index URL's path).
+
+    ``unproven`` keys were written, but the stamp the service showed afterwards cannot tell
+    pkgrepo's write from another one (the same whole second as the write seen before it):
+    they get no entry, so the next plan reports them unverifiable instead of trusting them."""
     assert previous.hmac_key is not None
     key_text = previous.hmac_key.plaintext
     entries: dict[str, LedgerEntry] = {}
     if spec.ensure is Ensure.PRESENT:
         for key, value in spec.secrets.items():
             old = previous.entries.get(key) if previous.trusted else None
+            if key in unproven:
+                continue
             if key in stamps:
                 entries[key] = LedgerEntry(
                     key=key,

@@ -23,6 +23,7 @@ from reconciler.model import (
     MANAGED_KEYS,
     AclsMode,
     Address,
+    Backend,
     Ensure,
     Kind,
     Ledger,
@@ -30,6 +31,7 @@ from reconciler.model import (
     Permission,
     SecretValue,
     Thresholds,
+    Tier,
     WorkspaceSpec,
     frozen_map,
 )
@@ -58,6 +60,9 @@ class Drift(enum.Enum):
     ACL_CHANGED = "acl-changed"
     SCOPE_MISSING = "scope-missing"
     UNVERIFIABLE = "unverifiable"
+    KEYVAULT = "keyvault"
+    """The scope is backed by Azure Key Vault, which pkgrepo cannot write: a key is missing,
+    extra or different there, and a person must fix it in Key Vault (a no-op for apply)."""
     NEW = "new"
     """Declared in Git and never applied: a pending change, not drift."""
 
@@ -272,6 +277,16 @@ class _Planner:
             )
         elif self.ledger.problem:
             self.warnings.append(f"ledger not trusted ({self.ledger.problem}): values rewritten")
+        if self.spec.tier is Tier.STANDARD:
+            self.warnings.append(
+                "Standard tier: this workspace has no secret ACLs, so every user can read "
+                "and change the package settings; pkgrepo manages no ACLs here"
+            )
+        if self.live.scope_exists and self.live.backend is Backend.AZURE_KEYVAULT:
+            self._plan_keyvault()
+            if self.spec.tier is not Tier.STANDARD:
+                self._plan_acls()
+            return self.changes, self.warnings
         if not self.live.scope_exists:
             known = bool(self.ledger.entries) and self.ledger.trusted
             self._add(
@@ -294,8 +309,53 @@ class _Planner:
                 "key is not one pkgrepo manages in this scope; the scope is owned",
                 Drift.ADDED_OUT_OF_BAND,
             )
-        self._plan_acls()
+        if self.spec.tier is not Tier.STANDARD:
+            self._plan_acls()
         return self.changes, self.warnings
+
+    def _plan_keyvault(self) -> None:
+        """An Azure Key Vault backed scope: ``put`` and ``delete`` are refused there, and
+        ``list`` shows every secret of the vault. Nothing is written; what differs is
+        reported for a person to fix in Key Vault."""
+        vault = self.live.keyvault or "(vault name not reported)"
+        self.warnings.append(
+            f"the scope is backed by Azure Key Vault {vault}: its values live in Key Vault "
+            "and cannot be written through Databricks; pkgrepo manages its ACLs and checks "
+            "its keys only"
+        )
+        ws = self.spec.name
+        for key in MANAGED_KEYS:
+            if key in self.spec.ignore:
+                continue
+            desired = self.spec.secrets.get(key)
+            live = self.live.secrets.get(key)
+            if desired is not None and live is None:
+                reason = f"missing in Azure Key Vault {vault}: add the secret {key} there"
+            elif desired is None and live is not None:
+                reason = f"not declared, yet present in Azure Key Vault {vault}: delete it there"
+            elif (
+                desired is not None
+                and live is not None
+                and live.value is not None
+                and not diff.same_value(key, live.value.plaintext, desired.plaintext)
+            ):
+                reason = f"differs from the desired state: change it in Azure Key Vault {vault}"
+            else:
+                continue
+            shown = self.mask(redact.describe(key, desired, self.salt)) if desired else None
+            self._keyvault_drift(Address.secret(ws, key), shown, reason)
+        for key in sorted(set(self.live.secrets) - set(MANAGED_KEYS)):
+            self._keyvault_drift(
+                Address.secret(ws, key),
+                None,
+                f"another secret of Azure Key Vault {vault}, readable through this scope by "
+                "every principal with READ on it: keep the package settings in a vault of "
+                "their own",
+            )
+
+    def _keyvault_drift(self, address: Address, after: str | None, reason: str) -> None:
+        self.warnings.append(f"{address.name}: {reason}")
+        self._add(address, Action.NOOP, None, after, reason, Drift.KEYVAULT)
 
     def _add(
         self,
@@ -369,11 +429,33 @@ class _Planner:
         live_value: SecretValue | None,
         after: str,
     ) -> None:
-        if live_value is not None:  # inside a notebook or job: compare the values themselves
+        if live_value is not None:  # secrets/get answered: compare the values themselves
             if diff.same_value(key, live_value.plaintext, desired.plaintext):
                 return
             before = self.mask(redact.describe(key, live_value, self.salt))
-            self._update(address, key, before, after, "value differs", Drift.CHANGED_IN_GIT)
+            entry = self.ledger.entries.get(key) if self.ledger.trusted else None
+            if entry is None:
+                self._update(address, key, before, after, "value differs", Drift.CHANGED_IN_GIT)
+                return
+            assert self.ledger.hmac_key is not None  # trusted
+            git_unchanged = entry.hmac == diff.value_hmac(
+                self.ledger.hmac_key.plaintext, key, desired.plaintext
+            )
+            if git_unchanged or entry.last_updated_ms != live_ms:
+                # What pkgrepo wrote last is what Git wants, yet the live value differs: it
+                # was changed outside pkgrepo, even within the same second as pkgrepo's own
+                # write (whole-second timestamps cannot tell those apart; the value can).
+                self._add(
+                    address,
+                    Action.UPDATE,
+                    before,
+                    after,
+                    f"value differs: modified outside pkgrepo at {_fmt_ms(live_ms)}",
+                    Drift.MODIFIED_OUTSIDE,
+                    Severity.HIGH if key == INDEX_URL else Severity.LOW,
+                )
+                return
+            self._update(address, key, before, after, "changed in Git", Drift.CHANGED_IN_GIT)
             return
         hmac_key = self.ledger.hmac_key
         if hmac_key is None:

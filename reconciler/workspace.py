@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from reconciler import ledger as ledger_doc
 from reconciler.apply import Applier, ApplyOptions, Progress
 from reconciler.clock import Clock, SystemClock
-from reconciler.errors import TransientError, UserError
+from reconciler.errors import TransientError, UserError, WorkspaceError
 from reconciler.ledger_store import LedgerStore
-from reconciler.model import Ledger, LiveState, SecretValue, WorkspaceSpec
-from reconciler.plan import Change, WorkspacePlan, make_plan
+from reconciler.model import Backend, Ensure, Ledger, LiveState, SecretValue, WorkspaceSpec
+from reconciler.plan import Action, Change, WorkspacePlan, make_plan
 from reconciler.port import WorkspacePort
 from reconciler.retry import call_with_retry
 
@@ -74,7 +74,30 @@ def plan_workspace(
     mask: Callable[[str], str] = lambda text: text,
 ) -> tuple[WorkspacePlan, Observation]:
     seen = observe(spec, port, store, hmac_key, clock=clock)
+    _check_backend(spec, seen.live)
     return make_plan(spec, seen.live, seen.ledger, salt=salt, mask=mask), seen
+
+
+def _check_backend(spec: WorkspaceSpec, live: LiveState) -> None:
+    """A file can require what backs the scope (``backend:``); pkgrepo cannot create or
+    convert a Key Vault backed scope (that takes a Microsoft Entra ID user's token and the
+    vault's details), so a mismatch fails the workspace with what to do."""
+    if spec.backend is None or spec.ensure is Ensure.ABSENT:
+        return
+    if spec.backend is Backend.AZURE_KEYVAULT and not live.scope_exists:
+        raise WorkspaceError(
+            spec.name,
+            "the file requires an Azure Key Vault backed scope (backend: azure_keyvault) and "
+            "there is no scope: create it in the workspace with the vault's details (as a "
+            "Microsoft Entra ID user), then run again",
+        )
+    if live.scope_exists and live.backend is not spec.backend:
+        raise WorkspaceError(
+            spec.name,
+            f"the file requires backend: {spec.backend.setting}, but the scope is backed by "
+            f"{live.backend.setting}; pkgrepo does not convert scopes: change the file, or "
+            "re-create the scope by hand",
+        )
 
 
 def apply_workspace(
@@ -94,19 +117,21 @@ def apply_workspace(
         return ApplyOutcome(spec.name, (), ())
     progress = Progress()
     try:
-        Applier(port, clock, options).run(spec, plan, progress)
+        stamps = {k: s.last_updated_ms for k, s in seen.live.secrets.items()}
+        Applier(port, clock, options).run(spec, plan, progress, stamps)
     finally:
         if progress.done:
-            _record_ledger(spec, seen.ledger, progress, port, store, salt, clock, mask)
+            _record_ledger(spec, seen, progress, port, store, salt, clock, mask)
     check, _ = plan_workspace(
         spec, port, store, seen.ledger.hmac_key, salt=salt, clock=clock, mask=mask
     )
-    return ApplyOutcome(spec.name, tuple(progress.done), check.changes)
+    remaining = tuple(c for c in check.changes if c.action is not Action.NOOP)
+    return ApplyOutcome(spec.name, tuple(progress.done), remaining)
 
 
 def _record_ledger(
     spec: WorkspaceSpec,
-    previous: Ledger,
+    seen: Observation,
     progress: Progress,
     port: WorkspacePort,
     store: LedgerStore,
@@ -117,9 +142,26 @@ def _record_ledger(
     """Write down what was written, even after a failure half way: the next plan then
     knows these keys were set by pkgrepo. After ``ensure: absent`` the ledger is emptied,
     so a later re-creation is not mistaken for a scope deleted out of band."""
+    previous, seen_live = seen.ledger, seen.live
     if previous.hmac_key is None:
         return
-    updated = ledger_doc.after_apply(spec, previous, stamps=progress.stamps, salt=salt, mask=mask)
+    unproven = frozenset(
+        key
+        for key, stamp in progress.stamps.items()
+        if (before := seen_live.secrets.get(key)) is not None and before.last_updated_ms == stamp
+    )
+    if unproven:
+        # Whole-second timestamps: a write by someone else within the same second as
+        # pkgrepo's own carries the same stamp. Not trusted; the next plan says so.
+        log.warning(
+            "%s: %s: the service's timestamp cannot tell pkgrepo's write from another in the "
+            "same second; not recorded as verified",
+            spec.name,
+            ", ".join(sorted(unproven)),
+        )
+    updated = ledger_doc.after_apply(
+        spec, previous, stamps=progress.stamps, salt=salt, mask=mask, unproven=unproven
+    )
     document = ledger_doc.render(updated, workspace=spec.name)
     try:
         call_with_retry(

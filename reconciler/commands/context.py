@@ -8,6 +8,7 @@ import datetime as dt
 import functools
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +170,15 @@ def ledger_key() -> SecretValue | None:
     return SecretValue(value)
 
 
+_register_lock = threading.Lock()
+
+
+def _register_read_value(value: str) -> None:
+    """A value read back through ``secrets/get``: never shown from here on."""
+    with _register_lock:
+        output.register_secrets([value])
+
+
 def open_session(
     path: Path,
     target: Target = Target(),
@@ -193,7 +203,10 @@ def open_session(
 
     def connect(spec: WorkspaceSpec) -> WorkspacePort:
         return SdkWorkspace.connect(
-            spec, ledger_in_workspace=in_workspace, retry_timeout_seconds=target.timeout
+            spec,
+            ledger_in_workspace=in_workspace,
+            retry_timeout_seconds=target.timeout,
+            on_value=_register_read_value,
         )
 
     fleet = Fleet(

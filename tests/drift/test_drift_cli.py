@@ -16,7 +16,7 @@ import pytest
 from databricks.sdk.service.workspace import AclPermission
 
 from reconciler import schemas
-from reconciler.emulator import EmulatorHandle
+from reconciler.emulator import EmulatorHandle, ServiceModes
 from reconciler.model import SCOPE
 from tests.drift.support import (
     BAD_TOKEN_ENV,
@@ -211,9 +211,15 @@ def test_not_yet_applied_and_unverifiable(
     monkeypatch.delenv("PKGREPO_LEDGER_KEY")
     apply(capsys, path, "--workspace", "a")  # no ledger key: nothing recorded
     monkeypatch.setenv("PKGREPO_LEDGER_KEY", "another-key-entirely-1234")
+    # Unverifiable exists only where secrets/get is refused: where it answers, values are
+    # compared directly and a key is unchanged or changed.
+    emu.set_modes("a", ServiceModes(rest_get="refused"))
     code, document, _ = _drift_json(capsys, path)
     assert code == 2
     assert set(_items(document, "a").values()) == {("unverifiable", "low", "update")}
+    emu.set_modes("a", ServiceModes())
+    code, document, _ = _drift_json(capsys, path)
+    assert "a" not in {w["workspace"] for w in document["workspaces"] if w["items"]}
     assert set(_items(document, "b").values()) == {("new", "low", "create")}
     assert _items(document, "b")["b/scope"] == ("new", "low", "create")
 
