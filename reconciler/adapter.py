@@ -17,8 +17,13 @@ from functools import partial
 from typing import Any, TypeVar
 
 import requests
-from databricks.sdk import WorkspaceClient
+from databricks.sdk import AccountClient, WorkspaceClient, oauth
 from databricks.sdk.core import Config
+from databricks.sdk.credentials_provider import (
+    CredentialsProvider,
+    CredentialsStrategy,
+    OAuthCredentialsProvider,
+)
 from databricks.sdk.errors import (
     BadRequest,
     DeadlineExceeded,
@@ -34,11 +39,14 @@ from databricks.sdk.errors.base import DatabricksError
 from databricks.sdk.service.workspace import AclPermission, ImportFormat
 
 from reconciler.clock import SystemClock
-from reconciler.errors import TransientError, WorkspaceError
+from reconciler.discovery import AccountWorkspace
+from reconciler.errors import TransientError, UserError, WorkspaceError
 from reconciler.lock import LOCK_SCOPE
 from reconciler.model import (
     MANAGED_KEYS,
     SCOPE,
+    AccountSpec,
+    AuthSpec,
     Backend,
     LiveSecret,
     LiveState,
@@ -82,11 +90,13 @@ round as a whole is retried again by ``workspace.observe``)."""
 
 
 class _TokenConfig(Config):
-    """SDK configuration for personal access tokens, without the host-metadata probe.
+    """SDK configuration without the host-metadata probe, for personal access tokens and
+    for OAuth machine-to-machine with a known token endpoint.
 
     The SDK asks ``/.well-known/databricks-config`` for every client it builds, to discover
-    OAuth endpoints and the workspace id. A token needs neither, and across a fleet the probe
-    costs one more request and connection (a TLS handshake, in production) per workspace.
+    OAuth endpoints and the workspace id. A token needs neither, and neither does a service
+    principal whose token endpoint is known; across a fleet the probe costs one more request
+    and connection (a TLS handshake, in production) per workspace.
     ``tests/integration`` fails first if the SDK renames the hook overridden here.
     """
 
@@ -98,13 +108,61 @@ class _TokenConfig(Config):
         return None
 
 
-def make_client(
-    spec: WorkspaceSpec, *, retry_timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
-) -> WorkspaceClient:
-    """A client for one workspace, from its ``auth`` block (any databricks-sdk source)."""
-    auth = spec.auth
+WORKSPACE_TOKEN_PATH = "/oidc/v1/token"
+"""A workspace's OAuth token endpoint (``OIDC_TOKEN_PATH`` in databricks-sdk's ``oauth.py``)."""
+
+
+class TokenRefused(Exception):
+    """The OAuth token endpoint refused the service principal's credentials."""
+
+
+class _ClientCredentials(CredentialsStrategy):
+    """OAuth machine-to-machine against a known token endpoint, through the SDK's own
+    ``ClientCredentials`` token source (which keeps the token and refreshes it before it
+    expires), with the client id and secret in a Basic header as the SDK's ``oauth-m2m``
+    sends them. Knowing the endpoint skips the two discovery requests the SDK makes per
+    client (``/.well-known/databricks-config`` and the OIDC document): for a fleet, one
+    token request per workspace and hour is all the authentication costs."""
+
+    def __init__(self, token_url: str, client_id: str, client_secret: SecretValue) -> None:
+        self._source = oauth.ClientCredentials(
+            client_id=client_id,
+            client_secret=client_secret.plaintext,
+            token_url=token_url,
+            scopes="all-apis",
+            use_header=True,
+        )
+
+    def auth_type(self) -> str:
+        return "oauth-m2m"
+
+    def __call__(self, cfg: Config) -> CredentialsProvider:
+        del cfg
+        source = self._source
+
+        def token() -> oauth.Token:
+            try:
+                return source.token()
+            except (ValueError, NotImplementedError) as exc:
+                # retrieve_token's "<error>: <description>" from the endpoint: no secret in it
+                raise TokenRefused(_shown(_first_line(exc))) from None
+
+        def headers() -> dict[str, str]:
+            got = token()
+            return {"Authorization": f"{got.token_type} {got.access_token}"}
+
+        return OAuthCredentialsProvider(headers, token)
+
+
+def _shown(text: str, limit: int = 200) -> str:
+    """A server's text, safe for a terminal: printable, bounded."""
+    cleaned = "".join(c if c.isprintable() else "?" for c in text)
+    return cleaned[:limit] + ("..." if len(cleaned) > limit else "")
+
+
+def _client_options(host: str, auth: AuthSpec, retry_timeout_seconds: int) -> dict[str, Any]:
     options: dict[str, Any] = {
-        "host": spec.host,
+        "host": host,
         "retry_timeout_seconds": retry_timeout_seconds,
         "http_timeout_seconds": 30,
         "max_connection_pools": 8,
@@ -120,11 +178,81 @@ def make_client(
             client_secret=auth.client_secret.plaintext,
             auth_type="oauth-m2m",
         )
-    config_class = _TokenConfig if options.get("auth_type") == "pat" else Config
+    return options
+
+
+def make_client(
+    spec: WorkspaceSpec, *, retry_timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+) -> WorkspaceClient:
+    """A client for one workspace, from its ``auth`` block (any databricks-sdk source)."""
+    auth = spec.auth
     try:
+        if auth.kind == "oauth" and auth.client_id and auth.client_secret is not None:
+            strategy = _ClientCredentials(
+                spec.host.rstrip("/") + WORKSPACE_TOKEN_PATH, auth.client_id, auth.client_secret
+            )
+            options = _client_options(spec.host, AuthSpec(), retry_timeout_seconds)
+            return WorkspaceClient(config=_TokenConfig(credentials_strategy=strategy, **options))
+        options = _client_options(spec.host, auth, retry_timeout_seconds)
+        config_class = _TokenConfig if options.get("auth_type") == "pat" else Config
         return WorkspaceClient(config=config_class(**options))
     except ValueError as exc:
         raise WorkspaceError(spec.name, f"cannot authenticate: {_first_line(exc)}") from None
+
+
+def list_account_workspaces(
+    account: AccountSpec, *, retry_timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
+) -> list[AccountWorkspace]:
+    """Every workspace the account lists (``AccountClient().workspaces.list()``), with the
+    SDK's deployment URL for each. Raises ``UserError`` with a message a user can act on."""
+    auth = account.auth
+    where = f"account {account.account_id}"
+    try:
+        if auth.kind == "oauth" and auth.client_id and auth.client_secret is not None:
+            token_url = f"{account.host}/oidc/accounts/{account.account_id}/v1/token"
+            strategy = _ClientCredentials(token_url, auth.client_id, auth.client_secret)
+            options = _client_options(account.host, AuthSpec(), retry_timeout_seconds)
+            config: Config = _TokenConfig(
+                credentials_strategy=strategy, account_id=account.account_id, **options
+            )
+        else:
+            options = _client_options(account.host, auth, retry_timeout_seconds)
+            config_class = _TokenConfig if options.get("auth_type") == "pat" else Config
+            config = config_class(account_id=account.account_id, **options)
+        client = AccountClient(config=config)
+        listed = list(client.workspaces.list())
+    except TokenRefused as exc:
+        raise UserError(f"{where}: the service principal was refused a token: {exc}") from None
+    except ValueError as exc:
+        raise UserError(f"{where}: cannot authenticate: {_shown(_first_line(exc))}") from None
+    except (Unauthenticated, PermissionDenied) as exc:
+        raise UserError(
+            f"{where}: listing workspaces was refused ({_shown(_first_line(exc))}); the "
+            "principal needs to be an account admin"
+        ) from None
+    except NotFound:
+        raise UserError(f"{where}: not found at {account.host}") from None
+    except (requests.ConnectionError, TimeoutError):
+        raise UserError(f"{where}: cannot reach {account.host}") from None
+    except DatabricksError as exc:
+        raise UserError(f"{where}: listing workspaces failed: {_shown(_first_line(exc))}") from None
+    environment = config.environment
+    found: list[AccountWorkspace] = []
+    for ws in listed:
+        deployment = str(ws.deployment_name or "")
+        found.append(
+            AccountWorkspace(
+                name=str(ws.workspace_name or ""),
+                deployment_name=deployment,
+                workspace_id=ws.workspace_id,
+                region=str(ws.aws_region or ws.location or ""),
+                status=ws.workspace_status.value if ws.workspace_status else "",
+                cloud=str(ws.cloud or ""),
+                tags=frozen_map({str(k): str(v) for k, v in (ws.custom_tags or {}).items()}),
+                deployment_url=environment.deployment_url(deployment) if deployment else None,
+            )
+        )
+    return found
 
 
 def _first_line(exc: BaseException) -> str:
@@ -159,6 +287,9 @@ class SdkWorkspace:
         """What the probe found: None until probed, then whether ``secrets/get`` answers."""
         self._on_value = on_value or (lambda _value: None)
         self._pool = pool or _IO_POOL
+        self.principal: str | None = None
+        """The caller's name when the credential tells it (a service principal is named by
+        its application id, in SCIM and in ACLs): then nobody asks the workspace."""
 
     @classmethod
     def connect(cls, spec: WorkspaceSpec, **kwargs: object) -> SdkWorkspace:
@@ -166,7 +297,10 @@ class SdkWorkspace:
         assert isinstance(retry, int)
         client = make_client(spec, retry_timeout_seconds=retry)
         kwargs.setdefault("tier", spec.tier)
-        return cls(spec.name, client, **kwargs)  # type: ignore[arg-type]
+        port = cls(spec.name, client, **kwargs)  # type: ignore[arg-type]
+        if spec.auth.kind == "oauth" and spec.auth.client_id:
+            port.principal = spec.auth.client_id
+        return port
 
     # -- the one place errors are mapped -------------------------------------------------
 
@@ -189,6 +323,13 @@ class SdkWorkspace:
             if if_refused is not None:
                 return if_refused()
             if isinstance(exc, PermissionDenied):
+                if self.principal is not None:
+                    raise WorkspaceError(
+                        self.name,
+                        f"{what}: permission denied: the service principal {self.principal} "
+                        "is not a workspace admin here (assign it to this workspace with the "
+                        "ADMIN permission)",
+                    ) from None
                 raise WorkspaceError(
                     self.name,
                     f"{what}: permission denied (pkgrepo needs a workspace admin, or MANAGE on "
@@ -208,6 +349,12 @@ class SdkWorkspace:
         except Unauthenticated:
             raise WorkspaceError(
                 self.name, f"{what}: authentication failed (the token or credentials were refused)"
+            ) from None
+        except TokenRefused as exc:
+            raise WorkspaceError(
+                self.name,
+                f"{what}: the service principal {self.principal} was refused a token for "
+                f"this workspace ({exc}); is it assigned to this workspace?",
             ) from None
         except (TooManyRequests, TemporarilyUnavailable, InternalError, DeadlineExceeded) as exc:
             # TooManyRequests is picked by error code too: REQUEST_LIMIT_EXCEEDED answered with
@@ -290,6 +437,8 @@ class SdkWorkspace:
         )
 
     def _identity(self) -> str | None:
+        if self.principal is not None:
+            return self.principal
         me = self._call("who am I", self.client.current_user.me)
         return me.user_name
 

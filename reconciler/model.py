@@ -145,6 +145,56 @@ class WorkspaceSpec:
 
 
 @dataclass(frozen=True)
+class AccountSpec:
+    """The Databricks account whose workspaces are discovered, and the credential (usually
+    one OAuth service principal) used for the account and for every discovered workspace."""
+
+    host: str
+    account_id: str
+    auth: AuthSpec
+
+
+@dataclass(frozen=True)
+class DiscoveryRule:
+    """One ``discover.include`` entry. A workspace matches when every criterion given holds;
+    the first matching rule gives its labels and wave. Values of ``labels`` and ``wave`` are
+    templates over the workspace's fields (``{region}``, ``{tag:team}``...)."""
+
+    names: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=frozen_map)
+    """Tag name to a glob its value must match."""
+    labels: Mapping[str, str] = field(default_factory=frozen_map)
+    wave: str | None = None
+
+
+@dataclass(frozen=True)
+class DeclaredEntry:
+    """A ``workspaces:`` entry without ``host`` in a file with ``discover:``: it extends the
+    discovered workspace of the same name. ``written`` names the fields the entry sets."""
+
+    spec: WorkspaceSpec
+    written: frozenset[str]
+
+
+@dataclass(frozen=True)
+class DiscoverySpec:
+    """The ``discover:`` section, validated and resolved (no network)."""
+
+    account: AccountSpec
+    template: WorkspaceSpec
+    """What every discovered workspace starts from (``defaults``, the account's auth)."""
+    rules: tuple[DiscoveryRule, ...] = (DiscoveryRule(),)
+    exclude: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ("RUNNING",)
+    host_template: str | None = None
+    """``None``: the SDK's deployment URL for the account's cloud."""
+    name_template: str | None = None
+    """``None``: the account's workspace name."""
+    extends: Mapping[str, DeclaredEntry] = field(default_factory=frozen_map)
+
+
+@dataclass(frozen=True)
 class DesiredState:
     """Everything a desired-state file declares."""
 
@@ -152,6 +202,9 @@ class DesiredState:
     """The file it came from, for messages."""
     workspaces: tuple[WorkspaceSpec, ...]
     thresholds: Thresholds = Thresholds()
+    discovery: DiscoverySpec | None = None
+    """With ``discover:``, ``workspaces`` holds only the entries written with a host until
+    ``discovery.expand`` adds what the account lists."""
 
     def workspace(self, name: str) -> WorkspaceSpec:
         for ws in self.workspaces:

@@ -177,7 +177,7 @@ def evaluate(
     """Every finding not waived, sorted by where it is written. ``now`` is timezone-aware."""
     found: list[Finding] = []
     cert_cache: dict[str, tuple[certs.CertInfo, ...] | str] = {}
-    for ws in state.workspaces:
+    for ws in _specs(state):
         ctx = _Context(ws, provenance)
         checks: list[Callable[[_Context], Iterator[Finding]]] = [_waivers]
         if ws.ensure is Ensure.PRESENT:
@@ -187,6 +187,15 @@ def evaluate(
             found += [f for f in run(ctx) if f.check not in ws.waivers]
     found += _hosts_distinct(state, provenance)
     return tuple(sorted(found, key=lambda f: f.sort_key))
+
+
+def _specs(state: DesiredState) -> tuple[WorkspaceSpec, ...]:
+    """The workspaces, and with ``discover:`` what discovered workspaces are made from (the
+    defaults with the account's auth, and each entry that extends one): checked offline."""
+    if state.discovery is None:
+        return state.workspaces
+    extends = tuple(entry.spec for entry in state.discovery.extends.values())
+    return (*state.workspaces, state.discovery.template, *extends)
 
 
 def has_errors(findings: tuple[Finding, ...]) -> bool:

@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler import config, output, policy
-from reconciler.adapter import DEFAULT_TIMEOUT_SECONDS, SdkWorkspace
+from reconciler import config, discovery, output, policy
+from reconciler.adapter import DEFAULT_TIMEOUT_SECONDS, SdkWorkspace, list_account_workspaces
+from reconciler.discovery import DiscoveryReport
 from reconciler.errors import ConfigError
 from reconciler.fleet import (
     DEFAULT_PARALLELISM,
@@ -30,6 +31,7 @@ from reconciler.fleet import (
 from reconciler.ledger_store import LedgerStore, LocalLedgerStore, WorkspaceLedgerStore
 from reconciler.model import DesiredState, SecretValue, WorkspaceSpec
 from reconciler.port import WorkspacePort
+from reconciler.render.discovery import discovery_lines
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -140,6 +142,7 @@ class Session:
     fleet: Fleet
     hmac_key: SecretValue | None
     store: LedgerStore
+    discovery: DiscoveryReport | None = None
 
 
 def load_desired(path: Path) -> DesiredState:
@@ -188,7 +191,7 @@ def open_session(
     """Load the file, select the workspaces and set up the fleet that will reach them.
     ``only`` names the exact workspaces to act on (a saved plan's), instead of the
     target's ``--workspace`` patterns."""
-    desired = load_desired(path)
+    desired, report = discover(load_desired(path), target)
     selection = Selection(
         names=only if only is not None else target.names,
         labels=parse_labels(target.labels),
@@ -217,7 +220,26 @@ def open_session(
         rate_per_host=target.rate_limit,
         mask=output.scrub,
     )
-    return Session(path, desired, specs, fleet, key, store)
+    return Session(path, desired, specs, fleet, key, store, report)
+
+
+def discover(desired: DesiredState, target: Target) -> tuple[DesiredState, DiscoveryReport | None]:
+    """With ``discover:``, the account's workspaces added by the file's rules (one request
+    to the account), and the report of what was found and skipped, shown on stderr."""
+    if desired.discovery is None:
+        return desired, None
+    listed = list_account_workspaces(
+        desired.discovery.account, retry_timeout_seconds=target.timeout
+    )
+    expanded, report = discovery.expand(desired, listed)
+    for line in discovery_lines(report):
+        output.info(line)
+    for name in report.missing:
+        output.warning(
+            f"{name}: declared in the file to extend a discovered workspace, but the account "
+            "does not list it; not planned (nothing is deleted)"
+        )
+    return expanded, report
 
 
 def new_salt() -> str:

@@ -14,6 +14,7 @@ from reconciler.fleet import FleetPlan
 from reconciler.plan import Plan
 from reconciler.progress import FleetProgress
 from reconciler.render import FORMATS, render
+from reconciler.render.discovery import discovery_markdown
 
 
 def plan_of(fleet_plan: FleetPlan) -> Plan:
@@ -75,6 +76,8 @@ def command(
         session.fleet.listener = progress
         fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
     plan = plan_of(fleet_plan)
+    if fmt == "markdown" and session.discovery is not None:
+        output.echo(discovery_markdown(session.discovery))
     if plan.workspaces or not fleet_plan.failed:
         output.echo(render(plan, fmt, color=fmt == "text" and sys.stdout.isatty()).rstrip("\n"))
     for failed in fleet_plan.failed:

@@ -21,6 +21,7 @@ from typing import Any
 
 from reconciler.config import reader, schema
 from reconciler.config.build import StateBuilder, merge_defaults, thresholds
+from reconciler.config.discover import build_discovery
 from reconciler.config.problems import FILE_PATH, InvalidConfig, Problem, format_path
 from reconciler.config.reader import MAX_ALIAS_VALUES, MAX_DEPTH, MAX_FILE_BYTES
 from reconciler.config.schema import schema_text
@@ -81,19 +82,33 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> LoadResult:
     defaults: dict[str, Any] = data.get("defaults") or {}
     specs: list[WorkspaceSpec] = []
     facts: dict[str, Mapping[str, FieldFact]] = {}
+    discover = data.get("discover")
+    extending: dict[str, Any] = {}
     for name, raw in (data.get("workspaces") or {}).items():
         if name in broken:
+            continue
+        if discover is not None and "host" not in raw:
+            extending[name] = raw  # extends the discovered workspace of this name
             continue
         spec, ws_facts = builder.workspace(name, raw, defaults)
         specs.append(spec)
         facts[name] = frozen_map(ws_facts)
+    discovery = None
+    if discover is not None and not any(p.json_path[:1] == ("discover",) for p in problems):
+        discovery, discovery_facts = build_discovery(builder, discover, defaults, extending)
+        facts.update({name: frozen_map(f) for name, f in discovery_facts.items()})
     problems += builder.finish()
     if problems:
         scrubber = Scrubber(builder.secrets)
         scrubbed = (replace(p, message=scrubber.scrub(p.message)) for p in problems)
         raise InvalidConfig(scrubbed, builder.secrets)
     safety = data.get("safety")
-    state = DesiredState(source=file, workspaces=tuple(specs), thresholds=thresholds(safety))
+    state = DesiredState(
+        source=file,
+        workspaces=tuple(specs),
+        thresholds=thresholds(safety),
+        discovery=discovery,
+    )
     return LoadResult(
         desired=state,
         secrets=frozenset(builder.secrets),

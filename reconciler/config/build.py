@@ -144,9 +144,9 @@ class StateBuilder:
             return ("workspaces", name, *field) if here else ("defaults", *field)
 
         facts: dict[str, FieldFact] = {"": self.fact(("workspaces", name), key=True)}
-        host = str(merged["host"])
+        host = str(merged.get("host") or "")  # none: a discovered workspace's, found later
         facts["host"] = self.fact(origin("host"))
-        if problem := url_problem(host):
+        if host and (problem := url_problem(host)):
             self.problem(origin("host"), f"the host {problem}: {mask_url(host)}")
         auth = self.auth(name, merged.get("auth"), origin("auth"), facts)
         acls: dict[str, Permission] = {}

@@ -52,7 +52,24 @@ def check(document: Document, file: str) -> list[Problem]:
     problems: list[Problem] = []
     for error in _validator().iter_errors(document.data):
         problems.extend(_problems(error, (), document, file))
-    return problems
+    problems.extend(_hosts_required(document, file))
+    return sorted(problems, key=lambda p: (p.line, p.column))
+
+
+def _hosts_required(document: Document, file: str) -> Iterator[Problem]:
+    """``host`` is required in every workspace, unless the file discovers workspaces from an
+    account (an entry without a host then extends the discovered workspace of its name)."""
+    data = document.data
+    if not isinstance(data, dict) or "discover" in data:
+        return
+    workspaces = data.get("workspaces")
+    if not isinstance(workspaces, dict):
+        return
+    for name, entry in workspaces.items():
+        if isinstance(entry, dict) and "host" not in entry:
+            path: JsonPath = ("workspaces", name)
+            message = "missing required field 'host'"
+            yield Problem.at(file, document.position(path), path, message)
 
 
 def _problems(

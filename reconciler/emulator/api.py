@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from reconciler.emulator import errors
+from reconciler.emulator.account import Account, OAuthError, oidc_document
 from reconciler.emulator.backend import Permission
 from reconciler.emulator.identity import Principal, stable_id
 from reconciler.emulator.workspaces import Workspace
@@ -40,6 +41,8 @@ class Request:
     base_url: str  # the host a client would configure for this workspace
     workspace: Workspace
     principal: Principal | None = None
+    authorization: str = field(default="", repr=False)
+    account: Account | None = None
     _fields: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -70,6 +73,8 @@ class Route:
     mutating: bool = False
     authenticated: bool = True
     max_body: int = MAX_BODY_BYTES
+    faulted: bool = False
+    """Apply the workspace's faults although the route takes no bearer token."""
 
 
 # -- field helpers ------------------------------------------------------------------------
@@ -340,11 +345,39 @@ def host_metadata(request: Request) -> dict[str, Any]:
     """``/.well-known/databricks-config``: the SDK's discovery probe (``HostMetadata``).
 
     A workspace answers with its OIDC root and numeric id; no ``account_id`` and no ``cloud``,
-    so the SDK keeps plain PAT authentication and treats the host as a workspace."""
+    so the SDK keeps plain PAT authentication and treats the host as a workspace. With an
+    account configured, the root URL is the account host: its OIDC root carries the
+    ``{account_id}`` placeholder the SDK fills in (``Config._resolve_host_metadata``) and
+    there is no workspace id, which tells the SDK it is an account host."""
+    if request.account is not None and request.workspace.name == "default":
+        return {"oidc_endpoint": f"{request.base_url}/oidc/accounts/{{account_id}}"}
     return {
         "oidc_endpoint": f"{request.base_url}/oidc",
         "workspace_id": request.workspace.workspace_id,
     }
+
+
+# -- OAuth (the workspace side; the account side is served by the server) -----------------
+
+
+def workspace_token(request: Request) -> Response:
+    """``POST /oidc/v1/token``: a client-credentials grant for this workspace
+    (``reconciler.emulator.account`` says where each rule comes from)."""
+    if request.account is None:
+        error = OAuthError(401, "invalid_client", "Client authentication failed")
+        return Response(error.body(), status=error.status)
+    try:
+        answer = request.account.issue(
+            request.authorization, request.body, f"workspace:{request.workspace.name}"
+        )
+    except OAuthError as error:
+        return Response(error.body(), status=error.status)
+    return Response(json.dumps(answer).encode())
+
+
+def workspace_oidc(request: Request) -> dict[str, Any]:
+    """``/oidc/.well-known/oauth-authorization-server`` of the workspace."""
+    return oidc_document(f"{request.base_url}/oidc")
 
 
 SECRETS = "/api/2.0/secrets"
@@ -372,6 +405,10 @@ ROUTES: Mapping[tuple[str, str], Route] = MappingProxyType(
         ("POST", f"{WORKSPACE}/delete"): Route(delete_path, mutating=True),
         ("GET", "/api/2.0/preview/scim/v2/Me"): Route(scim_me),
         ("GET", "/.well-known/databricks-config"): Route(host_metadata, authenticated=False),
+        ("POST", "/oidc/v1/token"): Route(workspace_token, authenticated=False, faulted=True),
+        ("GET", "/oidc/.well-known/oauth-authorization-server"): Route(
+            workspace_oidc, authenticated=False
+        ),
     }
 )
 

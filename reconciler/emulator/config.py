@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.emulator.account import AccountSettings, settings_from_dict
 from reconciler.emulator.faults import Faults
 from reconciler.emulator.identity import Directory, Principal
 from reconciler.emulator.modes import MODE_FIELDS, ServiceModes, modes_from_dict
@@ -69,6 +70,19 @@ workspaces:
     keyvault:
       dns_name: https://corp-kv.vault.azure.net/
       secrets: {pip-index-url: "https://pypi.corp.example/simple", db-password: "x"}
+account:                             # an emulated Databricks account (account host: the root URL)
+  account_id: 0d1e7a4b-0000-4000-8000-000000000001
+  token_ttl_seconds: 3600            # OAuth access tokens expire after this
+  service_principals:
+    - application_id: 9f0c2d4e-fleet-deployer    # the client id
+      secrets: [emulator-fleet-secret]           # OAuth secrets (client_secret)
+      account_admin: true            # may list the account's workspaces
+      admin_in: ["*"]                # workspaces (globs) where it is assigned ADMIN
+      user_in: []                    # ... and where it is assigned USER
+  workspaces:                        # what GET /api/2.0/accounts/<id>/workspaces lists
+    - {name: prod-eu, region: eu-west-1, tags: {env: prod}}     # served at /prod-eu
+    - {name: new-one, status: PROVISIONING}
+  generate: {count: 0, prefix: ws-}  # add COUNT generated RUNNING workspaces
 """
 
 
@@ -95,6 +109,7 @@ class EmulatorConfig:
     workspace_defaults: WorkspaceSettings = field(default_factory=WorkspaceSettings)
     default_tokens: bool = True
     validate_principals: bool = True
+    account: AccountSettings | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "principals", tuple(self.principals))
@@ -105,7 +120,13 @@ class EmulatorConfig:
         return self.workspaces.get(workspace, self.workspace_defaults)
 
     def directory(self) -> Directory:
-        return Directory(self.principals, self.groups, default_tokens=self.default_tokens)
+        service_principals = tuple(
+            sp.principal(admin=False)
+            for sp in (self.account.service_principals if self.account else ())
+        )
+        return Directory(
+            self.principals + service_principals, self.groups, default_tokens=self.default_tokens
+        )
 
 
 def load_config(path: Path) -> EmulatorConfig:
@@ -134,6 +155,7 @@ def config_from_dict(data: Mapping[str, Any]) -> EmulatorConfig:
             "workspace_defaults",
             "default_tokens",
             "validate_principals",
+            "account",
         },
     )
     principals = tuple(_principal(item) for item in data.get("principals") or ())
@@ -148,9 +170,18 @@ def config_from_dict(data: Mapping[str, Any]) -> EmulatorConfig:
         workspace_defaults=_settings("workspace_defaults", data.get("workspace_defaults") or {}),
         default_tokens=bool(data.get("default_tokens", True)),
         validate_principals=bool(data.get("validate_principals", True)),
+        account=_account(data.get("account")),
     )
     config.directory()  # duplicate tokens are reported now, not on the first request
     return config
+
+
+def _account(item: Any) -> AccountSettings | None:
+    if item is None:
+        return None
+    if not isinstance(item, Mapping):
+        raise ValueError("account must be a mapping")
+    return settings_from_dict(item)
 
 
 def _principal(item: Mapping[str, Any]) -> Principal:

@@ -27,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from reconciler.emulator import api, errors
+from reconciler.emulator.account import OAuthError, oidc_document
 from reconciler.emulator.faults import Decision, after_commit_error, endpoint_name
 from reconciler.emulator.identity import Principal
 from reconciler.emulator.workspaces import (
@@ -41,6 +42,8 @@ logger = logging.getLogger("pkgrepo.emulator")
 RequestLog = Callable[[str], None]
 DRAIN_LIMIT = 64 * 1024 * 1024
 """An oversized body up to this size is read and discarded so the connection stays usable."""
+_ACCOUNT_PREFIXES = ("/api/2.0/accounts/", "/oidc/accounts/")
+"""Paths of the account host (the root URL), not of a workspace."""
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 
@@ -132,6 +135,12 @@ class _Handler(BaseHTTPRequestHandler):
         api_path = path
         answer: _Answer | None
         try:
+            if path.startswith(_ACCOUNT_PREFIXES):
+                body = self._read_body(api.MAX_BODY_BYTES)
+                answer = self._account(method, path, body)
+                self._write(answer.status, answer.body, answer.content_type, answer.headers)
+                self._log(method, path, answer.status, started)
+                return
             workspace_name, api_path = _split_workspace(path)
             body = self._read_body(api.max_body(method, api_path))
             if not workspace_name:
@@ -150,10 +159,43 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()
         else:
             self._write(answer.status, answer.body, answer.content_type, answer.headers)
+        self._log(method, path, status, started)
+
+    def _log(self, method: str, path: str, status: int, started: float) -> None:
         if self.server.request_log is not None:
             elapsed = (time.perf_counter() - started) * 1000
             shown = status if status else "dropped"
             self.server.request_log(f"{method} {path} {shown} {elapsed:.1f}ms")
+
+    def _account(self, method: str, path: str, body: bytes) -> _Answer:
+        """The account host's API: the workspaces list and the account token endpoint."""
+        account = self.server.registry.account
+        authorization = self.headers.get("Authorization") or ""
+        parts = path.strip("/").split("/")
+        try:
+            if account is None:
+                raise errors.endpoint_not_found(method, path)
+            # /api/2.0/accounts/<id>/workspaces
+            if parts[:3] == ["api", "2.0", "accounts"] and parts[4:] == ["workspaces"]:
+                if method != "GET":
+                    raise errors.endpoint_not_found(method, path)
+                return _Answer(200, account.list_workspaces(authorization, parts[3]))
+            # /oidc/accounts/<id>/v1/token and its discovery document
+            if parts[:2] == ["oidc", "accounts"] and len(parts) >= 4:
+                if parts[2] != account.settings.account_id:
+                    raise errors.not_found(f"Account {parts[2]} does not exist.")
+                if parts[3:] == ["v1", "token"] and method == "POST":
+                    try:
+                        token = account.issue(authorization, body, f"account:{parts[2]}")
+                    except OAuthError as error:
+                        return _Answer(error.status, error.body())
+                    return _Answer(200, json.dumps(token).encode())
+                if parts[3:] == [".well-known", "oauth-authorization-server"]:
+                    base = f"{self._base_url(DEFAULT_WORKSPACE)}/oidc/accounts/{parts[2]}"
+                    return _Answer(200, json.dumps(oidc_document(base)).encode())
+            raise errors.endpoint_not_found(method, path)
+        except errors.ApiError as exc:
+            return _error_answer(exc)
 
     def _dispatch(
         self,
@@ -176,10 +218,13 @@ class _Handler(BaseHTTPRequestHandler):
             content_type=self.headers.get("Content-Type", ""),
             base_url=self._base_url(workspace_name),
             workspace=workspace,
+            authorization=self.headers.get("Authorization") or "",
+            account=self.server.registry.account,
         )
         decision = Decision()
-        if route.authenticated:
-            request.principal = self._authenticate()
+        if route.authenticated or route.faulted:
+            if route.authenticated:
+                request.principal = self._authenticate(workspace_name)
             decision = workspace.faults.decide(endpoint_name(api_path))
             if decision.delay:
                 time.sleep(decision.delay)
@@ -197,14 +242,17 @@ class _Handler(BaseHTTPRequestHandler):
             return _Answer(result.status, result.body, result.content_type)
         return _Answer(200, json.dumps(result).encode())
 
-    def _authenticate(self) -> Principal:
+    def _authenticate(self, workspace_name: str) -> Principal:
         header = self.headers.get("Authorization")
         if not header:
             raise errors.missing_credentials()
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise errors.missing_credentials()
-        principal = self.server.registry.directory.authenticate(token.strip())
+        registry = self.server.registry
+        principal = registry.directory.authenticate(token.strip())
+        if principal is None and registry.account is not None:
+            principal = registry.account.authenticate_workspace(token.strip(), workspace_name)
         if principal is None:
             raise errors.invalid_token()
         return principal

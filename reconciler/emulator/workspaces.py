@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.emulator import persistence
+from reconciler.emulator.account import Account
 from reconciler.emulator.backend import SecretsBackend
 from reconciler.emulator.config import EmulatorConfig, WorkspaceSettings
 from reconciler.emulator.faults import FaultInjector, Faults
@@ -79,6 +80,7 @@ class WorkspaceRegistry:
     def __init__(self, config: EmulatorConfig, state_file: Path | None = None) -> None:
         self.config = config
         self.directory = config.directory()
+        self.account = Account(config.account) if config.account is not None else None
         self.state_file = state_file
         self._saved = persistence.load(state_file) if state_file is not None else {}
         self._workspaces: dict[str, Workspace] = {}

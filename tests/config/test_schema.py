@@ -166,8 +166,8 @@ def test_top_level_rules(write: WriteFile) -> None:
     )
     assert problems(path) == [
         "pkgrepo.yaml:1:10: version: this pkgrepo reads format version 1; set `version: 1`",
-        "pkgrepo.yaml:2:1: extra: unknown field 'extra'; allowed here: defaults, safety, "
-        "version, workspaces",
+        "pkgrepo.yaml:2:1: extra: unknown field 'extra'; allowed here: defaults, discover, "
+        "safety, version, workspaces",
         "pkgrepo.yaml:4:3: defaults.host: `host` cannot be a default: each workspace names its own",
         "pkgrepo.yaml:5:28: safety.max_update_share: must be at most 1 (got 1.5)",
         "pkgrepo.yaml:5:56: safety.max_delete_workspaces: must be at least 0 (got -1)",
@@ -193,7 +193,8 @@ def test_workspaces_of_the_wrong_shape(write: WriteFile) -> None:
 
 def test_missing_version_and_workspaces(write: WriteFile) -> None:
     assert problems(write("safety: {}\n")) == [
-        "pkgrepo.yaml:1:1: (root): missing required fields 'version', 'workspaces'",
+        "pkgrepo.yaml:1:1: (root): a desired-state file needs `workspaces:`, `discover:` or both",
+        "pkgrepo.yaml:1:1: (root): missing required field 'version'",
     ]
 
 

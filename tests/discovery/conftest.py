@@ -1,0 +1,153 @@
+"""An emulated Databricks account with 50 running workspaces (``ws-00``..``ws-49``) and a
+few that must not be managed, one account-level service principal with an OAuth secret, and
+a desired-state file that discovers the fleet with no hand-written host. Everything is
+driven through the real command line and the real databricks-sdk."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.cli import main
+from reconciler.emulator import EmulatorConfig, EmulatorHandle, running_emulator
+from reconciler.emulator.account import AccountSettings, AccountWorkspace, ServicePrincipal
+
+COUNT = 50
+NAMES = tuple(f"ws-{i:02d}" for i in range(COUNT))
+ACCOUNT_ID = "0d1e7a4b-0000-4000-8000-0000000000a1"
+CLIENT_ID = "9f0c2d4e-5a6b-4c7d-8e9f-fleetdeployer1"
+CLIENT_SECRET = "dose-fleet-secret-7c1f0b2e9a"
+LEDGER_KEY = "discovery-tests-ledger-key-0123456789"
+INDEX = "https://pypi.corp.example/api/pypi/pypi-remote/simple"
+REGIONS = ("eu-west-1", "us-east-1")
+NOT_MANAGED = {
+    "new-one": "PROVISIONING",
+    "broken": "FAILED",
+    "sandbox-1": "RUNNING",  # excluded by name in the file
+}
+
+
+def region_of(i: int) -> str:
+    return REGIONS[i % len(REGIONS)]
+
+
+def account(
+    *,
+    admin_in: tuple[str, ...] = ("*",),
+    user_in: tuple[str, ...] = (),
+    ttl: int = 3600,
+) -> AccountSettings:
+    workspaces = [
+        AccountWorkspace(
+            name=name,
+            deployment_name=name,
+            region=region_of(i),
+            tags={"env": ("dev", "prod")[i % 2], "wave": str(i % 3)},
+        )
+        for i, name in enumerate(NAMES)
+    ]
+    workspaces += [
+        AccountWorkspace(name=name, deployment_name=name, status=status)
+        for name, status in NOT_MANAGED.items()
+    ]
+    deployer = ServicePrincipal(
+        CLIENT_ID,
+        secrets=(CLIENT_SECRET,),
+        display_name="fleet-deployer",
+        account_admin=True,
+        admin_in=admin_in,
+        user_in=user_in,
+    )
+    return AccountSettings(
+        account_id=ACCOUNT_ID,
+        workspaces=tuple(workspaces),
+        service_principals=(deployer,),
+        token_ttl_seconds=ttl,
+    )
+
+
+def emulator_config(settings: AccountSettings | None = None) -> EmulatorConfig:
+    # no static tokens at all: the only way in is the service principal's OAuth secret
+    return EmulatorConfig(default_tokens=False, account=settings or account())
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """What a CI job exports: the principal's id and secret, the ledger key; nothing else."""
+    for name in list(os.environ):
+        if name.startswith("DATABRICKS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
+    monkeypatch.setenv("DATABRICKS_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("DATABRICKS_CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv("DATABRICKS_ACCOUNT_ID", ACCOUNT_ID)
+    monkeypatch.setenv("PKGREPO_LEDGER_KEY", LEDGER_KEY)
+
+
+@pytest.fixture
+def emu() -> Iterator[EmulatorHandle]:
+    with running_emulator(emulator_config()) as handle:
+        yield handle
+
+
+def discovery_yaml(emu: EmulatorHandle, *, extra: str = "") -> str:
+    return f"""\
+version: 1
+defaults:
+  repositories:
+    index_url: {INDEX}
+  acls: {{admins: MANAGE, users: READ}}
+discover:
+  account:
+    host: {emu.url}
+    account_id: {{env: DATABRICKS_ACCOUNT_ID}}
+    auth:
+      client_id: {{env: DATABRICKS_CLIENT_ID}}
+      client_secret: {{env: DATABRICKS_CLIENT_SECRET}}
+  host: "{emu.url}/{{deployment_name}}"
+  include:
+    - name: ws-*
+      labels: {{env: "{{tag:env}}", region: "{{region}}"}}
+      wave: "{{tag:wave}}"
+  exclude: [sandbox-*]
+{extra}"""
+
+
+@pytest.fixture
+def discovery_file(tmp_path: Path, emu: EmulatorHandle) -> str:
+    path = tmp_path / "pkgrepo.yaml"
+    path.write_text(discovery_yaml(emu))
+    return str(path)
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def document(self) -> Any:
+        return json.loads(self.out)
+
+    def planned(self) -> set[str]:
+        return {ws["workspace"] for ws in self.document()["workspaces"]}
+
+
+Pkgrepo = Callable[..., Run]
+
+
+@pytest.fixture
+def pkgrepo(capsys: pytest.CaptureFixture[str]) -> Pkgrepo:
+    def run(*args: str) -> Run:
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Run(code, out, err)
+
+    return run
