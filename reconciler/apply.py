@@ -12,6 +12,10 @@ re-putting in ucx PR #683), and gives inconsistent results for parallel ACL call
 The Terraform provider re-puts until a read matches for up to 5 minutes
 (``secrets/resource_secret_acl.go``, issue #4195, PR #4885): the settle deadline here is of the
 same order and configurable (``apply --acl-settle-seconds``).
+
+Every write is preceded by a ``guard`` call: the fleet passes one that raises once the run
+is cancelled (SIGINT/SIGTERM) or its lease on the workspace's lock is in doubt, so no new
+write starts after either; the write already sent finishes.
 """
 
 from __future__ import annotations
@@ -64,11 +68,23 @@ def check_allowed(plan: WorkspacePlan, options: ApplyOptions) -> None:
         )
 
 
+def _no_guard() -> None:
+    return None
+
+
 class Applier:
-    def __init__(self, port: WorkspacePort, clock: Clock, options: ApplyOptions) -> None:
+    def __init__(
+        self,
+        port: WorkspacePort,
+        clock: Clock,
+        options: ApplyOptions,
+        *,
+        guard: Callable[[], None] = _no_guard,
+    ) -> None:
         self.port = port
         self.clock = clock
         self.options = options
+        self.guard = guard
         self._workspace = ""
 
     def run(
@@ -109,6 +125,7 @@ class Applier:
         return listed[key].last_updated_ms if key in listed else None
 
     def _execute(self, spec: WorkspaceSpec, change: Change) -> None:
+        self.guard()
         address, action = change.address, change.action
         if address.kind is Kind.SCOPE:
             if action is Action.CREATE:
@@ -125,6 +142,10 @@ class Applier:
                 self.port.delete_acl(address.name)
             else:
                 self.port.put_acl(address.name, spec.acls[address.name])
+
+    def _guarded(self, write: Callable[..., None], *args: object) -> None:
+        self.guard()
+        write(*args)
 
     def _retry(self, fn: Callable[[], T], deadline: float) -> T:
         backoff = Backoff(self.options.backoff_initial, self.options.backoff_max)
@@ -144,6 +165,7 @@ class Applier:
         resend_after = 1.0
         sent_at = self.clock.monotonic()
         while True:
+            self.guard()
             live = self._retry(self.port.list_acls, reads_until)
             if live.get(principal) is expected:
                 return

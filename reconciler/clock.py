@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Protocol
 
@@ -25,3 +26,28 @@ class SystemClock:
 
     def time(self) -> float:
         return time.time()
+
+
+class InterruptibleClock:
+    """A clock whose sleeps end, with ``Cancelled``, as soon as ``interrupt`` is set: a
+    cancelled run does not sit out a backoff or a settle wait before it stops."""
+
+    def __init__(self, inner: Clock, interrupt: threading.Event) -> None:
+        self._inner = inner
+        self._interrupt = interrupt
+
+    def monotonic(self) -> float:
+        return self._inner.monotonic()
+
+    def time(self) -> float:
+        return self._inner.time()
+
+    def sleep(self, seconds: float) -> None:
+        from reconciler.cancel import Cancelled
+
+        if isinstance(self._inner, SystemClock):
+            self._interrupt.wait(seconds)
+        elif not self._interrupt.is_set():
+            self._inner.sleep(seconds)
+        if self._interrupt.is_set():
+            raise Cancelled("interrupted")

@@ -19,14 +19,28 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from reconciler.apply import ApplyOptions
-from reconciler.clock import Clock, SystemClock
+from reconciler.cancel import Cancel, Cancelled
+from reconciler.clock import Clock, InterruptibleClock, SystemClock
 from reconciler.errors import PlanRefused, TransientError, UserError, WorkspaceError
 from reconciler.ledger_store import LedgerStore
-from reconciler.lock import DEFAULT_WAIT_SECONDS, WorkspaceLock
+from reconciler.lock import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_WAIT_SECONDS,
+    LeaseLost,
+    LockHeld,
+    WorkspaceLock,
+    new_run_id,
+)
 from reconciler.model import SecretValue, WorkspaceSpec
 from reconciler.plan import WorkspacePlan, live_digest
 from reconciler.port import WorkspacePort
-from reconciler.workspace import Observation, apply_workspace, observe, plan_workspace
+from reconciler.workspace import (
+    Observation,
+    WriteAhead,
+    apply_workspace,
+    observe,
+    plan_workspace,
+)
 
 DEFAULT_PARALLELISM = 32
 
@@ -147,6 +161,8 @@ class Status(enum.Enum):
     CHANGES = "changes"
     APPLIED = "applied"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    """Stopped by a cancel part way: some changes applied, the rest not."""
     SKIPPED = "skipped"
 
 
@@ -159,6 +175,8 @@ class WorkspaceResult:
     error: str | None = None
     seconds: float = 0.0
     applied: int = 0
+    not_applied: tuple[str, ...] = ()
+    """Addresses of planned changes that were not applied (a cancel or a lost lease)."""
 
 
 @dataclass
@@ -206,7 +224,10 @@ class Fleet:
         clock: Clock | None = None,
         listener: Listener | None = None,
         lock_wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        lease_seconds: int = DEFAULT_LEASE_SECONDS,
         mask: Callable[[str], str] = lambda text: text,
+        cancel: Cancel | None = None,
+        run_id: str | None = None,
     ) -> None:
         if parallelism < 1:
             raise UserError("--parallelism must be at least 1")
@@ -215,9 +236,15 @@ class Fleet:
         self._hmac_key = hmac_key
         self.parallelism = parallelism
         self._rate = rate_per_host
+        self.cancel = cancel or Cancel()
         self._clock = clock or SystemClock()
+        self._work_clock = InterruptibleClock(self._clock, self.cancel.event)
+        """For the applier: its backoffs end as soon as the run is cancelled."""
         self.listener = listener
         self._lock_wait = lock_wait_seconds
+        self._lease = lease_seconds
+        self.run_id = run_id or new_run_id()
+        """Names this run on the locks it holds (and in its log)."""
         self._mask = mask
         self._ports: dict[str, WorkspacePort] = {}
         self._limiters: dict[str, RateLimiter] = {}
@@ -298,6 +325,8 @@ class Fleet:
         halted: str | None = None
         for wave in sorted({s.wave for s in specs}):
             members = [s for s in specs if s.wave == wave]
+            if self.cancel.is_set and not halted:
+                halted = "interrupted"
             if halted:
                 for spec in members:
                     results[spec.name] = WorkspaceResult(
@@ -332,7 +361,15 @@ class Fleet:
             prior = planned.get(spec.name)
             with lock:
                 stop = max_failures is not None and failures[0] >= max_failures
-            if stop:
+            if self.cancel.is_set:
+                result = WorkspaceResult(
+                    spec.name,
+                    spec.wave,
+                    Status.SKIPPED,
+                    plan=prior.plan if prior else None,
+                    error="not started: interrupted",
+                )
+            elif stop:
                 result = WorkspaceResult(
                     spec.name,
                     spec.wave,
@@ -372,47 +409,122 @@ class Fleet:
         started = time.monotonic()
         if not wplan.has_changes:
             return WorkspaceResult(spec.name, spec.wave, Status.UP_TO_DATE, plan=wplan)
-        port = self._port(spec)
-        try:
-            with WorkspaceLock(spec.name, port, self._clock, wait_seconds=self._lock_wait):
-                _refuse_if_moved(
-                    spec,
-                    wplan,
-                    fleet_plan.observations[spec.name],
-                    port,
-                    self._store,
-                    self._hmac_key,
-                    self._clock,
-                )
-                outcome = apply_workspace(
-                    spec,
-                    wplan,
-                    fleet_plan.observations[spec.name],
-                    port,
-                    self._store,
-                    options=options,
-                    clock=self._clock,
-                    salt=fleet_plan.salt,
-                    mask=self._mask,
-                )
-        except Exception as exc:
+
+        def failed(error: str, **extra: object) -> WorkspaceResult:
             return WorkspaceResult(
                 spec.name,
                 spec.wave,
                 Status.FAILED,
                 plan=wplan,
-                error=_describe(exc),
+                error=error,
                 seconds=time.monotonic() - started,
+                **extra,  # type: ignore[arg-type]
             )
+
+        port = self._port(spec)
+        planned = tuple(str(c.address) for c in wplan.changes if c.action.value != "no-op")
+        lock = WorkspaceLock(
+            spec.name,
+            port,
+            self._clock,
+            run=self.run_id,
+            lease_seconds=self._lease,
+            wait_seconds=self._lock_wait,
+            stop=self.cancel.event,
+        )
+
+        def guard() -> None:
+            lock.check()  # first: a lost lease forbids the ledger write a cancel still allows
+            self.cancel.check()
+
+        try:
+            lock.acquire()
+        except LockHeld as exc:
+            if self.cancel.is_set:
+                return WorkspaceResult(
+                    spec.name,
+                    spec.wave,
+                    Status.SKIPPED,
+                    plan=wplan,
+                    error="not started: interrupted",
+                    not_applied=planned,
+                )
+            return failed(_describe(exc), not_applied=planned)
+        except Exception as exc:
+            return failed(_describe(exc), not_applied=planned)
+        try:
+            guard()
+            _refuse_if_moved(
+                spec,
+                wplan,
+                fleet_plan.observations[spec.name],
+                port,
+                self._store,
+                self._hmac_key,
+                self._clock,
+            )
+            outcome = apply_workspace(
+                spec,
+                wplan,
+                fleet_plan.observations[spec.name],
+                port,
+                self._store,
+                options=options,
+                clock=self._clock,
+                work_clock=self._work_clock,
+                salt=fleet_plan.salt,
+                mask=self._mask,
+                guard=guard,
+                write_ahead=WriteAhead(
+                    self.run_id,
+                    lock.service_ms or 0,
+                    options.deadline_seconds + options.acl_settle_seconds + 2 * self._lease,
+                ),
+                stop_errors=(Cancelled, LeaseLost),
+            )
+        except Cancelled:
+            return WorkspaceResult(
+                spec.name,
+                spec.wave,
+                Status.SKIPPED,
+                plan=wplan,
+                error="not started: interrupted",
+                seconds=time.monotonic() - started,
+                not_applied=planned,
+            )
+        except Exception as exc:
+            return failed(_describe(exc), not_applied=planned)
+        finally:
+            lock.release()
         seconds = time.monotonic() - started
+        if outcome.stopped is not None:
+            left = tuple(str(c.address) for c in outcome.remaining)
+            total = len(outcome.applied) + len(left)
+            what = f"{len(outcome.applied)} of {total} change(s) applied"
+            if isinstance(outcome.stopped, Cancelled):
+                return WorkspaceResult(
+                    spec.name,
+                    spec.wave,
+                    Status.INTERRUPTED,
+                    plan=wplan,
+                    error=f"interrupted: {what}; not applied: {', '.join(left)}",
+                    seconds=seconds,
+                    applied=len(outcome.applied),
+                    not_applied=left,
+                )
+            return failed(
+                f"{_describe(outcome.stopped)}; {what}; not applied: {', '.join(left)}",
+                applied=len(outcome.applied),
+                not_applied=left,
+            )
         if not outcome.converged:
-            left = ", ".join(str(c.address) for c in outcome.remaining)
+            still = ", ".join(str(c.address) for c in outcome.remaining)
             return WorkspaceResult(
                 spec.name,
                 spec.wave,
                 Status.FAILED,
                 plan=wplan,
-                error=f"did not converge; still planned: {left}",
+                error=f"did not converge; still planned: {still}",
                 seconds=seconds,
                 applied=len(outcome.applied),
             )

@@ -5,6 +5,13 @@ job of ``ledger_store``).
 Per key it keeps the service's ``last_updated_timestamp`` after the write, an HMAC-SHA256 of
 the value (key: ``PKGREPO_LEDGER_KEY``) and the value's redacted form. The whole document is
 signed with the same key, so an edited or corrupt ledger is detected and never trusted.
+
+It is a write-ahead ledger: before an apply puts any secret, the intents (key, HMAC of the
+value about to be written, run id, and the window on the service's clock in which the write
+can land) are recorded; after the writes, the confirmed entries replace them. A run killed
+in between leaves intents behind, and the next plan recognises its own interrupted write
+instead of calling it a change made outside pkgrepo. The ACLs recorded are the ones
+actually written (or found as declared), never the whole desired set.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from reconciler import diff, redact
@@ -20,6 +27,7 @@ from reconciler.model import (
     Ensure,
     Ledger,
     LedgerEntry,
+    LedgerIntent,
     Permission,
     SecretValue,
     WorkspaceSpec,
@@ -77,7 +85,22 @@ def _from_document(document: Any, workspace: str, hmac_key: SecretValue) -> Ledg
         for key, raw in body["entries"].items()
     }
     acls = {str(p): Permission(v) for p, v in body.get("acls", {}).items()}
-    return Ledger(entries=frozen_map(entries), acls=frozen_map(acls), hmac_key=hmac_key)
+    intents = {
+        key: LedgerIntent(
+            key=key,
+            hmac=str(raw["hmac"]),
+            run=str(raw["run"]),
+            since_ms=int(raw["since_ms"]),
+            until_ms=int(raw["until_ms"]),
+        )
+        for key, raw in body.get("intents", {}).items()
+    }
+    return Ledger(
+        entries=frozen_map(entries),
+        acls=frozen_map(acls),
+        hmac_key=hmac_key,
+        intents=frozen_map(intents),
+    )
 
 
 def render(ledger: Ledger, *, workspace: str) -> bytes:
@@ -94,8 +117,49 @@ def render(ledger: Ledger, *, workspace: str) -> bytes:
         },
         "acls": {p: perm.value for p, perm in sorted(ledger.acls.items())},
     }
+    if ledger.intents:
+        body["intents"] = {
+            key: {
+                "hmac": i.hmac,
+                "run": i.run,
+                "since_ms": i.since_ms,
+                "until_ms": i.until_ms,
+            }
+            for key, i in sorted(ledger.intents.items())
+        }
     body["signature"] = _sign(ledger.hmac_key.plaintext, body)
     return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
+
+
+def with_intents(
+    spec: WorkspaceSpec,
+    previous: Ledger,
+    keys: Collection[str],
+    *,
+    run: str,
+    since_ms: int,
+    until_ms: int,
+) -> Ledger:
+    """The ledger to store *before* putting ``keys``: what it held (if trusted), plus an
+    intent per key with the HMAC of the value about to be written."""
+    assert previous.hmac_key is not None
+    key_text = previous.hmac_key.plaintext
+    intents = dict(previous.intents) if previous.trusted else {}
+    for key in keys:
+        intents[key] = LedgerIntent(
+            key=key,
+            hmac=diff.value_hmac(key_text, key, spec.secrets[key].plaintext),
+            run=run,
+            since_ms=since_ms,
+            until_ms=until_ms,
+        )
+    trusted = previous.trusted
+    return Ledger(
+        entries=previous.entries if trusted else frozen_map(),
+        acls=previous.acls if trusted else frozen_map(),
+        hmac_key=previous.hmac_key,
+        intents=frozen_map(intents),
+    )
 
 
 def after_apply(
@@ -103,14 +167,23 @@ def after_apply(
     previous: Ledger,
     *,
     stamps: Mapping[str, int],
+    acl_written: Mapping[str, Permission | None],
+    acl_pending: Collection[str],
     salt: str,
     mask: Callable[[str], str] = lambda text: text,
     unproven: frozenset[str] = frozenset(),
 ) -> Ledger:
     """The ledger once an apply has written the keys in ``stamps`` (key -> the timestamp
     the service showed right after pkgrepo's put). Keys it did not touch keep their
-    entries (if trusted); keys no longer declared lose them. ACLs recorded are the declared
-    ones only, so a grant added outside pkgrepo is never adopted as pkgrepo's own.
+    entries (if trusted); keys no longer declared lose them; confirmed keys lose their
+    intents, the others keep them.
+
+    ACLs: ``acl_written`` are the grants this apply wrote (None: deleted), ``acl_pending``
+    the principals it planned to change and did not. The record is the previous one (if
+    trusted) with the writes on top, plus declared grants that needed no change (they are
+    live as declared); a planned grant that was never written is never recorded, so the
+    next plan cannot call it "removed outside pkgrepo". A grant added outside pkgrepo is
+    never adopted as pkgrepo's own.
     ``mask`` scrubs known secret values from the redacted forms (a token can sit in an
     index URL's path).
 
@@ -119,10 +192,12 @@ def after_apply(
     they get no entry, so the next plan reports them unverifiable instead of trusting them."""
     assert previous.hmac_key is not None
     key_text = previous.hmac_key.plaintext
+    trusted = previous.trusted
     entries: dict[str, LedgerEntry] = {}
+    intents: dict[str, LedgerIntent] = {}
     if spec.ensure is Ensure.PRESENT:
         for key, value in spec.secrets.items():
-            old = previous.entries.get(key) if previous.trusted else None
+            old = previous.entries.get(key) if trusted else None
             if key in unproven:
                 continue
             if key in stamps:
@@ -134,5 +209,26 @@ def after_apply(
                 )
             elif old is not None:
                 entries[key] = old
-    acls = spec.acls if spec.ensure is Ensure.PRESENT else {}
-    return Ledger(entries=frozen_map(entries), acls=frozen_map(acls), hmac_key=previous.hmac_key)
+            intent = previous.intents.get(key) if trusted else None
+            if intent is not None and key not in stamps:
+                intents[key] = intent
+    acls: dict[str, Permission] = {}
+    if spec.ensure is Ensure.PRESENT:
+        acls = dict(previous.acls) if trusted else {}
+        for principal, permission in spec.acls.items():
+            if principal not in acl_pending and principal not in acl_written:
+                acls[principal] = permission
+        for principal, written in acl_written.items():
+            if written is None:
+                acls.pop(principal, None)
+            else:
+                acls[principal] = written
+        for principal in list(acls):
+            if principal not in spec.acls and principal not in acl_pending:
+                acls.pop(principal)
+    return Ledger(
+        entries=frozen_map(entries),
+        acls=frozen_map(acls),
+        hmac_key=previous.hmac_key,
+        intents=frozen_map(intents),
+    )

@@ -1,34 +1,48 @@
-"""An advisory lock per workspace, so two ``apply`` runs never interleave their writes.
+"""An advisory lock per workspace, held on a short lease that the holder keeps renewing, so
+two ``apply`` runs never interleave their writes and a run that dies frees its workspaces
+within one lease, with nobody running ``force-unlock``.
 
 It needs no infrastructure beyond the workspace: the lock is a secret scope of its own,
-because ``scopes/create`` is atomic (it fails with RESOURCE_ALREADY_EXISTS when the scope
-exists). Who holds it, and for how long, is written into the name of its key
-(``holder.<who>.ttl.<seconds>``), since ``secrets/list`` shows key names and timestamps but
-never values; the key's timestamp, set by the service, says since when.
+because ``scopes/create`` is atomic (RESOURCE_ALREADY_EXISTS when the scope exists), and
+``secrets/list`` shows key names and service timestamps (never values). In that scope:
 
-Taking over is race-free the same way: a lock past its expiry is claimed by deleting its
-holder key, which succeeds for one caller only (``secrets/delete`` answers
-RESOURCE_DOES_NOT_EXIST to the others). Whoever writes a key then reads the holders back and
-keeps the lock only if its key is the earliest; otherwise it withdraws. ``plan`` and
-``drift`` take no lock.
+- ``holder.<run>.lease.<seconds>`` is written once, when a run takes the lock: it names the
+  run (a random run id, which the run's log prints; nothing about the user or machine) and
+  the lease it renews on. Its service timestamp says since when. The earliest holder key
+  holds (ties broken by name); a later claimer withdraws.
+- ``beat.<run>`` is written again by the holder's heartbeat every third of a lease: its
+  service timestamp moving is how others see the holder alive.
 
-Expiry compares the service's timestamp of the holder key with this machine's clock, so a
-clock far off (more than the 15-minute time to live) can take a live lock over early.
+The rules follow Kubernetes leader-election leases:
+
+- A **waiter** takes over only after it has seen the record (holder key and beat timestamp)
+  unchanged for a whole lease, timed on its own monotonic clock from the moment it saw the
+  record change. No clock of one machine is ever compared with another's, or with the
+  service's: a runner whose clock is hours off waits exactly as long as any other. Taking
+  over deletes the holder key, which succeeds for one caller only (the others get
+  RESOURCE_DOES_NOT_EXIST), then claims as usual.
+- The **holder** counts its lease from when it *sent* the renewal that it then read back as
+  still its own (earlier than the service saw it, so never later than a waiter's count).
+  It stops writing a margin before that lease could pass (``check``), and never resumes:
+  a waiter may already be on its way in. The margin covers the time a write takes to reach
+  the service; a write the network holds back longer than that is the one case a lease
+  cannot fence (the service has no conditional writes), so requests are kept short.
+
+``plan`` and ``drift`` take no lock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import logging
-import os
 import re
-import socket
+import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reconciler.clock import Clock
-from reconciler.errors import TransientError, UserError
+from reconciler.errors import TransientError, UserError, WorkspaceError
 from reconciler.model import SCOPE, LiveSecret
 from reconciler.port import LockPort
 from reconciler.retry import call_with_retry
@@ -36,63 +50,107 @@ from reconciler.retry import call_with_retry
 log = logging.getLogger("pkgrepo.lock")
 
 LOCK_SCOPE = f"pkgrepo-lock.{SCOPE}"
-DEFAULT_TTL_SECONDS = 15 * 60
-DEFAULT_WAIT_SECONDS = 60.0
+DEFAULT_LEASE_SECONDS = 60
+MIN_LEASE_SECONDS = 1
+MAX_LEASE_SECONDS = 600
+"""A holder key may declare any lease; waiters bound it, so a key written by hand can hold a
+workspace for ten minutes at most without renewing."""
+DEFAULT_WAIT_SECONDS = 90.0
+"""How long a run waits for a *live* holder before giving up on that workspace. A holder
+that stopped renewing is always waited out (its lease, then a takeover), whatever this is."""
 _HOLDERLESS_GRACE_SECONDS = 10.0
 """A lock scope with no holder key: its creator may be about to write the key. After this
 long it is taken as abandoned."""
 _RELEASE_SECONDS = 30.0
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class LockHeld(UserError):
     """Another run holds the workspace's lock."""
 
 
+class LeaseLost(WorkspaceError):
+    """This run can no longer be sure it holds the workspace's lock: it stops writing there."""
+
+
+def new_run_id() -> str:
+    """A random id for this run: what other runs see as the lock holder, and what the run's
+    own log prints, so the two can be matched without naming a user or machine."""
+    return "r" + secrets.token_hex(6)
+
+
+def holder_key(run: str, lease_seconds: int) -> str:
+    if not _RUN_ID.match(run):
+        raise ValueError(f"not a run id: {run!r}")
+    return f"holder.{run}.lease.{lease_seconds}"
+
+
+def beat_key(run: str) -> str:
+    return f"beat.{run}"
+
+
 @dataclass(frozen=True)
 class Holder:
-    who: str
-    ttl_seconds: int
+    run: str
+    lease_seconds: int
+    """As declared by the holder, bounded to [MIN_LEASE_SECONDS, MAX_LEASE_SECONDS]."""
     since_ms: int
-    """When the holder key was written, by the service's clock."""
+    """When the holder key was written, by the service's clock (shown, never compared)."""
     key: str
+    beat_ms: int | None = None
+    """The service timestamp of the holder's latest renewal, if any was seen."""
 
     @property
-    def expires(self) -> float:
-        return self.since_ms / 1000 + self.ttl_seconds
+    def who(self) -> str:
+        return self.run
 
-    def describe(self) -> str:
+    @property
+    def record(self) -> tuple[str, int, int | None]:
+        """What a waiter watches: any change means the holder is alive."""
+        return (self.key, self.since_ms, self.beat_ms)
+
+    def describe(self, *, unchanged_for: float | None = None, now: float | None = None) -> str:
+        """``unchanged_for``: how long the waiter has seen this record unchanged (its own
+        monotonic clock); ``now``: the waiter's wall clock, only to print a time of day."""
         since = dt.datetime.fromtimestamp(self.since_ms / 1000, tz=dt.UTC)
-        until = dt.datetime.fromtimestamp(self.expires, tz=dt.UTC)
+        text = f"locked by run {self.run} since {since:%Y-%m-%d %H:%M:%S} UTC"
+        if unchanged_for is None or now is None:
+            return f"{text} (lease {self.lease_seconds}s)"
+        left = max(0.0, self.lease_seconds - unchanged_for)
+        until = dt.datetime.fromtimestamp(now + left, tz=dt.UTC)
         return (
-            f"locked by {self.who} since {since:%Y-%m-%d %H:%M:%S} UTC "
-            f"(expires {until:%H:%M:%S} UTC)"
+            f"{text}; lease {self.lease_seconds}s, not renewed for {unchanged_for:.0f}s, "
+            f"runs out at {until:%H:%M:%S} UTC unless renewed"
         )
 
 
-def default_holder() -> str:
-    """Who this run is, as other runs will see it: user, machine and process."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}.{os.getpid()}"
-
-
-def holder_key(who: str, ttl_seconds: int) -> str:
-    """Key names allow letters, digits and ``-_.`` only: anything else shows as ``_``."""
-    return f"holder.{_UNSAFE.sub('_', who)[:80]}.ttl.{ttl_seconds}"
+_HOLDER = re.compile(r"^holder\.([A-Za-z0-9_-]{1,64})\.lease\.(\d{1,9})$")
+_LEGACY_HOLDER = re.compile(r"^holder\.([A-Za-z0-9_.-]{1,80})\.ttl\.(\d{1,9})$")
+"""What earlier versions wrote (a fixed time to live, never renewed): honoured as a lease
+of that length (bounded like any other), so a run of an older version is not taken over
+while it works."""
 
 
 def holders(keys: Mapping[str, LiveSecret]) -> list[Holder]:
-    """Every holder key, earliest first (ties broken by name): the first one holds."""
+    """Every well-formed holder key, earliest first (ties broken by name): the first one
+    holds. Anything else in the scope is ignored, never trusted, never a crash."""
     found = []
     for key, secret in keys.items():
-        if not key.startswith("holder.") or ".ttl." not in key:
+        match = _HOLDER.match(key) or _LEGACY_HOLDER.match(key)
+        if match is None:
             continue
-        who, _, ttl = key[len("holder.") :].rpartition(".ttl.")
-        if ttl.isdigit():
-            found.append(Holder(who, int(ttl), secret.last_updated_ms, key))
+        run, lease = match.group(1), int(match.group(2))
+        lease = min(MAX_LEASE_SECONDS, max(MIN_LEASE_SECONDS, lease))
+        beat = keys.get(beat_key(run))
+        found.append(
+            Holder(
+                run,
+                lease,
+                secret.last_updated_ms,
+                key,
+                beat.last_updated_ms if beat is not None else None,
+            )
+        )
     return sorted(found, key=lambda h: (h.since_ms, h.key))
 
 
@@ -102,7 +160,11 @@ def parse_holder(keys: Mapping[str, LiveSecret]) -> Holder | None:
 
 
 class WorkspaceLock:
-    """``with WorkspaceLock(...):`` holds the lock of one workspace for the block."""
+    """``with WorkspaceLock(...) as lock:`` holds the lock of one workspace for the block;
+    ``lock.check()`` before every write raises ``LeaseLost`` once the lease is in doubt.
+
+    ``heartbeat=True`` renews from a thread of its own (real time); tests drive ``renew``
+    by hand against a fake clock."""
 
     def __init__(
         self,
@@ -110,61 +172,127 @@ class WorkspaceLock:
         port: LockPort,
         clock: Clock,
         *,
-        who: str | None = None,
-        ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        run: str | None = None,
+        lease_seconds: int = DEFAULT_LEASE_SECONDS,
         wait_seconds: float = DEFAULT_WAIT_SECONDS,
+        heartbeat: bool = True,
+        stop: threading.Event | None = None,
     ) -> None:
+        if not MIN_LEASE_SECONDS <= lease_seconds <= MAX_LEASE_SECONDS:
+            raise UserError(
+                f"the lock lease must be between {MIN_LEASE_SECONDS} and "
+                f"{MAX_LEASE_SECONDS} seconds"
+            )
         self.workspace = workspace
         self.port = port
         self.clock = clock
-        self.who = who or default_holder()
-        self.ttl_seconds = ttl_seconds
+        self.run = run or new_run_id()
+        self.lease_seconds = lease_seconds
         self.wait_seconds = wait_seconds
-        self.key = holder_key(self.who, ttl_seconds)
+        self.key = holder_key(self.run, lease_seconds)
+        self.beat = beat_key(self.run)
         self.held = False
+        self.service_ms: int | None = None
+        """The service's timestamp of this run's latest confirmed renewal: a point on the
+        service's clock at which the lock was certainly held (the write-ahead ledger dates
+        its intents with it)."""
+        self._heartbeat = heartbeat
+        self._stop_waiting = stop
+        """Set when the run is being cancelled: stop waiting for the lock."""
         self._created = False
         """This run created the lock scope but may not have written its key yet (the put
         failed): an empty lock scope is then its own to claim, without the grace wait."""
+        self._mutex = threading.Lock()
+        self._valid_until = 0.0
+        self._lost: str | None = None
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- timing --------------------------------------------------------------------------
+
+    @property
+    def renew_every(self) -> float:
+        return self.lease_seconds / 3
+
+    @property
+    def margin(self) -> float:
+        """How long before its lease could pass the holder stops writing: room for a write
+        already sent to reach the service."""
+        return self.lease_seconds / 4
+
+    # -- acquiring -----------------------------------------------------------------------
 
     def acquire(self) -> None:
-        deadline = self.clock.monotonic() + self.wait_seconds
+        started = self.clock.monotonic()
+        deadline = started + self.wait_seconds
         holderless_since: float | None = None
+        seen: tuple[str, int, int | None] | None = None
+        seen_at = started
+        alive = False
+        """The holder renewed while this run watched: it is waited for ``wait_seconds``
+        only. A holder silent since first seen is waited out (one lease) however short
+        ``wait_seconds`` is: a dead run's lock passes on by itself."""
         current: Holder | None = None
         while True:
+            if self._stop_waiting is not None and self._stop_waiting.is_set():
+                raise LockHeld(f"{self.workspace}: stopped waiting for the lock (interrupted)")
+            now = self.clock.monotonic()
             try:
-                acquired, keys = self._step(holderless_since)
+                sent = now
+                acquired, keys = self._step(holderless_since, seen, seen_at)
             except TransientError as exc:
                 if self.clock.monotonic() >= deadline:
                     raise LockHeld(f"{self.workspace}: cannot take the lock: {exc}") from None
                 self.clock.sleep(0.5)
                 continue
             if acquired:
-                self.held = True
+                self._start(sent)
                 return
             now = self.clock.monotonic()
             current = parse_holder(keys) if keys is not None else None
+            if current is not None and current.record != seen:
+                alive = alive or (seen is not None and current.key == seen[0])
+                seen, seen_at = current.record, now
             if keys is not None and current is None:
                 holderless_since = holderless_since if holderless_since is not None else now
             else:
                 holderless_since = None
+            if current is not None and not alive:
+                deadline = max(deadline, seen_at + current.lease_seconds + 2 * self._poll)
+            elif holderless_since is not None:
+                deadline = max(deadline, holderless_since + _HOLDERLESS_GRACE_SECONDS + 2)
             if now >= deadline:
-                shown = current.describe() if current else "locked (holder not yet recorded)"
+                if current is not None:
+                    shown = current.describe(unchanged_for=now - seen_at, now=self.clock.time())
+                else:
+                    shown = "locked (holder not yet recorded)"
                 raise LockHeld(
-                    f"{self.workspace}: {shown}; waited {self.wait_seconds:.0f}s. If that run "
-                    f"is gone, run `pkgrepo force-unlock {self.workspace} --file FILE`"
+                    f"{self.workspace}: {shown}; waited {now - started:.0f}s for it. The lock "
+                    "passes on by itself once that run stops renewing it; if it is stuck, "
+                    f"`pkgrepo force-unlock --workspace {self.workspace} --file FILE` removes it"
                 )
-            self.clock.sleep(min(1.0, max(0.05, deadline - now)))
+            self.clock.sleep(min(self._poll, max(0.05, deadline - now)))
 
-    def _step(self, holderless_since: float | None) -> tuple[bool, Mapping[str, LiveSecret] | None]:
+    @property
+    def _poll(self) -> float:
+        return max(0.05, min(1.0, self.lease_seconds / 10))
+
+    def _step(
+        self,
+        holderless_since: float | None,
+        seen: tuple[str, int, int | None] | None,
+        seen_at: float,
+    ) -> tuple[bool, Mapping[str, LiveSecret] | None]:
         """One attempt: whether the lock is ours, and the lock keys last seen."""
         if self.port.lock_create():
             self._created = True
             return self._claim(), None
+        read_at = self.clock.monotonic()
         keys = self.port.lock_keys()
         if keys is None:
             return False, None  # released just now: the next attempt creates it
-        current = parse_holder(keys)
-        if current is None:
+        first = parse_holder(keys)
+        if first is None:
             waited = (
                 holderless_since is not None
                 and self.clock.monotonic() - holderless_since >= _HOLDERLESS_GRACE_SECONDS
@@ -175,12 +303,21 @@ class WorkspaceLock:
                 log.warning("%s: taking over a lock without a holder", self.workspace)
                 return self._claim(), keys
             return False, keys
-        if current.key == self.key:
+        if first.key == self.key:
             return self._confirm(), keys
-        # Only the caller whose delete succeeds may claim an expired lock: the others find
-        # the key gone.
-        if current.expires < self.clock.time() and self.port.lock_delete_key(current.key):
-            log.warning("%s: taking over an expired lock (%s)", self.workspace, current.describe())
+        # The record this read shows is the one seen a whole lease ago (this read was sent
+        # after the lease had passed on our clock): nobody renewed it. Only the caller whose
+        # delete succeeds may claim; the others find the key gone.
+        unchanged = seen is not None and first.record == seen
+        expired = unchanged and read_at - seen_at >= first.lease_seconds
+        if expired and self.port.lock_delete_key(first.key):
+            log.warning(
+                "%s: taking over the lock of run %s: not renewed for a whole lease (%ds)",
+                self.workspace,
+                first.run,
+                first.lease_seconds,
+            )
+            self.port.lock_delete_key(beat_key(first.run))
             return self._claim(), keys
         return False, keys
 
@@ -190,20 +327,121 @@ class WorkspaceLock:
         return self._confirm()
 
     def _confirm(self) -> bool:
+        self.port.lock_put(self.beat)
         keys = self.port.lock_keys() or {}
         first = parse_holder(keys)
         if first is not None and first.key == self.key:
+            beat = keys.get(self.beat)
+            self.service_ms = beat.last_updated_ms if beat else first.since_ms
             return True
-        if self.key in keys:
-            self.port.lock_delete_key(self.key)  # someone was first: withdraw
+        for key in (self.key, self.beat):
+            if key in keys:
+                self.port.lock_delete_key(key)  # someone was first: withdraw
         return False
+
+    def _start(self, sent: float) -> None:
+        with self._mutex:
+            self.held = True
+            self._lost = None
+            self._valid_until = sent + self.lease_seconds - self.margin
+        if self._heartbeat:
+            self._stopped.clear()
+            self._thread = threading.Thread(
+                target=self._beat, name=f"lease-{self.workspace}", daemon=True
+            )
+            self._thread.start()
+
+    # -- holding -------------------------------------------------------------------------
+
+    def renew(self) -> bool:
+        """One renewal: write the beat key, read the holders back. True while the lock is
+        still this run's; the lease then counts from when the beat was sent."""
+        if self._lost is not None or not self.held:
+            return False
+        sent = self.clock.monotonic()
+        try:
+            self.check()
+        except LeaseLost:
+            return False  # a beat now could make a waiter think a silent holder is alive
+        try:
+            self.port.lock_put(self.beat)
+            keys = self.port.lock_keys()
+        except (TransientError, UserError) as exc:
+            log.debug("%s: lock renewal failed: %s", self.workspace, exc)
+            return False
+        first = parse_holder(keys or {})
+        with self._mutex:
+            if self._lost is not None:
+                return False
+            if first is None or first.key != self.key:
+                by = f"by run {first.run}" if first is not None else "(lock removed)"
+                self._lost = f"the lock was taken over {by}"
+                return False
+            if sent + self.lease_seconds - self.margin <= self._valid_until:
+                return True
+            if self.clock.monotonic() >= self._valid_until:
+                # Too late: the lease may already have passed; never resume writing.
+                self._lost = (
+                    f"could not renew the lock within its {self.lease_seconds}s lease "
+                    "(the workspace or network is too slow)"
+                )
+                return False
+            self._valid_until = sent + self.lease_seconds - self.margin
+            beat = (keys or {}).get(self.beat)
+            if beat is not None:
+                self.service_ms = beat.last_updated_ms
+            return True
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self._next_beat()):
+            self.renew()
+            if self._lost is not None:
+                return
+
+    def _next_beat(self) -> float:
+        """Every third of a lease; sooner while the last renewal failed."""
+        with self._mutex:
+            left = self._valid_until - self.clock.monotonic()
+        regular = self.renew_every
+        due = left - (self.lease_seconds - self.margin - regular)
+        return max(0.05, min(regular, due if due > 0 else regular / 4))
+
+    def check(self) -> None:
+        """Raise ``LeaseLost`` unless this run may still write to the workspace."""
+        with self._mutex:
+            if self._lost is None and self.clock.monotonic() >= self._valid_until:
+                self._lost = (
+                    f"could not renew the lock within its {self.lease_seconds}s lease "
+                    "(the workspace or network is too slow)"
+                )
+            lost = self._lost
+        if lost is not None:
+            raise LeaseLost(self.workspace, f"stopped writing here: {lost}")
+
+    @property
+    def lost(self) -> str | None:
+        return self._lost
+
+    # -- releasing -----------------------------------------------------------------------
+
+    def _stop_heartbeat(self) -> None:
+        """Stop renewing. A renewal still in flight is not waited for long: landing after
+        the release it finds no lock scope, or a beat key of no holder, which is ignored."""
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+            self._thread = None
 
     def release(self) -> None:
         """Give the lock back. Never fails the run: the work under the lock is done, and a
-        lock that cannot be removed expires on its own (or ``force-unlock`` removes it)."""
+        lock that cannot be removed passes on by itself once its lease runs out."""
         if not self.held:
             return
         self.held = False
+        self._stop_heartbeat()
+        if self._lost is not None:
+            log.warning("%s: %s; leaving the lock to its holder", self.workspace, self._lost)
+            return
         try:
             call_with_retry(
                 self._release_once,
@@ -213,12 +451,10 @@ class WorkspaceLock:
             )
         except UserError as exc:
             log.warning(
-                "%s: lock not released (%s); it expires after %ds, or run "
-                "`pkgrepo force-unlock %s --file FILE`",
+                "%s: lock not released (%s); it passes on by itself %ds after this run",
                 self.workspace,
                 exc,
-                self.ttl_seconds,
-                self.workspace,
+                self.lease_seconds,
             )
 
     def _release_once(self) -> None:
@@ -226,7 +462,7 @@ class WorkspaceLock:
         current = parse_holder(keys) if keys else None
         if current is not None and current.key != self.key:
             log.warning(
-                "%s: the lock was taken over by %s; leaving it", self.workspace, current.who
+                "%s: the lock was taken over by run %s; leaving it", self.workspace, current.run
             )
             return
         self.port.lock_delete()
@@ -237,6 +473,14 @@ class WorkspaceLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def read_holder(port: LockPort) -> tuple[bool, Holder | None]:
+    """Whether the workspace is locked, and by whom (None: no holder recorded)."""
+    keys = port.lock_keys()
+    if keys is None:
+        return False, None
+    return True, parse_holder(keys)
 
 
 def force_unlock(port: LockPort) -> Holder | None:

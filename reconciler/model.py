@@ -250,6 +250,29 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True)
+class LedgerIntent:
+    """A write pkgrepo was about to make (the write-ahead half of the ledger): recorded
+    before the put, cleared once the put is confirmed. A run killed in between leaves it,
+    so the next plan can tell its own interrupted write from a change made by someone else.
+
+    ``since_ms``/``until_ms`` bound, on the service's clock, when that write could have
+    landed: from a moment the run certainly held the workspace's lock to the end of its
+    apply deadline plus a lease."""
+
+    key: str
+    hmac: str
+    """HMAC of the value about to be written (same key and form as ``LedgerEntry.hmac``)."""
+    run: str
+    since_ms: int
+    until_ms: int
+
+    def covers(self, live_ms: int) -> bool:
+        # The service's timestamps are whole seconds in real samples: allow one second of
+        # rounding at the start.
+        return self.since_ms - 1000 <= live_ms <= self.until_ms
+
+
+@dataclass(frozen=True)
 class Ledger:
     """The entries for one workspace. ``hmac_key`` is absent when ``PKGREPO_LEDGER_KEY`` is
     not set: then every value is unverifiable. ``problem`` says why a ledger is not trusted."""
@@ -260,6 +283,8 @@ class Ledger:
     in the workspace."""
     hmac_key: SecretValue | None = None
     problem: str | None = None
+    intents: Mapping[str, LedgerIntent] = field(default_factory=frozen_map)
+    """Writes begun and not confirmed (see ``LedgerIntent``), by key."""
 
     @property
     def trusted(self) -> bool:

@@ -63,6 +63,9 @@ class Drift(enum.Enum):
     KEYVAULT = "keyvault"
     """The scope is backed by Azure Key Vault, which pkgrepo cannot write: a key is missing,
     extra or different there, and a person must fix it in Key Vault (a no-op for apply)."""
+    INTERRUPTED = "interrupted-write"
+    """pkgrepo's own write, cut off before it was confirmed (a killed or cancelled run):
+    written again, low severity, not drift made outside pkgrepo."""
     NEW = "new"
     """Declared in Git and never applied: a pending change, not drift."""
 
@@ -90,6 +93,12 @@ class Change:
     @property
     def sort_key(self) -> tuple[str, int, str]:
         return self.address.sort_key
+
+    @property
+    def counts_toward_safety(self) -> bool:
+        """Whether the safety threshold counts this change: finishing pkgrepo's own
+        interrupted write is not a change of the fleet anyone has to review."""
+        return self.drift is not Drift.INTERRUPTED
 
 
 @dataclass(frozen=True)
@@ -461,6 +470,10 @@ class _Planner:
         if hmac_key is None:
             return  # warned once above: nothing to compare against
         entry = self.ledger.entries.get(key) if self.ledger.trusted else None
+        before = entry.shown if entry is not None and entry.shown else "(value not readable)"
+        moved = entry is None or entry.last_updated_ms != live_ms
+        if moved and self._interrupted(address, key, desired, live_ms, before, after):
+            return
         if entry is None:
             self._add(
                 address,
@@ -471,7 +484,6 @@ class _Planner:
                 Drift.UNVERIFIABLE,
             )
             return
-        before = entry.shown or "(value not readable)"
         if entry.last_updated_ms != live_ms:
             self._add(
                 address,
@@ -485,6 +497,36 @@ class _Planner:
             return
         if entry.hmac != diff.value_hmac(hmac_key.plaintext, key, desired.plaintext):
             self._update(address, key, before, after, "changed in Git", Drift.CHANGED_IN_GIT)
+
+    def _interrupted(
+        self,
+        address: Address,
+        key: str,
+        desired: SecretValue,
+        live_ms: int,
+        before: str,
+        after: str,
+    ) -> bool:
+        """A key changed since the ledger's entry, within the window of a write pkgrepo
+        began and never confirmed, and that write was of the value Git wants now: pkgrepo's
+        own interrupted write. Written again (cheap, and it confirms the value), at low
+        severity. Anything else keeps its usual classification."""
+        intent = self.ledger.intents.get(key) if self.ledger.trusted else None
+        hmac_key = self.ledger.hmac_key
+        if intent is None or hmac_key is None or not intent.covers(live_ms):
+            return False
+        if intent.hmac != diff.value_hmac(hmac_key.plaintext, key, desired.plaintext):
+            return False
+        self._add(
+            address,
+            Action.UPDATE,
+            before,
+            after,
+            f"interrupted write by pkgrepo (run {intent.run}, at {_fmt_ms(live_ms)}): "
+            "written again to confirm it",
+            Drift.INTERRUPTED,
+        )
+        return True
 
     def _update(
         self, address: Address, key: str, before: str, after: str, reason: str, drift: Drift
@@ -571,7 +613,9 @@ def unsafe_reason(
         1
         for p in plans
         for c in p.changes
-        if c.address.kind is Kind.SECRET and c.action in (Action.UPDATE, Action.DELETE)
+        if c.address.kind is Kind.SECRET
+        and c.action in (Action.UPDATE, Action.DELETE)
+        and c.counts_toward_safety
     )
     if managed_keys >= MIN_KEYS_FOR_SHARE_CHECK:
         share = touched / managed_keys

@@ -14,8 +14,13 @@ _MARK = {
     Status.CHANGES: "changes",
     Status.APPLIED: "applied",
     Status.FAILED: "FAILED",
+    Status.INTERRUPTED: "INTERRUPTED",
     Status.SKIPPED: "skipped",
 }
+
+
+_APPLYING = (Status.APPLIED, Status.INTERRUPTED)
+"""Results whose change count is what was applied, not what was planned."""
 
 
 def change_count(result: WorkspaceResult) -> int:
@@ -27,7 +32,7 @@ def change_count(result: WorkspaceResult) -> int:
 def line(phase: str, result: WorkspaceResult) -> str:
     """One plain line for a finished workspace (logs and non-terminal output)."""
     text = f"{phase} {result.workspace}: {_MARK[result.status]}"
-    if result.status is Status.APPLIED:
+    if result.status in (Status.APPLIED, Status.INTERRUPTED):
         text += f" ({result.applied} change(s))"
     elif result.status is Status.CHANGES:
         text += f" ({change_count(result)} change(s))"
@@ -40,7 +45,7 @@ def summary(results: Sequence[WorkspaceResult]) -> str:
     """A table: workspace, wave, result, changes, duration; then totals."""
     rows = [("WORKSPACE", "WAVE", "RESULT", "CHANGES", "SECONDS")]
     for r in results:
-        changes = r.applied if r.status is Status.APPLIED else change_count(r)
+        changes = r.applied if r.status in _APPLYING else change_count(r)
         rows.append((r.workspace, str(r.wave), _MARK[r.status], str(changes), f"{r.seconds:.1f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
@@ -63,7 +68,8 @@ def document(results: Sequence[WorkspaceResult]) -> dict[str, Any]:
                 "workspace": r.workspace,
                 "wave": r.wave,
                 "result": r.status.value,
-                "changes": r.applied if r.status is Status.APPLIED else change_count(r),
+                "changes": r.applied if r.status in _APPLYING else change_count(r),
+                "not_applied": list(r.not_applied),
                 "seconds": round(r.seconds, 3),
                 "error": r.error,
             }

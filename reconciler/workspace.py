@@ -11,10 +11,20 @@ from dataclasses import dataclass
 
 from reconciler import ledger as ledger_doc
 from reconciler.apply import Applier, ApplyOptions, Progress
+from reconciler.cancel import Cancelled
 from reconciler.clock import Clock, SystemClock
 from reconciler.errors import TransientError, UserError, WorkspaceError
 from reconciler.ledger_store import LedgerStore
-from reconciler.model import Backend, Ensure, Ledger, LiveState, SecretValue, WorkspaceSpec
+from reconciler.model import (
+    Backend,
+    Ensure,
+    Kind,
+    Ledger,
+    LiveState,
+    Permission,
+    SecretValue,
+    WorkspaceSpec,
+)
 from reconciler.plan import Action, Change, WorkspacePlan, make_plan
 from reconciler.port import WorkspacePort
 from reconciler.retry import call_with_retry
@@ -34,13 +44,33 @@ class ApplyOutcome:
     applied: tuple[Change, ...]
     remaining: tuple[Change, ...]
     """What a fresh plan still shows after the apply: empty on success."""
+    stopped: UserError | None = None
+    """Why the apply stopped before its last change (cancelled, or the lock's lease in
+    doubt); ``remaining`` is then what was planned and not applied."""
 
     @property
     def converged(self) -> bool:
-        return not self.remaining
+        return not self.remaining and self.stopped is None
+
+
+@dataclass(frozen=True)
+class WriteAhead:
+    """What the write-ahead ledger needs to date its intents: the run's id and a window on
+    the service's clock in which this run's writes can land."""
+
+    run: str
+    since_ms: int
+    """A moment (service clock) at which this run certainly held the workspace's lock."""
+    window_seconds: float
+    """How long after ``since_ms`` a write of this apply can still land."""
+
+
+def _no_guard() -> None:
+    return None
 
 
 READ_DEADLINE_SECONDS = 120.0
+CANCELLED_LEDGER_SECONDS = 5.0
 
 
 def observe(
@@ -111,17 +141,43 @@ def apply_workspace(
     clock: Clock,
     salt: str,
     mask: Callable[[str], str] = lambda text: text,
+    guard: Callable[[], None] = _no_guard,
+    work_clock: Clock | None = None,
+    write_ahead: WriteAhead | None = None,
+    stop_errors: tuple[type[UserError], ...] = (),
 ) -> ApplyOutcome:
-    """Apply ``plan`` (made from ``seen``), then plan again: success means nothing is left."""
+    """Apply ``plan`` (made from ``seen``), then plan again: success means nothing is left.
+
+    The ledger is written ahead: the intents before the first secret is put, the confirmed
+    entries after (also after a failure or a cancel half way, for what was written). A
+    ``guard`` that raises one of ``stop_errors`` stops the apply cleanly: what was written is
+    recorded (unless the guard says the lock is lost: then another run may be writing the
+    ledger) and the outcome says what was not applied. ``work_clock`` is the applier's
+    (its sleeps may end a cancelled run); the ledger is recorded on ``clock``."""
     if not plan.has_changes:
         return ApplyOutcome(spec.name, (), ())
     progress = Progress()
+    previous = seen.ledger
+    stopped: UserError | None = None
     try:
+        if previous.hmac_key is not None:
+            guard()
+            previous = _record_intents(spec, plan, seen, port, store, clock, write_ahead)
         stamps = {k: s.last_updated_ms for k, s in seen.live.secrets.items()}
-        Applier(port, clock, options).run(spec, plan, progress, stamps)
+        Applier(port, work_clock or clock, options, guard=guard).run(spec, plan, progress, stamps)
+    except stop_errors as exc:
+        stopped = exc
     finally:
-        if progress.done:
-            _record_ledger(spec, seen, progress, port, store, salt, clock, mask)
+        if progress.done and _may_write(guard):
+            # A cancelled run records quickly: the operator is waiting for it to exit.
+            seconds = CANCELLED_LEDGER_SECONDS if stopped is not None else READ_DEADLINE_SECONDS
+            _record_ledger(
+                spec, plan, previous, seen.live, progress, port, store, salt, clock, mask, seconds
+            )
+    if stopped is not None:
+        done = set(progress.done)
+        left = tuple(c for c in plan.changes if c.action is not Action.NOOP and c not in done)
+        return ApplyOutcome(spec.name, tuple(progress.done), left, stopped)
     check, _ = plan_workspace(
         spec, port, store, seen.ledger.hmac_key, salt=salt, clock=clock, mask=mask
     )
@@ -129,20 +185,72 @@ def apply_workspace(
     return ApplyOutcome(spec.name, tuple(progress.done), remaining)
 
 
+def _may_write(guard: Callable[[], None]) -> bool:
+    """Whether the ledger may still be written: a cancelled run records what it wrote; a
+    run whose lease is in doubt does not (another run may already own the ledger)."""
+    try:
+        guard()
+    except Cancelled:
+        return True
+    except UserError:
+        return False
+    return True
+
+
+def _record_intents(
+    spec: WorkspaceSpec,
+    plan: WorkspacePlan,
+    seen: Observation,
+    port: WorkspacePort,
+    store: LedgerStore,
+    clock: Clock,
+    write_ahead: WriteAhead | None,
+) -> Ledger:
+    """Before any secret is put: store the ledger with an intent per key about to be
+    written. A run killed after this and before its confirmation leaves the intents, and
+    the next plan knows those keys as its own interrupted writes. If the intents cannot be
+    stored, nothing is written."""
+    keys = [
+        c.address.name
+        for c in plan.changes
+        if c.address.kind is Kind.SECRET and c.action in (Action.CREATE, Action.UPDATE)
+    ]
+    if not keys:
+        return seen.ledger
+    if write_ahead is not None:
+        run, since, window = write_ahead.run, write_ahead.since_ms, write_ahead.window_seconds
+    else:  # no lock to date it by: after the latest write this run has seen
+        latest = max((s.last_updated_ms for s in seen.live.secrets.values()), default=0)
+        run, since, window = "unknown", latest + 1, 3600.0
+    intended = ledger_doc.with_intents(
+        spec, seen.ledger, keys, run=run, since_ms=since, until_ms=since + int(window * 1000)
+    )
+    document = ledger_doc.render(intended, workspace=spec.name)
+    call_with_retry(
+        lambda: store.save(spec.name, document, port),
+        workspace=spec.name,
+        clock=clock,
+        deadline=clock.monotonic() + READ_DEADLINE_SECONDS,
+    )
+    return intended
+
+
 def _record_ledger(
     spec: WorkspaceSpec,
-    seen: Observation,
+    plan: WorkspacePlan,
+    previous: Ledger,
+    seen_live: LiveState,
     progress: Progress,
     port: WorkspacePort,
     store: LedgerStore,
     salt: str,
     clock: Clock,
     mask: Callable[[str], str],
+    seconds: float = READ_DEADLINE_SECONDS,
 ) -> None:
     """Write down what was written, even after a failure half way: the next plan then
     knows these keys were set by pkgrepo. After ``ensure: absent`` the ledger is emptied,
     so a later re-creation is not mistaken for a scope deleted out of band."""
-    previous, seen_live = seen.ledger, seen.live
     if previous.hmac_key is None:
         return
     unproven = frozenset(
@@ -159,8 +267,25 @@ def _record_ledger(
             spec.name,
             ", ".join(sorted(unproven)),
         )
+    written: dict[str, Permission | None] = {
+        c.address.name: None if c.action is Action.DELETE else spec.acls[c.address.name]
+        for c in progress.done
+        if c.address.kind is Kind.ACL
+    }
+    pending = {
+        c.address.name
+        for c in plan.changes
+        if c.address.kind is Kind.ACL and c.action is not Action.NOOP
+    } - set(written)
     updated = ledger_doc.after_apply(
-        spec, previous, stamps=progress.stamps, salt=salt, mask=mask, unproven=unproven
+        spec,
+        previous,
+        stamps=progress.stamps,
+        acl_written=written,
+        acl_pending=pending,
+        salt=salt,
+        mask=mask,
+        unproven=unproven,
     )
     document = ledger_doc.render(updated, workspace=spec.name)
     try:
@@ -168,7 +293,7 @@ def _record_ledger(
             lambda: store.save(spec.name, document, port),
             workspace=spec.name,
             clock=clock,
-            deadline=clock.monotonic() + READ_DEADLINE_SECONDS,
+            deadline=clock.monotonic() + seconds,
         )
     except (UserError, TransientError) as exc:
         # Not fatal: the next plan sees these keys as modified outside pkgrepo and rewrites

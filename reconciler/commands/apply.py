@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from reconciler.commands.context import (
     new_salt,
     open_session,
 )
+from reconciler.commands.interrupt import Interrupts
 from reconciler.commands.plan import plan_of
 from reconciler.errors import PlanRefused, UserError
 from reconciler.fleet import FleetPlan, Status, WorkspaceResult, refuse_if_unsafe
@@ -129,9 +131,27 @@ def command(
         _print_results(session, fleet_plan, [], fmt)
         return 1 if fleet_plan.failed else 0
     _check_safety(session, fleet_plan, plan, allow_destroy=allow_destroy, force=force)
-    with FleetProgress(len(session.specs), quiet=quiet) as progress:
-        session.fleet.listener = progress
-        results = session.fleet.apply(
+    fleet = session.fleet
+    output.info(f"run id {fleet.run_id}: other runs see this run as the holder of its locks")
+    finished: dict[str, WorkspaceResult] = {}
+
+    def give_up(why: str) -> None:
+        """The grace ran out (or a second signal came): list what is known, and exit."""
+        known = [finished.get(s.name) or _unfinished(s.name, s.wave) for s in session.specs]
+        _print_results(session, fleet_plan, known, fmt)
+        output.error(_interrupted_line(interrupts.name, known, why))
+
+    with (
+        Interrupts(fleet.cancel, give_up) as interrupts,
+        FleetProgress(len(session.specs), quiet=quiet) as progress,
+    ):
+
+        def listen(phase: str, result: WorkspaceResult) -> None:
+            finished[result.workspace] = result
+            progress(phase, result)
+
+        fleet.listener = listen
+        results = fleet.apply(
             session.specs,
             fleet_plan,
             options=ApplyOptions(
@@ -139,8 +159,50 @@ def command(
             ),
             max_failures=max_failures,
         )
-    _print_results(session, fleet_plan, results, fmt)
+        _print_results(session, fleet_plan, results, fmt)
+        if interrupts.signum is not None:
+            return _after_interrupt(interrupts, results)
     return 1 if any(r.status in (Status.FAILED, Status.SKIPPED) for r in results) else 0
+
+
+def _unfinished(workspace: str, wave: int) -> WorkspaceResult:
+    return WorkspaceResult(
+        workspace,
+        wave,
+        Status.INTERRUPTED,
+        error="still finishing when pkgrepo exited: what it applied is not known here; its "
+        "lock passes on when the lease runs out, and the next run sees its writes",
+    )
+
+
+_DONE = (Status.APPLIED, Status.UP_TO_DATE)
+
+
+def _interrupted_line(name: str, results: Sequence[WorkspaceResult], why: str = "") -> str:
+    count = Counter(r.status for r in results)
+    partly = count[Status.INTERRUPTED]
+    untouched = count[Status.SKIPPED]
+    text = (
+        f"interrupted by {name or 'a signal'}: {count[Status.APPLIED]} workspace(s) applied, "
+        f"{partly} stopped part way, {untouched} not started"
+    )
+    if count[Status.FAILED]:
+        text += f", {count[Status.FAILED]} failed"
+    if why == "timeout":
+        text += "; in-flight work did not finish within the grace period"
+    return text + ". Run the same command again to finish: it picks up where this one stopped."
+
+
+def _after_interrupt(interrupts: Interrupts, results: Sequence[WorkspaceResult]) -> int:
+    """Exit code and last line after a signal: the results table is already printed."""
+    if all(r.status in _DONE for r in results):
+        output.warning(
+            f"{interrupts.name} received after every workspace had finished: "
+            "everything listed above was applied"
+        )
+        return 0
+    output.error(_interrupted_line(interrupts.name, results))
+    return interrupts.exit_code
 
 
 def _plan(session: Session, salt: str, quiet: bool) -> FleetPlan:

@@ -19,7 +19,7 @@ import click
 from reconciler import config, discovery, output, policy
 from reconciler.adapter import DEFAULT_TIMEOUT_SECONDS, SdkWorkspace, list_account_workspaces
 from reconciler.discovery import DiscoveryReport
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, UserError
 from reconciler.fleet import (
     DEFAULT_PARALLELISM,
     Fleet,
@@ -29,6 +29,7 @@ from reconciler.fleet import (
     select,
 )
 from reconciler.ledger_store import LedgerStore, LocalLedgerStore, WorkspaceLedgerStore
+from reconciler.lock import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
 from reconciler.model import DesiredState, SecretValue, WorkspaceSpec
 from reconciler.port import WorkspacePort
 from reconciler.render.discovery import discovery_lines
@@ -36,6 +37,9 @@ from reconciler.render.discovery import discovery_lines
 F = TypeVar("F", bound=Callable[..., Any])
 
 LEDGER_KEY_ENV = "PKGREPO_LEDGER_KEY"
+LEASE_ENV = "PKGREPO_LOCK_LEASE_SECONDS"
+"""The lease ``apply`` holds its locks on (default 60 s). Shorter frees a dead run's
+workspaces sooner and needs a faster workspace to renew in time."""
 
 
 def selection_options(fn: F) -> F:
@@ -182,6 +186,18 @@ def _register_read_value(value: str) -> None:
         output.register_secrets([value])
 
 
+def lease_seconds() -> int:
+    text = os.environ.get(LEASE_ENV, "").strip()
+    if not text:
+        return DEFAULT_LEASE_SECONDS
+    if not text.isdigit() or not MIN_LEASE_SECONDS <= int(text) <= MAX_LEASE_SECONDS:
+        raise UserError(
+            f"{LEASE_ENV} must be a whole number of seconds from {MIN_LEASE_SECONDS} "
+            f"to {MAX_LEASE_SECONDS}"
+        )
+    return int(text)
+
+
 def open_session(
     path: Path,
     target: Target = Target(),
@@ -219,6 +235,7 @@ def open_session(
         parallelism=target.parallelism,
         rate_per_host=target.rate_limit,
         mask=output.scrub,
+        lease_seconds=lease_seconds(),
     )
     return Session(path, desired, specs, fleet, key, store, report)
 

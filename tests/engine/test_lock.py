@@ -1,12 +1,27 @@
-"""The advisory apply lock: contention, expiry, abandoned locks, races and force-unlock."""
+"""The leased apply lock: a live holder is waited for, a silent one is taken over after a
+whole lease on the waiter's own clock, a holder that cannot renew stops writing in time,
+clock offsets change nothing, races have one winner, and force-unlock.
+
+Driven by a fake clock, with renewals made by hand (``heartbeat=False``): the test decides
+exactly when the holder renews."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import pytest
 
-from reconciler.lock import LockHeld, WorkspaceLock, force_unlock, holder_key, parse_holder
+from reconciler.lock import (
+    MAX_LEASE_SECONDS,
+    LeaseLost,
+    LockHeld,
+    WorkspaceLock,
+    beat_key,
+    force_unlock,
+    holder_key,
+    parse_holder,
+)
 from reconciler.model import LiveSecret
 from tests.fakes import FakeClock, FakeWorkspace
 
@@ -14,36 +29,151 @@ from tests.fakes import FakeClock, FakeWorkspace
 def holder(fake: FakeWorkspace) -> str:
     found = parse_holder(fake.lock_keys() or {})
     assert found is not None
-    return found.who
+    return found.run
 
 
-def test_a_second_run_waits_then_says_who_holds_the_lock() -> None:
-    fake, clock = FakeWorkspace(), FakeClock()
-    first = WorkspaceLock("prod", fake, clock, who="ci@runner-1.42", wait_seconds=5)
+def lock(fake: FakeWorkspace, clock: FakeClock, run: str, **kwargs: object) -> WorkspaceLock:
+    return WorkspaceLock("prod", fake, clock, run=run, heartbeat=False, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass
+class BeatingClock(FakeClock):
+    """A fake clock that lets a holder renew every ``every`` seconds while others sleep."""
+
+    every: float = 20.0
+    renew: Callable[[], object] | None = None
+    _since: float = 0.0
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        self._since += seconds
+        if self.renew is not None and self._since >= self.every:
+            self._since = 0.0
+            self.renew()
+
+
+@dataclass
+class OffsetClock(FakeClock):
+    """A runner whose wall clock is ``offset`` seconds off (monotonic time is unaffected)."""
+
+    offset: float = 0.0
+    base: FakeClock = field(default_factory=FakeClock)
+
+    def monotonic(self) -> float:
+        return self.base.monotonic()
+
+    def time(self) -> float:
+        return self.base.time() + self.offset
+
+    def sleep(self, seconds: float) -> None:
+        self.base.sleep(seconds)
+
+
+def test_a_live_holder_is_waited_for_then_named_with_its_lease() -> None:
+    fake, clock = FakeWorkspace(), BeatingClock()
+    first = lock(fake, clock, "r1a2b3c", lease_seconds=60)
     first.acquire()
-    second = WorkspaceLock("prod", fake, clock, who="ci@runner-2.7", wait_seconds=5)
+    clock.renew = first.renew  # the holder keeps renewing every 20 s
+    second = lock(fake, clock, "r9f8e7d", lease_seconds=60, wait_seconds=200)
     with pytest.raises(LockHeld) as raised:
         second.acquire()
     message = str(raised.value)
-    # key names allow only letters, digits and - _ . so "@" is shown as "_"
-    assert message.startswith("prod: locked by ci_runner-1.42 since ")
-    assert "pkgrepo force-unlock prod" in message
-    assert sum(clock.slept) >= 5  # it waited before giving up
+    assert message.startswith("prod: locked by run r1a2b3c since 2023-11-14 22:13:20 UTC")
+    assert "lease 60s, not renewed for " in message and "runs out at " in message
+    assert "force-unlock --workspace prod" in message
+    assert sum(clock.slept) >= 200  # it waited the whole wait, and never took over
+    assert holder(fake) == "r1a2b3c"
     first.release()
     second.acquire()  # free again
-    assert holder(fake) == "ci_runner-2.7"
+    assert holder(fake) == "r9f8e7d"
 
 
-def test_an_expired_lock_is_taken_over() -> None:
+def test_a_holder_that_stops_renewing_is_taken_over_after_one_lease_of_the_waiters_time() -> None:
     fake, clock = FakeWorkspace(), FakeClock()
-    WorkspaceLock("prod", fake, clock, who="dead", ttl_seconds=60).acquire()
-    clock.now += 30
-    with pytest.raises(LockHeld):  # not expired yet
-        WorkspaceLock("prod", fake, clock, who="early", wait_seconds=0).acquire()
-    clock.now += 31
-    WorkspaceLock("prod", fake, clock, who="alive", wait_seconds=0).acquire()
-    assert holder(fake) == "alive"
-    assert len(fake.lock or {}) == 1
+    lock(fake, clock, "rdead", lease_seconds=60).acquire()  # then the run is killed
+    waiter = lock(fake, clock, "rnext", lease_seconds=60, wait_seconds=0)
+    waiter.acquire()  # a silent holder is waited out however short the wait asked for
+    assert holder(fake) == "rnext"
+    assert 60 <= sum(clock.slept) <= 63
+    assert sorted(fake.lock or {}) == [beat_key("rnext"), holder_key("rnext", 60)]
+
+
+def test_a_renewal_seen_late_restarts_the_waiters_count() -> None:
+    fake, clock = FakeWorkspace(), BeatingClock(every=30)
+    first = lock(fake, clock, "rslow", lease_seconds=60)
+    first.acquire()
+    renewals = [0]
+
+    def renew_twice() -> None:
+        if renewals[0] < 2:
+            renewals[0] += 1
+            first.renew()
+
+    clock.renew = renew_twice  # renews at 30 s and 60 s, then dies
+    waiter = lock(fake, clock, "rnext", lease_seconds=60, wait_seconds=150)
+    waiter.acquire()
+    assert holder(fake) == "rnext"
+    assert 120 <= sum(clock.slept) <= 123  # the last renewal was seen at 60 s
+
+
+def test_a_clock_offset_of_hours_between_runners_changes_nothing() -> None:
+    base = BeatingClock()
+    fake = FakeWorkspace(clock_ms=1_700_000_000_000 - 7 * 3600 * 1000)  # the service: 7 h behind
+    ahead = OffsetClock(offset=+5 * 3600, base=base)
+    behind = OffsetClock(offset=-9 * 3600, base=base)
+    first = WorkspaceLock("prod", fake, ahead, run="rahead", heartbeat=False)
+    first.acquire()
+    base.renew = first.renew
+    # A waiter whose wall clock is 14 hours behind the holder's never takes a live lock...
+    with pytest.raises(LockHeld):
+        WorkspaceLock(
+            "prod", fake, behind, run="rbehind", heartbeat=False, wait_seconds=300
+        ).acquire()
+    assert holder(fake) == "rahead"
+    first.check()  # ...and the holder, renewing, still holds it
+    # ...and once the holder is gone, takes it after exactly one lease, as any runner would.
+    base.renew = None
+    started = base.now
+    WorkspaceLock("prod", fake, behind, run="rbehind", heartbeat=False, wait_seconds=0).acquire()
+    assert holder(fake) == "rbehind"
+    assert 60 <= base.now - started <= 63
+
+
+def test_a_holder_that_cannot_renew_stops_writing_before_its_lease_could_pass() -> None:
+    fake, clock = FakeWorkspace(), FakeClock()
+    mine = lock(fake, clock, "rmine", lease_seconds=60)
+    acquired_at = clock.now
+    mine.acquire()
+    mine.check()
+    fake.fail_on["lock_put"] = 1000  # the service stops answering renewals
+    while True:
+        assert mine.renew() is False
+        try:
+            mine.check()
+        except LeaseLost as exc:
+            assert "stopped writing here: could not renew the lock within its 60s lease" in str(exc)
+            break
+        clock.sleep(1)
+    # It stopped a margin before anyone could take over (a whole lease after the last
+    # record change any waiter could have seen, which is no earlier than the acquisition).
+    assert clock.now - acquired_at <= 60 - mine.margin
+    fake.fail_on.clear()
+    assert mine.renew() is False  # never resumes, even once renewals work again
+    with pytest.raises(LeaseLost):
+        mine.check()
+
+
+def test_a_holder_whose_lock_was_taken_over_learns_it_at_its_next_renewal() -> None:
+    fake, clock = FakeWorkspace(), FakeClock()
+    mine = lock(fake, clock, "rmine", lease_seconds=60)
+    mine.acquire()
+    force_unlock(fake)
+    lock(fake, clock, "rother", lease_seconds=60).acquire()
+    assert mine.renew() is False
+    with pytest.raises(LeaseLost, match="taken over by run rother"):
+        mine.check()
+    mine.release()  # leaves the other run's lock alone
+    assert holder(fake) == "rother"
 
 
 class StaleView(FakeWorkspace):
@@ -58,50 +188,87 @@ class StaleView(FakeWorkspace):
         return super().lock_keys()
 
 
-def test_only_one_of_two_waiters_takes_over_an_expired_lock() -> None:
+def test_only_one_of_two_waiters_takes_over_a_silent_lock() -> None:
     fake, clock = StaleView(), FakeClock()
-    WorkspaceLock("prod", fake, clock, who="dead", ttl_seconds=60).acquire()
-    clock.now += 61
-    fake.stale = fake.lock_keys()  # what the second waiter saw before the first claimed
-    WorkspaceLock("prod", fake, clock, who="first", wait_seconds=0).acquire()
-    fake.stale = {holder_key("dead", 60): LiveSecret(holder_key("dead", 60), 1)}
-    with pytest.raises(LockHeld):
-        WorkspaceLock("prod", fake, clock, who="second", wait_seconds=0).acquire()
-    assert holder(fake) == "first"
-    assert len(fake.lock or {}) == 1
+    lock(fake, clock, "rdead", lease_seconds=60).acquire()
+    dead_keys = dict(fake.lock_keys() or {})
+    lock(fake, clock, "rfirst", wait_seconds=0).acquire()  # took over after a lease
+    # The second waiter watched the same dead record for a lease, and its last read was
+    # sent just before the first one claimed: its delete of the dead key finds it gone.
+    second = lock(fake, clock, "rsecond", wait_seconds=0)
+    fake.stale = dead_keys
+    dead = parse_holder(dead_keys)
+    assert dead is not None
+    acquired, _ = second._step(None, dead.record, clock.now - 61)
+    assert acquired is False
+    assert holder(fake) == "rfirst"
+    assert sorted(fake.lock or {}) == sorted([holder_key("rfirst", 60), beat_key("rfirst")])
 
 
 def test_a_lock_without_a_holder_is_taken_over_after_a_grace_period() -> None:
     fake, clock = FakeWorkspace(), FakeClock()
     assert fake.lock_create()  # a run died between creating the scope and naming itself
-    WorkspaceLock("prod", fake, clock, who="next", wait_seconds=30).acquire()
-    assert holder(fake) == "next"
+    lock(fake, clock, "rnext", wait_seconds=30).acquire()
+    assert holder(fake) == "rnext"
     assert 10 <= sum(clock.slept) < 30
 
 
 def test_of_two_claims_the_earlier_key_wins_and_the_other_withdraws() -> None:
     fake, clock = FakeWorkspace(), FakeClock()
     assert fake.lock_create()
-    fake.lock_put(holder_key("rival", 900))  # the rival wrote first
-    late = WorkspaceLock("prod", fake, clock, who="late", wait_seconds=0)
+    fake.lock_put(holder_key("rrival", 60))  # the rival wrote first
+    late = lock(fake, clock, "rlate", wait_seconds=0)
     assert late._claim() is False  # the step a racing claimer takes
-    assert holder(fake) == "rival"
-    assert list(fake.lock or {}) == [holder_key("rival", 900)]
+    assert holder(fake) == "rrival"
+    assert list(fake.lock or {}) == [holder_key("rrival", 60)]
 
 
-def test_release_leaves_a_lock_someone_else_took_over() -> None:
+def test_release_removes_the_lock_and_stops_renewing() -> None:
     fake, clock = FakeWorkspace(), FakeClock()
-    mine = WorkspaceLock("prod", fake, clock, who="me", ttl_seconds=1)
+    mine = lock(fake, clock, "rmine")
     mine.acquire()
-    fake.lock = {holder_key("other", 900): 1}
     mine.release()
-    assert holder(fake) == "other"
+    assert fake.lock_keys() is None
+    assert mine.renew() is False or fake.lock_keys() is None
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"holder.rhuge.lease.999999999": 1},
+        {"holder.rneg.lease.-5": 1, "holder.!!!.lease.60": 2, "garbage": 3},
+        {"holder..lease.": 1, "beat.": 2, "holder.x.ttl.99999999999999999999": 3},
+    ],
+    ids=["huge-lease", "malformed", "empty-parts"],
+)
+def test_a_hand_written_lock_key_never_crashes_and_holds_at_most_the_maximum_lease(
+    keys: dict[str, int],
+) -> None:
+    fake, clock = FakeWorkspace(), FakeClock()
+    assert fake.lock_create()
+    fake.lock = dict(keys)
+    waiter = lock(fake, clock, "rnext", wait_seconds=0)
+    waiter.acquire()
+    assert holder(fake) == "rnext"
+    assert sum(clock.slept) <= MAX_LEASE_SECONDS + 3
 
 
 def test_force_unlock_removes_any_lock_and_reports_the_holder() -> None:
     fake, clock = FakeWorkspace(), FakeClock()
-    WorkspaceLock("prod", fake, clock, who="stuck").acquire()
+    lock(fake, clock, "rstuck").acquire()
     found = force_unlock(fake)
-    assert found is not None and found.who == "stuck"
+    assert found is not None and found.run == "rstuck"
     assert fake.lock_keys() is None
     assert force_unlock(fake) is None
+
+
+def test_a_lock_taken_by_an_earlier_version_is_honoured_for_its_time_to_live() -> None:
+    fake, clock = FakeWorkspace(), FakeClock()
+    assert fake.lock_create()
+    fake.lock_put("holder.ci_runner-1.4242.ttl.900")  # user@host.pid, 15 minutes
+    first = parse_holder(fake.lock_keys() or {})
+    assert first is not None and first.run == "ci_runner-1.4242"
+    assert first.lease_seconds == MAX_LEASE_SECONDS  # bounded like any other lease
+    lock(fake, clock, "rnew", wait_seconds=0).acquire()  # waited out, never taken at once
+    assert holder(fake) == "rnew"
+    assert MAX_LEASE_SECONDS <= sum(clock.slept) <= MAX_LEASE_SECONDS + 3

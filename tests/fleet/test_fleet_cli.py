@@ -239,7 +239,8 @@ THROTTLED = ("ws-03", "ws-17", "ws-31", "ws-45")
 
 @pytest.fixture
 def throttled() -> Iterator[EmulatorHandle]:
-    slow = Faults(rate_limit_rps=5, rate_limit_burst=4, retry_after_seconds=0)
+    # A burst of 2: a plan's concurrent reads are throttled however slow the machine is.
+    slow = Faults(rate_limit_rps=10, rate_limit_burst=2, retry_after_seconds=0)
     with running_emulator(emulator_config(dict.fromkeys(THROTTLED, slow))) as handle:
         yield handle
 

@@ -95,7 +95,8 @@ FAST: list[Row] = [
     Row("latency", everywhere(Faults(latency_range_ms=(0.0, 40.0))), frozenset({200})),
     Row(
         "throttling-429",
-        everywhere(Faults(rate_limit_rps=100.0, rate_limit_burst=4, retry_after_seconds=0)),
+        # A burst of 2: one plan's concurrent reads exceed it however slow the machine is.
+        everywhere(Faults(rate_limit_rps=100.0, rate_limit_burst=2, retry_after_seconds=0)),
         frozenset({429}),
     ),
     Row("503-each-step", one_fault_per_workspace(503), frozenset({503})),
@@ -248,10 +249,10 @@ def test_a_permanent_refusal_stops_only_that_workspace_with_the_services_reason(
         emu.set_faults(
             name,
             Faults(
-                one_shot=(  # put 1 records the lock holder
+                one_shot=(  # puts 1 and 2 record the lock holder and its first beat
                     OneShotFailure(
                         "secrets/put",
-                        nth=2,
+                        nth=3,
                         status=400,
                         error_code="INVALID_PARAMETER_VALUE",
                         message="refused by test",

@@ -1,21 +1,32 @@
 """Interrupted applies: the emulator restarted (or killed) under a running ``pkgrepo apply``,
-and ``pkgrepo apply`` itself killed with SIGKILL half way.
+and ``pkgrepo apply`` itself killed with SIGKILL, or stopped with SIGTERM, half way.
 
 What an operator should expect after a killed run, and what these tests hold pkgrepo to:
 
-- ``plan`` and ``drift`` work at once (they take no lock) and show what is left to do.
-- The workspaces the dead run was applying stay locked; a rerun waits up to 60 s for each
-  and then fails it with ``locked by USER@HOST.PID since T (expires T+15m) ... If that run
-  is gone, run `pkgrepo force-unlock WS --file FILE```; the others apply. After
-  ``force-unlock`` (or once the 15-minute TTL passed) a rerun converges.
+- ``plan`` and ``drift`` work at once (they take no lock) and show what is left to do; a
+  key the dead run was writing is its own "interrupted write" (low), never "modified
+  outside pkgrepo".
+- A plain rerun of the same command converges: it waits out the dead run's lease (its
+  locks are no longer renewed) and takes over, with no ``force-unlock`` and no ``--force``.
+- SIGTERM (what CI sends on cancel) stops new writes, records the ledger, releases every
+  lock, lists what was and was not applied, and exits 143 within 10 s; a rerun at once
+  takes every lock without waiting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
 import re
+import select
 import signal
-from collections.abc import Callable, Mapping
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,14 +34,19 @@ from typing import Any
 import pytest
 
 from reconciler.emulator import EmulatorHandle, Faults
+from reconciler.fleet import WorkspaceResult
 from reconciler.lock import LOCK_SCOPE, parse_holder
 from reconciler.model import SCOPE, LiveSecret
+from reconciler.progress import FleetProgress
 from tests.reliability.harness import (
+    LEDGER_FILE,
+    PLANTED,
     AclPoller,
     AclRecorder,
     Baseline,
     EmulatorProcess,
     Fleet,
+    Result,
     assert_converged_state,
     assert_untouched,
     baseline,
@@ -46,6 +62,7 @@ from tests.reliability.harness import (
     wait_until,
     write_fleet,
 )
+from tests.reliability.leaks import Scanner
 
 # -- the emulator restarted under a running apply ---------------------------------------------
 
@@ -146,54 +163,107 @@ def test_emulator_restarted_and_killed_three_times_mid_apply(
 
 # -- pkgrepo killed with SIGKILL half way ------------------------------------------------------
 
+RUN_ID = re.compile(r"run id (r[0-9a-f]{12})")
 
-def _kill_mid_apply(emu: EmulatorHandle, fleet: Fleet, recorder: AclRecorder) -> list[str]:
-    """Start an apply, SIGKILL it once some workspaces are locked and written; returns the
-    workspaces it left locked."""
+
+@dataclass
+class Killed:
+    locked: list[str]
+    """Workspaces the dead run left locked."""
+    run: str
+    """Its run id, as its log printed it and its locks name it."""
+
+
+def _written(recorder: AclRecorder) -> int:
+    """Writes the service accepted to what pkgrepo manages (the scope and its ledger)."""
+    return sum(1 for w in recorder.writes if w.scope == SCOPE or w.scope == "(files)")
+
+
+def _kill_mid_apply(
+    emu: EmulatorHandle,
+    fleet: Fleet,
+    recorder: AclRecorder,
+    *,
+    after_writes: int | None = None,
+    sig: int = signal.SIGKILL,
+    env: Mapping[str, str] | None = None,
+    latency_ms: float = 40,
+) -> tuple[Result, Killed]:
+    """Start an apply and send ``sig`` once some workspaces are locked and written (or once
+    the service accepted ``after_writes`` writes); returns its result and what it left."""
     for name in fleet.names:
-        emu.set_faults(name, Faults(latency_ms=40))
-    process = pkgrepo_process(["apply", str(fleet.file), "--auto-approve"], env=subprocess_env())
+        emu.set_faults(name, Faults(latency_ms=latency_ms))
+    process = pkgrepo_process(["apply", str(fleet.file), "--auto-approve"], env=subprocess_env(env))
     try:
 
         def mid_apply() -> bool:
+            if after_writes is not None:
+                return _written(recorder) >= after_writes
             locked = [n for n in fleet.names if _locked(emu, n)]
             written = {w.workspace for w in recorder.writes if w.scope == SCOPE}
             return len(locked) >= 3 and len(written) >= 3
 
-        wait_until(mid_apply, timeout=60, what="an apply half way")
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=30)
+        wait_until(mid_apply, timeout=120, what="an apply half way")
+        process.send_signal(sig)
+        result = finish(process, timeout=10 if sig == signal.SIGTERM else 30)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == -signal.SIGKILL
     for name in fleet.names:
         emu.set_faults(name, Faults())
-    locked = [n for n in fleet.names if _locked(emu, n)]
-    assert locked, "the kill came too late: no workspace was left locked"
-    return locked
+    match = RUN_ID.search(result.err)
+    assert match is not None, result.err[-2000:]
+    return result, Killed([n for n in fleet.names if _locked(emu, n)], match.group(1))
 
 
 def _locked(emu: EmulatorHandle, name: str) -> bool:
     return any(s.name == LOCK_SCOPE for s in emu.backend(name).list_scopes(emu.admin))
 
 
-def _assert_plan_and_drift_see_what_is_left(
+def _holders(emu: EmulatorHandle, names: list[str]) -> set[str]:
+    found = set()
+    for name in names:
+        keys = {
+            s.key: LiveSecret(s.key, s.last_updated_timestamp)
+            for s in emu.backend(name).list_secrets(emu.admin, LOCK_SCOPE)
+        }
+        holder = parse_holder(keys)
+        if holder is not None:
+            found.add(holder.run)
+    return found
+
+
+def _drift_blames_nobody_for_pkgrepos_own_writes(
     fleet: Fleet, capsys: pytest.CaptureFixture[str]
-) -> None:
-    plan = run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys)
-    assert plan.code == 2, plan.text[-2000:]
-    drift = run_cli(["drift", str(fleet.file), "-q"], capsys)
-    assert drift.code == 2, drift.text[-2000:]
+) -> Counter[str]:
+    """``drift`` right after the kill: what is left shows, and no key the dead run was
+    writing reads as changed outside pkgrepo. Returns the count of items by kind."""
+    drift = run_cli(["drift", str(fleet.file), "--format", "json", "-q"], capsys)
+    assert drift.code in (0, 2), drift.text[-2000:]
+    kinds: Counter[str] = Counter()
+    for workspace in json.loads(drift.out)["workspaces"]:
+        assert workspace["error"] is None, workspace
+        for item in workspace["items"]:
+            kinds[item["kind"]] += 1
+            assert item["kind"] != "modified-outside", item
+            if "/secret/" in item["address"]:
+                assert item["severity"] == "low", item
+    return kinds
 
 
-def _force_unlock(
-    fleet: Fleet, locked: list[str], pid: int, capsys: pytest.CaptureFixture[str]
-) -> None:
-    for name in locked:
-        run = run_cli(["force-unlock", name, "--file", str(fleet.file)], capsys)
-        assert run.code == 0, run.text
-        assert re.fullmatch(rf"{name}: removed the lock held by \S+\.{pid}\n", run.out), run.out
+def settle_stale_locks(emu: EmulatorHandle, fleet: Fleet, killed: Killed, rerun: Result) -> None:
+    """After the rerun of a killed run: it took over every lock the dead run left, except on
+    workspaces the dead run had finished and the rerun had nothing to do in. Those keep the
+    dead run's lock record, unrenewed, until the next run that needs them takes it over
+    after one lease: checked here, then cleared as that run would."""
+    rows = dict(re.findall(r"^(ws\d\d)\s+\d+\s+(\S+)", rerun.out, re.MULTILINE))
+    stale = [n for n in fleet.names if _locked(emu, n)]
+    assert _holders(emu, stale) <= {killed.run}, stale
+    assert {rows[n] for n in stale} <= {"ok"}, (stale, rows)
+    taken = rerun.err.count(f"taking over the lock of run {killed.run}")
+    assert taken + len(stale) == len(killed.locked), (taken, stale, killed.locked)
+    for name in stale:
+        emu.backend(name).delete_scope(emu.admin, LOCK_SCOPE)
 
 
 def _converge_and_check(
@@ -202,73 +272,248 @@ def _converge_and_check(
     state: Callable[[str], Any],
     before: Baseline,
     capsys: pytest.CaptureFixture[str],
-) -> None:
-    rerun = run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys)
+    *,
+    extra: Sequence[str] = (),
+    dead: tuple[EmulatorHandle, Killed] | None = None,
+) -> Result:
+    """The same apply again converges (with ``dead``: see ``settle_stale_locks``)."""
+    rerun = run_cli(["apply", str(fleet.file), "--auto-approve", "-q", *extra], capsys)
     assert rerun.code == 0, rerun.text[-3000:]
     check = run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys)
     assert check.code == 0, check.text[-3000:]
+    if dead is not None:
+        settle_stale_locks(dead[0], fleet, dead[1], rerun)
     assert_untouched(before, state)
     assert_converged_state(fleet, state)
     assert recorder.violations == [], recorder.violations[:5]
+    return rerun
 
 
-def test_pkgrepo_killed_mid_apply_then_force_unlock_and_rerun_converges(
+def test_pkgrepo_killed_mid_apply_a_plain_rerun_takes_over_and_converges(
+    emu: EmulatorHandle,
+    fleet: Fleet,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGKILL half way, then the same command again: no force-unlock, no --force. The
+    rerun waits out the dead run's lease (5 s here) and takes each lock over."""
+    state = emulator_state(emu)
+    before = baseline(fleet, state)
+    recorder = AclRecorder(emu).watch(fleet.names)
+    lease = {"PKGREPO_LOCK_LEASE_SECONDS": "5"}
+    killed, dead = _kill_mid_apply(emu, fleet, recorder, env=lease)
+    assert killed.code == -signal.SIGKILL
+    assert dead.locked, "the kill came too late: no workspace was left locked"
+    assert _holders(emu, dead.locked) == {dead.run}
+    _drift_blames_nobody_for_pkgrepos_own_writes(fleet, capsys)
+    assert [n for n in fleet.names if _locked(emu, n)] == dead.locked  # drift took no lock
+    monkeypatch.setenv("PKGREPO_LOCK_LEASE_SECONDS", "5")
+    rerun = _converge_and_check(fleet, recorder, state, before, capsys, dead=(emu, dead))
+    assert f"taking over the lock of run {dead.run}" in rerun.err
+
+
+def test_pkgrepo_killed_mid_apply_force_unlock_frees_the_selection_at_once(
+    emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the default 60 s lease, ``force-unlock`` over the whole file (one command, not
+    one per workspace) shows the dead run's locks and removes them; the rerun converges."""
+    state = emulator_state(emu)
+    before = baseline(fleet, state)
+    recorder = AclRecorder(emu).watch(fleet.names)
+    _, dead = _kill_mid_apply(emu, fleet, recorder)
+    assert dead.locked
+    refused = run_cli(["force-unlock", "--file", str(fleet.file)], capsys)
+    assert refused.code == 1 and "pass --auto-approve" in refused.err, refused.text
+    assert [n for n in fleet.names if _locked(emu, n)] == dead.locked
+    run = run_cli(["force-unlock", "--file", str(fleet.file), "--auto-approve"], capsys)
+    assert run.code == 0, run.text
+    for name in fleet.names:
+        if name in dead.locked:
+            assert re.search(rf"^{name}: locked by run {dead.run} since ", run.out, re.M)
+            assert f"{name}: removed the lock held by run {dead.run}\n" in run.out
+        else:
+            assert f"{name}: not locked\n" in run.out
+    assert not any(_locked(emu, n) for n in fleet.names)
+    rerun = _converge_and_check(fleet, recorder, state, before, capsys)
+    assert "taking over" not in rerun.err
+
+
+# -- SIGTERM (a cancelled CI job) and Ctrl-C --------------------------------------------------
+
+
+def test_sigterm_mid_apply_stops_cleanly_and_an_immediate_rerun_waits_for_no_lock(
     emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = emulator_state(emu)
     before = baseline(fleet, state)
     recorder = AclRecorder(emu).watch(fleet.names)
-    locked, pid = _kill_and_pid(emu, fleet, recorder)
-    _assert_plan_and_drift_see_what_is_left(fleet, capsys)
-    assert [n for n in fleet.names if _locked(emu, n)] == locked  # plan/drift took no lock
-    _force_unlock(fleet, locked, pid, capsys)
+    stopped, left = _kill_mid_apply(emu, fleet, recorder, sig=signal.SIGTERM)  # exits in 10 s
+    assert stopped.code == 128 + signal.SIGTERM, stopped.text[-3000:]
+    assert "Traceback" not in stopped.text and "unexpected error" not in stopped.text
+    assert "SIGTERM received: no new writes start; in-flight work is finishing" in stopped.err
+    assert re.search(
+        r"interrupted by SIGTERM: \d+ workspace\(s\) applied, \d+ stopped part way, "
+        r"\d+ not started\. Run the same command again to finish",
+        stopped.err,
+    ), stopped.err[-2000:]
+    rows = dict(re.findall(r"^(ws\d\d)\s+\d+\s+(\S+)", stopped.out, re.MULTILINE))
+    assert sorted(rows) == list(fleet.names), stopped.out[-3000:]  # the results table
+    assert set(rows.values()) <= {"applied", "INTERRUPTED", "skipped", "ok"}, rows
+    assert "skipped" in rows.values() or "INTERRUPTED" in rows.values(), rows
+    for name, result in rows.items():
+        if result == "INTERRUPTED":
+            assert re.search(
+                rf"^  {name}: interrupted: \d+ of \d+ change\(s\) applied; "
+                r"not applied: ",
+                stopped.out,
+                re.M,
+            ), stopped.out[-3000:]
+    assert left.locked == []  # every lock released
+    leaks = Scanner(PLANTED.values())
+    assert leaks.scan("stdout", stopped.out) + leaks.scan("stderr", stopped.err) == []
+    ledgers = 0
+    for name in fleet.names:  # the ledgers it recorded on the way out hold no value
+        try:
+            ledger = emu.files(name).export_file(emu.admin, LEDGER_FILE, format="AUTO")
+        except Exception:  # not started: no ledger
+            continue
+        ledgers += 1
+        assert leaks.scan(f"{name} ledger", ledger) == []
+    assert ledgers > 0
+    kinds = _drift_blames_nobody_for_pkgrepos_own_writes(fleet, capsys)
+    assert kinds["interrupted-write"] == 0, kinds  # the ledger recorded what was written
+    emu.reset_counts()
     _converge_and_check(fleet, recorder, state, before, capsys)
+    waited = [n for n in fleet.names if _waiting(emu, n)]
+    assert waited == [], f"the rerun waited for a lock in {waited}"
 
 
-@pytest.mark.slow
-def test_pkgrepo_killed_mid_apply_the_rerun_names_the_dead_holder_and_the_way_out(
+def _waiting(emu: EmulatorHandle, name: str) -> bool:
+    """A lock create was refused since the counts were reset: someone held the lock."""
+    return any(
+        status != 200
+        for (_m, path, status) in emu.responses(name)
+        if path.endswith("/secrets/scopes/create")
+    )
+
+
+class Terminal:
+    """``pkgrepo ARGS`` on a pseudo-terminal of its own, as a person runs it: Ctrl-C typed
+    there reaches it as SIGINT from the terminal."""
+
+    def __init__(self, args: Sequence[str], env: Mapping[str, str]) -> None:
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: becomes pkgrepo
+            os.execve(sys.executable, [sys.executable, "-m", "reconciler", *args], dict(env))
+        self.pid, self.fd = pid, fd
+        self.text = ""
+        self.code: int | None = None
+
+    def read(self, timeout: float = 0.05) -> None:
+        while True:
+            ready, _, _ = select.select([self.fd], [], [], timeout)
+            if not ready:
+                return
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:  # the child is gone
+                return
+            if not chunk:
+                return
+            self.text += chunk.decode(errors="replace")
+
+    def type(self, keys: str) -> None:
+        os.write(self.fd, keys.encode())
+
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+        def check() -> bool:
+            self.read()
+            return condition()
+
+        wait_until(check, timeout=timeout, what=what)
+
+    def finish(self, timeout: float = 30) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.read()
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.read()
+                os.close(self.fd)
+                self.code = os.waitstatus_to_exitcode(status)
+                return self.code
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        raise AssertionError(f"still running after {timeout}s: {self.text[-2000:]}")
+
+
+def test_ctrl_c_on_a_terminal_says_work_is_finishing_and_ends_with_the_results_table(
     emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Without force-unlock the rerun waits for each stale lock, then fails exactly those
-    workspaces with who held the lock, since when, and the command that frees it; every
-    other workspace applies."""
+    """Typed Ctrl-C during an apply confirmed at the prompt: pkgrepo says at once that
+    in-flight work is finishing, then lists every workspace with what was applied and what
+    was not, and exits 130. The rerun converges."""
     state = emulator_state(emu)
     before = baseline(fleet, state)
     recorder = AclRecorder(emu).watch(fleet.names)
-    locked, pid = _kill_and_pid(emu, fleet, recorder)
-    rerun = run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys)
-    assert rerun.code == 1
-    assert "Traceback" not in rerun.text
-    failed = dict(re.findall(r"^  (ws\d\d): (.+)$", rerun.out, re.MULTILINE))
-    assert sorted(failed) == locked, rerun.out[-3000:]
-    for name, message in failed.items():
-        assert re.search(
-            rf"{name}: locked by \S+\.{pid} since \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC "
-            rf"\(expires \d\d:\d\d:\d\d UTC\); waited 60s\. If that run is gone, run "
-            rf"`pkgrepo force-unlock {name} --file FILE`",
-            message,
-        ), message
-    rows = dict(re.findall(r"^(ws\d\d)\s+\d+\s+(\S+)", rerun.out, re.MULTILINE))
-    assert {n: rows[n] for n in locked} == dict.fromkeys(locked, "FAILED")
-    assert {rows[n] for n in fleet.names if n not in locked} <= {"applied", "ok"}, rows
-    _force_unlock(fleet, locked, pid, capsys)
+    for name in fleet.names:
+        emu.set_faults(name, Faults(latency_ms=40))
+    term = Terminal(["apply", str(fleet.file), "-p", "4"], subprocess_env())
+    try:
+        term.wait_for(lambda: "Apply these changes?" in term.text, "the confirmation prompt")
+        term.type("yes\n")
+        term.wait_for(lambda: _written(recorder) >= 8, "an apply half way")
+        term.type("\x03")  # Ctrl-C
+        term.wait_for(
+            lambda: "in-flight work is finishing" in term.text, "the note that work is finishing"
+        )
+        code = term.finish()
+    finally:
+        if term.code is None:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(term.pid, signal.SIGKILL)
+                os.waitpid(term.pid, 0)
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", term.text).replace("\r", "")
+    assert code == 128 + signal.SIGINT, plain[-3000:]
+    assert "Traceback" not in plain and "error: aborted" not in plain, plain[-3000:]
+    assert "SIGINT received: no new writes start; in-flight work is finishing" in plain
+    table = plain[plain.rindex("WORKSPACE  WAVE  RESULT") :]
+    rows = dict(re.findall(r"^(ws\d\d)\s+\d+\s+(\S+)", table, re.MULTILINE))
+    assert sorted(rows) == list(fleet.names), table
+    assert "skipped" in rows.values() or "INTERRUPTED" in rows.values(), rows
+    assert re.search(r"interrupted by SIGINT: \d+ workspace\(s\) applied", table), table
+    assert not any(_locked(emu, n) for n in fleet.names)
+    for name in fleet.names:
+        emu.set_faults(name, Faults())
     _converge_and_check(fleet, recorder, state, before, capsys)
 
 
-def _kill_and_pid(
-    emu: EmulatorHandle, fleet: Fleet, recorder: AclRecorder
-) -> tuple[list[str], int]:
-    """Kill an apply half way; the workspaces it left locked, and its process id as the
-    locks name it (``user@host.pid``)."""
-    holder_pids = set()
-    locked = _kill_mid_apply(emu, fleet, recorder)
-    for name in locked:
-        keys = {
-            s.key: LiveSecret(s.key, s.last_updated_timestamp)
-            for s in emu.backend(name).list_secrets(emu.admin, LOCK_SCOPE)
-        }
-        holder = parse_holder(keys)
-        assert holder is not None, keys
-        holder_pids.add(int(holder.who.rpartition(".")[2]))
-    (pid,) = holder_pids
-    return locked, pid
+def test_ctrl_c_after_the_work_is_done_reports_what_finished(
+    emu: EmulatorHandle,
+    fleet: Fleet,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The interrupt lands after the last workspace finished: no "error: aborted", the
+    results table, a note that everything listed was applied, exit 0."""
+    done: list[str] = []
+    original = FleetProgress.__call__
+
+    def listener(self: FleetProgress, phase: str, result: WorkspaceResult) -> None:
+        original(self, phase, result)
+        if phase == "apply":
+            done.append(result.workspace)
+            if len(done) == len(fleet.names):
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, just after the last one
+
+    monkeypatch.setattr(FleetProgress, "__call__", listener)
+    run = run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys)
+    assert run.code == 0, run.text[-3000:]
+    assert "aborted" not in run.text
+    rows = dict(re.findall(r"^(ws\d\d)\s+\d+\s+(\S+)", run.out, re.MULTILINE))
+    assert set(rows.values()) == {"applied"}, rows
+    assert (
+        "SIGINT received after every workspace had finished: everything listed above was applied"
+        in run.err
+    )
+    assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0

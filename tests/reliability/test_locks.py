@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
 
 from reconciler.emulator import EmulatorHandle, Faults
-from reconciler.lock import LOCK_SCOPE, holder_key
+from reconciler.lock import LOCK_SCOPE, beat_key, holder_key
 from reconciler.model import SCOPE
 from tests.reliability.harness import (
     LEDGER_FILE,
@@ -39,7 +42,7 @@ from tests.reliability.harness import (
 
 LOSER = re.compile(
     r"changed since it was planned \(another run applied\?\); plan again"
-    r"|locked by \S+ since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
+    r"|locked by run r[0-9a-f]{12} since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
 )
 
 
@@ -133,7 +136,7 @@ def test_a_run_that_planned_before_the_other_recorded_its_ledger_writes_nothing(
     }
     for name in fleet.names:
         emu.files(name).delete(emu.admin, LEDGER_FILE)
-    hold_locks(emu, fleet.names, ttl_seconds=600)
+    hold_locks(emu, fleet.names, lease_seconds=600)
     recorder = AclRecorder(emu).watch(fleet.names)
     loser = pkgrepo_process(
         ["apply", str(fleet.file), "--auto-approve", "-q"], env=subprocess_env()
@@ -167,18 +170,41 @@ def _waiting(emu: EmulatorHandle, name: str) -> bool:
 
 # -- a lock held by someone else -----------------------------------------------------------------
 
-HOLDER = "release-bot@runner-7.4242"
+HOLDER = "rreleasebot74"
 
 
-def hold_locks(emu: EmulatorHandle, names: tuple[str, ...], *, ttl_seconds: int) -> None:
-    """Another run holds the lock of every workspace, taken now for ``ttl_seconds`` (as that
-    run would have written it; 0: expired already)."""
+def hold_locks(emu: EmulatorHandle, names: tuple[str, ...], *, lease_seconds: int) -> None:
+    """Another run holds the lock of every workspace, on a lease of ``lease_seconds`` (as
+    that run would have written it). Nobody renews it: see ``renewing``."""
     for name in names:
         backend = emu.backend(name)
         backend.create_scope(emu.admin, LOCK_SCOPE)
         backend.put_secret(
-            emu.admin, LOCK_SCOPE, holder_key(HOLDER, ttl_seconds), b"held", is_bytes=False
+            emu.admin, LOCK_SCOPE, holder_key(HOLDER, lease_seconds), b"held", is_bytes=False
         )
+        backend.put_secret(emu.admin, LOCK_SCOPE, beat_key(HOLDER), b"beat", is_bytes=False)
+
+
+@contextmanager
+def renewing(emu: EmulatorHandle, names: tuple[str, ...]) -> Iterator[None]:
+    """The other run is alive: it renews its locks every 0.2 s while the block runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(0.2):
+            for name in names:
+                with suppress(Exception):  # the lock scope was released
+                    emu.backend(name).put_secret(
+                        emu.admin, LOCK_SCOPE, beat_key(HOLDER), b"beat", is_bytes=False
+                    )
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def lock_keys(emu: EmulatorHandle, names: tuple[str, ...]) -> dict[str, list[tuple[str, int]]]:
@@ -194,7 +220,7 @@ def lock_keys(emu: EmulatorHandle, names: tuple[str, ...]) -> dict[str, list[tup
 def test_plan_and_drift_run_while_every_workspace_is_locked(
     emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hold_locks(emu, fleet.names, ttl_seconds=600)
+    hold_locks(emu, fleet.names, lease_seconds=600)
     held = lock_keys(emu, fleet.names)
     emu.reset_counts()
     plan = run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys)
@@ -211,7 +237,7 @@ def test_apply_waits_for_a_held_lock_and_goes_on_once_it_is_released(
 ) -> None:
     state = emulator_state(emu)
     before = baseline(fleet, state)
-    hold_locks(emu, fleet.names, ttl_seconds=600)
+    hold_locks(emu, fleet.names, lease_seconds=600)
     recorder = AclRecorder(emu).watch(fleet.names)
     apply = pkgrepo_process(
         ["apply", str(fleet.file), "--auto-approve", "-q"], env=subprocess_env()
@@ -244,14 +270,14 @@ def test_apply_waits_for_a_held_lock_and_goes_on_once_it_is_released(
     assert_converged_state(fleet, state)
 
 
-def test_an_expired_lock_is_taken_over_without_waiting(
+def test_a_lock_whose_holder_stopped_renewing_is_taken_over_after_one_lease(
     emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hold_locks(emu, fleet.names, ttl_seconds=0)
+    hold_locks(emu, fleet.names, lease_seconds=1)  # a dead run, on a one-second lease
     run = run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys)
     assert run.code == 0, run.text[-3000:]
     assert run.err.count(
-        "taking over an expired lock (locked by release-bot_runner-7.4242 since "
+        f"taking over the lock of run {HOLDER}: not renewed for a whole lease (1s)"
     ) == len(fleet.names), run.err[-2000:]
     assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
     assert_converged_state(fleet, emulator_state(emu))
@@ -261,22 +287,24 @@ def test_an_expired_lock_is_taken_over_without_waiting(
 def test_a_lock_that_is_never_released_fails_each_workspace_naming_the_holder(
     emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A live holder (renewing) that never finishes: each workspace fails after the wait,
+    naming the run, since when, and when its lease runs out; nothing is written."""
     state = emulator_state(emu)
     before = baseline(fleet, state)
-    hold_locks(emu, fleet.names, ttl_seconds=600)
-    held = lock_keys(emu, fleet.names)
+    hold_locks(emu, fleet.names, lease_seconds=600)
     recorder = AclRecorder(emu).watch(fleet.names)
-    run = run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys)
+    with renewing(emu, fleet.names):
+        run = run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys)
     assert run.code == 1
     failed = dict(re.findall(r"^  (ws\d\d): (.+)$", run.out, re.MULTILINE))
     assert sorted(failed) == list(fleet.names)
     for name, message in failed.items():
         assert re.fullmatch(
-            rf"{name}: locked by release-bot_runner-7\.4242 since \S+ \S+ UTC \(expires "
-            rf"\S+ UTC\); waited 60s\. If that run is gone, run `pkgrepo force-unlock {name} "
-            r"--file FILE`",
+            rf"{name}: locked by run {HOLDER} since \S+ \S+ UTC; lease 600s, not renewed "
+            r"for \d+s, runs out at \d\d:\d\d:\d\d UTC unless renewed; waited \d+s for it\. "
+            "The lock passes on by itself once that run stops renewing it; if it is stuck, "
+            rf"`pkgrepo force-unlock --workspace {name} --file FILE` removes it",
             message,
         ), message
-    assert recorder.writes == []
-    assert lock_keys(emu, fleet.names) == held
+    assert [w for w in recorder.writes if w.scope != LOCK_SCOPE] == []
     assert_untouched(before, state)

@@ -212,7 +212,7 @@ def test_success_paths_in_every_format(world: World, audit: Audit) -> None:
     emu.backend("ws01").put_secret(
         emu.admin, LOCK_SCOPE, holder_key("someone", 900), b"held", is_bytes=False
     )
-    audit.run("force-unlock", "ws01", "--file", f, says="removed the lock")
+    audit.run("force-unlock", "ws01", "--file", f, "--auto-approve", says="removed the lock")
     audit.run("export", "--from", f, "-o", str(out / "export.yaml"))
 
     audit.files(out, world.ledgers)
