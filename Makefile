@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench reliability clean
+.PHONY: demo test lint typecheck unit bench reliability constraints clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -30,6 +30,18 @@ bench: $(STAMP)
 
 reliability: $(STAMP)
 	$(BIN)/pytest -q tests/reliability
+
+# Re-pin what CI installs (after changing dependencies in pyproject.toml), from a fresh venv.
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet --upgrade pip
+	.venv-constraints/bin/python -m pip install --quiet '.[dev]'
+	{ echo "# What CI and \`make\` install, pinned, so a new release of a dependency cannot change a green"; \
+	  echo "# build unseen. Regenerate with \`make constraints\` after changing pyproject.toml, and commit it."; \
+	  .venv-constraints/bin/python -m pip freeze --exclude-editable | grep -v '^pkgrepo-reconciler'; \
+	} > constraints.txt
+	rm -rf .venv-constraints
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

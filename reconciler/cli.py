@@ -1,20 +1,37 @@
 """The ``pkgrepo`` command line: one module per subcommand under ``reconciler/commands``.
 
 This is the only place that turns exceptions into exit codes: a ``UserError`` prints one
-readable message and exits 1; anything unexpected prints a short notice (the trace only with
-``--debug``) and exits 1 as well, so CI never mistakes a crash for "changes present" (2).
+readable message and exits 1; anything unexpected is a bug in pkgrepo, and exits 3 (so CI
+tells it from a user mistake, 1, and from "changes present", 2) with its type and scrubbed
+message, and its scrubbed trace with ``--debug`` or ``PKGREPO_DEBUG=1``.
 """
 
 from __future__ import annotations
 
-import logging
+import errno
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 import click
 
 from reconciler import __version__, output
 from reconciler.errors import UserError
+from reconciler.redact import mask_credentials
+
+EXIT_CRASH = 3
+"""An unexpected error: a bug in pkgrepo, not a mistake in the input."""
+_MAX_CRASH_MESSAGE = 500
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+_ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EIO,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+}
 
 COMMAND_MODULES = (
     "validate",
@@ -28,17 +45,51 @@ COMMAND_MODULES = (
 )
 
 
+SUMMARIES = {
+    "validate": "Check FILE against the schema and the built-in policy checks.",
+    "plan": "Read the live workspaces and show what `apply` would change.",
+    "apply": "Apply a desired-state FILE, or a plan FILE saved by `pkgrepo plan --out`.",
+    "drift": "Report every difference between the workspaces and the desired state in FILE.",
+    "export": "Write a desired-state file that reproduces live workspaces as they are.",
+    "schema": "Print the JSON schema (draft 2020-12) of the desired-state file.",
+    "force_unlock": "Remove the apply locks of the selected workspaces, whoever holds them.",
+    "emulator": "A local stand-in for the Databricks Secrets API, for demos, tests and benchmarks.",
+}
+"""Each command's one-line help, so ``pkgrepo --help`` lists them without importing them
+(and the SDK behind them). A test checks each against the command's own docstring."""
+
+
 class _Group(click.Group):
     """Loads subcommands from ``reconciler.commands`` on first use, so ``--help`` stays fast."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name.replace("_", "-") for name in COMMAND_MODULES if _load(name) is not None]
+        return [name.replace("_", "-") for name in COMMAND_MODULES]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = [module.replace("_", "-") for module in COMMAND_MODULES]
+        limit = formatter.width - 6 - max(len(name) for name in names)  # as click does
+        rows = []
+        for name, module in zip(names, COMMAND_MODULES, strict=True):
+            summary = SUMMARIES.get(module)
+            if summary is None:  # a command without a summary here: ask it
+                command = _load(module)
+                summary = command.get_short_help_str(limit=150) if command else ""
+            rows.append((name, _shorten(summary, limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         module = cmd_name.replace("-", "_")
         if module not in COMMAND_MODULES:
             return None
         return _load(module)
+
+
+def _shorten(text: str, limit: int) -> str:
+    """Cut at a word to fit ``limit`` characters, with "...", as click's short help does."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 3, 0)].rsplit(" ", 1)[0] + "..."
 
 
 def _load(module: str) -> click.Command | None:
@@ -59,7 +110,6 @@ def _load(module: str) -> click.Command | None:
 @click.option(
     "--debug",
     is_flag=True,
-    envvar="PKGREPO_DEBUG",
     help="Log every step (secret values are scrubbed) and show traces of unexpected errors.",
 )
 @click.pass_context
@@ -81,9 +131,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
     \b
     Exit codes: 0 success and no changes, 1 error, 2 changes present
-    (plan --detailed-exitcode, drift).
+    (plan --detailed-exitcode, drift), 3 unexpected error (a bug: report it
+    with the trace that --debug or PKGREPO_DEBUG=1 shows).
     """
     ctx.ensure_object(dict)
+    debug = debug or debug_from_env()
     ctx.obj["debug"] = debug
     output.configure_logging(debug=debug)
 
@@ -91,7 +143,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (never raises for a user mistake)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
+    debug = "--debug" in args or debug_from_env()
     try:
         result = cli.main(args=args, prog_name="pkgrepo", standalone_mode=False)
     except click.exceptions.Abort:
@@ -108,9 +160,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         output.error("interrupted")
         return 130
-    except Exception as exc:  # anything unexpected: short notice, trace only on request
-        if debug:
-            logging.getLogger("pkgrepo").exception("unexpected error")
-        output.error(f"unexpected error ({type(exc).__name__}); rerun with --debug for details")
+    except BrokenPipeError:  # the reader went away (`pkgrepo plan | head`): nothing to say
+        _silence_stdout()
         return 1
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+            # the machine, not pkgrepo: a full disk, a read-only or unreadable place
+            where = f" ({exc.filename})" if exc.filename else ""
+            output.error(f"{exc.strerror or type(exc).__name__}{where}")
+            return 1
+        _report_crash(exc, debug=debug)  # a bug: say what it was, never with a secret in it
+        return EXIT_CRASH
     return result if isinstance(result, int) else 0
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush does
+    not fail again (the documented recipe for SIGPIPE in Python)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def debug_from_env() -> bool:
+    """``PKGREPO_DEBUG`` as any usual yes (1, true, yes, on, ...); anything else is no, never
+    a usage error (a stray value must not break every command)."""
+    return os.environ.get("PKGREPO_DEBUG", "").strip().lower() in _TRUE
+
+
+def _report_crash(exc: BaseException, *, debug: bool) -> None:
+    """Type and message always; the trace only on request. Both pass the scrubber (values
+    pkgrepo resolved) and the credential masker (anything that looks like one)."""
+    message = _safe(str(exc)[: _MAX_CRASH_MESSAGE * 8])
+    if len(message) > _MAX_CRASH_MESSAGE:
+        message = message[:_MAX_CRASH_MESSAGE] + "..."
+    if debug:
+        trace = "".join(traceback.format_exception(exc))
+        output.info(_safe(trace).rstrip("\n"))
+    detail = f": {message}" if message else ""
+    output.error(f"unexpected error ({type(exc).__name__}){detail}")
+    if debug:
+        output.info("This is a bug in pkgrepo; please report it with the trace above.")
+    else:
+        output.info("This is a bug in pkgrepo; rerun with --debug to see the trace and report it.")
+
+
+def _safe(text: str) -> str:
+    printable = "".join(c if c.isprintable() or c == "\n" else "?" for c in text)
+    return mask_credentials(output.scrub(printable))

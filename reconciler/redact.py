@@ -14,11 +14,11 @@ import re
 import urllib.parse
 from collections.abc import Iterable
 
-from reconciler import certs
 from reconciler.model import CERT, EXTRA_INDEX_URLS, INDEX_URL, SecretValue
 
 MASK = "****"
 _MIN_SCRUB_LENGTH = 4
+_MIN_PIECE_LENGTH = 8
 
 
 def mask_url(url: str) -> str:
@@ -36,6 +36,32 @@ def mask_url(url: str) -> str:
     userinfo = f"{MASK}@" if (parts.username or parts.password) else ""
     query = f"?{MASK}" if parts.query else ""
     return f"{parts.scheme}://{userinfo}{host}{parts.path}{query}"
+
+
+# Bounded repetitions throughout, so masking stays linear on hostile text.
+_SCHEME = r"\b[a-z][a-z0-9+.-]{0,31}://"
+_URL_USERINFO = re.compile(rf"(?i)({_SCHEME})[^/\s]{{1,512}}@")
+_BARE_USERINFO = re.compile(r"(?i)(?<![\w/.:-])[\w.%+-]{1,128}:[^\s@/:]{1,256}@(?=[\w-])")
+_URL_QUERY = re.compile(rf"(?i)({_SCHEME}[^\s?#]{{0,2048}})\?[^\s#'\"]{{1,4096}}")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{4,4096}")
+_NAMED = re.compile(
+    r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|authorization|client_secret)"
+    r"(['\"]?\s{0,4}[=:]\s{0,4}['\"]?)[^\s'\",;}&]{4,4096}"
+)
+_DATABRICKS_TOKEN = re.compile(r"\b(dapi|dose|dkea)[0-9a-zA-Z-]{8,256}")
+
+
+def mask_credentials(text: str) -> str:
+    """Mask what looks like a credential in free text (for messages pkgrepo did not write,
+    such as an unexpected exception's): URL userinfo and query strings, bearer or basic
+    credentials, Databricks tokens. A backstop behind ``Scrubber``, which removes the values
+    pkgrepo knows of."""
+    text = _URL_USERINFO.sub(rf"\1{MASK}@", text)
+    text = _BARE_USERINFO.sub(f"{MASK}@", text)
+    text = _URL_QUERY.sub(rf"\1?{MASK}", text)
+    text = _BEARER.sub(rf"\1\2{MASK}", text)
+    text = _NAMED.sub(rf"\1\2{MASK}", text)
+    return _DATABRICKS_TOKEN.sub(MASK, text)
 
 
 def url_credentials(url: str) -> str:
@@ -61,6 +87,8 @@ def describe(key: str, value: SecretValue, salt: str) -> str:
     if key == EXTRA_INDEX_URLS:
         return " ".join(mask_url(u) for u in text.split()) or "(empty)"
     if key == CERT:
+        from reconciler import certs  # cryptography is slow to import; only certs need it
+
         try:
             infos = certs.parse_bundle(text)
         except certs.CertificateError:
@@ -110,6 +138,11 @@ class Scrubber:
                 for line in value.splitlines():
                     if len(line.strip()) >= 16:  # a PEM body line, a multi-line token
                         self._forms.add(line.strip())
+                # A value with white space in it is cut there by messages that quote a
+                # URL up to its first blank: its pieces are secret too.
+                for piece in value.split():
+                    if len(piece) >= _MIN_PIECE_LENGTH and piece != value:
+                        self._forms |= _variants(piece)
         if len(self._forms) != before:
             ordered = sorted(self._forms, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(form) for form in ordered))

@@ -1,9 +1,10 @@
 """``pkgrepo validate``: check a desired-state file without touching any workspace.
 
 It runs the loader (schema, merge, value resolution) and the built-in policy checks, so a CI
-job can gate a pull request on it with no network access and no Databricks credentials
-(only the environment variables and files the file refers to). Output is one line per
-finding, located ``FILE:LINE:COL``, or a stable JSON document for bots.
+job or a pre-commit hook can gate a change on it with no network access and no credentials:
+like ``terraform validate``, a value whose environment variable is not set is reported as a
+note and checked without it. ``--resolve`` requires every value, as ``plan`` does. Output is
+one line per finding, located ``FILE:LINE:COL``, or a stable JSON document for bots.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import click
 from reconciler import config, output, policy
 
 FORMATS = ("text", "json")
+UNRESOLVED = "unresolved"
+"""The id of a note about a value whose environment variable is missing."""
 
 
 @click.command("validate")
@@ -31,13 +34,22 @@ FORMATS = ("text", "json")
     help="text: one `FILE:LINE:COL: severity [check] workspace: message` line per finding; "
     'json: {"valid": ..., "findings": [...], "workspaces": N}.',
 )
-def command(file: Path, fmt: str) -> int:
+@click.option(
+    "--resolve",
+    is_flag=True,
+    help="Require every environment variable FILE refers to, resolve every value and run "
+    "the checks that need it (as plan does). Without it, a missing variable is a note.",
+)
+def command(file: Path, fmt: str, resolve: bool) -> int:
     """Check FILE against the schema and the built-in policy checks.
 
     \b
     Every problem is reported at once with its file position. Exit 0 when the
-    file is valid (warnings are shown), 1 when it has an error. Needs no network
-    and no credentials, only the environment variables and files FILE refers to.
+    file is valid (warnings and notes are shown), 1 when it has an error.
+    Needs no network and no credentials: a value whose environment variable is
+    not set is reported as a note and checked without it (the scheme and host
+    around a ${env:NAME} placeholder are still checked). --resolve requires
+    every value, as plan, apply and drift do.
 
     \b
     Checks: https-only, no-literal-credentials, users-read-only, admin-manage,
@@ -48,49 +60,72 @@ def command(file: Path, fmt: str) -> int:
     \b
     Examples:
       pkgrepo validate pkgrepo.yaml
-      ARTIFACTORY_TOKEN=x pkgrepo validate examples/env-and-cert.yaml
+      ARTIFACTORY_TOKEN=x pkgrepo validate --resolve examples/env-and-cert.yaml
       pkgrepo validate pkgrepo.yaml --format json | jq '.findings[]'
     """
     try:
-        loaded = config.load(file)
+        loaded = config.load(file, require_env=resolve)
     except config.InvalidConfig as exc:
         output.register_secrets(exc.secrets)
-        return _report_invalid(file, exc.details, fmt)
+        return _report_invalid(file, exc.details, exc.notes, fmt)
     output.register_secrets(loaded.secrets)
     now = dt.datetime.now(dt.UTC)
     findings = policy.evaluate(loaded.desired, loaded.provenance, now=now)
     count = len(loaded.desired.workspaces)
     valid = not policy.has_errors(findings)
+    notes = loaded.unresolved
     if fmt == "json":
         rows = [_finding_json(str(file), f) for f in findings]
+        rows += [_problem_json(n, severity="note") for n in notes]
         _print_json({"valid": valid, "findings": rows, "workspaces": count})
     else:
         for finding in findings:
             output.echo(finding.format(str(file)))
-        output.info(_summary(file, findings, count))
+        _echo_notes(notes)
+        output.info(_summary(file, findings, count, len(notes)))
     return 0 if valid else 1
 
 
-def _report_invalid(file: Path, problems: tuple[config.Problem, ...], fmt: str) -> int:
+def _report_invalid(
+    file: Path,
+    problems: tuple[config.Problem, ...],
+    notes: tuple[config.Problem, ...],
+    fmt: str,
+) -> int:
     if fmt == "json":
         rows = [_problem_json(p) for p in problems]
+        rows += [_problem_json(n, severity="note") for n in notes]
         _print_json({"valid": False, "findings": rows, "workspaces": None})
     else:
         for problem in problems:
             output.echo(str(problem))
+        _echo_notes(notes)
         plural = "s" if len(problems) != 1 else ""
         output.info(f"{file}: invalid, {len(problems)} problem{plural}")
     return 1
 
 
-def _summary(file: Path, findings: tuple[policy.Finding, ...], count: int) -> str:
+def _echo_notes(notes: tuple[config.Problem, ...]) -> None:
+    for note in notes:
+        output.echo(
+            f"{note.file}:{note.line}:{note.column}: note [{UNRESOLVED}] {note.path}: "
+            f"{note.message}"
+        )
+
+
+def _summary(file: Path, findings: tuple[policy.Finding, ...], count: int, notes: int) -> str:
     errors = sum(f.severity is policy.Severity.ERROR for f in findings)
     warnings = len(findings) - errors
     spaces = f"{count} workspace{'s' if count != 1 else ''}"
+    unresolved = (
+        f", {notes} value(s) checked without their environment variables (--resolve needs them)"
+        if notes
+        else ""
+    )
     if not findings:
-        return f"{file}: valid, {spaces}"
+        return f"{file}: valid, {spaces}{unresolved}"
     state = "valid" if not errors else "invalid"
-    return f"{file}: {state}, {spaces}, {errors} error(s), {warnings} warning(s)"
+    return f"{file}: {state}, {spaces}, {errors} error(s), {warnings} warning(s){unresolved}"
 
 
 def _finding_json(file: str, finding: policy.Finding) -> dict[str, Any]:
@@ -106,15 +141,15 @@ def _finding_json(file: str, finding: policy.Finding) -> dict[str, Any]:
     }
 
 
-def _problem_json(problem: config.Problem) -> dict[str, Any]:
+def _problem_json(problem: config.Problem, *, severity: str = "error") -> dict[str, Any]:
     path = problem.json_path
     workspace = path[1] if len(path) > 1 and path[0] == "workspaces" else None
     return {
         "file": problem.file,
         "line": problem.line,
         "column": problem.column,
-        "severity": "error",
-        "check": "config",
+        "severity": severity,
+        "check": "config" if severity == "error" else UNRESOLVED,
         "workspace": workspace,
         "path": problem.path,
         "message": problem.message,

@@ -51,13 +51,21 @@ class LoadResult:
     """Every resolved value that must never be printed (env, file, placeholders, tokens,
     URLs with literal credentials): pass them to ``output.register_secrets``."""
     provenance: Provenance
+    unresolved: tuple[Problem, ...] = ()
+    """Values left unresolved because their environment variables are missing; only when
+    loaded with ``require_env=False`` (offline validation), else those are problems."""
 
 
-def load(path: Path, env: Mapping[str, str] | None = None) -> LoadResult:
+def load(
+    path: Path, env: Mapping[str, str] | None = None, *, require_env: bool = True
+) -> LoadResult:
     """Load, validate and resolve ``path``; raises ``InvalidConfig`` listing every problem.
 
     ``env`` defaults to ``os.environ``; ``{file: ...}`` paths are relative to the file's
-    directory. Reads nothing over the network and prints nothing.
+    directory. Reads nothing over the network and prints nothing. With ``require_env=False``
+    (``validate`` without ``--resolve``) a missing or empty environment variable leaves its
+    value unresolved and is reported in ``unresolved``, not as a problem, so a file can be
+    checked where the credentials it names are not available (a laptop, a fork's PR).
     """
     file = str(path)
     document = reader.read(path, file)
@@ -78,7 +86,8 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> LoadResult:
         for p in problems
         if p.json_path[:1] == ("workspaces",) and len(p.json_path) > 1
     }
-    builder = StateBuilder(document, file, path.parent, os.environ if env is None else env)
+    environ = os.environ if env is None else env
+    builder = StateBuilder(document, file, path.parent, environ, require_env=require_env)
     defaults: dict[str, Any] = data.get("defaults") or {}
     specs: list[WorkspaceSpec] = []
     facts: dict[str, Mapping[str, FieldFact]] = {}
@@ -101,7 +110,7 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> LoadResult:
     if problems:
         scrubber = Scrubber(builder.secrets)
         scrubbed = (replace(p, message=scrubber.scrub(p.message)) for p in problems)
-        raise InvalidConfig(scrubbed, builder.secrets)
+        raise InvalidConfig(scrubbed, builder.secrets, builder.notes)
     safety = data.get("safety")
     state = DesiredState(
         source=file,
@@ -113,4 +122,5 @@ def load(path: Path, env: Mapping[str, str] | None = None) -> LoadResult:
         desired=state,
         secrets=frozenset(builder.secrets),
         provenance=Provenance(file=file, fields=frozen_map(facts)),
+        unresolved=tuple(sorted(set(builder.notes), key=lambda p: p.sort_key)),
     )

@@ -19,7 +19,14 @@ from typing import Any
 
 from reconciler.config.problems import JsonPath, Problem, format_path
 from reconciler.config.reader import Document
-from reconciler.config.sources import Kind, Resolved, SourceError, resolve, url_problem
+from reconciler.config.sources import (
+    Kind,
+    Resolved,
+    SourceError,
+    resolve,
+    source_of,
+    url_problem,
+)
 from reconciler.model import (
     CERT,
     EXTRA_INDEX_URLS,
@@ -73,17 +80,33 @@ class _Cached:
     resolved: Resolved | None
     error: str | None
     users: list[str]
+    unset: tuple[str, ...] = ()
+
+
+UNRESOLVED_NOTE = "checked without its value (plan, apply and `validate --resolve` need it)"
 
 
 class StateBuilder:
     """Builds workspaces one by one, collecting problems, secrets and provenance facts."""
 
-    def __init__(self, document: Document, file: str, base_dir: Path, env: Mapping[str, str]):
+    def __init__(
+        self,
+        document: Document,
+        file: str,
+        base_dir: Path,
+        env: Mapping[str, str],
+        *,
+        require_env: bool = True,
+    ):
         self.document = document
         self.file = file
         self.base_dir = base_dir
         self.env = env
+        self.require_env = require_env
+        """False for offline validation: a missing variable is a note, not a problem."""
         self.problems: list[Problem] = []
+        self.notes: list[Problem] = []
+        """Values left unresolved because their variables are missing (offline only)."""
         self.secrets: set[str] = set()
         self._defaults: dict[JsonPath, _Cached] = {}
 
@@ -95,16 +118,49 @@ class StateBuilder:
                 more = len(cached.users) - len(names)
                 needed = ", ".join(names) + (f" and {more} more" if more else "")
                 plural = "s" if len(cached.users) > 1 else ""
-                self.problem(path, f"{cached.error} (needed by workspace{plural} {needed})")
+                message = f"{cached.error} (needed by workspace{plural} {needed})"
+                if self._offline(cached.unset):
+                    self.note(path, f"{message}: {UNRESOLVED_NOTE}")
+                else:
+                    self.problem(path, message)
         return self.problems
+
+    def _offline(self, unset: tuple[str, ...]) -> bool:
+        return bool(unset) and not self.require_env
+
+    def _stand_in(
+        self, raw: str, kind: Kind, unset: tuple[str, ...]
+    ) -> tuple[Resolved | None, str | None]:
+        """Offline, a URL template ``${env:NAME}`` is checked with a stand-in for each missing
+        variable, so what is written around it (scheme, host, port, characters, literal
+        credentials) is still checked; a problem found that way is the file's own, and is
+        returned as the error. Stand-ins are plain letters and digits, distinct per variable
+        name (hex of the name), so they cannot collide or be malformed themselves. They are
+        never planned: only ``validate`` loads offline."""
+        stand_ins = {name: "unset" + name.encode().hex() for name in unset}
+        try:
+            return resolve(raw, kind, base_dir=self.base_dir, env={**self.env, **stand_ins}), None
+        except SourceError as exc:
+            self.secrets.update(s for s in exc.secrets if s)
+            return None, str(exc)
+
+    def note(self, path: JsonPath, message: str) -> None:
+        self.notes.append(Problem.at(self.file, self.document.position(path), path, message))
 
     def problem(self, path: JsonPath, message: str) -> None:
         self.problems.append(Problem.at(self.file, self.document.position(path), path, message))
 
     def fact(
-        self, path: JsonPath, resolved: Resolved | None = None, *, key: bool = False
+        self,
+        path: JsonPath,
+        resolved: Resolved | None = None,
+        *,
+        key: bool = False,
+        raw: object = None,
     ) -> FieldFact:
         line, column = self.document.position(path, key=key)
+        if resolved is None and raw is not None:  # unresolved, offline: how it is written
+            return FieldFact(format_path(path), line, column, source_of(raw))
         if resolved is None:
             return FieldFact(format_path(path), line, column)
         return FieldFact(format_path(path), line, column, resolved.source, resolved.template)
@@ -116,16 +172,23 @@ class StateBuilder:
             cached = self._defaults[path]
             cached.users.append(workspace)
             return cached.resolved
+        unset: tuple[str, ...] = ()
         try:
             resolved: Resolved | None = resolve(raw, kind, base_dir=self.base_dir, env=self.env)
             error = None
         except SourceError as exc:
-            resolved, error = None, str(exc)
+            resolved, error, unset = None, str(exc), exc.unset
             self.secrets.update(s for s in exc.secrets if s)
+            if self._offline(unset) and isinstance(raw, str) and kind is Kind.URL:
+                resolved, stand_in_error = self._stand_in(raw, kind, unset)
+                if stand_in_error is not None:  # wrong around the placeholder: say so
+                    error, unset = stand_in_error, ()
         if resolved is not None:
             self.secrets.update(s for s in resolved.secrets if s)
         if inherited:
-            self._defaults[path] = _Cached(resolved, error, [workspace])
+            self._defaults[path] = _Cached(resolved, error, [workspace], unset)
+        elif error is not None and self._offline(unset):
+            self.note(path, f"{error}: {UNRESOLVED_NOTE}")
         elif error is not None:
             self.problem(path, error)
         return resolved
@@ -211,7 +274,7 @@ class StateBuilder:
         ):
             if field in raw:
                 resolved[field] = self.value(name, (*path, field), raw[field], kind)
-                facts[f"auth.{field}"] = self.fact((*path, field), resolved[field])
+                facts[f"auth.{field}"] = self.fact((*path, field), resolved[field], raw=raw[field])
 
         def secret(field: str) -> SecretValue | None:
             found = resolved.get(field)
@@ -239,7 +302,7 @@ class StateBuilder:
                 path = origin("repositories", field)
                 kind = Kind.URL if field == "index_url" else Kind.CERT
                 resolved = self.value(name, path, raw[field], kind)
-                facts[f"repositories.{field}"] = self.fact(path, resolved)
+                facts[f"repositories.{field}"] = self.fact(path, resolved, raw=raw[field])
                 if resolved is not None:
                     secrets[key] = SecretValue(resolved.value)
         items = raw.get("extra_index_urls") or []
@@ -250,7 +313,7 @@ class StateBuilder:
             for index, item in enumerate(items):
                 resolved = self.value(name, (*path, index), item, Kind.URL)
                 facts[f"repositories.extra_index_urls[{index}]"] = self.fact(
-                    (*path, index), resolved
+                    (*path, index), resolved, raw=item
                 )
                 if resolved is not None:
                     urls.append(resolved.value)

@@ -62,8 +62,15 @@ class Problem:
 class InvalidConfig(ConfigError):
     """A ``ConfigError`` that also keeps the located problems, for JSON output."""
 
-    def __init__(self, problems: Iterable[Problem], secrets: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        problems: Iterable[Problem],
+        secrets: Iterable[str] = (),
+        notes: Iterable[Problem] = (),
+    ) -> None:
         self.details = tuple(sorted(set(problems), key=lambda p: p.sort_key))
+        self.notes = tuple(sorted(set(notes), key=lambda p: p.sort_key))
+        """Values left unresolved in offline validation, shown beside the problems."""
         self.secrets = frozenset(secrets)
         """Values resolved before the problems were found: register them before printing."""
         super().__init__([str(p) for p in self.details])

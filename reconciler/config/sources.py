@@ -47,9 +47,14 @@ class SourceError(Exception):
     """A value cannot be resolved or is malformed. The message is safe to show; ``secrets``
     holds what was read anyway, so the caller can still keep it from being printed."""
 
-    def __init__(self, message: str, secrets: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, message: str, secrets: tuple[str, ...] = (), *, unset: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.secrets = secrets
+        self.unset = unset
+        """The environment variables that are missing (not set, or set empty), when that is
+        the only thing wrong: offline validation reports these as notes, not errors."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,17 @@ class Resolved:
     """Values to register with the scrubber: the resolved value and the pieces it came from."""
     template: str | None = field(default=None, repr=False)
     """The literal text as written, placeholders unexpanded (for policy checks)."""
+
+
+def source_of(raw: object) -> Source:
+    """How a value is written, without resolving it."""
+    if isinstance(raw, dict) and "env" in raw:
+        return Source.ENV
+    if isinstance(raw, dict) and "file" in raw:
+        return Source.FILE
+    if isinstance(raw, str) and "${" in raw:
+        return Source.PLACEHOLDER
+    return Source.LITERAL
 
 
 def resolve(raw: object, kind: Kind, *, base_dir: Path, env: Mapping[str, str]) -> Resolved:
@@ -104,9 +120,9 @@ def _secrets(resolved: Resolved, kind: Kind) -> tuple[str, ...]:
 
 def _env(name: str, env: Mapping[str, str]) -> str:
     if name not in env:
-        raise SourceError(f"environment variable {name} is not set")
+        raise SourceError(f"environment variable {name} is not set", unset=(name,))
     if env[name] == "":
-        raise SourceError(f"environment variable {name} is empty")
+        raise SourceError(f"environment variable {name} is empty", unset=(name,))
     return env[name]
 
 
@@ -115,13 +131,14 @@ def _placeholders(raw: str, env: Mapping[str, str]) -> Resolved:
         raise SourceError("malformed placeholder; write ${env:NAME} (letters, digits and _)")
     names = list(dict.fromkeys(_PLACEHOLDER.findall(raw)))
     missing = [name for name in names if name not in env]
+    empty = [name for name in names if name in env and env[name] == ""]
     if missing:
         plural = "s" if len(missing) > 1 else ""
         verb = "are" if len(missing) > 1 else "is"
-        raise SourceError(f"environment variable{plural} {', '.join(missing)} {verb} not set")
-    empty = [name for name in names if env[name] == ""]
+        message = f"environment variable{plural} {', '.join(missing)} {verb} not set"
+        raise SourceError(message, unset=(*missing, *empty))
     if empty:
-        raise SourceError(f"environment variable {', '.join(empty)} is empty")
+        raise SourceError(f"environment variable {', '.join(empty)} is empty", unset=tuple(empty))
     value = _PLACEHOLDER.sub(lambda m: env[m.group(1)], raw)
     return Resolved(value, Source.PLACEHOLDER, tuple(env[n] for n in names), template=raw)
 

@@ -30,8 +30,14 @@ def load(path: Path) -> Any:
 
 
 def github_scripts() -> list[str]:
+    """Shell steps, and the steps that use pkgrepo's action as the command line it runs."""
     jobs = load(GITHUB)["jobs"]
-    return [step["run"] for job in jobs.values() for step in job["steps"] if "run" in step]
+    scripts = [step["run"] for job in jobs.values() for step in job["steps"] if "run" in step]
+    for job in jobs.values():
+        for step in job["steps"]:
+            if str(step.get("uses", "")).split("@")[0].endswith("/pkgrepo"):
+                scripts.append(f"pkgrepo {step['with']['command']} {step['with'].get('args', '')}")
+    return scripts
 
 
 def gitlab_scripts() -> list[str]:
