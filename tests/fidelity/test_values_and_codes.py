@@ -117,7 +117,7 @@ def test_every_value_read_goes_through_the_one_error_mapping(world: World) -> No
 def test_throttling_with_another_status_and_no_retry_after_is_ridden_out(
     world: World, desired: Desired, pkgrepo: Pkgrepo
 ) -> None:
-    faults = Faults(rate_limit_rps=5, throttle_status=400, throttle_retry_after=False)
+    faults = Faults(rate_limit_rps=8, throttle_status=400, throttle_retry_after=False)
     emu = world(ws=WorkspaceSettings(faults=faults))
     path = desired(emu, "ws")
     run = pkgrepo("apply", path, "--auto-approve")
