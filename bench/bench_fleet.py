@@ -70,9 +70,10 @@ Counts = Counter[tuple[str, str, str]]
 class EmulatorProcess:
     """``pkgrepo emulator serve`` in its own process; counts every request it logs."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, config_text: str | None = None) -> None:
         config = folder / "emulator.yaml"
-        config.write_text(f"workspace_defaults:\n  faults: {{latency_ms: {LATENCY_MS}}}\n")
+        default = f"workspace_defaults:\n  faults: {{latency_ms: {LATENCY_MS}}}\n"
+        config.write_text(config_text or default)
         command = [
             sys.executable,
             "-m",

@@ -10,7 +10,12 @@ planned in one round trip.
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import functools
 import logging
+import os
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import partial
@@ -116,35 +121,72 @@ class TokenRefused(Exception):
     """The OAuth token endpoint refused the service principal's credentials."""
 
 
-class _ClientCredentials(CredentialsStrategy):
-    """OAuth machine-to-machine against a known token endpoint, through the SDK's own
-    ``ClientCredentials`` token source (which keeps the token and refreshes it before it
-    expires), with the client id and secret in a Basic header as the SDK's ``oauth-m2m``
-    sends them. Knowing the endpoint skips the two discovery requests the SDK makes per
-    client (``/.well-known/databricks-config`` and the OIDC document): for a fleet, one
-    token request per workspace and hour is all the authentication costs."""
+class _TokenSource(oauth.Refreshable):
+    """A service principal's OAuth token for one host: the SDK's ``Refreshable`` keeps it and
+    decides when it must be refreshed (before it expires); ``refresh`` is the client
+    credentials grant of the SDK's ``oauth.retrieve_token`` (form ``grant_type`` and
+    ``scope=all-apis``, id and secret in a Basic header as ``oauth-m2m`` sends them, the same
+    error text), sent through the workspace client's own session: the token request and the
+    API calls then share one kept-alive connection (one TLS handshake per workspace, not two)
+    instead of a new ``requests.Session`` per token."""
 
     def __init__(self, token_url: str, client_id: str, client_secret: SecretValue) -> None:
-        self._source = oauth.ClientCredentials(
-            client_id=client_id,
-            client_secret=client_secret.plaintext,
-            token_url=token_url,
-            scopes="all-apis",
-            use_header=True,
+        super().__init__(disable_async=True)
+        self._url = token_url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self.session: requests.Session | None = None
+
+    def refresh(self) -> oauth.Token:
+        session = self.session or requests.Session()
+        answer = session.post(
+            self._url,
+            data={"grant_type": "client_credentials", "scope": "all-apis"},
+            auth=requests.auth.HTTPBasicAuth(self._client_id, self._client_secret.plaintext),
+            timeout=30,
         )
+        if not answer.ok:
+            if answer.headers.get("Content-Type", "").startswith("application/json"):
+                try:
+                    err = answer.json()
+                except ValueError:
+                    err = {}
+                code = err.get("errorCode", err.get("error", "unknown"))
+                summary = err.get("errorSummary", err.get("error_description", "unknown"))
+                raise ValueError(f"{code}: {summary}".replace("\r\n", " "))
+            raise ValueError(f"HTTP {answer.status_code} from the token endpoint")
+        try:
+            body = answer.json()
+            return oauth.Token(
+                access_token=body["access_token"],
+                token_type=body["token_type"],
+                refresh_token=body.get("refresh_token"),
+                expiry=dt.datetime.now() + dt.timedelta(seconds=int(body["expires_in"])),
+            )
+        except (ValueError, KeyError, TypeError):
+            raise ValueError("the token endpoint answered without a usable token") from None
+
+
+class _ClientCredentials(CredentialsStrategy):
+    """OAuth machine-to-machine against a known token endpoint. Knowing the endpoint skips
+    the two discovery requests the SDK makes per client (``/.well-known/databricks-config``
+    and the OIDC document): for a fleet, one token request per workspace and hour is all
+    authentication costs."""
+
+    def __init__(self, token_url: str, client_id: str, client_secret: SecretValue) -> None:
+        self.source = _TokenSource(token_url, client_id, client_secret)
 
     def auth_type(self) -> str:
         return "oauth-m2m"
 
     def __call__(self, cfg: Config) -> CredentialsProvider:
         del cfg
-        source = self._source
+        source = self.source
 
         def token() -> oauth.Token:
             try:
                 return source.token()
-            except (ValueError, NotImplementedError) as exc:
-                # retrieve_token's "<error>: <description>" from the endpoint: no secret in it
+            except ValueError as exc:
                 raise TokenRefused(_shown(_first_line(exc))) from None
 
         def headers() -> dict[str, str]:
@@ -152,6 +194,40 @@ class _ClientCredentials(CredentialsStrategy):
             return {"Authorization": f"{got.token_type} {got.access_token}"}
 
         return OAuthCredentialsProvider(headers, token)
+
+
+def _session_of(client: WorkspaceClient | AccountClient) -> requests.Session:
+    """The SDK client's ``requests`` session (``ApiClient._api_client._session``);
+    ``tests/integration`` fails first if the SDK moves it."""
+    session = client.api_client._api_client._session
+    assert isinstance(session, requests.Session)
+    return session
+
+
+def _settle_environment(session: requests.Session, host: str) -> None:
+    """Read the proxy and CA-bundle variables once per client, not once per request.
+
+    With ``trust_env`` on, ``requests`` scans the whole environment twice for every request
+    (``get_environ_proxies``, ``should_bypass_proxies``): with a CI runner's hundred-odd
+    variables that was a third of the client CPU of planning a converged workspace. A client
+    talks to one host, so the answer is the same every time: resolve it for that host now
+    (``NO_PROXY`` honoured) and hand it to the session."""
+    proxies = _environment_proxies()
+    hostname = urllib.parse.urlsplit(host).hostname or ""
+    bypass = getattr(urllib.request, "proxy_bypass_environment")  # noqa: B009 (not in typeshed)
+    if proxies and not bypass(hostname, proxies):
+        session.proxies.update({k: v for k, v in proxies.items() if k != "no"})
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    session.trust_env = False
+    if bundle and session.verify is True:
+        session.verify = bundle
+
+
+@functools.cache
+def _environment_proxies() -> dict[str, str]:
+    """``*_PROXY`` and ``NO_PROXY`` from the environment, read once per process (a run
+    does not change its own proxy settings)."""
+    return dict(urllib.request.getproxies_environment())
 
 
 def _shown(text: str, limit: int = 200) -> str:
@@ -192,10 +268,14 @@ def make_client(
                 spec.host.rstrip("/") + WORKSPACE_TOKEN_PATH, auth.client_id, auth.client_secret
             )
             options = _client_options(spec.host, AuthSpec(), retry_timeout_seconds)
-            return WorkspaceClient(config=_TokenConfig(credentials_strategy=strategy, **options))
-        options = _client_options(spec.host, auth, retry_timeout_seconds)
-        config_class = _TokenConfig if options.get("auth_type") == "pat" else Config
-        return WorkspaceClient(config=config_class(**options))
+            client = WorkspaceClient(config=_TokenConfig(credentials_strategy=strategy, **options))
+            strategy.source.session = _session_of(client)
+        else:
+            options = _client_options(spec.host, auth, retry_timeout_seconds)
+            config_class = _TokenConfig if options.get("auth_type") == "pat" else Config
+            client = WorkspaceClient(config=config_class(**options))
+        _settle_environment(_session_of(client), spec.host)
+        return client
     except ValueError as exc:
         raise WorkspaceError(spec.name, f"cannot authenticate: {_first_line(exc)}") from None
 
@@ -208,6 +288,7 @@ def list_account_workspaces(
     auth = account.auth
     where = f"account {account.account_id}"
     try:
+        strategy = None
         if auth.kind == "oauth" and auth.client_id and auth.client_secret is not None:
             token_url = f"{account.host}/oidc/accounts/{account.account_id}/v1/token"
             strategy = _ClientCredentials(token_url, auth.client_id, auth.client_secret)
@@ -220,6 +301,9 @@ def list_account_workspaces(
             config_class = _TokenConfig if options.get("auth_type") == "pat" else Config
             config = config_class(account_id=account.account_id, **options)
         client = AccountClient(config=config)
+        _settle_environment(_session_of(client), account.host)
+        if strategy is not None:
+            strategy.source.session = _session_of(client)
         listed = list(client.workspaces.list())
     except TokenRefused as exc:
         raise UserError(f"{where}: the service principal was refused a token: {exc}") from None
@@ -236,23 +320,40 @@ def list_account_workspaces(
         raise UserError(f"{where}: cannot reach {account.host}") from None
     except DatabricksError as exc:
         raise UserError(f"{where}: listing workspaces failed: {_shown(_first_line(exc))}") from None
+    except (AttributeError, TypeError, KeyError):
+        # The SDK parses the answer as a list of workspace objects; anything else (a map,
+        # a list of strings) fails inside it.
+        raise UserError(f"{where}: the account's answer is not a list of workspaces") from None
     environment = config.environment
     found: list[AccountWorkspace] = []
     for ws in listed:
-        deployment = str(ws.deployment_name or "")
-        found.append(
-            AccountWorkspace(
-                name=str(ws.workspace_name or ""),
-                deployment_name=deployment,
-                workspace_id=ws.workspace_id,
-                region=str(ws.aws_region or ws.location or ""),
-                status=ws.workspace_status.value if ws.workspace_status else "",
-                cloud=str(ws.cloud or ""),
-                tags=frozen_map({str(k): str(v) for k, v in (ws.custom_tags or {}).items()}),
-                deployment_url=environment.deployment_url(deployment) if deployment else None,
-            )
-        )
+        try:
+            found.append(_account_workspace(ws, environment.deployment_url))
+        except (AttributeError, TypeError, ValueError):
+            raise UserError(
+                f"{where}: the account's answer holds a malformed workspace entry"
+            ) from None
     return found
+
+
+def _account_workspace(ws: Any, deployment_url: Callable[[str], str]) -> AccountWorkspace:
+    """One ``provisioning.Workspace``, its fields made plain strings (the account's answer is
+    checked further by ``reconciler.discovery`` before anything uses it)."""
+    deployment = str(ws.deployment_name or "")
+    tags = ws.custom_tags or {}
+    if not isinstance(tags, Mapping):
+        raise TypeError("custom_tags")
+    status = ws.workspace_status
+    return AccountWorkspace(
+        name=str(ws.workspace_name or ""),
+        deployment_name=deployment,
+        workspace_id=ws.workspace_id if isinstance(ws.workspace_id, int) else None,
+        region=str(ws.aws_region or ws.location or ""),
+        status=str(getattr(status, "value", status) or ""),
+        cloud=str(ws.cloud or ""),
+        tags=frozen_map({str(k): str(v) for k, v in tags.items()}),
+        deployment_url=deployment_url(deployment) if deployment else None,
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -511,13 +612,16 @@ class SdkWorkspace:
         return call
 
     def read(self) -> Snapshot:
-        secrets_f = self._pool.submit(self._steady(self._secrets_or_none))
+        """The reads go out together (one round trip): all but one through the pool, the
+        last from this thread while it waits anyway. Each is retried on its own
+        (``_steady``)."""
         acls_f = self._pool.submit(self._steady(self._acls_or_empty))
-        identity_f = self._pool.submit(self._steady(self._identity))
         ledger_f = self._pool.submit(self._steady(self._ledger))
         backend_f = self._pool.submit(self._steady(self._scope_backend))
-        secrets, acls = secrets_f.result(), acls_f.result()
-        identity, ledger = identity_f.result(), ledger_f.result()
+        identity_f = None if self.principal else self._pool.submit(self._steady(self._identity))
+        secrets = self._steady(self._secrets_or_none)()
+        acls, ledger = acls_f.result(), ledger_f.result()
+        identity = identity_f.result() if identity_f else self.principal
         backend, vault = backend_f.result()
         if secrets is None:
             return Snapshot(LiveState(scope_exists=False, identity=identity), ledger)

@@ -127,6 +127,8 @@ def host_template_problem(template: str) -> str | None:
         return "has no host name"
     if "@" in netloc or "?" in template or "#" in template:
         return "must not carry credentials, a query or a fragment"
+    if scheme == "http" and not is_loopback(netloc):
+        return "must use https: the client secret is sent to every workspace host"
     if "{" in netloc:
         after = netloc[netloc.rindex("}") + 1 :]
         if not _HOST_SUFFIX.fullmatch(after):
@@ -136,6 +138,15 @@ def host_template_problem(template: str) -> str | None:
                 "answer could send the credentials to any host"
             )
     return None
+
+
+def is_loopback(netloc: str) -> bool:
+    """``127.0.0.1:8020``, ``localhost``, ``[::1]:8020``: a local emulator, where plain http
+    is allowed."""
+    host = netloc.rsplit("@", 1)[-1]
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0] == "::1"
+    return host.split(":", 1)[0] in ("127.0.0.1", "localhost")
 
 
 def fill(template: str, ws: AccountWorkspace, *, host: bool = False) -> str:
@@ -197,7 +208,7 @@ def expand(
     found: list[WorkspaceSpec] = []
     skipped: list[Skipped] = []
     seen: set[str] = set()
-    for name, ws in sorted(named, key=lambda n: (n[1].name, n[1].workspace_id or 0)):
+    for name, ws in sorted(named, key=lambda n: (n[1].name, n[1].workspace_id or 0, n[0] or "")):
         try:
             if name is None:
                 raise _Skip(f"`discover.name` cannot be made: {_name_problem(spec, ws)}")

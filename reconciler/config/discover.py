@@ -14,7 +14,7 @@ from typing import Any
 from reconciler.config.build import StateBuilder
 from reconciler.config.problems import JsonPath
 from reconciler.config.sources import Kind
-from reconciler.discovery import host_template_problem, template_problem
+from reconciler.discovery import host_template_problem, is_loopback, template_problem
 from reconciler.model import (
     AccountSpec,
     DeclaredEntry,
@@ -69,6 +69,13 @@ def build_discovery(
         entry_spec, entry_facts = builder.workspace(name, entry, defaults)
         extends[name] = DeclaredEntry(entry_spec, frozenset(entry))
         facts[name] = entry_facts
+    account_host = str(account_raw["host"])
+    scheme, _, rest = account_host.partition("://")
+    if scheme == "http" and not is_loopback(rest.split("/", 1)[0]):
+        builder.problem(
+            (*base, "account", "host"),
+            "the account host must use https: the client secret is sent to it",
+        )
     host_template = raw.get("host")
     if host_template is not None and (problem := host_template_problem(str(host_template))):
         builder.problem((*base, "host"), f"the host template {problem}")

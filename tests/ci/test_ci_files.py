@@ -19,6 +19,7 @@ from tests.ci.commands import Invocation, invocations, problems
 ROOT = Path(__file__).resolve().parents[2]
 CI = ROOT / "examples" / "ci"
 GITHUB = CI / "github-actions.yml"
+GITHUB_FLEET = CI / "github-actions-discovered.yml"
 GITLAB = CI / "gitlab-ci.yml"
 HOOKS = ROOT / ".pre-commit-hooks.yaml"
 README = CI / "README.md"
@@ -29,15 +30,19 @@ def load(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def github_scripts() -> list[str]:
+def github_scripts(path: Path = GITHUB) -> list[str]:
     """Shell steps, and the steps that use pkgrepo's action as the command line it runs."""
-    jobs = load(GITHUB)["jobs"]
+    jobs = load(path)["jobs"]
     scripts = [step["run"] for job in jobs.values() for step in job["steps"] if "run" in step]
     for job in jobs.values():
         for step in job["steps"]:
             if str(step.get("uses", "")).split("@")[0].endswith("/pkgrepo"):
                 scripts.append(f"pkgrepo {step['with']['command']} {step['with'].get('args', '')}")
     return scripts
+
+
+def github_fleet_scripts() -> list[str]:
+    return github_scripts(GITHUB_FLEET)
 
 
 def gitlab_scripts() -> list[str]:
@@ -64,13 +69,14 @@ def found(scripts: list[str], source: str) -> list[Invocation]:
 
 SOURCES = {
     "github": lambda: found(github_scripts(), "github-actions.yml"),
+    "github-fleet": lambda: found(github_fleet_scripts(), "github-actions-discovered.yml"),
     "gitlab": lambda: found(gitlab_scripts(), "gitlab-ci.yml"),
     "pre-commit": lambda: found(hook_scripts(), ".pre-commit-hooks.yaml"),
     "readme": lambda: found(readme_scripts(), "README.md"),
 }
 
 
-@pytest.mark.parametrize("path", [GITHUB, GITLAB, HOOKS], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [GITHUB, GITHUB_FLEET, GITLAB, HOOKS], ids=lambda p: p.name)
 def test_files_parse(path: Path) -> None:
     assert load(path)
 
@@ -145,6 +151,19 @@ def test_github_wiring() -> None:
         assert jobs[name]["env"]["PKGREPO_LEDGER_KEY"] == "${{ secrets.PKGREPO_LEDGER_KEY }}"
 
 
+def test_discovered_fleet_matrix_merges_one_comment() -> None:
+    fleet = load(GITHUB_FLEET)
+    shards = int(fleet["env"]["SHARDS"])
+    jobs = fleet["jobs"]
+    assert jobs["plan"]["strategy"]["matrix"]["shard"] == list(range(1, shards + 1))
+    plan_env = jobs["plan"]["env"]
+    assert plan_env["DATABRICKS_CLIENT_SECRET"] == "${{ secrets.DATABRICKS_CLIENT_SECRET }}"
+    assert not any("DATABRICKS_TOKEN" in key for key in plan_env)  # the principal only
+    comment = " ".join(s.get("run", "") for s in jobs["comment"]["steps"])
+    assert "seq 1" in comment and comment.count("gh pr comment") == 2
+    assert jobs["comment"]["needs"] == "plan"
+
+
 def test_gitlab_wiring() -> None:
     gitlab = load(GITLAB)
     assert gitlab["stages"] == ["validate", "plan", "apply", "drift"]
@@ -159,8 +178,8 @@ ECHO_SECRET = re.compile(r"(echo|printf)[^\n]*\$\{?\w*(TOKEN|KEY|SECRET|PASSWORD
 
 @pytest.mark.parametrize(
     "scripts",
-    [github_scripts, gitlab_scripts, hook_scripts],
-    ids=["github", "gitlab", "pre-commit"],
+    [github_scripts, github_fleet_scripts, gitlab_scripts, hook_scripts],
+    ids=["github", "github-fleet", "gitlab", "pre-commit"],
 )
 def test_no_secret_is_echoed(scripts: Any) -> None:
     for script in scripts():

@@ -101,3 +101,27 @@ def test_a_workspace_where_the_principal_is_not_admin_fails_alone(
     assert plan.code == 0, plan.err
     assert plan.planned() == set(others)
     assert not any(ws["changes"] for ws in plan.document()["workspaces"])
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b'{"workspaces": []}',
+        b'["ws-1", "ws-2"]',
+        b'[{"workspace_name": "a", "custom_tags": ["x"]}]',
+        b"[1, 2]",
+    ],
+)
+def test_a_malformed_account_answer_is_one_clear_error(
+    pkgrepo: Pkgrepo, emu: EmulatorHandle, discovery_file: str, answer: bytes
+) -> None:
+    account = emu.registry.account
+    assert account is not None
+    account.list_workspaces = lambda *args: answer  # type: ignore[method-assign]
+    done = pkgrepo("plan", discovery_file)
+    assert done.code == 1
+    assert "Traceback" not in done.err
+    assert done.err.strip().endswith(
+        "the account's answer is not a list of workspaces"
+    ) or done.err.strip().endswith("holds a malformed workspace entry"), done.err
+    assert token_requests(emu) == 0  # no workspace was reached

@@ -185,6 +185,7 @@ def test_a_host_template_keeps_hosts_under_its_domain(tmp_path: Path) -> None:
         "https://user@{name}.example.com",
         "ftp://{name}.example.com",
         "https://{nope}.example.com",
+        "http://{deployment_name}.cloud.databricks.com",
     ],
 )
 def test_unsafe_host_templates_are_refused(template: str) -> None:
@@ -212,6 +213,18 @@ def test_validate_checks_the_rules_without_calling_the_account(
     assert "discover.include[0].labels.bad: unknown placeholder {owner}" in err
     assert "discover.include[0].wave: unbalanced" in err
     assert "rules-secret-value-1234" not in err
+
+
+def test_the_client_secret_only_travels_over_https(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = HEAD.replace("https://accounts.cloud", "http://accounts.cloud")
+    (tmp_path / "pkgrepo.yaml").write_text(text)
+    assert main(["validate", "pkgrepo.yaml"]) == 1
+    captured = capsys.readouterr()
+    assert "discover.account.host: the account host must use https" in captured.out + captured.err
+    assert host_template_problem("http://127.0.0.1:8020/{deployment_name}") is None
 
 
 def test_a_file_with_only_discovery_validates(
