@@ -32,6 +32,7 @@ from reconciler.model import (
     EXTRA_INDEX_URLS,
     INDEX_URL,
     MANAGED_KEYS,
+    MARKER_KEY,
     AclsMode,
     Backend,
     DesiredState,
@@ -253,7 +254,7 @@ class _Workspace:
         self._acls()
         if ignore:
             self.data["ignore"] = ignore
-        unmanaged = sorted(set(live.secrets) - set(MANAGED_KEYS))
+        unmanaged = sorted(set(live.secrets) - set(MANAGED_KEYS) - {MARKER_KEY})
         if unmanaged and keyvault:
             listed = ", ".join(clean(k) for k in unmanaged)
             self.notes.append(

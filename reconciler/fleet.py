@@ -228,12 +228,14 @@ class Fleet:
         mask: Callable[[str], str] = lambda text: text,
         cancel: Cancel | None = None,
         run_id: str | None = None,
+        previous_key: SecretValue | None = None,
     ) -> None:
         if parallelism < 1:
             raise UserError("--parallelism must be at least 1")
         self._connect = connect
         self._store = store
         self._hmac_key = hmac_key
+        self._previous_key = previous_key
         self.parallelism = parallelism
         self._rate = rate_per_host
         self.cancel = cancel or Cancel()
@@ -284,6 +286,7 @@ class Fleet:
                     salt=salt,
                     clock=self._clock,
                     mask=self._mask,
+                    previous_key=self._previous_key,
                 )
             except Exception as exc:
                 result = WorkspaceResult(
@@ -407,7 +410,7 @@ class Fleet:
         options: ApplyOptions,
     ) -> WorkspaceResult:
         started = time.monotonic()
-        if not wplan.has_changes:
+        if not wplan.needs_apply:
             return WorkspaceResult(spec.name, spec.wave, Status.UP_TO_DATE, plan=wplan)
 
         def failed(error: str, **extra: object) -> WorkspaceResult:
@@ -462,6 +465,7 @@ class Fleet:
                 self._store,
                 self._hmac_key,
                 self._clock,
+                self._previous_key,
             )
             outcome = apply_workspace(
                 spec,
@@ -546,11 +550,12 @@ def _refuse_if_moved(
     store: LedgerStore,
     hmac_key: SecretValue | None,
     clock: Clock,
+    previous_key: SecretValue | None = None,
 ) -> None:
     """Under the lock, check the workspace is still as planned: another run may have
     applied while this one waited for the lock (its ledger write counts too: it can land
     after its last secret write)."""
-    now = observe(spec, port, store, hmac_key, clock=clock)
+    now = observe(spec, port, store, hmac_key, clock=clock, previous_key=previous_key)
     moved = live_digest(now.live, spec.ignore) != wplan.live_digest
     if moved or now.ledger != planned.ledger:
         raise WorkspaceError(

@@ -12,6 +12,10 @@ can land) are recorded; after the writes, the confirmed entries replace them. A 
 in between leaves intents behind, and the next plan recognises its own interrupted write
 instead of calling it a change made outside pkgrepo. The ACLs recorded are the ones
 actually written (or found as declared), never the whole desired set.
+
+During a key rotation (``PKGREPO_LEDGER_KEY_PREVIOUS``) a ledger signed with the previous
+key is trusted, and whatever pkgrepo records next is signed with the new key: entries that
+vouch for the declared value are re-keyed, the rest are dropped (and rewritten next time).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
 from typing import Any
 
 from reconciler import diff, redact
@@ -28,6 +33,7 @@ from reconciler.model import (
     Ledger,
     LedgerEntry,
     LedgerIntent,
+    LiveState,
     Permission,
     SecretValue,
     WorkspaceSpec,
@@ -44,50 +50,74 @@ def _sign(hmac_key: str, body: Mapping[str, Any]) -> str:
     return hmac.new(hmac_key.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
-def parse(data: bytes | None, *, workspace: str, hmac_key: SecretValue | None) -> Ledger:
+def parse(
+    data: bytes | None,
+    *,
+    workspace: str,
+    hmac_key: SecretValue | None,
+    previous_key: SecretValue | None = None,
+) -> Ledger:
     """Read a stored ledger. Anything wrong with it yields a Ledger whose ``problem`` says
-    what, and which the planner does not trust."""
-    if hmac_key is None:
-        return Ledger()
+    what, and which the planner does not trust. ``previous_key``
+    (``PKGREPO_LEDGER_KEY_PREVIOUS``) is accepted during a key rotation. Without any key the
+    document is read unverified: its timestamps still say when pkgrepo last wrote each key."""
     if data is None:
         return Ledger(hmac_key=hmac_key)
     if len(data) > MAX_DOCUMENT_BYTES:
-        return Ledger(hmac_key=hmac_key, problem="ledger is larger than any pkgrepo writes")
+        return _bad(hmac_key, "ledger is larger than any pkgrepo writes")
     try:
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        return Ledger(hmac_key=hmac_key, problem="ledger is not valid JSON")
+        return _bad(hmac_key, "ledger is not valid JSON")
     try:
-        return _from_document(document, workspace, hmac_key)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return Ledger(hmac_key=hmac_key, problem="ledger does not have the expected shape")
+        return _from_document(document, workspace, hmac_key, previous_key)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+        return _bad(hmac_key, "ledger does not have the expected shape")
 
 
-def _from_document(document: Any, workspace: str, hmac_key: SecretValue) -> Ledger:
+def _bad(hmac_key: SecretValue | None, problem: str) -> Ledger:
+    return Ledger(hmac_key=hmac_key, problem=problem, stored=True)
+
+
+def _from_document(
+    document: Any,
+    workspace: str,
+    hmac_key: SecretValue | None,
+    previous_key: SecretValue | None,
+) -> Ledger:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        return Ledger(hmac_key=hmac_key, problem="not a pkgrepo ledger")
+        return _bad(hmac_key, "not a pkgrepo ledger")
     body = {k: v for k, v in document.items() if k != "signature"}
-    expected = _sign(hmac_key.plaintext, body)
-    if not hmac.compare_digest(str(document.get("signature", "")), expected):
-        return Ledger(
-            hmac_key=hmac_key,
-            problem="signature does not match (edited, or written with another PKGREPO_LEDGER_KEY)",
+    signature = str(document.get("signature", ""))
+    entry_key: SecretValue | None = None
+    for candidate in (hmac_key, previous_key):
+        if candidate is not None and hmac.compare_digest(
+            signature, _sign(candidate.plaintext, body)
+        ):
+            entry_key = candidate
+            break
+    if entry_key is None and (hmac_key is not None or previous_key is not None):
+        return _bad(
+            hmac_key,
+            "signature does not match (edited, or written with another PKGREPO_LEDGER_KEY)",
         )
     if body.get("workspace") != workspace:
-        return Ledger(hmac_key=hmac_key, problem="ledger belongs to another workspace")
+        return _bad(hmac_key, "ledger belongs to another workspace (copied from it)")
     entries = {
-        key: LedgerEntry(
-            key=key,
+        str(key): LedgerEntry(
+            key=str(key),
             last_updated_ms=int(raw["last_updated_ms"]),
             hmac=str(raw["hmac"]),
             shown=str(raw.get("shown", "")),
+            version=int(raw.get("version", 1)),
         )
         for key, raw in body["entries"].items()
     }
     acls = {str(p): Permission(v) for p, v in body.get("acls", {}).items()}
+    kept = {str(p): Permission(v) for p, v in body.get("kept", {}).items()}
     intents = {
-        key: LedgerIntent(
-            key=key,
+        str(key): LedgerIntent(
+            key=str(key),
             hmac=str(raw["hmac"]),
             run=str(raw["run"]),
             since_ms=int(raw["since_ms"]),
@@ -95,10 +125,16 @@ def _from_document(document: Any, workspace: str, hmac_key: SecretValue) -> Ledg
         )
         for key, raw in body.get("intents", {}).items()
     }
+    marker = body.get("marker_ms")
     return Ledger(
         entries=frozen_map(entries),
         acls=frozen_map(acls),
         hmac_key=hmac_key,
+        stored=True,
+        verified=entry_key is not None,
+        entry_key=entry_key,
+        marker_ms=None if marker is None else int(marker),
+        kept=frozen_map(kept),
         intents=frozen_map(intents),
     )
 
@@ -112,11 +148,19 @@ def render(ledger: Ledger, *, workspace: str) -> bytes:
         "version": VERSION,
         "workspace": workspace,
         "entries": {
-            key: {"last_updated_ms": e.last_updated_ms, "hmac": e.hmac, "shown": e.shown}
+            key: {
+                "last_updated_ms": e.last_updated_ms,
+                "hmac": e.hmac,
+                "shown": e.shown,
+                "version": e.version,
+            }
             for key, e in sorted(ledger.entries.items())
         },
         "acls": {p: perm.value for p, perm in sorted(ledger.acls.items())},
+        "kept": {p: perm.value for p, perm in sorted(ledger.kept.items())},
     }
+    if ledger.marker_ms is not None:
+        body["marker_ms"] = ledger.marker_ms
     if ledger.intents:
         body["intents"] = {
             key: {
@@ -129,6 +173,40 @@ def render(ledger: Ledger, *, workspace: str) -> bytes:
         }
     body["signature"] = _sign(ledger.hmac_key.plaintext, body)
     return (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _carried_entries(spec: WorkspaceSpec, previous: Ledger) -> dict[str, LedgerEntry]:
+    """The trusted entries of declared keys, under the key and rules the ledger is written
+    with now: an entry that vouches for the declared value is recorded again with
+    ``hmac_key`` and today's comparison rules (no value is rewritten for a key rotation or
+    an upgrade); one that does not keeps its HMAC only if it was made with ``hmac_key``."""
+    if not previous.trusted or spec.ensure is not Ensure.PRESENT:
+        return {}
+    assert previous.hmac_key is not None
+    key_text = previous.hmac_key.plaintext
+    old_key = previous.entry_key.plaintext if previous.entry_key else key_text
+    carried: dict[str, LedgerEntry] = {}
+    for key, value in spec.secrets.items():
+        old = previous.entries.get(key)
+        if old is None:
+            continue
+        wanted = diff.value_hmac(old_key, key, value.plaintext, version=old.version)
+        if hmac.compare_digest(old.hmac, wanted):
+            carried[key] = replace(
+                old,
+                hmac=diff.value_hmac(key_text, key, value.plaintext),
+                version=diff.CANONICAL_VERSION,
+            )
+        elif old_key == key_text:
+            carried[key] = old
+    return carried
+
+
+def _carried_intents(previous: Ledger) -> dict[str, LedgerIntent]:
+    """Intents are HMACs too: kept only when made with the key the ledger is written with."""
+    if not previous.trusted or previous.rotating:
+        return {}
+    return dict(previous.intents)
 
 
 def with_intents(
@@ -144,7 +222,7 @@ def with_intents(
     intent per key with the HMAC of the value about to be written."""
     assert previous.hmac_key is not None
     key_text = previous.hmac_key.plaintext
-    intents = dict(previous.intents) if previous.trusted else {}
+    intents = _carried_intents(previous)
     for key in keys:
         intents[key] = LedgerIntent(
             key=key,
@@ -155,9 +233,14 @@ def with_intents(
         )
     trusted = previous.trusted
     return Ledger(
-        entries=previous.entries if trusted else frozen_map(),
+        entries=frozen_map(_carried_entries(spec, previous)),
         acls=previous.acls if trusted else frozen_map(),
         hmac_key=previous.hmac_key,
+        stored=True,
+        verified=True,
+        entry_key=previous.hmac_key,
+        marker_ms=previous.marker_ms if trusted else None,
+        kept=previous.kept if trusted else frozen_map(),
         intents=frozen_map(intents),
     )
 
@@ -171,12 +254,15 @@ def after_apply(
     acl_pending: Collection[str],
     salt: str,
     mask: Callable[[str], str] = lambda text: text,
+    live: LiveState | None = None,
+    marker_ms: int | None = None,
+    adopting: bool = False,
     unproven: frozenset[str] = frozenset(),
 ) -> Ledger:
     """The ledger once an apply has written the keys in ``stamps`` (key -> the timestamp
     the service showed right after pkgrepo's put). Keys it did not touch keep their
-    entries (if trusted); keys no longer declared lose them; confirmed keys lose their
-    intents, the others keep them.
+    entries (if trusted, see ``_carried_entries``); keys no longer declared lose them;
+    confirmed keys lose their intents, the others keep them.
 
     ACLs: ``acl_written`` are the grants this apply wrote (None: deleted), ``acl_pending``
     the principals it planned to change and did not. The record is the previous one (if
@@ -184,6 +270,12 @@ def after_apply(
     live as declared); a planned grant that was never written is never recorded, so the
     next plan cannot call it "removed outside pkgrepo". A grant added outside pkgrepo is
     never adopted as pkgrepo's own.
+
+    ``live`` is what the apply was planned on: the deploying identity's own MANAGE, and when
+    ``adopting`` (no ledger and no marker before this apply) the MANAGE grants the scope
+    already had, are recorded as ``kept``: the creator's grant, not a grant made behind
+    pkgrepo's back.
+    ``marker_ms`` is the scope marker's timestamp (``model.MARKER_KEY``).
     ``mask`` scrubs known secret values from the redacted forms (a token can sit in an
     index URL's path).
 
@@ -193,11 +285,12 @@ def after_apply(
     assert previous.hmac_key is not None
     key_text = previous.hmac_key.plaintext
     trusted = previous.trusted
-    entries: dict[str, LedgerEntry] = {}
+    present = spec.ensure is Ensure.PRESENT
+    entries = _carried_entries(spec, previous)
+    carried_intents = _carried_intents(previous)
     intents: dict[str, LedgerIntent] = {}
-    if spec.ensure is Ensure.PRESENT:
+    if present:
         for key, value in spec.secrets.items():
-            old = previous.entries.get(key) if trusted else None
             if key in unproven:
                 continue
             if key in stamps:
@@ -207,13 +300,10 @@ def after_apply(
                     hmac=diff.value_hmac(key_text, key, value.plaintext),
                     shown=mask(redact.describe(key, value, salt)),
                 )
-            elif old is not None:
-                entries[key] = old
-            intent = previous.intents.get(key) if trusted else None
-            if intent is not None and key not in stamps:
-                intents[key] = intent
+            elif key in carried_intents:
+                intents[key] = carried_intents[key]
     acls: dict[str, Permission] = {}
-    if spec.ensure is Ensure.PRESENT:
+    if present:
         acls = dict(previous.acls) if trusted else {}
         for principal, permission in spec.acls.items():
             if principal not in acl_pending and principal not in acl_written:
@@ -226,9 +316,28 @@ def after_apply(
         for principal in list(acls):
             if principal not in spec.acls and principal not in acl_pending:
                 acls.pop(principal)
+    kept: dict[str, Permission] = dict(previous.kept) if trusted and present else {}
+    if present and live is not None:
+        identity = live.identity
+        if identity and identity not in spec.acls:
+            kept[identity] = Permission.MANAGE
+        if adopting and live.scope_exists:
+            for principal, perm in live.acls.items():
+                if perm is Permission.MANAGE and principal not in spec.acls:
+                    kept[principal] = perm
+    for principal in list(kept):
+        if principal in spec.acls:
+            del kept[principal]  # declared now: an ordinary grant
+    if marker_ms is None and trusted and present:
+        marker_ms = previous.marker_ms
     return Ledger(
         entries=frozen_map(entries),
         acls=frozen_map(acls),
         hmac_key=previous.hmac_key,
+        stored=True,
+        verified=True,
+        entry_key=previous.hmac_key,
+        marker_ms=marker_ms if present else None,
+        kept=frozen_map(kept),
         intents=frozen_map(intents),
     )

@@ -224,7 +224,8 @@ class WorkspaceLock:
 
     def acquire(self) -> None:
         started = self.clock.monotonic()
-        deadline = started + self.wait_seconds
+        waited_enough = started + self.wait_seconds
+        deadline = waited_enough
         holderless_since: float | None = None
         seen: tuple[str, int, int | None] | None = None
         seen_at = started
@@ -258,9 +259,11 @@ class WorkspaceLock:
             else:
                 holderless_since = None
             if current is not None and not alive:
-                deadline = max(deadline, seen_at + current.lease_seconds + 2 * self._poll)
-            elif holderless_since is not None:
-                deadline = max(deadline, holderless_since + _HOLDERLESS_GRACE_SECONDS + 2)
+                deadline = max(waited_enough, seen_at + current.lease_seconds + 2 * self._poll)
+            elif current is None and holderless_since is not None:
+                deadline = max(waited_enough, holderless_since + _HOLDERLESS_GRACE_SECONDS + 2)
+            else:  # a live holder (seen renewing): waited for as long as asked, no longer
+                deadline = waited_enough
             if now >= deadline:
                 if current is not None:
                     shown = current.describe(unchanged_for=now - seen_at, now=self.clock.time())
@@ -368,6 +371,9 @@ class WorkspaceLock:
             keys = self.port.lock_keys()
         except (TransientError, UserError) as exc:
             log.debug("%s: lock renewal failed: %s", self.workspace, exc)
+            return False
+        except Exception as exc:  # never a trace from the heartbeat thread; the lease decides
+            log.debug("%s: lock renewal failed: %s", self.workspace, type(exc).__name__)
             return False
         first = parse_holder(keys or {})
         with self._mutex:

@@ -24,6 +24,12 @@ CERT = "pip-cert"
 MANAGED_KEYS: tuple[str, ...] = (INDEX_URL, EXTRA_INDEX_URLS, CERT)
 """The keys Databricks reads; the order is the order plans list them in."""
 
+MARKER_KEY = "pkgrepo-ledger"
+"""A key pkgrepo keeps in the scope beside the three Databricks reads, once it has recorded
+a ledger: a workspace pkgrepo manages is recognisable as such without the ledger, so a
+ledger deleted (or replaced) out of band is an alarm, never "no ledger entry yet". Its value
+says where the ledger is; its ``last_updated_timestamp`` is recorded in the ledger."""
+
 MAX_VALUE_BYTES = 128 * 1024
 """The service refuses a secret value larger than 128 KB (Secrets API, ``secrets/put``)."""
 
@@ -247,6 +253,8 @@ class LedgerEntry:
     shown: str = ""
     """The redacted form of the value (masked URL, certificate fingerprints), so a later plan
     can show what it replaces without knowing the value."""
+    version: int = 2
+    """The comparison rules ``hmac`` was computed under (``diff.CANONICAL_VERSION``)."""
 
 
 @dataclass(frozen=True)
@@ -275,29 +283,59 @@ class LedgerIntent:
 @dataclass(frozen=True)
 class Ledger:
     """The entries for one workspace. ``hmac_key`` is absent when ``PKGREPO_LEDGER_KEY`` is
-    not set: then every value is unverifiable. ``problem`` says why a ledger is not trusted."""
+    not set: then no value can be verified, and the entries, read without checking the
+    signature, only say when pkgrepo last wrote each key. ``problem`` says why a stored
+    ledger is not trusted."""
 
     entries: Mapping[str, LedgerEntry] = field(default_factory=frozen_map)
     acls: Mapping[str, Permission] = field(default_factory=frozen_map)
     """The ACLs as pkgrepo last left them, to tell a grant changed in Git from one changed
     in the workspace."""
     hmac_key: SecretValue | None = None
+    """The key new ledgers are signed with (``PKGREPO_LEDGER_KEY``)."""
     problem: str | None = None
+    stored: bool = False
+    """A ledger document was found (even one that is not trusted)."""
+    verified: bool = False
+    """Its signature was checked with ``hmac_key`` or ``previous_key``."""
+    entry_key: SecretValue | None = None
+    """The key its HMACs were made with: ``hmac_key``, or ``PKGREPO_LEDGER_KEY_PREVIOUS``
+    during a key rotation (then the next apply signs it again with ``hmac_key``)."""
+    marker_ms: int | None = None
+    """The ``last_updated_timestamp`` of the scope's marker key when the ledger was written."""
+    kept: Mapping[str, Permission] = field(default_factory=frozen_map)
+    """Undeclared grants pkgrepo knowingly leaves: the MANAGE the service gives the creator
+    of the scope (pkgrepo's deploying identity, or whoever created the scope before pkgrepo
+    adopted it)."""
     intents: Mapping[str, LedgerIntent] = field(default_factory=frozen_map)
     """Writes begun and not confirmed (see ``LedgerIntent``), by key."""
 
     @property
     def trusted(self) -> bool:
-        return self.hmac_key is not None and self.problem is None
+        """Verified with a key: its HMACs and ACLs can be relied on."""
+        return self.hmac_key is not None and self.problem is None and self.verified
+
+    @property
+    def readable(self) -> bool:
+        """Stored and well formed: its timestamps and ACLs can at least be compared (not
+        verified when there is no key)."""
+        return self.stored and self.problem is None
+
+    @property
+    def rotating(self) -> bool:
+        """Verified with the previous key: the next apply signs it with the new one."""
+        return self.trusted and self.entry_key is not None and self.entry_key != self.hmac_key
 
 
 class Kind(enum.Enum):
     SCOPE = "scope"
     SECRET = "secret"
     ACL = "acl"
+    LEDGER = "ledger"
+    """Findings about the ledger itself (never a change apply makes on its own)."""
 
 
-_KIND_ORDER = {Kind.SCOPE: 0, Kind.SECRET: 1, Kind.ACL: 2}
+_KIND_ORDER = {Kind.LEDGER: -1, Kind.SCOPE: 0, Kind.SECRET: 1, Kind.ACL: 2}
 
 
 @dataclass(frozen=True)
@@ -322,6 +360,10 @@ class Address:
         return cls(workspace, Kind.ACL, principal)
 
     @classmethod
+    def ledger(cls, workspace: str) -> Address:
+        return cls(workspace, Kind.LEDGER)
+
+    @classmethod
     def parse(cls, text: str) -> Address:
         workspace, _, rest = text.partition("/")
         kind, _, name = rest.partition("/")
@@ -333,6 +375,6 @@ class Address:
         return (self.workspace, _KIND_ORDER[self.kind], self.name)
 
     def __str__(self) -> str:
-        if self.kind is Kind.SCOPE:
-            return f"{self.workspace}/scope"
+        if self.kind in (Kind.SCOPE, Kind.LEDGER):
+            return f"{self.workspace}/{self.kind.value}"
         return f"{self.workspace}/{self.kind.value}/{self.name}"

@@ -19,14 +19,17 @@ from dataclasses import dataclass, field
 
 from reconciler import diff, redact
 from reconciler.model import (
+    EXTRA_INDEX_URLS,
     INDEX_URL,
     MANAGED_KEYS,
+    MARKER_KEY,
     AclsMode,
     Address,
     Backend,
     Ensure,
     Kind,
     Ledger,
+    LedgerEntry,
     LiveState,
     Permission,
     SecretValue,
@@ -63,6 +66,11 @@ class Drift(enum.Enum):
     KEYVAULT = "keyvault"
     """The scope is backed by Azure Key Vault, which pkgrepo cannot write: a key is missing,
     extra or different there, and a person must fix it in Key Vault (a no-op for apply)."""
+    LEDGER_MISSING = "ledger-missing"
+    """A workspace pkgrepo manages whose ledger is missing, corrupt, copied from elsewhere,
+    restored from an older copy or signed with an unknown key: values cannot be verified."""
+    CREATOR_GRANT = "creator-grant"
+    """The MANAGE grant the service gives whoever created the scope: known, not a widening."""
     INTERRUPTED = "interrupted-write"
     """pkgrepo's own write, cut off before it was confirmed (a killed or cancelled run):
     written again, low severity, not drift made outside pkgrepo."""
@@ -74,7 +82,8 @@ class Severity(enum.Enum):
     LOW = "low"
     HIGH = "high"
     """Widens access or redirects installs: a new WRITE/MANAGE grant, ``users`` above READ,
-    an index URL changed behind pkgrepo's back or pointed at a new host."""
+    an index or extra index URL added or changed behind pkgrepo's back, an index URL pointed
+    at a new host, the scope deleted, or a ledger that can no longer vouch for the values."""
 
 
 @dataclass(frozen=True)
@@ -97,8 +106,11 @@ class Change:
     @property
     def counts_toward_safety(self) -> bool:
         """Whether the safety threshold counts this change: finishing pkgrepo's own
-        interrupted write is not a change of the fleet anyone has to review."""
-        return self.drift is not Drift.INTERRUPTED
+        interrupted write is not a change of the fleet anyone has to review, and neither is
+        rewriting a value only to record it (no ledger entry, or one that cannot be
+        trusted): after a ledger key rotation or a lost ledger it would stop every apply
+        short of --force."""
+        return self.drift not in (Drift.INTERRUPTED, Drift.UNVERIFIABLE)
 
 
 @dataclass(frozen=True)
@@ -113,10 +125,21 @@ class WorkspacePlan:
     warnings: tuple[str, ...] = ()
     destructive: str | None = None
     """Why this plan needs ``--allow-destroy`` (deletes the scope, or every ACL)."""
+    findings: tuple[Change, ...] = ()
+    """Drift that apply does not change (action no-op): a missing or untrusted ledger, a
+    grant widened where ACLs are additive. ``drift`` reports them with the changes."""
+    ledger_update: str | None = None
+    """Why apply must record the ledger although no value changes (a key rotation, the
+    scope's ledger marker missing); ``None`` when it need not."""
 
     @property
     def has_changes(self) -> bool:
         return any(c.action is not Action.NOOP for c in self.changes)
+
+    @property
+    def needs_apply(self) -> bool:
+        """Something to change, or a ledger to record (``ledger_update``)."""
+        return self.has_changes or self.ledger_update is not None
 
 
 @dataclass(frozen=True)
@@ -129,6 +152,10 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return any(w.has_changes for w in self.workspaces)
+
+    @property
+    def needs_apply(self) -> bool:
+        return any(w.needs_apply for w in self.workspaces)
 
     def counts(self) -> dict[Action, int]:
         counts = {action: 0 for action in Action}
@@ -207,6 +234,11 @@ def make_plan(
     planner = _Planner(spec, live, ledger, salt, mask)
     changes, warnings = planner.run()
     changes = sorted(changes, key=lambda c: c.sort_key)
+    findings = sorted(planner.findings, key=lambda c: c.sort_key)
+    # Every plan format shows warnings: findings and a ledger-only apply are said there too.
+    warnings += [finding_note(f) for f in findings]
+    if planner.ledger_update:
+        warnings.append(ledger_note(planner.ledger_update))
     return WorkspacePlan(
         workspace=spec.name,
         host=spec.host,
@@ -215,7 +247,18 @@ def make_plan(
         desired_digests=frozen_map(desired_digests(spec, ledger, salt)),
         warnings=tuple(warnings),
         destructive=_destructive(spec, live, changes),
+        findings=tuple(findings),
+        ledger_update=planner.ledger_update,
     )
+
+
+def finding_note(finding: Change) -> str:
+    """How a plan states a finding among its warnings."""
+    return f"[{finding.severity.value}] {finding.address}: {finding.reason} ({finding.drift.value})"
+
+
+def ledger_note(update: str) -> str:
+    return f"apply records the ledger: {update}"
 
 
 def _destructive(spec: WorkspaceSpec, live: LiveState, changes: list[Change]) -> str | None:
@@ -244,9 +287,13 @@ def _fmt_ms(ms: int) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _host(shown: str) -> str:
-    rest = shown.split("://", 1)[-1].split("@", 1)[-1]
-    return rest.split("/", 1)[0]
+CHANGED_DESIRED = "changed in the desired state"
+"""A value differs because the desired state moved: the file in Git, or an env/file value
+it reads (a credential rotated through an environment variable is not a Git change)."""
+
+REDIRECT_KEYS = frozenset({INDEX_URL, EXTRA_INDEX_URLS})
+"""Keys that decide where installs come from: added or changed behind pkgrepo's back, they
+redirect installs (the dependency-confusion path) and are high severity."""
 
 
 class _Planner:
@@ -264,28 +311,23 @@ class _Planner:
         self.ledger = ledger
         self.salt = salt
         self.changes: list[Change] = []
+        self.findings: list[Change] = []
         self.warnings: list[str] = []
+        self.ledger_update: str | None = None
+        self.marker = live.secrets.get(MARKER_KEY) if live.scope_exists else None
+        self.managed_before = ledger.stored or self.marker is not None
+        """pkgrepo has recorded a ledger for this workspace: it is not being adopted."""
+        self.usable = ledger.readable
+        """The ledger's timestamps and ACLs can be compared (verified or not)."""
+        self.trusted = ledger.trusted
+        """The ledger's HMACs can be compared."""
 
     def run(self) -> tuple[list[Change], list[str]]:
         ws = self.spec.name
         if self.spec.ensure is Ensure.ABSENT:
-            if self.live.scope_exists:
-                self._add(
-                    Address.scope(ws),
-                    Action.DELETE,
-                    "scope",
-                    None,
-                    "workspace is declared ensure: absent",
-                    Drift.CHANGED_IN_GIT,
-                )
+            self._plan_absent()
             return self.changes, self.warnings
-        if self.ledger.hmac_key is None:
-            self.warnings.append(
-                "PKGREPO_LEDGER_KEY is not set: existing secret values cannot be verified "
-                "and are assumed to match"
-            )
-        elif self.ledger.problem:
-            self.warnings.append(f"ledger not trusted ({self.ledger.problem}): values rewritten")
+        self._check_ledger()
         if self.spec.tier is Tier.STANDARD:
             self.warnings.append(
                 "Standard tier: this workspace has no secret ACLs, so every user can read "
@@ -297,25 +339,32 @@ class _Planner:
                 self._plan_acls()
             return self.changes, self.warnings
         if not self.live.scope_exists:
-            known = bool(self.ledger.entries) and self.ledger.trusted
+            known = self.usable and bool(self.ledger.entries or self.ledger.acls)
             self._add(
                 Address.scope(ws),
                 Action.CREATE,
                 None,
                 "scope",
-                "scope was deleted outside pkgrepo" if known else "scope does not exist yet",
+                "scope was deleted outside pkgrepo: every user lost the package repository "
+                "settings (installs fall back to public PyPI)"
+                if known
+                else "scope does not exist yet",
                 Drift.SCOPE_MISSING if known else Drift.NEW,
+                Severity.HIGH if known else Severity.LOW,
             )
         for key in MANAGED_KEYS:
             if key not in self.spec.ignore:
                 self._plan_secret(key)
-        for key in sorted(set(self.live.secrets) - set(MANAGED_KEYS) - self.spec.ignore):
+        unmanaged = set(self.live.secrets) - set(MANAGED_KEYS) - {MARKER_KEY} - self.spec.ignore
+        for key in sorted(unmanaged):
             self._add(
                 Address.secret(ws, key),
                 Action.DELETE,
                 "(unmanaged key)",
                 None,
-                "key is not one pkgrepo manages in this scope; the scope is owned",
+                "added outside pkgrepo: not one of the keys Databricks reads, and pkgrepo "
+                "removes keys it does not manage from this scope (list it under ignore: "
+                "to keep it)",
                 Drift.ADDED_OUT_OF_BAND,
             )
         if self.spec.tier is not Tier.STANDARD:
@@ -366,6 +415,83 @@ class _Planner:
         self.warnings.append(f"{address.name}: {reason}")
         self._add(address, Action.NOOP, None, after, reason, Drift.KEYVAULT)
 
+    def _plan_absent(self) -> None:
+        if not self.live.scope_exists:
+            return
+        # An apply of ``ensure: absent`` leaves an empty ledger behind: the scope existing
+        # again afterwards was created by someone else.
+        recreated = self.usable and not self.ledger.entries and not self.ledger.acls
+        redirects = bool(REDIRECT_KEYS & set(self.live.secrets))
+        self._add(
+            Address.scope(self.spec.name),
+            Action.DELETE,
+            "scope",
+            None,
+            "scope was created again outside pkgrepo; the workspace is declared ensure: absent"
+            if recreated
+            else "workspace is declared ensure: absent",
+            Drift.ADDED_OUT_OF_BAND if recreated else Drift.CHANGED_IN_GIT,
+            Severity.HIGH if recreated and redirects else Severity.LOW,
+        )
+
+    def _check_ledger(self) -> None:
+        """Findings about the ledger itself. A workspace pkgrepo manages is recognised by the
+        scope's marker key even when the ledger is gone, so deleting the ledger cannot turn
+        the alarms off."""
+        ledger, marker = self.ledger, self.marker
+        if ledger.hmac_key is None:
+            self.warnings.append(
+                "PKGREPO_LEDGER_KEY is not set: values cannot be verified (only the ledger's "
+                "timestamps are compared, unverified)"
+            )
+        if ledger.stored and ledger.problem:
+            self._finding(f"ledger not trusted ({ledger.problem}): values cannot be verified")
+        elif not ledger.stored and marker is not None:
+            self._finding(
+                "ledger missing: values cannot be verified (the scope's "
+                f"{MARKER_KEY} key shows pkgrepo manages it; a ledger kept with --ledger DIR "
+                "is only found with the same directory)"
+            )
+        elif ledger.readable and self.live.scope_exists:
+            if marker is None and ledger.marker_ms is not None:
+                self._finding(
+                    f"the scope's {MARKER_KEY} key was deleted outside pkgrepo "
+                    "(it shows the ledger belongs here)"
+                )
+                self.ledger_update = f"writes the scope's {MARKER_KEY} key again"
+            elif marker is None and ledger.hmac_key is not None:
+                self.ledger_update = f"records the scope's {MARKER_KEY} key in the ledger"
+            elif (
+                marker is not None
+                and ledger.marker_ms is not None
+                and marker.last_updated_ms != ledger.marker_ms
+            ):
+                self._finding(
+                    "ledger does not match this scope (an older copy was restored, or the "
+                    f"{MARKER_KEY} key was rewritten): values cannot be verified"
+                )
+                self.usable = self.trusted = False
+        if ledger.hmac_key is None:
+            self.ledger_update = None  # nothing can be recorded without the key
+        elif ledger.rotating and self.trusted:
+            self.ledger_update = (
+                "the ledger is signed with PKGREPO_LEDGER_KEY_PREVIOUS: apply signs it with "
+                "PKGREPO_LEDGER_KEY (no value is rewritten)"
+            )
+
+    def _finding(self, reason: str) -> None:
+        self.findings.append(
+            Change(
+                Address.ledger(self.spec.name),
+                Action.NOOP,
+                None,
+                None,
+                reason,
+                Drift.LEDGER_MISSING,
+                Severity.HIGH,
+            )
+        )
+
     def _add(
         self,
         address: Address,
@@ -378,21 +504,30 @@ class _Planner:
     ) -> None:
         self.changes.append(Change(address, action, before, after, reason, drift, severity))
 
+    def _entry(self, key: str) -> LedgerEntry | None:
+        return self.ledger.entries.get(key) if self.usable else None
+
     def _entry_shown(self, key: str) -> str | None:
-        entry = self.ledger.entries.get(key) if self.ledger.trusted else None
+        """The redacted form the ledger recorded; only from a verified ledger (an
+        unverified one could say anything)."""
+        entry = self._entry(key) if self.trusted else None
         return entry.shown if entry and entry.shown else None
 
     def _plan_secret(self, key: str) -> None:
         address = Address.secret(self.spec.name, key)
         desired = self.spec.secrets.get(key)
         live = self.live.secrets.get(key)
-        entry = self.ledger.entries.get(key) if self.ledger.trusted else None
+        entry = self._entry(key)
         if desired is None and live is None:
             return
         if desired is None:
             assert live is not None
-            before = self._entry_shown(key) or "(value not readable)"
-            if entry is not None:
+            before = (
+                self.mask(redact.describe(key, live.value, self.salt))
+                if live.value is not None
+                else self._entry_shown(key) or "(value not readable)"
+            )
+            if entry is not None and entry.last_updated_ms == live.last_updated_ms:
                 self._add(
                     address,
                     Action.DELETE,
@@ -401,26 +536,36 @@ class _Planner:
                     "removed from the desired state",
                     Drift.CHANGED_IN_GIT,
                 )
-            else:
-                written = _fmt_ms(live.last_updated_ms)
-                self._add(
-                    address,
-                    Action.DELETE,
-                    before,
-                    None,
-                    f"not declared; written outside pkgrepo at {written}",
-                    Drift.ADDED_OUT_OF_BAND,
+                return
+            written = _fmt_ms(live.last_updated_ms)
+            if entry is not None:
+                reason = (
+                    f"removed from the desired state, and modified outside pkgrepo at {written}"
                 )
+            elif self.managed_before:
+                reason = f"added outside pkgrepo at {written}; not declared in Git"
+            else:
+                reason = f"not declared in Git (written at {written}, before pkgrepo managed it)"
+            self._add(
+                address,
+                Action.DELETE,
+                before,
+                None,
+                reason,
+                Drift.MODIFIED_OUTSIDE if entry is not None else Drift.ADDED_OUT_OF_BAND,
+                Severity.HIGH if key in REDIRECT_KEYS else Severity.LOW,
+            )
             return
         after = self.mask(redact.describe(key, desired, self.salt))
         if live is None:
-            if entry is not None and self.live.scope_exists:
+            if entry is not None:
+                where = "with the scope" if not self.live.scope_exists else "outside pkgrepo"
                 self._add(
                     address,
                     Action.CREATE,
                     None,
                     after,
-                    "deleted outside pkgrepo",
+                    f"deleted {where}",
                     Drift.REMOVED_OUT_OF_BAND,
                     Severity.HIGH if key == INDEX_URL else Severity.LOW,
                 )
@@ -438,65 +583,95 @@ class _Planner:
         live_value: SecretValue | None,
         after: str,
     ) -> None:
-        if live_value is not None:  # secrets/get answered: compare the values themselves
+        entry = self._entry(key)
+        outside = entry is not None and entry.last_updated_ms != live_ms
+        when = _fmt_ms(live_ms)
+        if live_value is not None:
+            # Read back (where secrets/get answers): the values say *whether* it differs; the
+            # ledger's timestamps still say *who* changed it.
             if diff.same_value(key, live_value.plaintext, desired.plaintext):
                 return
+            hmac_key = self.ledger.hmac_key
+            if (
+                entry is not None
+                and hmac_key is not None
+                and entry.hmac == diff.value_hmac(hmac_key.plaintext, key, desired.plaintext)
+            ):
+                # What pkgrepo wrote last is what Git wants, yet the value differs: changed
+                # outside pkgrepo, even within the same second as pkgrepo's own write
+                # (whole-second timestamps cannot tell those apart; the value can).
+                outside = True
             before = self.mask(redact.describe(key, live_value, self.salt))
-            entry = self.ledger.entries.get(key) if self.ledger.trusted else None
-            if entry is None:
-                self._update(address, key, before, after, "value differs", Drift.CHANGED_IN_GIT)
-                return
-            assert self.ledger.hmac_key is not None  # trusted
-            git_unchanged = entry.hmac == diff.value_hmac(
-                self.ledger.hmac_key.plaintext, key, desired.plaintext
-            )
-            if git_unchanged or entry.last_updated_ms != live_ms:
-                # What pkgrepo wrote last is what Git wants, yet the live value differs: it
-                # was changed outside pkgrepo, even within the same second as pkgrepo's own
-                # write (whole-second timestamps cannot tell those apart; the value can).
-                self._add(
+            if outside:
+                self._update(
                     address,
-                    Action.UPDATE,
+                    key,
                     before,
                     after,
-                    f"value differs: modified outside pkgrepo at {_fmt_ms(live_ms)}",
+                    f"modified outside pkgrepo at {when}",
                     Drift.MODIFIED_OUTSIDE,
-                    Severity.HIGH if key == INDEX_URL else Severity.LOW,
                 )
-                return
-            self._update(address, key, before, after, "changed in Git", Drift.CHANGED_IN_GIT)
+            elif entry is not None:
+                self._update(address, key, before, after, CHANGED_DESIRED, Drift.CHANGED_IN_GIT)
+            elif self.managed_before:
+                self._update(
+                    address,
+                    key,
+                    before,
+                    after,
+                    f"value differs (written at {when}); the ledger that would say who "
+                    "changed it is missing or not trusted",
+                    Drift.UNVERIFIABLE,
+                )
+            else:
+                self._update(
+                    address,
+                    key,
+                    before,
+                    after,
+                    f"differs from Git (written at {when}, before pkgrepo managed it)",
+                    Drift.CHANGED_IN_GIT,
+                )
             return
-        hmac_key = self.ledger.hmac_key
-        if hmac_key is None:
-            return  # warned once above: nothing to compare against
-        entry = self.ledger.entries.get(key) if self.ledger.trusted else None
-        before = entry.shown if entry is not None and entry.shown else "(value not readable)"
-        moved = entry is None or entry.last_updated_ms != live_ms
-        if moved and self._interrupted(address, key, desired, live_ms, before, after):
+        before = self._entry_shown(key) or "(value not readable)"
+        if (entry is None or outside) and self._interrupted(
+            address, key, desired, live_ms, before, after
+        ):
             return
         if entry is None:
+            if self.ledger.hmac_key is None:
+                return  # warned once above: nothing to compare against
+            lost = self.managed_before
             self._add(
                 address,
                 Action.UPDATE,
                 "(value not readable)",
                 after,
-                "unverifiable: no ledger entry yet; written once to record it",
+                "cannot be verified: the ledger is missing or not trusted; written again to "
+                "record it"
+                if lost
+                else "unverifiable: no ledger entry yet; written once to record it",
                 Drift.UNVERIFIABLE,
             )
             return
-        if entry.last_updated_ms != live_ms:
+        if outside:
+            unverified = "" if self.trusted else " (ledger not verified: no PKGREPO_LEDGER_KEY)"
             self._add(
                 address,
                 Action.UPDATE,
                 "(unknown: changed outside pkgrepo)",
                 after,
-                f"modified outside pkgrepo at {_fmt_ms(live_ms)}",
+                f"modified outside pkgrepo at {when}{unverified}",
                 Drift.MODIFIED_OUTSIDE,
-                Severity.HIGH if key == INDEX_URL else Severity.LOW,
+                Severity.HIGH if key in REDIRECT_KEYS else Severity.LOW,
             )
             return
-        if entry.hmac != diff.value_hmac(hmac_key.plaintext, key, desired.plaintext):
-            self._update(address, key, before, after, "changed in Git", Drift.CHANGED_IN_GIT)
+        entry_key = self.ledger.entry_key
+        if not self.trusted or entry_key is None:
+            return  # unverified ledger: the timestamp matches, the value cannot be checked
+        wanted = diff.value_hmac(entry_key.plaintext, key, desired.plaintext, version=entry.version)
+        if entry.hmac != wanted:
+            self._update(address, key, before, after, CHANGED_DESIRED, Drift.CHANGED_IN_GIT)
 
     def _interrupted(
         self,
@@ -511,11 +686,11 @@ class _Planner:
         began and never confirmed, and that write was of the value Git wants now: pkgrepo's
         own interrupted write. Written again (cheap, and it confirms the value), at low
         severity. Anything else keeps its usual classification."""
-        intent = self.ledger.intents.get(key) if self.ledger.trusted else None
-        hmac_key = self.ledger.hmac_key
-        if intent is None or hmac_key is None or not intent.covers(live_ms):
+        intent = self.ledger.intents.get(key) if self.trusted else None
+        entry_key = self.ledger.entry_key
+        if intent is None or entry_key is None or not intent.covers(live_ms):
             return False
-        if intent.hmac != diff.value_hmac(hmac_key.plaintext, key, desired.plaintext):
+        if intent.hmac != diff.value_hmac(entry_key.plaintext, key, desired.plaintext):
             return False
         self._add(
             address,
@@ -532,9 +707,11 @@ class _Planner:
         self, address: Address, key: str, before: str, after: str, reason: str, drift: Drift
     ) -> None:
         severity = Severity.LOW
-        if before == after:
+        if drift is Drift.MODIFIED_OUTSIDE and key in REDIRECT_KEYS:
+            severity = Severity.HIGH
+        if key == INDEX_URL and diff.normal_url(before) == diff.normal_url(after):
             reason = f"{reason}: credentials changed"
-        elif key == INDEX_URL and _host(before) != _host(after):
+        elif key == INDEX_URL and diff.url_host(before) != diff.url_host(after):
             severity = Severity.HIGH
             reason = f"{reason}: index host changes"
         self._add(address, Action.UPDATE, before, after, reason, drift, severity)
@@ -551,15 +728,20 @@ class _Planner:
             else ({identity: Permission.MANAGE} if identity else {})
         )
         found = diff.diff_acls(live_acls, self.spec.acls)
-        applied = self.ledger.acls if self.ledger.trusted else {}
+        # Only a verified ledger may excuse a grant: anyone can write "this was pkgrepo's"
+        # into one that cannot be checked. A deleted scope is known from any readable one.
+        applied = self.ledger.acls if self.trusted else {}
+        kept = self.ledger.kept if self.trusted else {}
+        recorded = self.ledger.acls if self.usable else {}
         for principal, perm in found.added.items():
-            out_of_band = principal in applied and self.live.scope_exists
+            out_of_band = principal in recorded
+            where = "with the scope" if not self.live.scope_exists else "outside pkgrepo"
             self._add(
                 Address.acl(ws, principal),
                 Action.CREATE,
                 None,
                 perm.value,
-                "grant was removed outside pkgrepo" if out_of_band else "new grant",
+                f"grant was removed {where}" if out_of_band else "new grant",
                 Drift.ACL_REMOVED if out_of_band else Drift.NEW,
             )
         for principal, (old, new) in found.changed.items():
@@ -579,22 +761,70 @@ class _Planner:
                 Drift.CHANGED_IN_GIT if in_git else Drift.ACL_CHANGED,
                 Severity.HIGH if widened and not in_git else Severity.LOW,
             )
-        if self.spec.acls_mode is AclsMode.ADDITIVE:
-            return
+        additive = self.spec.acls_mode is AclsMode.ADDITIVE
         for principal, perm in found.removed.items():
             if principal == identity and perm is Permission.MANAGE:
                 continue  # the deploying identity's own grant (the service adds it on create)
-            in_git = principal in applied
-            widened = perm is not Permission.READ or principal == "users"
-            self._add(
-                Address.acl(ws, principal),
-                Action.DELETE,
-                perm.value,
-                None,
-                "removed from the desired state" if in_git else "granted outside pkgrepo",
-                Drift.CHANGED_IN_GIT if in_git else Drift.ACL_ADDED,
-                Severity.HIGH if widened and not in_git else Severity.LOW,
+            address = Address.acl(ws, principal)
+            widened = perm is not Permission.READ or principal.lower() == "users"
+            if principal in applied:
+                if not additive:
+                    self._add(
+                        address,
+                        Action.DELETE,
+                        perm.value,
+                        None,
+                        "removed from the desired state",
+                        Drift.CHANGED_IN_GIT,
+                    )
+                continue
+            creator = kept.get(principal) is perm or (
+                not self.managed_before and perm is Permission.MANAGE
             )
+            if creator:
+                reason = (
+                    f"{principal} is the scope's creator (the service gives the creator "
+                    "MANAGE); not declared in Git"
+                )
+                if not additive:
+                    self._add(address, Action.DELETE, perm.value, None, reason, Drift.CREATOR_GRANT)
+                elif principal not in kept:
+                    # Adopting the scope: said once, before the first apply records it.
+                    self.findings.append(
+                        Change(
+                            address,
+                            Action.NOOP,
+                            perm.value,
+                            None,
+                            f"{reason}; ACLs are additive, so apply records it and leaves it",
+                            Drift.CREATOR_GRANT,
+                        )
+                    )
+                continue
+            reason = (
+                "granted outside pkgrepo"
+                if self.managed_before
+                else "granted before pkgrepo managed this scope"
+            )
+            severity = Severity.HIGH if widened else Severity.LOW
+            if not additive:
+                self._add(
+                    address, Action.DELETE, perm.value, None, reason, Drift.ACL_ADDED, severity
+                )
+            elif widened:
+                # Additive ACLs leave undeclared grants alone on apply, but a widening is
+                # still reported: apply will not undo it.
+                self.findings.append(
+                    Change(
+                        address,
+                        Action.NOOP,
+                        perm.value,
+                        None,
+                        f"{reason}; ACLs are additive, so apply leaves it",
+                        Drift.ACL_ADDED,
+                        Severity.HIGH,
+                    )
+                )
 
 
 MIN_KEYS_FOR_SHARE_CHECK = 10

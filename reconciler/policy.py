@@ -21,7 +21,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from reconciler import certs
+from reconciler import certs, diff
 from reconciler.model import (
     CERT,
     EXTRA_INDEX_URLS,
@@ -326,14 +326,16 @@ def _literal_credentials(ctx: _Context) -> Iterator[Finding]:
 def _acls(ctx: _Context) -> Iterator[Finding]:
     """users-read-only and admin-manage."""
     acls = ctx.ws.acls
-    users = acls.get("users")
-    if users is not None and users.rank > Permission.READ.rank:
-        yield ctx.finding(
-            "users-read-only",
-            "acls.users",
-            f"`users` gets {users.value}, so every user of the workspace could change where "
-            "packages come from; set `users: READ`",
-        )
+    # Whether the service folds the case of principal names is not documented; `Users` is
+    # held to the rule `users` is held to, so a spelling cannot slip past it.
+    for principal, level in acls.items():
+        if principal.lower() == "users" and level.rank > Permission.READ.rank:
+            yield ctx.finding(
+                "users-read-only",
+                f"acls.{principal}",
+                f"`{principal}` gets {level.value}, so every user of the workspace could "
+                "change where packages come from; set `users: READ`",
+            )
     if ctx.ws.acls_mode is AclsMode.EXACT and acls.get("admins") is not Permission.MANAGE:
         yield ctx.finding(
             "admin-manage",
@@ -407,11 +409,9 @@ def _value_size(ctx: _Context) -> Iterator[Finding]:
 
 
 def _normal_host(host: str) -> str:
-    try:
-        parts = urllib.parse.urlsplit(host.strip())
-    except ValueError:
-        return host
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+    """A workspace host as the service sees it: scheme and host case-insensitive, a default
+    port (``:443``) the same as none, trailing slashes ignored (``diff.normal_url``)."""
+    return diff.normal_url(host).rstrip("/")
 
 
 def _hosts_distinct(state: DesiredState, provenance: Provenance | None) -> Iterator[Finding]:

@@ -16,6 +16,7 @@ from reconciler.clock import Clock, SystemClock
 from reconciler.errors import TransientError, UserError, WorkspaceError
 from reconciler.ledger_store import LedgerStore
 from reconciler.model import (
+    MARKER_KEY,
     Backend,
     Ensure,
     Kind,
@@ -80,8 +81,10 @@ def observe(
     hmac_key: SecretValue | None,
     *,
     clock: Clock | None = None,
+    previous_key: SecretValue | None = None,
 ) -> Observation:
-    """Read the workspace (retrying transient failures) and its ledger."""
+    """Read the workspace (retrying transient failures) and its ledger. ``previous_key``
+    (``PKGREPO_LEDGER_KEY_PREVIOUS``) is accepted for a ledger during a key rotation."""
     clock = clock or SystemClock()
     snapshot = call_with_retry(
         port.read,
@@ -90,7 +93,10 @@ def observe(
         deadline=clock.monotonic() + READ_DEADLINE_SECONDS,
     )
     raw = store.load(spec.name, snapshot)
-    return Observation(snapshot.live, ledger_doc.parse(raw, workspace=spec.name, hmac_key=hmac_key))
+    ledger = ledger_doc.parse(
+        raw, workspace=spec.name, hmac_key=hmac_key, previous_key=previous_key
+    )
+    return Observation(snapshot.live, ledger)
 
 
 def plan_workspace(
@@ -102,8 +108,9 @@ def plan_workspace(
     salt: str,
     clock: Clock | None = None,
     mask: Callable[[str], str] = lambda text: text,
+    previous_key: SecretValue | None = None,
 ) -> tuple[WorkspacePlan, Observation]:
-    seen = observe(spec, port, store, hmac_key, clock=clock)
+    seen = observe(spec, port, store, hmac_key, clock=clock, previous_key=previous_key)
     _check_backend(spec, seen.live)
     return make_plan(spec, seen.live, seen.ledger, salt=salt, mask=mask), seen
 
@@ -153,8 +160,11 @@ def apply_workspace(
     ``guard`` that raises one of ``stop_errors`` stops the apply cleanly: what was written is
     recorded (unless the guard says the lock is lost: then another run may be writing the
     ledger) and the outcome says what was not applied. ``work_clock`` is the applier's
-    (its sleeps may end a cancelled run); the ledger is recorded on ``clock``."""
-    if not plan.has_changes:
+    (its sleeps may end a cancelled run); the ledger is recorded on ``clock``.
+
+    A plan with nothing to change but the ledger (a key rotation, a missing marker) records
+    the ledger and writes no value."""
+    if not plan.needs_apply:
         return ApplyOutcome(spec.name, (), ())
     progress = Progress()
     previous = seen.ledger
@@ -168,11 +178,24 @@ def apply_workspace(
     except stop_errors as exc:
         stopped = exc
     finally:
-        if progress.done and _may_write(guard):
+        if (progress.done or plan.ledger_update) and _may_write(guard):
             # A cancelled run records quickly: the operator is waiting for it to exit.
             seconds = CANCELLED_LEDGER_SECONDS if stopped is not None else READ_DEADLINE_SECONDS
             _record_ledger(
-                spec, plan, previous, seen.live, progress, port, store, salt, clock, mask, seconds
+                spec,
+                plan,
+                previous,
+                seen.live,
+                progress,
+                port,
+                store,
+                salt,
+                clock,
+                mask,
+                seconds,
+                # A Key Vault backed scope refuses every put: no marker there.
+                write_marker=stopped is None and seen.live.backend is Backend.DATABRICKS,
+                adopting=not seen.ledger.stored and MARKER_KEY not in seen.live.secrets,
             )
     if stopped is not None:
         done = set(progress.done)
@@ -239,7 +262,7 @@ def _record_ledger(
     spec: WorkspaceSpec,
     plan: WorkspacePlan,
     previous: Ledger,
-    seen_live: LiveState,
+    live: LiveState,
     progress: Progress,
     port: WorkspacePort,
     store: LedgerStore,
@@ -247,16 +270,24 @@ def _record_ledger(
     clock: Clock,
     mask: Callable[[str], str],
     seconds: float = READ_DEADLINE_SECONDS,
+    *,
+    write_marker: bool = True,
+    adopting: bool = False,
 ) -> None:
     """Write down what was written, even after a failure half way: the next plan then
     knows these keys were set by pkgrepo. After ``ensure: absent`` the ledger is emptied,
-    so a later re-creation is not mistaken for a scope deleted out of band."""
+    so a later re-creation is not mistaken for a scope deleted out of band.
+
+    Before the ledger, the scope's marker key (``model.MARKER_KEY``) is written if it is
+    missing (not by a stopped run), and its timestamp recorded in the ledger: from then on
+    the workspace is known to be managed, so a deleted or replaced ledger is reported, never
+    trusted as empty."""
     if previous.hmac_key is None:
         return
     unproven = frozenset(
         key
         for key, stamp in progress.stamps.items()
-        if (before := seen_live.secrets.get(key)) is not None and before.last_updated_ms == stamp
+        if (before := live.secrets.get(key)) is not None and before.last_updated_ms == stamp
     )
     if unproven:
         # Whole-second timestamps: a write by someone else within the same second as
@@ -267,6 +298,17 @@ def _record_ledger(
             spec.name,
             ", ".join(sorted(unproven)),
         )
+    deadline = clock.monotonic() + seconds
+    known = live.secrets.get(MARKER_KEY)
+    try:
+        if write_marker:
+            marker_ms = _ensure_marker(spec, store, port, clock, deadline)
+        else:  # a stopped run writes nothing new; the next apply writes the marker
+            marker_ms = known.last_updated_ms if known is not None else None
+    except (UserError, TransientError) as exc:
+        # The ledger is still worth recording; the next plan says the marker is missing.
+        log.warning("%s: ledger marker not written: %s", spec.name, exc)
+        marker_ms = None
     written: dict[str, Permission | None] = {
         c.address.name: None if c.action is Action.DELETE else spec.acls[c.address.name]
         for c in progress.done
@@ -285,6 +327,9 @@ def _record_ledger(
         acl_pending=pending,
         salt=salt,
         mask=mask,
+        live=live,
+        marker_ms=marker_ms,
+        adopting=adopting,
         unproven=unproven,
     )
     document = ledger_doc.render(updated, workspace=spec.name)
@@ -293,9 +338,34 @@ def _record_ledger(
             lambda: store.save(spec.name, document, port),
             workspace=spec.name,
             clock=clock,
-            deadline=clock.monotonic() + seconds,
+            deadline=deadline,
         )
     except (UserError, TransientError) as exc:
         # Not fatal: the next plan sees these keys as modified outside pkgrepo and rewrites
         # them, and the verification plan reports the workspace as not converged.
         log.warning("%s: ledger not recorded: %s", spec.name, exc)
+
+
+def _ensure_marker(
+    spec: WorkspaceSpec, store: LedgerStore, port: WorkspacePort, clock: Clock, deadline: float
+) -> int | None:
+    """The marker key's timestamp, writing the key first if the scope lacks it (never
+    rewritten once there: its timestamp is what ties the ledger to this scope). ``None``
+    after ``ensure: absent``, or when the scope is gone."""
+    if spec.ensure is not Ensure.PRESENT:
+        return None
+    listed = call_with_retry(port.list_secrets, workspace=spec.name, clock=clock, deadline=deadline)
+    if MARKER_KEY not in listed:
+        where = "a workspace file" if store.in_workspace else "a local file (--ledger)"
+        note = f"pkgrepo keeps this scope's ledger in {where}; do not delete this key"
+        call_with_retry(
+            lambda: port.put_secret(MARKER_KEY, SecretValue(note)),
+            workspace=spec.name,
+            clock=clock,
+            deadline=deadline,
+        )
+        listed = call_with_retry(
+            port.list_secrets, workspace=spec.name, clock=clock, deadline=deadline
+        )
+    marker = listed.get(MARKER_KEY)
+    return marker.last_updated_ms if marker is not None else None

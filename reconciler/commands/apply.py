@@ -125,9 +125,9 @@ def command(
             # Not fatal for the others: a workspace that cannot be planned fails its own
             # wave, so later waves do not start (DESIGN section 5).
             output.error(f"{failed.workspace}: {failed.error}")
-        if plan.has_changes:
+        if plan.needs_apply:
             _confirm(auto_approve)
-    if not plan.has_changes:
+    if not plan.needs_apply:
         _print_results(session, fleet_plan, [], fmt)
         return 1 if fleet_plan.failed else 0
     _check_safety(session, fleet_plan, plan, allow_destroy=allow_destroy, force=force)
@@ -229,7 +229,11 @@ def _confirm(auto_approve: bool) -> None:
             "not on a terminal: review the plan above and pass --auto-approve "
             "(or apply a saved plan file)"
         )
-    if not click.confirm("Apply these changes?", default=False):
+    try:
+        approved = click.confirm("Apply these changes?", default=False)
+    except click.exceptions.Abort:  # Ctrl-C or end of input at the prompt
+        approved = False
+    if not approved:
         raise PlanRefused("apply cancelled; nothing was changed")
 
 

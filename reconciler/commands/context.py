@@ -37,6 +37,9 @@ from reconciler.render.discovery import discovery_lines
 F = TypeVar("F", bound=Callable[..., Any])
 
 LEDGER_KEY_ENV = "PKGREPO_LEDGER_KEY"
+PREVIOUS_LEDGER_KEY_ENV = "PKGREPO_LEDGER_KEY_PREVIOUS"
+"""During a key rotation: the old key, still accepted for ledgers signed with it (apply
+signs them again with the new one)."""
 LEASE_ENV = "PKGREPO_LOCK_LEASE_SECONDS"
 """The lease ``apply`` holds its locks on (default 60 s). Shorter frees a dead run's
 workspaces sooner and needs a faster workspace to renew in time."""
@@ -169,8 +172,8 @@ def load_desired(path: Path) -> DesiredState:
     return loaded.desired
 
 
-def ledger_key() -> SecretValue | None:
-    value = os.environ.get(LEDGER_KEY_ENV)
+def ledger_key(name: str = LEDGER_KEY_ENV) -> SecretValue | None:
+    value = os.environ.get(name)
     if not value:
         return None
     output.register_secrets([value])
@@ -184,6 +187,17 @@ def _register_read_value(value: str) -> None:
     """A value read back through ``secrets/get``: never shown from here on."""
     with _register_lock:
         output.register_secrets([value])
+
+
+def previous_ledger_key() -> SecretValue | None:
+    """``PKGREPO_LEDGER_KEY_PREVIOUS``; only meaningful beside ``PKGREPO_LEDGER_KEY``."""
+    previous = ledger_key(PREVIOUS_LEDGER_KEY_ENV)
+    if previous is not None and ledger_key() is None:
+        raise UserError(
+            f"{PREVIOUS_LEDGER_KEY_ENV} is set without {LEDGER_KEY_ENV}: a key rotation "
+            f"needs the new key in {LEDGER_KEY_ENV} and the old one in {PREVIOUS_LEDGER_KEY_ENV}"
+        )
+    return previous
 
 
 def lease_seconds() -> int:
@@ -218,6 +232,7 @@ def open_session(
         LocalLedgerStore(target.ledger_dir) if target.ledger_dir else WorkspaceLedgerStore()
     )
     key = ledger_key()
+    previous = previous_ledger_key()
     in_workspace = store.in_workspace
 
     def connect(spec: WorkspaceSpec) -> WorkspacePort:
@@ -235,6 +250,7 @@ def open_session(
         parallelism=target.parallelism,
         rate_per_host=target.rate_limit,
         mask=output.scrub,
+        previous_key=previous,
         lease_seconds=lease_seconds(),
     )
     return Session(path, desired, specs, fleet, key, store, report)

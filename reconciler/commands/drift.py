@@ -14,8 +14,15 @@ from pathlib import Path
 import click
 
 from reconciler import drift, output
-from reconciler.commands.context import Target, fleet_options, new_salt, open_session
+from reconciler.commands.context import (
+    LEDGER_KEY_ENV,
+    Target,
+    fleet_options,
+    new_salt,
+    open_session,
+)
 from reconciler.errors import UserError
+from reconciler.plan import Severity
 from reconciler.progress import FleetProgress
 from reconciler.render.drift import FORMATS, headline, render
 
@@ -47,6 +54,22 @@ from reconciler.render.drift import FORMATS, headline, render
     metavar="FILE",
     help='Also append the Markdown report to FILE, e.g. "$GITHUB_STEP_SUMMARY".',
 )
+@click.option(
+    "--fail-on",
+    "fail_on",
+    type=click.Choice([s.value for s in Severity]),
+    default=Severity.LOW.value,
+    show_default=True,
+    help="The lowest severity that fails the job (exit 2, a JUnit failure): `high` still "
+    "reports low-severity drift but exits 0 for it.",
+)
+@click.option(
+    "--accept-unverified",
+    is_flag=True,
+    help="Run without PKGREPO_LEDGER_KEY: values cannot be verified, only the ledger's "
+    "timestamps are compared (unverified). Without this flag drift refuses to run "
+    "without the key, so a CI job that lost its secret does not stay green.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
 @fleet_options
 def command(
@@ -54,37 +77,51 @@ def command(
     fmt: str,
     output_file: Path | None,
     summary_file: Path | None,
+    fail_on: str,
+    accept_unverified: bool,
     quiet: bool,
     target: Target,
 ) -> int:
     """Report every difference between the workspaces and the desired state in FILE.
 
     \b
-    Reads the live workspaces and changes nothing. Each difference has a kind
-    (changed-in-git, modified-outside, added-out-of-band, removed-out-of-band,
-    acl-added, acl-removed, acl-changed, scope-missing, unverifiable, new) and a
-    severity: high when it widens access or redirects installs (a new WRITE or
-    MANAGE grant, `users` above READ, an index URL changed outside pkgrepo or
-    pointed at another host). Set PKGREPO_LEDGER_KEY (the key apply used) so
-    values changed outside pkgrepo can be told apart from values changed in Git.
+    Reads the live workspaces and changes nothing. Each difference says what
+    happened (its kind: changed-in-git, modified-outside, added-out-of-band,
+    removed-out-of-band, acl-added, acl-removed, acl-changed, scope-missing,
+    unverifiable, ledger-missing, creator-grant, new), who it is attributed to,
+    its severity, and the two ways to settle it: apply (Git wins) or change Git
+    (live wins). High severity: it widens access or redirects installs (a new
+    WRITE or MANAGE grant, `users` above READ, an index or extra index URL added
+    or changed outside pkgrepo, the scope deleted, the ledger missing).
+    PKGREPO_LEDGER_KEY (the key apply used) is required, so values changed
+    outside pkgrepo are told apart from values changed in Git.
 
     \b
-    Exit codes: 0 no drift, 2 drift, 1 when a workspace could not be read
-    (the others are still reported).
+    Exit codes: 0 no drift (or only below --fail-on), 2 drift, 1 when a
+    workspace could not be read (the others are still reported) or the
+    ledger key is missing.
 
     \b
     Examples:
       pkgrepo drift pkgrepo.yaml
       pkgrepo drift pkgrepo.yaml --select env=prod --format json -o drift.json
+      pkgrepo drift pkgrepo.yaml --fail-on high --format junit -o drift.xml
       pkgrepo drift pkgrepo.yaml --shard 2/4 --format junit -o drift-2.xml \\
           --summary "$GITHUB_STEP_SUMMARY"
     """
     session = open_session(file, target)
+    if session.hmac_key is None and not accept_unverified:
+        raise UserError(
+            f"{LEDGER_KEY_ENV} is not set: drift cannot verify any value, so an index "
+            "pointed at another host could pass unnoticed. Set it to the key apply uses "
+            "(a CI secret), or pass --accept-unverified to compare only the ledger's "
+            "timestamps"
+        )
     with FleetProgress(len(session.specs), quiet=quiet) as progress:
         session.fleet.listener = progress
         fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
     hosts = {spec.name: spec.host for spec in session.specs}
-    report = drift.from_fleet(fleet_plan, hosts)
+    report = drift.from_fleet(fleet_plan, hosts, fail_on=Severity(fail_on))
     color = fmt == "text" and output_file is None and sys.stdout.isatty()
     text = output.scrub(render(report, fmt, color=color))
     if output_file is None:

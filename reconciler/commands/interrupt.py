@@ -11,6 +11,7 @@ run recognise any write that was cut off.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -78,11 +79,13 @@ class Interrupts:
             return
         self.signum = signum
         self.cancel.set(self.name)
-        output.warning(
-            f"{self.name} received: no new writes start; in-flight work is finishing "
-            f"(at most {self.grace_seconds:.0f}s), then each workspace records its ledger, "
-            "releases its lock, and the results are listed. Send it again to stop at once."
-        )
+        # stderr may be gone (its reader cancelled too): stop all the same
+        with contextlib.suppress(OSError):
+            output.warning(
+                f"{self.name} received: no new writes start; in-flight work is finishing "
+                f"(at most {self.grace_seconds:.0f}s), then each workspace records its ledger, "
+                "releases its lock, and the results are listed. Send it again to stop at once."
+            )
         self._timer = threading.Timer(self.grace_seconds, self._exit_now, args=("timeout",))
         self._timer.daemon = True
         self._timer.start()
@@ -92,6 +95,8 @@ class Interrupts:
             return
         try:
             self.give_up(why)
+        except Exception:  # noqa: S110 - exiting either way; nothing left to tell anyone
+            pass
         finally:
             sys.stdout.flush()
             sys.stderr.flush()

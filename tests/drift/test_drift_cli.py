@@ -102,7 +102,7 @@ CASES: list[tuple[str, Mutation, str, str, str, str]] = [
     ("read-granted", _grant_read, "a/acl/team", "acl-added", "low", "delete"),
     ("users-write", _users_write, "a/acl/users", "acl-changed", "high", "update"),
     ("acl-removed", _revoke_users, "a/acl/users", "acl-removed", "low", "create"),
-    ("scope-deleted", _delete_scope, "a/scope", "scope-missing", "low", "create"),
+    ("scope-deleted", _delete_scope, "a/scope", "scope-missing", "high", "create"),
 ]
 
 
@@ -224,19 +224,37 @@ def test_not_yet_applied_and_unverifiable(
     assert _items(document, "b")["b/scope"] == ("new", "low", "create")
 
 
-def test_without_a_ledger_key_values_are_assumed_and_a_warning_says_so(
+def test_without_a_ledger_key_drift_refuses_unless_told_to_accept_unverified(
     emu: EmulatorHandle,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Issue 13 item 9: a CI job that lost its secret must not stay green while the index
+    is hijacked."""
     path = _fleet(tmp_path, emu)
     apply(capsys, path)
+    _put_index(emu)
     monkeypatch.delenv("PKGREPO_LEDGER_KEY")
-    code, out, _ = run(capsys, "drift", str(path), "--quiet")
-    assert code == 0
+    code, out, err = run(capsys, "drift", str(path), "--quiet", "--format", "junit")
+    assert code == 1
+    assert out == ""
+    assert "PKGREPO_LEDGER_KEY is not set" in err and "--accept-unverified" in err
+    assert "Traceback" not in err
+    # Told to accept unverified results: the ledger's timestamps still catch the redirect,
+    # and the JUnit report fails and carries the warning.
+    code, out, _ = run(
+        capsys, "drift", str(path), "--quiet", "--format", "junit", "--accept-unverified"
+    )
+    assert code == 2
+    assert 'failures="1"' in out
+    assert "a/secret/pip-index-url: modified outside pkgrepo" in out
+    assert "ledger not verified" in out
     assert out.count("PKGREPO_LEDGER_KEY is not set") == 1  # said once for the fleet
     assert "(a, b)" in out
+    code, out, _ = run(capsys, "drift", str(path), "--quiet", "--accept-unverified")
+    assert code == 2
+    assert "[HIGH] a/secret/pip-index-url" in out
 
 
 def test_an_unreadable_workspace_exits_1_and_the_others_are_reported(
@@ -266,7 +284,7 @@ def test_an_unreadable_workspace_exits_1_and_the_others_are_reported(
     code, out, _ = run(capsys, "drift", str(path), "--quiet")
     assert code == 1
     assert "workspace c (" in out and "could not be read" in out
-    assert "[HIGH] - a/acl/contractors [acl-added]" in out
+    assert "[HIGH] a/acl/contractors: granted outside pkgrepo (acl-added)" in out
 
 
 def test_selection_flags_work_like_plan(
@@ -315,7 +333,7 @@ def test_every_format_to_a_file(
         assert PLANTED not in target.read_text() + err
     text = (tmp_path / "drift.text").read_text()
     assert "\x1b[" not in text  # no colour in a file
-    assert text.index("[HIGH] - a/acl/contractors") < text.index("[HIGH] ~ a/acl/users")
+    assert text.index("[HIGH] a/acl/contractors") < text.index("[HIGH] a/acl/users")
     suites = ET.parse(tmp_path / "drift.junit").getroot()
     assert (suites.get("tests"), suites.get("failures"), suites.get("errors")) == ("2", "1", "0")
     cases = {c.get("name"): c for c in suites.iter("testcase")}
@@ -345,7 +363,9 @@ def test_help_teaches(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "drift", "--help")
     assert code == 0
     for words in (
-        "Exit codes: 0 no drift, 2 drift, 1",
+        "Exit codes: 0 no drift (or only below --fail-on), 2 drift, 1",
+        "--fail-on",
+        "--accept-unverified",
         "--format",
         "junit",
         "--shard",

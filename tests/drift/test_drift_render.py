@@ -60,12 +60,17 @@ def test_text_groups_by_workspace_high_first() -> None:
         "workspace prod-eu (https://adb-1234567890123456.7.azuredatabricks.net):"
         " 3 differences, 2 high severity"
     )
+    # What happened (not what apply would do), who did it, and the two ways to settle it.
     assert lines[prod + 1] == (
-        "  [HIGH] - prod-eu/acl/bob@example.com [acl-added]: granted outside pkgrepo"
+        "  [HIGH] prod-eu/acl/bob@example.com: granted outside pkgrepo (acl-added)"
     )
-    assert lines[prod + 2].strip() == "live: WRITE  git: (none)"
-    assert lines[prod + 3].startswith("  [HIGH] ~ prod-eu/secret/pip-index-url [modified-outside]")
-    assert lines[prod + 5].startswith("  [low]  + prod-eu/secret/pip-extra-index-urls [new]")
+    assert lines[prod + 2].strip() == "live: WRITE  desired: (none)"
+    assert lines[prod + 3].strip() == "by: outside pkgrepo"
+    assert lines[prod + 4].strip() == (
+        "settle: apply removes the grant; or declare `bob@example.com: WRITE` under acls to keep it"
+    )
+    assert lines[prod + 5].startswith("  [HIGH] prod-eu/secret/pip-index-url: modified outside")
+    assert lines[prod + 9].startswith("  [low]  prod-eu/secret/pip-extra-index-urls: new key")
     assert "2 workspaces are in sync: dev, staging" in lines
     assert lines[-1] == (
         "Drift: 3 differences (2 high severity) in 1 of 4 workspaces; "
@@ -91,7 +96,7 @@ def test_markdown_counts_then_errors_then_tables_high_first() -> None:
         for line in out.splitlines()
         if line.startswith("| \N{LARGE RED CIRCLE}") or line.startswith("| low")
     ]
-    assert [r.split(" | ")[2] for r in rows] == [
+    assert [r.split(" | ")[1] for r in rows] == [
         "prod-eu/acl/bob@example.com",
         "prod-eu/secret/pip-index-url",
         "prod-eu/secret/pip-extra-index-urls",
@@ -114,7 +119,10 @@ def test_junit_counts_and_elements() -> None:
     failure = cases["prod-eu"].find("failure")
     assert failure is not None
     assert failure.get("message") == "3 differences, 2 high severity"
-    assert "[HIGH] - prod-eu/acl/bob@example.com [acl-added]" in (failure.text or "")
+    assert "[HIGH] prod-eu/acl/bob@example.com: granted outside pkgrepo (acl-added)" in (
+        failure.text or ""
+    )
+    assert "settle: apply removes the grant; or declare" in (failure.text or "")
     error = cases["broken"].find("error")
     assert error is not None and "authentication failed" in (error.get("message") or "")
     assert list(cases["dev"]) == []
@@ -137,7 +145,7 @@ def test_hostile_text_is_escaped(fmt: str) -> None:
     if fmt == "markdown":
         assert "<b>" not in out and "`x`" not in out
         table = [line for line in out.splitlines() if "ws1/acl" in line]
-        assert len(table) == 1 and table[0].count(" | ") == 6  # the pipe did not add a cell
+        assert len(table) == 1 and table[0].count(" | ") == 7  # the pipe did not add a cell
     if fmt == "junit":
         assert "\ufffe" not in out  # not a character XML 1.0 may hold
         ET.fromstring(out)

@@ -20,8 +20,10 @@ def test_items_keep_the_planners_kind_and_severity() -> None:
         ("prod-eu/acl/bob@example.com", Drift.ACL_ADDED, Severity.HIGH, Action.DELETE),
     ]
     item = prod.items[1]
-    assert item.before == "https://****@old.example.com/simple"
-    assert item.after == "https://****@new.example.com/simple"
+    assert item.live == "https://****@old.example.com/simple"
+    assert item.desired == "https://****@new.example.com/simple"
+    assert item.attributed_to == drift.OUTSIDE
+    assert item.settle_apply == "apply writes the value from Git again"
     assert item.message.startswith("modified outside pkgrepo")
     assert [i.address for i in prod.ordered_items()][-1] == "prod-eu/secret/pip-extra-index-urls"
     assert report.exit_code == drift.EXIT_DRIFT

@@ -272,3 +272,30 @@ def test_a_lock_taken_by_an_earlier_version_is_honoured_for_its_time_to_live() -
     lock(fake, clock, "rnew", wait_seconds=0).acquire()  # waited out, never taken at once
     assert holder(fake) == "rnew"
     assert MAX_LEASE_SECONDS <= sum(clock.slept) <= MAX_LEASE_SECONDS + 3
+
+
+class Exploding(FakeWorkspace):
+    def lock_put(self, key: str) -> None:
+        if key.startswith("beat.") and self.calls["lock_put"] >= 2:
+            raise RuntimeError("a failure nobody mapped")
+        super().lock_put(key)
+
+
+def test_an_unexpected_failure_of_a_renewal_is_a_failed_renewal_not_a_crash() -> None:
+    fake, clock = Exploding(), FakeClock()
+    mine = lock(fake, clock, "rmine", lease_seconds=60)
+    mine.acquire()
+    assert mine.renew() is False  # no exception escapes the heartbeat
+    clock.sleep(60)
+    with pytest.raises(LeaseLost):
+        mine.check()
+
+
+def test_a_live_holder_with_a_long_lease_is_waited_for_only_as_long_as_asked() -> None:
+    fake, clock = FakeWorkspace(), BeatingClock(every=5)
+    first = lock(fake, clock, "rlong", lease_seconds=600)
+    first.acquire()
+    clock.renew = first.renew
+    with pytest.raises(LockHeld, match=r"waited 3[0-2]s"):
+        lock(fake, clock, "rnext", wait_seconds=30).acquire()
+    assert 30 <= sum(clock.slept) <= 32  # not the 600 s of its lease

@@ -130,7 +130,7 @@ def test_credentials_only_change_says_so_without_showing_them() -> None:
     wplan, _ = plan(rotated, fake)
     (change,) = wplan.changes
     assert change.action is Action.UPDATE
-    assert change.reason == "changed in Git: credentials changed"
+    assert change.reason == "changed in the desired state: credentials changed"
     assert "456" not in repr(wplan) and "123" not in repr(wplan)
 
 
@@ -218,12 +218,16 @@ def test_deleting_the_scope_needs_allow_destroy() -> None:
     assert not fake.scope
 
 
-def test_without_ledger_key_existing_values_are_assumed_and_warned() -> None:
+def test_without_ledger_key_the_ledgers_timestamps_still_catch_an_edit() -> None:
     fake = FakeWorkspace()
     converge(spec(), fake)
+    wplan, _ = plan(spec(), fake, key=None)
+    assert not wplan.has_changes  # unverified, but nothing moved
     fake.edit(INDEX_URL, "https://evil.example/simple")
     wplan, _ = plan(spec(), fake, key=None)
-    assert not wplan.has_changes
+    (change,) = [c for c in wplan.changes if c.action is not Action.NOOP]
+    assert (change.drift, change.severity) == (Drift.MODIFIED_OUTSIDE, Severity.HIGH)
+    assert "ledger not verified" in change.reason
     assert any("PKGREPO_LEDGER_KEY" in w for w in wplan.warnings)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.emulator import EmulatorHandle, Faults, OneShotFailure, running_emulator
-from reconciler.model import INDEX_URL, SCOPE
+from reconciler.model import INDEX_URL, MARKER_KEY, SCOPE
 from tests.fleet.conftest import (
     COUNT,
     INDEX,
@@ -302,4 +302,4 @@ def test_deleting_in_many_workspaces_needs_force(
     emu = fleet_file.emu
     for name in NAMES:
         keys = {s.key for s in emu.backend(name).list_secrets(emu.admin, SCOPE)}
-        assert keys == {INDEX_URL}, name
+        assert keys == {INDEX_URL, MARKER_KEY}, name

@@ -17,6 +17,7 @@ from reconciler.model import (
     CERT,
     EXTRA_INDEX_URLS,
     INDEX_URL,
+    MARKER_KEY,
     SCOPE,
     AuthSpec,
     Permission,
@@ -86,7 +87,8 @@ def test_empty_workspace_to_full_config(emu: EmulatorHandle, admin_token: str) -
     backend = emu.backend("ws1")
     client = WorkspaceClient(host=emu.host("ws1"), token=admin_token)
     keys = {s.key for s in client.secrets.list_secrets(SCOPE)}
-    assert keys == {INDEX_URL, EXTRA_INDEX_URLS, CERT}
+    # The three keys Databricks reads, and the marker that says pkgrepo keeps a ledger here.
+    assert keys == {INDEX_URL, EXTRA_INDEX_URLS, CERT, MARKER_KEY}
     acls = {a.principal: a.permission.value for a in client.secrets.list_acls(SCOPE)}
     assert acls["admins"] == "MANAGE" and acls["users"] == "READ"
     assert backend is not None
@@ -121,10 +123,14 @@ def test_converged_workspace_plans_in_one_round_of_reads_and_applies_nothing(
         (
             INDEX_URL,
             INDEX.replace("artifactory.example.com", "nexus.example.com"),
-            "changed in Git: index host changes",
+            "changed in the desired state: index host changes",
         ),
-        (INDEX_URL, INDEX.replace("9f8e", "0000"), "changed in Git: credentials changed"),
-        (EXTRA_INDEX_URLS, "https://download.pytorch.org/whl/cpu", "changed in Git"),
+        (
+            INDEX_URL,
+            INDEX.replace("9f8e", "0000"),
+            "changed in the desired state: credentials changed",
+        ),
+        (EXTRA_INDEX_URLS, "https://download.pytorch.org/whl/cpu", "changed in the desired state"),
     ],
 )
 def test_each_single_value_change(

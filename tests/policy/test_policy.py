@@ -95,6 +95,8 @@ def test_a_waiver_for_an_unknown_check_is_an_error() -> None:
 def test_users_read_only() -> None:
     assert ids(spec(acls={**GOOD_ACLS, "users": Permission.WRITE})) == ["users-read-only"]
     assert ids(spec(acls={**GOOD_ACLS, "users": Permission.MANAGE})) == ["users-read-only"]
+    # Issue 13 item 12: another spelling of the same group is held to the same rule.
+    assert ids(spec(acls={**GOOD_ACLS, "Users": Permission.WRITE})) == ["users-read-only"]
     assert ids(spec(acls={"admins": Permission.MANAGE})) == []
     assert ids(spec(acls={**GOOD_ACLS, "data-eng": Permission.MANAGE})) == []
 

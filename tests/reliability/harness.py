@@ -318,7 +318,9 @@ def assert_converged_state(fleet: Fleet, state: Callable[[str], Mapping[str, Any
         scope = managed(ws)
         assert scope is not None, f"{name}: managed scope missing"
         keys = {s["key"] for s in scope["secrets"]}
-        assert keys == {"pip-index-url", "pip-extra-index-urls", "pip-cert"}, (name, keys)
+        # the three keys Databricks reads, and pkgrepo's ledger marker
+        expected = {"pip-index-url", "pip-extra-index-urls", "pip-cert", "pkgrepo-ledger"}
+        assert keys == expected, (name, keys)
         acls = scope["acls"]
         assert acls.get("admins") == "MANAGE" and acls.get("users") == "READ", (name, acls)
         assert LEGACY_ADMIN not in acls, (name, acls)

@@ -517,3 +517,24 @@ def test_ctrl_c_after_the_work_is_done_reports_what_finished(
         in run.err
     )
     assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
+
+
+def test_ctrl_c_at_the_prompt_changes_nothing_and_says_so(
+    emu: EmulatorHandle, fleet: Fleet
+) -> None:
+    state = emulator_state(emu)
+    before = {n: state(n) for n in fleet.names}
+    term = Terminal(["apply", str(fleet.file)], subprocess_env())
+    try:
+        term.wait_for(lambda: "Apply these changes?" in term.text, "the confirmation prompt")
+        term.type("\x03")  # Ctrl-C instead of an answer
+        code = term.finish()
+    finally:
+        if term.code is None:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(term.pid, signal.SIGKILL)
+                os.waitpid(term.pid, 0)
+    assert code == 1, term.text[-2000:]
+    assert "apply cancelled; nothing was changed" in term.text
+    assert "Traceback" not in term.text
+    assert {n: state(n) for n in fleet.names} == before

@@ -12,7 +12,9 @@ from typing import Any
 
 from reconciler.drift import DriftItem, DriftReport, WorkspaceDrift
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+"""2: items say ``live``/``desired`` (as every format does), who a difference is attributed
+to and how to settle it; ``fail_on`` and ``failing`` say what fails the job."""
 DOCUMENT_KIND = "pkgrepo-drift"
 
 
@@ -29,6 +31,8 @@ def to_document(report: DriftReport) -> dict[str, Any]:
         "kind": DOCUMENT_KIND,
         "has_drift": report.has_drift,
         "has_errors": report.has_errors,
+        "fail_on": report.fail_on.value,
+        "failing": report.failing,
         "exit_code": report.exit_code,
         "summary": {
             "workspaces": counts.workspaces,
@@ -62,6 +66,8 @@ def _item(item: DriftItem) -> dict[str, Any]:
         "severity": item.severity.value,
         "action": item.action.value,
         "message": item.message,
-        "before": item.before,
-        "after": item.after,
+        "attributed_to": item.attributed_to,
+        "live": item.live,
+        "desired": item.desired,
+        "settle": {"apply": item.settle_apply, "git": item.settle_git},
     }

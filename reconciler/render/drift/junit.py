@@ -11,9 +11,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from reconciler.drift import DriftReport, WorkspaceDrift
+from reconciler.plan import Severity
 from reconciler.render._common import clean
 from reconciler.render.drift._common import grouped_warnings, workspace_summary
-from reconciler.render.drift.text import item_line
+from reconciler.render.drift.text import detail_lines, item_line
 
 SUITE = "pkgrepo drift"
 CLASSNAME = "pkgrepo.drift"
@@ -25,7 +26,7 @@ def render(report: DriftReport, *, color: bool = False) -> str:
     counts = report.counts()
     totals = {
         "tests": str(counts.workspaces),
-        "failures": str(counts.drifted),
+        "failures": str(sum(1 for ws in report.workspaces if ws.failing(report.fail_on))),
         "errors": str(counts.unreadable),
         "skipped": "0",
         "time": "0",
@@ -33,7 +34,7 @@ def render(report: DriftReport, *, color: bool = False) -> str:
     root = ET.Element("testsuites", {"name": SUITE, **totals})
     suite = ET.SubElement(root, "testsuite", {"name": SUITE, **totals})
     for ws in report.workspaces:
-        _testcase(suite, ws)
+        _testcase(suite, ws, report.fail_on)
     warnings = grouped_warnings(report)
     if warnings:
         out = ET.SubElement(suite, "system-out")
@@ -42,7 +43,7 @@ def render(report: DriftReport, *, color: bool = False) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def _testcase(suite: ET.Element, ws: WorkspaceDrift) -> None:
+def _testcase(suite: ET.Element, ws: WorkspaceDrift, fail_on: Severity) -> None:
     case = ET.SubElement(
         suite,
         "testcase",
@@ -65,6 +66,15 @@ def _testcase(suite: ET.Element, ws: WorkspaceDrift) -> None:
         return
     if not ws.has_drift:
         return
+    lines = [safe(f"{ws.workspace} ({ws.host})")]
+    for item in ws.ordered_items():
+        lines.append(safe(item_line(item)))
+        lines.extend(safe(f"    {line}") for line in detail_lines(item))
+    if not ws.failing(fail_on):
+        # Below --fail-on: reported, and the test passes.
+        out = ET.SubElement(case, "system-out")
+        out.text = "\n".join(lines)
+        return
     failure = ET.SubElement(
         case,
         "failure",
@@ -73,12 +83,6 @@ def _testcase(suite: ET.Element, ws: WorkspaceDrift) -> None:
             "message": safe(workspace_summary(ws)),
         },
     )
-    lines = [safe(f"{ws.workspace} ({ws.host})")]
-    for item in ws.ordered_items():
-        lines.append(safe(item_line(item)))
-        before = "(none)" if item.before is None else item.before
-        after = "(none)" if item.after is None else item.after
-        lines.append(safe(f"    live: {before}  git: {after}"))
     failure.text = "\n".join(lines)
 
 

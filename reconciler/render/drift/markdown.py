@@ -18,10 +18,13 @@ from reconciler.render.drift._common import (
     unreadable,
     workspace_summary,
 )
-from reconciler.render.markdown import ACTION_MARK, HIGH_MARK, escape
+from reconciler.render.markdown import HIGH_MARK, escape
 
 LOW_MARK = "low"
-TABLE_HEADER = "| severity | | address | kind | live | git | why |\n|---|---|---|---|---|---|---|"
+TABLE_HEADER = (
+    "| severity | address | what happened | kind | by | live | desired | settle |\n"
+    "|---|---|---|---|---|---|---|---|"
+)
 COUNTS_HEADER = (
     "| workspaces | in sync | drifted | unreadable | differences | high severity |\n"
     "|---|---|---|---|---|---|"
@@ -76,11 +79,12 @@ def _workspace(ws: WorkspaceDrift) -> str:
 def _row(item: DriftItem) -> str:
     cells = [
         HIGH_MARK if item.high else LOW_MARK,
-        ACTION_MARK[item.action],
         escape(item.address),
-        f"`{item.kind.value}`",
-        "" if item.before is None else escape(item.before),
-        "" if item.after is None else escape(item.after),
         escape(item.message),
+        f"`{item.kind.value}`",
+        escape(item.attributed_to),
+        "" if item.live is None else escape(item.live),
+        "" if item.desired is None else escape(item.desired),
+        f"{escape(item.settle_apply)}; or {escape(item.settle_git)}",
     ]
     return "| " + " | ".join(cells) + " |"

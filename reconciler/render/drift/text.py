@@ -88,16 +88,23 @@ def _workspace(ws: WorkspaceDrift, paint: _Painter) -> list[str]:
 
 
 def item_line(item: DriftItem) -> str:
-    """One item's first line, without colour: ``[HIGH] ~ ws/secret/key [kind]: message``."""
+    """One item's first line, without colour: ``[HIGH] ws/acl/x: what happened (kind)``."""
     return _item(item, _Painter(False))[0].strip()
+
+
+def detail_lines(item: DriftItem) -> list[str]:
+    """What is live and what Git declares, who it is attributed to, and the two ways to
+    settle it (shared with the JUnit report: one vocabulary)."""
+    live = _NONE if item.live is None else clean(item.live)
+    desired = _NONE if item.desired is None else clean(item.desired)
+    return [
+        f"live: {live}  desired: {desired}",
+        f"by: {clean(item.attributed_to)}",
+        f"settle: {clean(item.settle_apply)}; or {clean(item.settle_git)}",
+    ]
 
 
 def _item(item: DriftItem, paint: _Painter) -> list[str]:
     mark = paint(HIGH_MARK, fg="red", bold=True) if item.high else paint(LOW_MARK, dim=True)
-    head = (
-        f"{mark} {item.action.symbol} {clean(item.address)} "
-        f"[{item.kind.value}]: {clean(item.message)}"
-    )
-    before = _NONE if item.before is None else clean(item.before)
-    after = _NONE if item.after is None else clean(item.after)
-    return ["  " + head, "  " + paint(f"       live: {before}  git: {after}", dim=True)]
+    head = f"{mark} {clean(item.address)}: {clean(item.message)} ({item.kind.value})"
+    return ["  " + head] + ["         " + paint(line, dim=True) for line in detail_lines(item)]
