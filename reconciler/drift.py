@@ -94,6 +94,7 @@ _ATTRIBUTION = {
     Drift.CREATOR_GRANT: "the service (it gives whoever creates the scope MANAGE)",
     Drift.INTERRUPTED: "pkgrepo (its own write, cut off before it was confirmed)",
     Drift.NEW: "the desired state (not applied yet)",
+    Drift.KEYVAULT: "Azure Key Vault (pkgrepo cannot write a Key Vault backed scope)",
 }
 
 
@@ -114,6 +115,11 @@ def settle(change: Change) -> tuple[str, str]:
             "a new ledger",
             "nothing in Git can vouch for the live values: restore the ledger from a "
             "trusted copy, or apply",
+        )
+    if change.drift is Drift.KEYVAULT:
+        return (
+            "nothing: apply cannot write a Key Vault backed scope",
+            "change the secret in Azure Key Vault, or the desired state to match it",
         )
     if change.drift is Drift.INTERRUPTED:
         return ("apply writes it again to confirm it", "nothing: the value is the one in Git")

@@ -7,6 +7,7 @@ edit in Git) and must come back with the planner's kind and severity and the rig
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -233,7 +234,9 @@ def test_without_a_ledger_key_drift_refuses_unless_told_to_accept_unverified(
     """Issue 13 item 9: a CI job that lost its secret must not stay green while the index
     is hijacked."""
     path = _fleet(tmp_path, emu)
+    emu.set_modes("a", ServiceModes(rest_get="refused"))  # only the ledger can tell
     apply(capsys, path)
+    emu.backend("a").set_clock(lambda: time.time() + 2)  # a later second than the apply
     _put_index(emu)
     monkeypatch.delenv("PKGREPO_LEDGER_KEY")
     code, out, err = run(capsys, "drift", str(path), "--quiet", "--format", "junit")
