@@ -207,6 +207,8 @@ def clock_offset_env(directory: Path, hours: float) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_a_clock_offset_of_hours_between_two_runners_changes_nothing(
     emu: EmulatorHandle, fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
