@@ -100,11 +100,18 @@ def main() -> int:
         pkgrepo("plan", str(desired), "--detailed-exitcode", "--quiet", env=env, expect=(2,))
         banner("7. The nightly drift job reports it too (exit 2: drift found)")
         pkgrepo("drift", str(desired), "--quiet", env=env, expect=(2,))
-        banner("Done. Run `pkgrepo --help` to see every command.")
+        banner(DONE)
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)
     return 0
+
+
+DONE = (
+    "Done. pkgrepo is installed in .venv, which is not on your PATH: run "
+    "`.venv/bin/pkgrepo --help` (or `. .venv/bin/activate`, then `pkgrepo --help`) "
+    "to see every command."
+)
 
 
 if __name__ == "__main__":

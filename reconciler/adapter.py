@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+import ipaddress
 import logging
 import os
+import socket
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -280,6 +282,55 @@ def make_client(
         raise WorkspaceError(spec.name, f"cannot authenticate: {_first_line(exc)}") from None
 
 
+def unresolvable(host: str) -> str | None:
+    """Why ``host`` can never be reached, when its name does not exist, else None.
+
+    The SDK retries a failed name lookup like a dropped connection, for the whole
+    ``--timeout``; a name the resolver says does not exist will not start existing, so the
+    workspace fails at once. A temporary resolver failure is left to the SDK's retries, and
+    so is every host reached through a proxy (the proxy resolves it, not this machine)."""
+    parts = urllib.parse.urlsplit(host)
+    name = parts.hostname
+    if not name:
+        return None
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    else:
+        return None
+    if requests.utils.get_environ_proxies(host):
+        return None
+    try:
+        socket.getaddrinfo(name, parts.port or 443, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        if exc.errno in _NO_SUCH_NAME:
+            return f"cannot resolve host name {name}: no such host (check `host:` in the file)"
+    except (OSError, UnicodeError):
+        return None
+    return None
+
+
+_NO_SUCH_NAME = frozenset(
+    code for code in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)) if code is not None
+)
+
+
+_MAX_SAID = 200
+"""Longest service message quoted back to the user."""
+
+
+def _is_authentication(error_code: object, said: str) -> bool:
+    """A 403 that refuses who the caller is, not what it may do. The gateway answers an
+    unknown or revoked token with HTTP 403 and the status as its error code ("Invalid access
+    token."), which the SDK maps to ``PermissionDenied``; a refused action carries the error
+    code ``PERMISSION_DENIED``."""
+    code = str(error_code or "")
+    if code == "PERMISSION_DENIED":
+        return False
+    return code in ("403", "401", "UNAUTHENTICATED") or "token" in said.lower()
+
+
 def list_account_workspaces(
     account: AccountSpec, *, retry_timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS
 ) -> list[AccountWorkspace]:
@@ -396,6 +447,9 @@ class SdkWorkspace:
     def connect(cls, spec: WorkspaceSpec, **kwargs: object) -> SdkWorkspace:
         retry = kwargs.pop("retry_timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
         assert isinstance(retry, int)
+        unknown = unresolvable(spec.host)
+        if unknown is not None:
+            raise WorkspaceError(spec.name, unknown)
         client = make_client(spec, retry_timeout_seconds=retry)
         kwargs.setdefault("tier", spec.tier)
         port = cls(spec.name, client, **kwargs)  # type: ignore[arg-type]
@@ -424,17 +478,23 @@ class SdkWorkspace:
             if if_refused is not None:
                 return if_refused()
             if isinstance(exc, PermissionDenied):
+                said = self._said(exc)
+                if _is_authentication(exc.error_code, said):
+                    raise WorkspaceError(
+                        self.name, self._authentication_failed(what, exc)
+                    ) from None
                 if self.principal is not None:
                     raise WorkspaceError(
                         self.name,
                         f"{what}: permission denied: the service principal {self.principal} "
                         "is not a workspace admin here (assign it to this workspace with the "
-                        "ADMIN permission)",
+                        f"ADMIN permission); the service said {said}",
                     ) from None
                 raise WorkspaceError(
                     self.name,
-                    f"{what}: permission denied (pkgrepo needs a workspace admin, or MANAGE on "
-                    f"the {SCOPE} scope)",
+                    f"{what}: permission denied: the service said {said} "
+                    f"(the credentials were accepted; pkgrepo needs a workspace admin, or "
+                    f"MANAGE on the {SCOPE} scope)",
                 ) from None
             if PREMIUM_DISABLED.lower() in str(exc).lower():
                 raise WorkspaceError(self.name, f"{what}: {STANDARD_TIER_ADVICE}") from None
@@ -447,10 +507,8 @@ class SdkWorkspace:
             if if_exists is None:
                 raise WorkspaceError(self.name, f"{what}: already exists") from None
             return if_exists()
-        except Unauthenticated:
-            raise WorkspaceError(
-                self.name, f"{what}: authentication failed (the token or credentials were refused)"
-            ) from None
+        except Unauthenticated as exc:
+            raise WorkspaceError(self.name, self._authentication_failed(what, exc)) from None
         except TokenRefused as exc:
             raise WorkspaceError(
                 self.name,
@@ -478,6 +536,27 @@ class SdkWorkspace:
                 # answer (502 with an HTML body), worth another try within the deadline.
                 raise TransientError(f"{self.name}: {what}: unexpected answer") from None
             raise WorkspaceError(self.name, f"{what}: {_first_line(exc)}") from None
+
+    def _authentication_failed(self, what: str, exc: DatabricksError) -> str:
+        return (
+            f"{what}: authentication failed: the service said {self._said(exc)} "
+            "(the token or credentials in this workspace's `auth:` were refused: "
+            "check they are current and meant for this host)"
+        )
+
+    def _said(self, exc: DatabricksError) -> str:
+        """The service's own message, quoted on one line: without the SDK's appended
+        configuration summary, control characters escaped, cut short. (Secret values are
+        scrubbed where it is printed, as everywhere.)"""
+        text = str(exc)
+        debug = self.client.config.debug_string()
+        if debug and text.endswith(debug):
+            text = text[: -len(debug)].rstrip(" .") + "."
+        text = " ".join(text.split())
+        text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+        if len(text) > _MAX_SAID:
+            text = text[: _MAX_SAID - 3] + "..."
+        return f'"{text}"' if text else "nothing"
 
     @property
     def _host(self) -> str:

@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "drift",
     "export",
     "schema",
+    "show",
     "force_unlock",
     "emulator",
 )
@@ -52,6 +53,7 @@ SUMMARIES = {
     "drift": "Report every difference between the workspaces and the desired state in FILE.",
     "export": "Write a desired-state file that reproduces live workspaces as they are.",
     "schema": "Print the JSON schema (draft 2020-12) of the desired-state file.",
+    "show": "Show plan FILES saved by `pkgrepo plan --out`, without applying them.",
     "force_unlock": "Remove the apply locks of the selected workspaces, whoever holds them.",
     "emulator": "A local stand-in for the Databricks Secrets API, for demos, tests and benchmarks.",
 }
@@ -130,9 +132,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
       pkgrepo drift pkgrepo.yaml --format junit --output drift.xml
 
     \b
-    Exit codes: 0 success and no changes, 1 error, 2 changes present
-    (plan --detailed-exitcode, drift), 3 unexpected error (a bug: report it
-    with the trace that --debug or PKGREPO_DEBUG=1 shows).
+    Exit codes: 0 success and no changes, 1 error (usage mistakes included),
+    2 changes present (plan --detailed-exitcode, drift), 3 unexpected error (a
+    bug: report it with the trace that --debug or PKGREPO_DEBUG=1 shows).
     """
     ctx.ensure_object(dict)
     debug = debug or debug_from_env()
@@ -150,8 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         output.error("aborted")
         return 1
     except click.ClickException as exc:
+        # A usage mistake (unknown command or option, bad choice) is an error like any
+        # other: exit 1. Click's own 2 would read as "changes present" to a CI step that
+        # runs `plan --detailed-exitcode` or `drift`.
         exc.show()
-        return exc.exit_code
+        return 1
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except UserError as exc:

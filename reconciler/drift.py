@@ -22,6 +22,7 @@ from reconciler.plan import (
     Drift,
     Plan,
     Severity,
+    Unreadable,
     WorkspacePlan,
     finding_note,
     ledger_note,
@@ -209,15 +210,6 @@ class WorkspaceDrift:
 
 
 @dataclass(frozen=True)
-class Unreadable:
-    """A workspace the fleet could not plan, and why (a message without any secret)."""
-
-    workspace: str
-    host: str
-    error: str
-
-
-@dataclass(frozen=True)
 class DriftReport:
     """Every selected workspace, in the order they were selected. ``fail_on`` is the lowest
     severity that fails the job (``--fail-on``): with ``high``, low-severity drift is still
@@ -225,15 +217,19 @@ class DriftReport:
 
     workspaces: tuple[WorkspaceDrift, ...]
     fail_on: Severity = Severity.LOW
+    orphaned: tuple[str, ...] = ()
+    """Workspaces pkgrepo managed that the file no longer names (see ``Plan.orphaned``):
+    reported as drift, so removing a workspace from the file is never silent."""
 
     @property
     def has_drift(self) -> bool:
-        return any(ws.has_drift for ws in self.workspaces)
+        return any(ws.has_drift for ws in self.workspaces) or bool(self.orphaned)
 
     @property
     def failing(self) -> bool:
-        """Drift at or above ``fail_on``."""
-        return any(item.fails(self.fail_on) for item in self.items)
+        """Drift at or above ``fail_on``; an orphaned workspace always fails (nothing
+        checks it any more, whatever its drift)."""
+        return any(item.fails(self.fail_on) for item in self.items) or bool(self.orphaned)
 
     @property
     def has_errors(self) -> bool:
@@ -306,7 +302,8 @@ def from_plan(
 ) -> DriftReport:
     """A report from a plan plus the workspaces that could not be planned (listed after)."""
     rows = [workspace_drift(ws) for ws in plan.workspaces]
-    rows += [WorkspaceDrift(u.workspace, u.host, error=u.error) for u in unreadable]
+    failed = (*plan.unreadable, *unreadable)
+    rows += [WorkspaceDrift(u.workspace, u.host, error=u.error) for u in failed]
     return DriftReport(tuple(rows), fail_on)
 
 

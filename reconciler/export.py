@@ -278,6 +278,22 @@ class _Workspace:
     ) -> None:
         field_name = _FIELD[key]
         what = f"{self.name}'s {key}"
+        if value is None and key == EXTRA_INDEX_URLS:
+            # Its value is several URLs in one string: no single variable can carry it
+            # through validation (extra URLs hold no white space), so the file leaves the
+            # key alone and says how to take it over. The file validates as written.
+            ignore.append(key)
+            self.comment(
+                ("ignore",),
+                f"{key} could not be read: `secrets/get` answers only inside a Databricks "
+                "notebook or job; pkgrepo leaves it alone here. To manage it, list its URLs "
+                "under repositories.extra_index_urls (one per item) and drop it from ignore",
+            )
+            self.notes.append(
+                f"{self.name}: {key} could not be read, so it is left alone (`ignore:`); "
+                "list its URLs under extra_index_urls to manage it"
+            )
+            return
         if value is None:
             self._unknown(
                 key,

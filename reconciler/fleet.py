@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from reconciler.apply import ApplyOptions
 from reconciler.cancel import Cancel, Cancelled
 from reconciler.clock import Clock, InterruptibleClock, SystemClock
-from reconciler.errors import PlanRefused, TransientError, UserError, WorkspaceError
+from reconciler.errors import TransientError, UserError, WorkspaceError
 from reconciler.ledger_store import LedgerStore
 from reconciler.lock import (
     DEFAULT_LEASE_SECONDS,
@@ -87,20 +87,60 @@ def shard_of(name: str, count: int) -> int:
 
 
 def select(workspaces: Sequence[WorkspaceSpec], selection: Selection) -> list[WorkspaceSpec]:
-    chosen = []
+    """The workspaces the selection picks, in file order. A ``--workspace`` or ``--select``
+    that matches nothing is an error (a typo, never "0 workspaces, all well": a nightly job
+    would stay green forever). A shard may come out empty: a CI matrix can have more jobs
+    than a small fleet has workspaces, and the other shards cover the fleet."""
+    for pattern in selection.names:
+        if not any(fnmatch.fnmatchcase(ws.name, pattern) for ws in workspaces):
+            raise UserError(f"--workspace {pattern!r} matches no workspace in the file")
+    matched = [
+        ws
+        for ws in workspaces
+        if (not selection.names or any(fnmatch.fnmatchcase(ws.name, g) for g in selection.names))
+        and all(ws.labels.get(k) == v for k, v in selection.labels.items())
+    ]
+    if not matched:
+        unsharded = Selection(selection.names, selection.labels)
+        raise UserError(
+            f"{describe_selection(unsharded)} matches no workspace in the file; "
+            f"{labels_in(workspaces)}"
+        )
+    if selection.shard is None:
+        return matched
+    index, count = selection.shard
+    return [ws for ws in matched if shard_of(ws.name, count) == index]
+
+
+def describe_selection(selection: Selection) -> str:
+    """The selection as the flags that made it: ``--select env=prod --shard 2/4``."""
+    parts = [f"--workspace {name!r}" for name in selection.names]
+    parts += [f"--select {key}={value}" for key, value in selection.labels.items()]
+    if selection.shard:
+        parts.append(f"--shard {selection.shard[0]}/{selection.shard[1]}")
+    return " ".join(parts) or "the selection"
+
+
+MAX_LABEL_VALUES = 12
+"""How many values of one label a "matches nothing" message lists before counting the rest."""
+
+
+def labels_in(workspaces: Sequence[WorkspaceSpec]) -> str:
+    """The label keys and values the file has, to spot a typo: ``labels in the file: env
+    (dev, prod), region (eu, us)``."""
+    values: dict[str, set[str]] = {}
     for ws in workspaces:
-        if selection.names and not any(fnmatch.fnmatchcase(ws.name, g) for g in selection.names):
-            continue
-        if any(ws.labels.get(k) != v for k, v in selection.labels.items()):
-            continue
-        if selection.shard and shard_of(ws.name, selection.shard[1]) != selection.shard[0]:
-            continue
-        chosen.append(ws)
-    if selection.names:
-        for pattern in selection.names:
-            if not any(fnmatch.fnmatchcase(ws.name, pattern) for ws in workspaces):
-                raise UserError(f"--workspace {pattern!r} matches no workspace in the file")
-    return chosen
+        for key, value in ws.labels.items():
+            values.setdefault(key, set()).add(value)
+    if not values:
+        return f"no workspace in the file has labels ({len(workspaces)} workspace(s))"
+    shown = []
+    for key in sorted(values):
+        listed = sorted(values[key])
+        more = len(listed) - MAX_LABEL_VALUES
+        text = ", ".join(listed[:MAX_LABEL_VALUES]) + (f" and {more} more" if more > 0 else "")
+        shown.append(f"{key} ({text})")
+    return "labels in the file: " + ", ".join(shown)
 
 
 # -- rate limiting ----------------------------------------------------------------------------
@@ -561,8 +601,3 @@ def _refuse_if_moved(
         raise WorkspaceError(
             spec.name, "changed since it was planned (another run applied?); plan again"
         )
-
-
-def refuse_if_unsafe(message: str | None, *, force: bool) -> None:
-    if message and not force:
-        raise PlanRefused(f"{message}; review the plan and rerun with --force")

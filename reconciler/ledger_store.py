@@ -19,6 +19,11 @@ class LedgerStore(Protocol):
 
     def save(self, workspace: str, document: bytes, port: WorkspacePort) -> None: ...
 
+    def known(self) -> tuple[str, ...]:
+        """Workspaces this store holds a ledger for, where it can tell (a local directory
+        can; ledgers kept in each workspace cannot be listed from here)."""
+        ...
+
 
 class WorkspaceLedgerStore:
     """The ledger is a workspace file, read with the rest of the live state."""
@@ -31,7 +36,11 @@ class WorkspaceLedgerStore:
     def save(self, workspace: str, document: bytes, port: WorkspacePort) -> None:
         port.write_ledger(document)
 
+    def known(self) -> tuple[str, ...]:
+        return ()
 
+
+_SUFFIX = ".ledger.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -47,6 +56,14 @@ class LocalLedgerStore:
         if not _SAFE_NAME.match(workspace):
             raise UserError(f"workspace name {workspace!r} cannot name a ledger file")
         return self.directory / f"{workspace}.ledger.json"
+
+    def known(self) -> tuple[str, ...]:
+        try:
+            files = sorted(self.directory.glob(f"*{_SUFFIX}"))
+        except OSError:
+            return ()
+        names = (f.name[: -len(_SUFFIX)] for f in files if f.is_file())
+        return tuple(name for name in names if _SAFE_NAME.match(name))
 
     def load(self, workspace: str, snapshot: Snapshot) -> bytes | None:
         path = self._path(workspace)

@@ -118,9 +118,14 @@ class Thresholds:
     """octoDNS-style safety limits for one apply over a fleet (``--force`` overrides)."""
 
     max_update_share: float = 0.3
-    """Refuse when more than this share of the selected fleet's managed keys would change."""
+    """Refuse when more than this share of the selected fleet's managed keys would change
+    (updated or deleted)."""
     max_delete_workspaces: int = 1
-    """Refuse when deletions would touch more than this many workspaces."""
+    """Refuse when the scope of more than this many workspaces would be deleted."""
+    max_rotation_share: float = 1.0
+    """A rotation (one key set to one new value in every workspace it changes, on the same
+    host) is held to this share of the selected workspaces instead of
+    ``max_update_share``: rotating a credential fleet-wide is routine."""
 
 
 @dataclass(frozen=True)

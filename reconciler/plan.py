@@ -125,6 +125,9 @@ class WorkspacePlan:
     warnings: tuple[str, ...] = ()
     destructive: str | None = None
     """Why this plan needs ``--allow-destroy`` (deletes the scope, or every ACL)."""
+    managed_keys: int = 0
+    """How many keys pkgrepo owns in the workspace's scope now (every key but those it
+    ``ignore``s): the base of the safety share."""
     findings: tuple[Change, ...] = ()
     """Drift that apply does not change (action no-op): a missing or untrusted ledger, a
     grant widened where ACLs are additive. ``drift`` reports them with the changes."""
@@ -143,15 +146,40 @@ class WorkspacePlan:
 
 
 @dataclass(frozen=True)
+class Unreadable:
+    """A selected workspace that could not be planned, and why (a message without any
+    secret). Its changes are unknown: a plan that holds one is incomplete."""
+
+    workspace: str
+    host: str
+    error: str
+
+
+@dataclass(frozen=True)
 class Plan:
-    """The plan for a selection of workspaces."""
+    """The plan for a selection of workspaces: those planned, and those that could not be
+    read (named, so no format can pass an incomplete plan off as "no changes")."""
 
     workspaces: tuple[WorkspacePlan, ...]
     salt: str
+    unreadable: tuple[Unreadable, ...] = ()
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    orphaned: tuple[str, ...] = ()
+    """Workspaces pkgrepo managed (it holds their ledger) that the file no longer names:
+    nothing checks or rotates them any more, and nothing deletes them either."""
 
     @property
     def has_changes(self) -> bool:
         return any(w.has_changes for w in self.workspaces)
+
+    @property
+    def complete(self) -> bool:
+        """Every selected workspace was read and planned."""
+        return not self.unreadable
+
+    def safety(self) -> Safety:
+        """The safety verdict of applying this plan, and the counts behind it."""
+        return safety_of(self.workspaces, self.thresholds)
 
     @property
     def needs_apply(self) -> bool:
@@ -247,6 +275,7 @@ def make_plan(
         desired_digests=frozen_map(desired_digests(spec, ledger, salt)),
         warnings=tuple(warnings),
         destructive=_destructive(spec, live, changes),
+        managed_keys=len(set(live.secrets) - spec.ignore - {MARKER_KEY}),
         findings=tuple(findings),
         ledger_update=planner.ledger_update,
     )
@@ -832,12 +861,156 @@ MIN_KEYS_FOR_SHARE_CHECK = 10
 (octoDNS does the same: a share of a tiny zone says little)."""
 
 
-def unsafe_reason(
-    plans: Iterable[WorkspacePlan], *, managed_keys: int, thresholds: Thresholds
-) -> str | None:
-    """Why an apply of these plans is too large to run without ``--force`` (octoDNS-style
-    safety thresholds), or None. ``managed_keys`` counts the keys that exist in the
-    selected workspaces now."""
+@dataclass(frozen=True)
+class Rotation:
+    """Every key change of the plan sets one key to one new value (the same digest in each
+    workspace), on the same host: a credential or certificate rotation."""
+
+    key: str
+    workspaces: int
+
+
+@dataclass(frozen=True)
+class Safety:
+    """The safety verdict of a plan and the counts behind it (octoDNS-style thresholds).
+
+    Shown in every plan format before anyone confirms, and the one thing apply consults:
+    ``refusal`` says why an apply must not run without a flag."""
+
+    managed_keys: int
+    """Managed keys that exist now in the planned workspaces."""
+    keys_changed: int
+    """Of the keys, how many the plan updates or deletes."""
+    scopes_deleted: tuple[str, ...]
+    """Workspaces whose scope the plan deletes (what ``max_delete_workspaces`` counts)."""
+    rotation: Rotation | None
+    workspaces: int
+    """Workspaces planned (the base of the rotation share)."""
+    thresholds: Thresholds
+    destructive: tuple[str, ...]
+    """``workspace (why)`` for each plan that needs ``--allow-destroy``."""
+
+    @property
+    def share(self) -> float:
+        return self.keys_changed / self.managed_keys if self.managed_keys else 0.0
+
+    @property
+    def force_reasons(self) -> tuple[str, ...]:
+        """Why the plan needs ``--force`` (empty: within every limit)."""
+        limits = self.thresholds
+        reasons = []
+        if self.rotation is not None and self.workspaces:
+            rotated = self.rotation.workspaces / self.workspaces
+            if rotated > limits.max_rotation_share:
+                reasons.append(
+                    f"it rotates {self.rotation.key} in {self.rotation.workspaces} of "
+                    f"{self.workspaces} workspaces ({rotated:.0%}), more than the rotation "
+                    f"limit of {limits.max_rotation_share:.0%}"
+                )
+        elif self.managed_keys >= MIN_KEYS_FOR_SHARE_CHECK and self.share > limits.max_update_share:
+            reasons.append(
+                f"it changes {self.keys_changed} of {self.managed_keys} managed keys "
+                f"({self.share:.0%}), more than the safety limit of "
+                f"{limits.max_update_share:.0%}"
+            )
+        if len(self.scopes_deleted) > limits.max_delete_workspaces:
+            reasons.append(
+                f"it deletes the scope of {len(self.scopes_deleted)} workspaces, more than "
+                f"the safety limit of {limits.max_delete_workspaces}"
+            )
+        return tuple(reasons)
+
+    @property
+    def within_limits(self) -> bool:
+        return not self.force_reasons and not self.destructive
+
+    def counts_text(self) -> str:
+        """The counts behind the verdict, one line."""
+        limits = self.thresholds
+        if self.rotation is not None:
+            text = (
+                f"rotation of one {self.rotation.key} value in {self.rotation.workspaces} of "
+                f"{plural_of(self.workspaces, 'workspace')} (rotation limit "
+                f"{limits.max_rotation_share:.0%} of workspaces)"
+            )
+        elif self.managed_keys < MIN_KEYS_FOR_SHARE_CHECK:
+            text = (
+                f"{self.keys_changed} of {self.managed_keys} managed keys change "
+                f"(the {limits.max_update_share:.0%} share limit applies from "
+                f"{MIN_KEYS_FOR_SHARE_CHECK} keys)"
+            )
+        else:
+            text = (
+                f"{self.keys_changed} of {self.managed_keys} managed keys change "
+                f"({self.share:.0%}, limit {limits.max_update_share:.0%})"
+            )
+        return (
+            f"{text}; {len(self.scopes_deleted)} scope(s) deleted "
+            f"(limit {limits.max_delete_workspaces})"
+        )
+
+    def verdict_text(self) -> str:
+        """``within limits``, or what the apply needs and why."""
+        needs = []
+        if self.destructive:
+            needs.append("--allow-destroy (" + "; ".join(self.destructive) + ")")
+        if self.force_reasons:
+            needs.append("--force (" + "; ".join(self.force_reasons) + ")")
+        if not needs:
+            return "within limits"
+        return "needs " + " and ".join(needs)
+
+    def refusal(self, *, force: bool, allow_destroy: bool) -> str | None:
+        """Why an apply with these flags must not run, or None."""
+        if self.destructive and not allow_destroy:
+            return (
+                "this plan is destructive: "
+                + "; ".join(self.destructive)
+                + "; review it and rerun with --allow-destroy"
+            )
+        if self.force_reasons and not force:
+            return (
+                "this apply is past the safety limits: "
+                + "; ".join(self.force_reasons)
+                + "; review the plan and rerun with --force"
+            )
+        return None
+
+
+def plural_of(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _rotation(plans: list[WorkspacePlan]) -> Rotation | None:
+    """The rotation these plans make, if every key change is one: an update changed in
+    Git, of one key, to one value (equal desired digests), keeping the index host."""
+    key_changes = [
+        (p, c)
+        for p in plans
+        for c in p.changes
+        if c.address.kind is Kind.SECRET and c.action is not Action.NOOP and c.counts_toward_safety
+    ]
+    if not key_changes:
+        return None
+    keys = {c.address.name for _, c in key_changes}
+    if len(keys) != 1:
+        return None
+    key = keys.pop()
+    digests = {p.desired_digests.get(key) for p, _ in key_changes}
+    if len(digests) != 1 or None in digests:
+        return None  # different values, or no digest to tell (no ledger key)
+    for _, change in key_changes:
+        if (
+            change.action is not Action.UPDATE
+            or change.drift is not Drift.CHANGED_IN_GIT
+            or change.severity is Severity.HIGH
+        ):
+            return None
+    return Rotation(key=key, workspaces=len({p.workspace for p, _ in key_changes}))
+
+
+def safety_of(plans: Iterable[WorkspacePlan], thresholds: Thresholds) -> Safety:
+    """The safety verdict of applying these plans together."""
     plans = list(plans)
     touched = sum(
         1
@@ -847,18 +1020,17 @@ def unsafe_reason(
         and c.action in (Action.UPDATE, Action.DELETE)
         and c.counts_toward_safety
     )
-    if managed_keys >= MIN_KEYS_FOR_SHARE_CHECK:
-        share = touched / managed_keys
-        if share > thresholds.max_update_share:
-            return (
-                f"this apply changes {touched} of {managed_keys} managed keys "
-                f"({share:.0%}), more than the safety limit of "
-                f"{thresholds.max_update_share:.0%}"
-            )
-    deleting = [p.workspace for p in plans if any(c.action is Action.DELETE for c in p.changes)]
-    if len(deleting) > thresholds.max_delete_workspaces:
-        return (
-            f"this apply deletes in {len(deleting)} workspaces, more than the safety limit of "
-            f"{thresholds.max_delete_workspaces}"
-        )
-    return None
+    scopes = tuple(
+        p.workspace
+        for p in plans
+        if any(c.address.kind is Kind.SCOPE and c.action is Action.DELETE for c in p.changes)
+    )
+    return Safety(
+        managed_keys=sum(p.managed_keys for p in plans),
+        keys_changed=touched,
+        scopes_deleted=scopes,
+        rotation=_rotation(plans),
+        workspaces=len(plans),
+        thresholds=thresholds,
+        destructive=tuple(f"{p.workspace} ({p.destructive})" for p in plans if p.destructive),
+    )

@@ -18,7 +18,7 @@ import enum
 import re
 import unicodedata
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from reconciler import certs, diff
@@ -200,6 +200,45 @@ def _specs(state: DesiredState) -> tuple[WorkspaceSpec, ...]:
 
 def has_errors(findings: tuple[Finding, ...]) -> bool:
     return any(f.severity is Severity.ERROR for f in findings)
+
+
+MAX_NAMED = 5
+"""How many workspaces a grouped finding names before counting the rest."""
+
+
+def grouped(findings: Iterable[Finding]) -> list[tuple[Finding, tuple[str, ...]]]:
+    """Findings that differ only in their workspace, as one: a mistake written once in
+    ``defaults`` is merged into every workspace and found in each, and is reported once
+    with the workspaces it affects. Order is kept (by the first of each group)."""
+    groups: dict[tuple[object, ...], tuple[Finding, list[str]]] = {}
+    for finding in findings:
+        key = (
+            finding.line,
+            finding.column,
+            finding.path,
+            finding.check,
+            finding.severity,
+            finding.message,
+        )
+        if key in groups:
+            groups[key][1].append(finding.workspace)
+        else:
+            groups[key] = (finding, [finding.workspace])
+    return [(first, tuple(names)) for first, names in groups.values()]
+
+
+def format_grouped(file: str, finding: Finding, workspaces: tuple[str, ...]) -> str:
+    """``FILE:LINE:COL: severity [check] dev-a, dev-b and 38 more: message``."""
+    if len(workspaces) <= 1:
+        return finding.format(file)
+    named = ", ".join(workspaces[:MAX_NAMED])
+    more = len(workspaces) - MAX_NAMED
+    who = f"{named} and {more} more" if more > 0 else named
+    where = f"{file}:{finding.line}:{finding.column}" if finding.line else file
+    return (
+        f"{where}: {finding.severity.value} [{finding.check}] "
+        f"{len(workspaces)} workspaces ({who}): {finding.message}"
+    )
 
 
 def _waivers(ctx: _Context) -> Iterator[Finding]:

@@ -4,7 +4,7 @@ at the end, and the same as one JSON document (pure: results in, text out)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from reconciler.fleet import Status, WorkspaceResult
@@ -36,12 +36,15 @@ def line(phase: str, result: WorkspaceResult) -> str:
         text += f" ({result.applied} change(s))"
     elif result.status is Status.CHANGES:
         text += f" ({change_count(result)} change(s))"
-    if result.error:
+    if result.status is Status.FAILED:
+        # Why it failed is said once, in the plan or the results table at the end.
+        text += " (why: below)"
+    elif result.error:
         text += f": {result.error}"
     return f"{text} [{result.seconds:.1f}s]"
 
 
-def summary(results: Sequence[WorkspaceResult]) -> str:
+def summary(results: Sequence[WorkspaceResult], *, said: Collection[str] = ()) -> str:
     """A table: workspace, wave, result, changes, duration; then totals."""
     rows = [("WORKSPACE", "WAVE", "RESULT", "CHANGES", "SECONDS")]
     for r in results:
@@ -56,7 +59,9 @@ def summary(results: Sequence[WorkspaceResult]) -> str:
     lines.append(f"{len(results)} workspace(s): {totals or 'none selected'}")
     errors = [r for r in results if r.error]
     for r in errors:
-        lines.append(f"  {r.workspace}: {r.error}")
+        # A workspace whose error the plan above already named is not told twice.
+        why = "could not be read (see the plan above)" if r.workspace in said else r.error
+        lines.append(f"  {r.workspace}: {why}")
     return "\n".join(lines)
 
 

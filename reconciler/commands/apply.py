@@ -22,9 +22,8 @@ from reconciler.commands.context import (
 from reconciler.commands.interrupt import Interrupts
 from reconciler.commands.plan import plan_of
 from reconciler.errors import PlanRefused, UserError
-from reconciler.fleet import FleetPlan, Status, WorkspaceResult, refuse_if_unsafe
-from reconciler.model import MANAGED_KEYS
-from reconciler.plan import Plan, unsafe_reason
+from reconciler.fleet import FleetPlan, Status, WorkspaceResult
+from reconciler.plan import Plan
 from reconciler.progress import FleetProgress
 from reconciler.render import render
 
@@ -113,24 +112,23 @@ def command(
         fleet_plan = _plan(session, saved.plan.salt, quiet)
         _fail_on_plan_errors(fleet_plan)
         planfile.verify(saved.plan, fleet_plan.plans)
-        plan = plan_of(fleet_plan)
+        plan = plan_of(fleet_plan, session)
+        _check_safety(plan, allow_destroy=allow_destroy, force=force)
     else:
         session = open_session(file, target)
         fleet_plan = _plan(session, new_salt(), quiet)
-        plan = plan_of(fleet_plan)
+        plan = plan_of(fleet_plan, session)
         shown = render(plan, "text", color=sys.stdout.isatty() and fmt == "text").rstrip("\n")
         # With --format json, stdout carries only the results document.
         (output.echo if fmt == "text" else output.info)(shown)
-        for failed in fleet_plan.failed:
-            # Not fatal for the others: a workspace that cannot be planned fails its own
-            # wave, so later waves do not start (DESIGN section 5).
-            output.error(f"{failed.workspace}: {failed.error}")
         if plan.needs_apply:
+            # The verdict was shown with the plan; an apply past it is refused before
+            # anyone is asked to confirm, never after.
+            _check_safety(plan, allow_destroy=allow_destroy, force=force)
             _confirm(auto_approve)
     if not plan.needs_apply:
         _print_results(session, fleet_plan, [], fmt)
         return 1 if fleet_plan.failed else 0
-    _check_safety(session, fleet_plan, plan, allow_destroy=allow_destroy, force=force)
     fleet = session.fleet
     output.info(f"run id {fleet.run_id}: other runs see this run as the holder of its locks")
     finished: dict[str, WorkspaceResult] = {}
@@ -229,31 +227,21 @@ def _confirm(auto_approve: bool) -> None:
             "not on a terminal: review the plan above and pass --auto-approve "
             "(or apply a saved plan file)"
         )
+    # Terraform's rule: only the word itself approves. A stray "y" or Enter typed ahead
+    # into a terminal does not apply changes to a fleet.
+    output.info("\nDo you want to apply these changes? Only 'yes' will be accepted.")
     try:
-        approved = click.confirm("Apply these changes?", default=False)
+        answer = click.prompt("Enter a value", default="", show_default=False, err=True)
     except click.exceptions.Abort:  # Ctrl-C or end of input at the prompt
-        approved = False
-    if not approved:
+        answer = ""
+    if answer.strip() != "yes":
         raise PlanRefused("apply cancelled; nothing was changed")
 
 
-def _check_safety(
-    session: Session, fleet_plan: FleetPlan, plan: Plan, *, allow_destroy: bool, force: bool
-) -> None:
-    destroying = [f"{w.workspace} ({w.destructive})" for w in plan.workspaces if w.destructive]
-    if destroying and not allow_destroy:
-        raise PlanRefused(
-            "this plan is destructive: "
-            + "; ".join(destroying)
-            + "; review it and rerun with --allow-destroy"
-        )
-    managed = sum(
-        len(set(seen.live.secrets) & set(MANAGED_KEYS)) for seen in fleet_plan.observations.values()
-    )
-    reason = unsafe_reason(
-        plan.workspaces, managed_keys=managed, thresholds=session.desired.thresholds
-    )
-    refuse_if_unsafe(reason, force=force)
+def _check_safety(plan: Plan, *, allow_destroy: bool, force: bool) -> None:
+    refusal = plan.safety().refusal(force=force, allow_destroy=allow_destroy)
+    if refusal is not None:
+        raise PlanRefused(refusal)
 
 
 def _print_results(
@@ -263,4 +251,5 @@ def _print_results(
     if fmt == "json":
         output.echo(json.dumps(report.document(shown), indent=2))
         return
-    output.echo(report.summary(shown))
+    said = {f.workspace for f in fleet_plan.failed}  # the plan shown above named them
+    output.echo(report.summary(shown, said=said))

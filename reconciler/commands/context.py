@@ -27,6 +27,7 @@ from reconciler.fleet import (
     parse_labels,
     parse_shard,
     select,
+    shard_of,
 )
 from reconciler.ledger_store import LedgerStore, LocalLedgerStore, WorkspaceLedgerStore
 from reconciler.lock import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
@@ -150,26 +151,65 @@ class Session:
     hmac_key: SecretValue | None
     store: LedgerStore
     discovery: DiscoveryReport | None = None
+    orphaned: tuple[str, ...] = ()
+    """Workspaces the ledger store knows that the file (and discovery) no longer names."""
 
 
-def load_desired(path: Path) -> DesiredState:
+def load_desired(path: Path, *, warn_for: Callable[[str], bool] | None = None) -> DesiredState:
     """Load and validate the file, policy checks included (what ``validate`` reports is
-    what stops a plan); every secret it resolves becomes unprintable."""
+    what stops a plan); every secret it resolves becomes unprintable. Schema and policy
+    errors come together in one message; a finding repeated in many workspaces (written
+    once in ``defaults``) is one line naming them. Warnings are printed for the workspaces
+    ``warn_for`` accepts (the selection), each once."""
+    desired, findings = load_checked(path)
+    warn(path, findings, warn_for)
+    return desired
+
+
+def warn(
+    path: Path, findings: tuple[policy.Finding, ...], only: Callable[[str], bool] | None
+) -> None:
+    """Print the warnings among ``findings`` for the workspaces ``only`` accepts, each
+    finding once (grouped across the workspaces it affects)."""
+    chosen = [
+        f
+        for f in findings
+        if f.severity is policy.Severity.WARNING and (only is None or only(f.workspace))
+    ]
+    for finding, names in policy.grouped(chosen):
+        output.warning(policy.format_grouped(str(path), finding, names))
+
+
+def load_checked(path: Path) -> tuple[DesiredState, tuple[policy.Finding, ...]]:
+    """The desired state and its policy findings, or a ``ConfigError`` listing every
+    schema, resolution and policy error of the file in the order they are written."""
+    now = dt.datetime.now(dt.UTC)
     try:
         loaded = config.load(path)
     except config.InvalidConfig as exc:
         output.register_secrets(exc.secrets)
-        raise
-    output.register_secrets(loaded.secrets)
-    findings = policy.evaluate(loaded.desired, loaded.provenance, now=dt.datetime.now(dt.UTC))
-    for finding in findings:
-        if finding.severity is policy.Severity.WARNING:
-            output.warning(finding.format(str(path)))
-    if policy.has_errors(findings):
+        located = [(p.line, p.column, str(p)) for p in exc.details]
+        partial = exc.partial
+        if partial is not None:
+            output.register_secrets(partial.secrets)
+            found = policy.evaluate(partial.desired, partial.provenance, now=now)
+            located += _located_errors(path, found)
         raise ConfigError(
-            [f.format(str(path)) for f in findings if f.severity is policy.Severity.ERROR]
-        )
-    return loaded.desired
+            [text for _, _, text in sorted(located, key=lambda item: item[:2])]
+        ) from None
+    output.register_secrets(loaded.secrets)
+    findings = policy.evaluate(loaded.desired, loaded.provenance, now=now)
+    if policy.has_errors(findings):
+        raise ConfigError([text for _, _, text in _located_errors(path, findings)])
+    return loaded.desired, findings
+
+
+def _located_errors(path: Path, findings: tuple[policy.Finding, ...]) -> list[tuple[int, int, str]]:
+    errors = [f for f in findings if f.severity is policy.Severity.ERROR]
+    return [
+        (first.line or 1 << 30, first.column, policy.format_grouped(str(path), first, names))
+        for first, names in policy.grouped(errors)
+    ]
 
 
 def ledger_key(name: str = LEDGER_KEY_ENV) -> SecretValue | None:
@@ -221,13 +261,16 @@ def open_session(
     """Load the file, select the workspaces and set up the fleet that will reach them.
     ``only`` names the exact workspaces to act on (a saved plan's), instead of the
     target's ``--workspace`` patterns."""
-    desired, report = discover(load_desired(path), target)
+    loaded, findings = load_checked(path)
+    desired, report = discover(loaded, target)
     selection = Selection(
         names=only if only is not None else target.names,
         labels=parse_labels(target.labels),
         shard=parse_shard(target.shard) if target.shard else None,
     )
     specs = select(desired.workspaces, selection)
+    chosen = {spec.name for spec in specs}
+    warn(path, findings, chosen.__contains__)
     store: LedgerStore = (
         LocalLedgerStore(target.ledger_dir) if target.ledger_dir else WorkspaceLedgerStore()
     )
@@ -253,7 +296,22 @@ def open_session(
         previous_key=previous,
         lease_seconds=lease_seconds(),
     )
-    return Session(path, desired, specs, fleet, key, store, report)
+    orphaned = orphans(store, desired, selection) if only is None else ()
+    return Session(path, desired, specs, fleet, key, store, report, orphaned)
+
+
+def orphans(store: LedgerStore, desired: DesiredState, selection: Selection) -> tuple[str, ...]:
+    """Workspaces with a ledger in ``store`` that ``desired`` no longer names: managed once,
+    now checked by nothing. Only for a selection of the whole file (a shard reports those
+    that fall in it, so a CI matrix reports each once)."""
+    if selection.names or selection.labels:
+        return ()
+    named = {spec.name for spec in desired.workspaces}
+    found = [name for name in store.known() if name not in named]
+    if selection.shard is not None:
+        index, count = selection.shard
+        found = [name for name in found if shard_of(name, count) == index]
+    return tuple(found)
 
 
 def discover(desired: DesiredState, target: Target) -> tuple[DesiredState, DiscoveryReport | None]:

@@ -9,6 +9,7 @@ alerts on: 0 in sync, 2 drift, 1 when any workspace could not be read.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -121,7 +122,9 @@ def command(
         session.fleet.listener = progress
         fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
     hosts = {spec.name: spec.host for spec in session.specs}
-    report = drift.from_fleet(fleet_plan, hosts, fail_on=Severity(fail_on))
+    report = replace(
+        drift.from_fleet(fleet_plan, hosts, fail_on=Severity(fail_on)), orphaned=session.orphaned
+    )
     color = fmt == "text" and output_file is None and sys.stdout.isatty()
     text = output.scrub(render(report, fmt, color=color))
     if output_file is None:

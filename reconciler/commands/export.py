@@ -22,7 +22,7 @@ import yaml
 
 from reconciler import config, export, output
 from reconciler.adapter import SdkWorkspace
-from reconciler.errors import TransientError, UserError
+from reconciler.errors import ConfigError, TransientError, UserError
 from reconciler.fleet import DEFAULT_PARALLELISM, Selection, parse_labels, parse_shard, select
 from reconciler.ledger_store import WorkspaceLedgerStore
 from reconciler.model import AuthSpec, LiveState, SecretValue, WorkspaceSpec
@@ -225,8 +225,13 @@ def _from_file(
     labels: tuple[str, ...],
     shard: str | None,
 ) -> list[tuple[export.Target, WorkspaceSpec]]:
-    loaded = config.load(path)
+    # Export reads the workspaces; it needs their credentials, not the values the file
+    # would write (index URLs and their tokens): those may be unset here.
+    loaded = config.load(path, require_env=False)
     output.register_secrets(loaded.secrets)
+    needed = [note for note in loaded.unresolved if "auth" in note.json_path]
+    if needed:
+        raise ConfigError([str(note) for note in needed])
     selection = Selection(
         names=names, labels=parse_labels(labels), shard=parse_shard(shard) if shard else None
     )

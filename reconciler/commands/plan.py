@@ -8,17 +8,30 @@ from pathlib import Path
 import click
 
 from reconciler import output, planfile
-from reconciler.commands.context import Target, fleet_options, new_salt, open_session
+from reconciler.commands.context import Session, Target, fleet_options, new_salt, open_session
 from reconciler.errors import UserError
 from reconciler.fleet import FleetPlan
-from reconciler.plan import Plan
+from reconciler.plan import Plan, Unreadable
 from reconciler.progress import FleetProgress
 from reconciler.render import FORMATS, render
 from reconciler.render.discovery import discovery_markdown
 
 
-def plan_of(fleet_plan: FleetPlan) -> Plan:
-    return Plan(workspaces=tuple(fleet_plan.plans), salt=fleet_plan.salt)
+def plan_of(fleet_plan: FleetPlan, session: Session) -> Plan:
+    """The plan of a fleet run: every selected workspace, planned or named as unreadable,
+    with the file's safety thresholds."""
+    hosts = {spec.name: spec.host for spec in session.specs}
+    unreadable = tuple(
+        Unreadable(r.workspace, hosts.get(r.workspace, ""), r.error or "could not be read")
+        for r in fleet_plan.failed
+    )
+    return Plan(
+        workspaces=tuple(fleet_plan.plans),
+        salt=fleet_plan.salt,
+        unreadable=unreadable,
+        thresholds=session.desired.thresholds,
+        orphaned=session.orphaned,
+    )
 
 
 @click.command("plan")
@@ -75,17 +88,16 @@ def command(
     with FleetProgress(len(session.specs), quiet=quiet) as progress:
         session.fleet.listener = progress
         fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
-    plan = plan_of(fleet_plan)
+    plan = plan_of(fleet_plan, session)
     if fmt == "markdown" and session.discovery is not None:
         output.echo(discovery_markdown(session.discovery))
-    if plan.workspaces or not fleet_plan.failed:
-        output.echo(render(plan, fmt, color=fmt == "text" and sys.stdout.isatty()).rstrip("\n"))
-    for failed in fleet_plan.failed:
-        output.error(f"{failed.workspace}: {failed.error}")
-    if fleet_plan.failed:
+    output.echo(render(plan, fmt, color=fmt == "text" and sys.stdout.isatty()).rstrip("\n"))
+    if fmt != "text":  # the plan on stdout is for a machine or a page: say it here too
+        for failed in plan.unreadable:
+            output.error(f"{failed.workspace}: {failed.error}")
+    if not plan.complete:
         output.error(
-            f"{len(fleet_plan.failed)} of {len(fleet_plan.results)} workspace(s) "
-            "could not be planned"
+            f"{len(plan.unreadable)} of {len(fleet_plan.results)} workspace(s) could not be planned"
         )
         if out:
             output.error(f"plan file {out} not written: some workspaces could not be planned")

@@ -63,13 +63,19 @@ def command(file: Path, fmt: str, resolve: bool) -> int:
       ARTIFACTORY_TOKEN=x pkgrepo validate --resolve examples/env-and-cert.yaml
       pkgrepo validate pkgrepo.yaml --format json | jq '.findings[]'
     """
+    now = dt.datetime.now(dt.UTC)
     try:
         loaded = config.load(file, require_env=resolve)
     except config.InvalidConfig as exc:
         output.register_secrets(exc.secrets)
-        return _report_invalid(file, exc.details, exc.notes, fmt)
+        # The workspaces that built are policy-checked too: one round of fixes, not two.
+        partial = exc.partial
+        found: tuple[policy.Finding, ...] = ()
+        if partial is not None:
+            output.register_secrets(partial.secrets)
+            found = policy.evaluate(partial.desired, partial.provenance, now=now)
+        return _report_invalid(file, exc.details, found, exc.notes, fmt)
     output.register_secrets(loaded.secrets)
-    now = dt.datetime.now(dt.UTC)
     findings = policy.evaluate(loaded.desired, loaded.provenance, now=now)
     count = len(loaded.desired.workspaces)
     valid = not policy.has_errors(findings)
@@ -79,8 +85,8 @@ def command(file: Path, fmt: str, resolve: bool) -> int:
         rows += [_problem_json(n, severity="note") for n in notes]
         _print_json({"valid": valid, "findings": rows, "workspaces": count})
     else:
-        for finding in findings:
-            output.echo(finding.format(str(file)))
+        for finding, names in policy.grouped(findings):
+            output.echo(policy.format_grouped(str(file), finding, names))
         _echo_notes(notes)
         output.info(_summary(file, findings, count, len(notes)))
     return 0 if valid else 1
@@ -89,19 +95,28 @@ def command(file: Path, fmt: str, resolve: bool) -> int:
 def _report_invalid(
     file: Path,
     problems: tuple[config.Problem, ...],
+    findings: tuple[policy.Finding, ...],
     notes: tuple[config.Problem, ...],
     fmt: str,
 ) -> int:
     if fmt == "json":
         rows = [_problem_json(p) for p in problems]
+        rows += [_finding_json(str(file), f) for f in findings]
         rows += [_problem_json(n, severity="note") for n in notes]
         _print_json({"valid": False, "findings": rows, "workspaces": None})
     else:
-        for problem in problems:
-            output.echo(str(problem))
+        located = [(p.line, p.column, str(p)) for p in problems]
+        located += [
+            (first.line or 1 << 30, first.column, policy.format_grouped(str(file), first, names))
+            for first, names in policy.grouped(findings)
+        ]
+        for _, _, text in sorted(located, key=lambda item: item[:2]):
+            output.echo(text)
         _echo_notes(notes)
-        plural = "s" if len(problems) != 1 else ""
-        output.info(f"{file}: invalid, {len(problems)} problem{plural}")
+        errors = [f for f in findings if f.severity is policy.Severity.ERROR]
+        count = len(problems) + len(policy.grouped(errors))
+        plural = "s" if count != 1 else ""
+        output.info(f"{file}: invalid, {count} problem{plural}")
     return 1
 
 

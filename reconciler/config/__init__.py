@@ -107,11 +107,26 @@ def load(
         discovery, discovery_facts = build_discovery(builder, discover, defaults, extending)
         facts.update({name: frozen_map(f) for name, f in discovery_facts.items()})
     problems += builder.finish()
+    safety = data.get("safety")
     if problems:
         scrubber = Scrubber(builder.secrets)
         scrubbed = (replace(p, message=scrubber.scrub(p.message)) for p in problems)
-        raise InvalidConfig(scrubbed, builder.secrets, builder.notes)
-    safety = data.get("safety")
+        error = InvalidConfig(scrubbed, builder.secrets, builder.notes)
+        # The workspaces that did build are still checked by policy, so schema and policy
+        # problems are reported together and fixing the file takes one round, not two.
+        bad = {
+            p.json_path[1]
+            for p in problems
+            if p.json_path[:1] == ("workspaces",) and len(p.json_path) > 1
+        }
+        clean = tuple(spec for spec in specs if spec.name not in bad)
+        if clean:
+            error.partial = LoadResult(
+                desired=DesiredState(source=file, workspaces=clean),
+                secrets=frozenset(builder.secrets),
+                provenance=Provenance(file=file, fields=frozen_map(facts)),
+            )
+        raise error
     state = DesiredState(
         source=file,
         workspaces=tuple(specs),

@@ -72,6 +72,7 @@ def thresholds(raw: Mapping[str, Any] | None) -> Thresholds:
     return Thresholds(
         max_update_share=float(raw.get("max_update_share", default.max_update_share)),
         max_delete_workspaces=int(raw.get("max_delete_workspaces", default.max_delete_workspaces)),
+        max_rotation_share=float(raw.get("max_rotation_share", default.max_rotation_share)),
     )
 
 

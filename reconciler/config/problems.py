@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from reconciler.errors import ConfigError
 
@@ -73,4 +74,7 @@ class InvalidConfig(ConfigError):
         """Values left unresolved in offline validation, shown beside the problems."""
         self.secrets = frozenset(secrets)
         """Values resolved before the problems were found: register them before printing."""
+        self.partial: Any = None
+        """The ``LoadResult`` of the workspaces that built despite the problems (None when
+        none did), so policy problems can be reported in the same run."""
         super().__init__([str(p) for p in self.details])

@@ -8,13 +8,37 @@ through ``clean`` first.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reconciler.plan import Action, Change, Plan, WorkspacePlan
 
 COMPUTE_REMINDER = "Changes reach compute after a notebook is reattached or a job is rerun."
 NO_CHANGES = "No changes. Every workspace matches the desired state."
 NO_WORKSPACES = "No changes. No workspaces were planned."
+INCOMPLETE = "could not be read: its changes are unknown"
+
+
+def orphaned_text(names: tuple[str, ...]) -> str:
+    """What an orphaned workspace is and what to do about it, one line."""
+    listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return (
+        f"{plural(len(names), 'orphaned workspace')}: {listed}. pkgrepo managed "
+        f"{'it' if len(names) == 1 else 'them'} (the ledger directory holds "
+        f"{'its ledger' if len(names) == 1 else 'their ledgers'}) and the file no longer "
+        "names them: nothing checks, rotates or deletes their secrets now. Declare one with "
+        "`ensure: absent` to delete its scope, or delete its ledger file once it is handled."
+    )
+
+
+def incomplete_text(plan: Plan) -> str:
+    """The headline of a plan that could not read every workspace (never "no changes")."""
+    total = len(plan.workspaces) + len(plan.unreadable)
+    return (
+        f"Plan incomplete: {len(plan.unreadable)} of {plural(total, 'workspace')} "
+        "could not be read, so what they would change is unknown."
+    )
+
+
 DESTROY_FLAG = "--allow-destroy"
 
 
@@ -25,6 +49,7 @@ class Summary:
     delete: int
     workspaces: int
     workspaces_changed: int
+    unreadable: int = 0
 
     @classmethod
     def of(cls, plan: Plan) -> Summary:
@@ -35,6 +60,7 @@ class Summary:
             delete=counts[Action.DELETE],
             workspaces=len(plan.workspaces),
             workspaces_changed=sum(1 for ws in plan.workspaces if ws.has_changes),
+            unreadable=len(plan.unreadable),
         )
 
     def counts_text(self) -> str:
@@ -43,9 +69,19 @@ class Summary:
 
     def across_text(self) -> str:
         """``across 2 workspaces`` or, when some are up to date, ``across 2 of 3 workspaces``."""
-        if self.workspaces_changed == self.workspaces:
+        if self.workspaces_changed == self.workspaces and not self.unreadable:
             return f"across {plural(self.workspaces, 'workspace')}"
+        if self.unreadable:
+            return f"across {self.workspaces_changed} of {self.workspaces} readable workspaces"
         return f"across {self.workspaces_changed} of {plural(self.workspaces, 'workspace')}"
+
+
+def safety_text(plan: Plan) -> tuple[str, str]:
+    """``("Safety: within limits", "3 of 9 managed keys change ...")``: the verdict apply
+    will reach and the counts behind it, shown before anyone confirms."""
+    safety = plan.safety()
+    counts = safety.counts_text()
+    return f"Safety: {safety.verdict_text()}", counts[:1].upper() + counts[1:]
 
 
 def plural(count: int, noun: str) -> str:
@@ -55,6 +91,37 @@ def plural(count: int, noun: str) -> str:
 def shown_changes(ws: WorkspacePlan) -> list[Change]:
     """The changes a person reads: no-ops are left out, as Terraform leaves them out."""
     return [c for c in ws.changes if c.action is not Action.NOOP]
+
+
+MAX_WARNED = 10
+"""How many workspaces a shared warning names before counting the rest."""
+
+
+def shared_warnings(plan: Plan) -> tuple[list[tuple[str, list[str]]], Plan]:
+    """Warnings that concern more than one workspace (a missing ledger key concerns the
+    whole fleet), each once with the workspaces it concerns, and the plan without them, so
+    a block is not opened per workspace to repeat the same line."""
+    where: dict[str, list[str]] = {}
+    for ws in plan.workspaces:
+        for warning in dict.fromkeys(ws.warnings):
+            where.setdefault(warning, []).append(ws.workspace)
+    shared = {w: names for w, names in where.items() if len(names) > 1}
+    if not shared:
+        return [], plan
+    stripped = tuple(
+        replace(ws, warnings=tuple(w for w in ws.warnings if w not in shared))
+        for ws in plan.workspaces
+    )
+    return list(shared.items()), replace(plan, workspaces=stripped)
+
+
+def named(workspaces: list[str], *, total: int) -> str:
+    """``every workspace`` or ``dev-a, dev-b and 3 more``."""
+    if len(workspaces) == total:
+        return f"all {total} workspaces"
+    shown = workspaces[:MAX_WARNED]
+    more = len(workspaces) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "")
 
 
 def needs_block(ws: WorkspacePlan) -> bool:

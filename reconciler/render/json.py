@@ -21,11 +21,20 @@ import jsonschema.exceptions
 
 from reconciler import schemas
 from reconciler.errors import PlanRefused
-from reconciler.model import Address, Kind, frozen_map
-from reconciler.plan import Action, Change, Drift, Plan, Severity, WorkspacePlan
+from reconciler.model import Address, Kind, Thresholds, frozen_map
+from reconciler.plan import (
+    Action,
+    Change,
+    Drift,
+    Plan,
+    Safety,
+    Severity,
+    Unreadable,
+    WorkspacePlan,
+)
 from reconciler.render._common import Summary
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
 DOCUMENT_KIND = "pkgrepo-plan"
 
 _MAX_SHOWN = 120
@@ -48,14 +57,47 @@ def to_document(plan: Plan) -> dict[str, Any]:
         "kind": DOCUMENT_KIND,
         "salt": plan.salt,
         "has_changes": plan.has_changes,
+        "complete": plan.complete,
         "summary": {
             "create": summary.create,
             "update": summary.update,
             "delete": summary.delete,
             "workspaces": summary.workspaces,
             "workspaces_changed": summary.workspaces_changed,
+            "unreadable": summary.unreadable,
         },
+        "safety": _safety_document(plan.safety()),
         "workspaces": [_workspace_document(ws) for ws in plan.workspaces],
+        "unreadable": [
+            {"workspace": u.workspace, "host": u.host, "error": u.error} for u in plan.unreadable
+        ],
+        "orphaned": list(plan.orphaned),
+    }
+
+
+def _safety_document(safety: Safety) -> dict[str, Any]:
+    limits = safety.thresholds
+    needs = []
+    if safety.destructive:
+        needs.append("--allow-destroy")
+    if safety.force_reasons:
+        needs.append("--force")
+    rotation = safety.rotation
+    return {
+        "within_limits": safety.within_limits,
+        "needs": needs,
+        "reasons": [*safety.destructive, *safety.force_reasons],
+        "managed_keys": safety.managed_keys,
+        "keys_changed": safety.keys_changed,
+        "scopes_deleted": list(safety.scopes_deleted),
+        "rotation": (
+            None if rotation is None else {"key": rotation.key, "workspaces": rotation.workspaces}
+        ),
+        "limits": {
+            "max_update_share": limits.max_update_share,
+            "max_delete_workspaces": limits.max_delete_workspaces,
+            "max_rotation_share": limits.max_rotation_share,
+        },
     }
 
 
@@ -67,6 +109,7 @@ def _workspace_document(ws: WorkspacePlan) -> dict[str, Any]:
         "desired_digests": dict(sorted(ws.desired_digests.items())),
         "warnings": list(ws.warnings),
         "destructive": ws.destructive,
+        "managed_keys": ws.managed_keys,
         "changes": [_change_document(change) for change in ws.changes],
     }
 
@@ -107,17 +150,33 @@ def plan_from_document(doc: Mapping[str, Any]) -> Plan:
     """
     if isinstance(doc, Mapping) and not isinstance(doc, dict):
         doc = dict(doc)
+    if isinstance(doc, dict) and doc.get("format_version") == "1":
+        raise _refused(
+            "$.format_version",
+            "written by an earlier pkgrepo (format 1); run `pkgrepo plan --out` again "
+            "and review the new plan",
+        )
     try:
         error = jsonschema.exceptions.best_match(_validator().iter_errors(doc))
     except RecursionError:
         raise _refused("$", "nested too deeply") from None
     if error is not None:
         raise _refused(_json_path(error.absolute_path), _shorten(error.message))
+    limits = doc["safety"]["limits"]
     plan = Plan(
         workspaces=tuple(
             _workspace_from(ws, f"$.workspaces[{i}]") for i, ws in enumerate(doc["workspaces"])
         ),
         salt=doc["salt"],
+        unreadable=tuple(
+            Unreadable(u["workspace"], u["host"], u["error"]) for u in doc["unreadable"]
+        ),
+        orphaned=tuple(doc["orphaned"]),
+        thresholds=Thresholds(
+            max_update_share=float(limits["max_update_share"]),
+            max_delete_workspaces=int(limits["max_delete_workspaces"]),
+            max_rotation_share=float(limits["max_rotation_share"]),
+        ),
     )
     _check_consistent(doc, plan)
     return plan
@@ -143,6 +202,7 @@ def _workspace_from(doc: Mapping[str, Any], path: str) -> WorkspacePlan:
         desired_digests=frozen_map(doc["desired_digests"]),
         warnings=tuple(doc["warnings"]),
         destructive=doc["destructive"],
+        managed_keys=doc["managed_keys"],
     )
 
 
@@ -178,6 +238,9 @@ def _check_consistent(doc: Mapping[str, Any], plan: Plan) -> None:
         found = doc["summary"][key]
         if found != value:
             raise _refused(f"$.summary.{key}", f"is {found} but the changes make it {value}")
+    for key in ("complete", "safety"):
+        if doc[key] != expected[key]:
+            raise _refused(f"$.{key}", "does not agree with the changes and limits it lists")
     if doc["has_changes"] != expected["has_changes"]:
         raise _refused(
             "$.has_changes",

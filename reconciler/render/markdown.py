@@ -8,16 +8,22 @@ inject HTML into the comment.
 
 from __future__ import annotations
 
-from reconciler.plan import Action, Change, Drift, Plan, Severity, WorkspacePlan
+from reconciler.plan import Action, Change, Drift, Plan, Severity, Unreadable, WorkspacePlan
 from reconciler.render._common import (
     COMPUTE_REMINDER,
     DESTROY_FLAG,
+    INCOMPLETE,
     NO_CHANGES,
     NO_WORKSPACES,
     Summary,
     clean,
+    incomplete_text,
+    named,
     needs_block,
+    orphaned_text,
     plural,
+    safety_text,
+    shared_warnings,
     shown_changes,
     up_to_date,
 )
@@ -51,7 +57,17 @@ def render(plan: Plan, *, color: bool = False) -> str:
     """The whole plan as Markdown, ending with a newline. ``color`` is ignored."""
     del color
     blocks = [_title(plan)]
+    shared, plan = shared_warnings(plan)
+    if shared:
+        total = len(plan.workspaces)
+        rows = [f"> - {escape(w)} ({escape(named(where, total=total))})" for w, where in shared]
+        blocks.append("\n".join(["> **Warnings**", *rows]))
+    blocks.extend(_unreadable(failed) for failed in plan.unreadable)
     blocks.extend(_workspace(ws) for ws in plan.workspaces if needs_block(ws))
+    if plan.orphaned:
+        blocks.append(
+            f"> \N{WARNING SIGN}\N{VARIATION SELECTOR-16} {escape(orphaned_text(plan.orphaned))}"
+        )
     current = up_to_date(plan.workspaces)
     if current:
         blocks.append(_up_to_date(current))
@@ -68,12 +84,35 @@ def escape(text: str) -> str:
 
 
 def _title(plan: Plan) -> str:
+    if plan.unreadable:
+        title = f"## \N{CROSS MARK} pkgrepo plan: incomplete\n\n**{incomplete_text(plan)}**"
+        if plan.has_changes:
+            summary = Summary.of(plan)
+            title += f"\n\nReadable workspaces: {summary.counts_text()} {summary.across_text()}."
+            title += f"\n\n{_safety(plan)}"
+        return title
     if not plan.workspaces:
         return f"## pkgrepo plan: no changes\n\n{NO_WORKSPACES}"
     if not plan.has_changes:
         return f"## pkgrepo plan: no changes\n\n{NO_CHANGES}"
     summary = Summary.of(plan)
-    return f"## pkgrepo plan: {summary.counts_text()} {summary.across_text()}"
+    title = f"## pkgrepo plan: {summary.counts_text()} {summary.across_text()}"
+    return f"{title}\n\n{_safety(plan)}"
+
+
+def _safety(plan: Plan) -> str:
+    mark = (
+        "\N{WHITE HEAVY CHECK MARK}"
+        if plan.safety().within_limits
+        else "\N{WARNING SIGN}\N{VARIATION SELECTOR-16}"
+    )
+    verdict, counts = safety_text(plan)
+    return f"{mark} **{escape(verdict)}.** {escape(counts)}."
+
+
+def _unreadable(failed: Unreadable) -> str:
+    header = f"### \N{CROSS MARK} {escape(failed.workspace)} ({escape(failed.host)})"
+    return f"{header}\n\n**{INCOMPLETE}**: {escape(failed.error)}"
 
 
 def _workspace(ws: WorkspacePlan) -> str:

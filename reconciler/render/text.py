@@ -15,16 +15,22 @@ from __future__ import annotations
 import click
 
 from reconciler.model import Kind
-from reconciler.plan import Action, Change, Drift, Plan, Severity, WorkspacePlan
+from reconciler.plan import Action, Change, Drift, Plan, Severity, Unreadable, WorkspacePlan
 from reconciler.render._common import (
     COMPUTE_REMINDER,
     DESTROY_FLAG,
+    INCOMPLETE,
     NO_CHANGES,
     NO_WORKSPACES,
     Summary,
     clean,
+    incomplete_text,
+    named,
     needs_block,
+    orphaned_text,
     plural,
+    safety_text,
+    shared_warnings,
     shown_changes,
     up_to_date,
 )
@@ -40,13 +46,26 @@ def render(plan: Plan, *, color: bool = False) -> str:
     """The whole plan as text, ending with a newline."""
     paint = _Painter(color)
     lines: list[str] = []
+    shared, plan = shared_warnings(plan)
+    for warning, where in shared:
+        who = named(where, total=len(plan.workspaces))
+        lines.append(paint(f"! warning ({clean(who)}): {clean(warning)}", fg="yellow"))
+    if shared:
+        lines.append("")
     for ws in plan.workspaces:
         if needs_block(ws):
             lines.extend(_workspace(ws, paint))
             lines.append("")
+    for failed in plan.unreadable:
+        lines.extend(_unreadable(failed, paint))
+        lines.append("")
+    if plan.orphaned:
+        lines.append(paint(f"! {clean(orphaned_text(plan.orphaned))}", fg="yellow", bold=True))
+        lines.append("")
     current = up_to_date(plan.workspaces)
     if current:
-        lines.append(_up_to_date_line(current, total=len(plan.workspaces)))
+        total = len(plan.workspaces) + len(plan.unreadable)
+        lines.append(_up_to_date_line(current, total=total))
         lines.append("")
     lines.extend(_summary(plan, paint))
     return "\n".join(lines) + "\n"
@@ -81,6 +100,12 @@ def _workspace(ws: WorkspacePlan, paint: _Painter) -> list[str]:
         lines.append("  " + paint(note, fg="red", bold=True))
     lines.extend("  " + paint(f"! warning: {clean(w)}", fg="yellow") for w in ws.warnings)
     return lines
+
+
+def _unreadable(failed: Unreadable, paint: _Painter) -> list[str]:
+    header = f"workspace {clean(failed.workspace)} ({clean(failed.host)})"
+    note = f"! {INCOMPLETE}: {clean(failed.error)}"
+    return [paint(header, bold=True), "  " + paint(note, fg="red", bold=True)]
 
 
 def _change(change: Change, paint: _Painter) -> str:
@@ -123,10 +148,24 @@ def _up_to_date_line(current: list[WorkspacePlan], *, total: int) -> str:
 
 
 def _summary(plan: Plan, paint: _Painter) -> list[str]:
+    if plan.unreadable:
+        lines = [paint(incomplete_text(plan), fg="red", bold=True)]
+        if plan.has_changes:
+            summary = Summary.of(plan)
+            lines.append(f"Readable workspaces: {summary.counts_text()} {summary.across_text()}.")
+            lines.append(_safety(plan, paint))
+            lines.append(COMPUTE_REMINDER)
+        return lines
     if not plan.workspaces:
         return [paint(NO_WORKSPACES, fg="green", bold=True)]
     if not plan.has_changes:
         return [paint(NO_CHANGES, fg="green", bold=True)]
     summary = Summary.of(plan)
     line = f"Plan: {summary.counts_text()} {summary.across_text()}."
-    return [paint(line, bold=True), COMPUTE_REMINDER]
+    return [paint(line, bold=True), _safety(plan, paint), COMPUTE_REMINDER]
+
+
+def _safety(plan: Plan, paint: _Painter) -> str:
+    ok = plan.safety().within_limits
+    verdict, counts = safety_text(plan)
+    return paint(clean(f"{verdict}. {counts}."), fg="green" if ok else "red", bold=not ok)

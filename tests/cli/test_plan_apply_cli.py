@@ -164,9 +164,11 @@ def test_a_workspace_that_cannot_be_planned_fails_alone(
     path = write_desired(names=("dev", "prod"))
     text = path.read_text().replace(emu.host("prod"), "http://127.0.0.1:9/prod")
     path.write_text(text.replace("    wave: 1\n", "    wave: 0\n"))
-    code, out, err = run(capsys, "apply", str(path), "--auto-approve", "--timeout", "1")
+    code, out, _ = run(capsys, "apply", str(path), "--auto-approve", "--timeout", "1")
     assert code == 1
-    assert "prod: list secrets: no answer from http://127.0.0.1:9/prod" in err
+    assert "! could not be read: its changes are unknown: list secrets: no answer" in out
+    assert out.count("list secrets: no answer from http://127.0.0.1:9/prod") == 1
+    assert "prod: could not be read (see the plan above)" in out
     assert "dev        0     applied" in out  # the other workspace of the wave went ahead
     assert writes(emu, "dev") > 0
 
@@ -179,9 +181,12 @@ def test_unreachable_workspace_is_one_clear_error(
         "version: 1\nworkspaces:\n  gone:\n    host: http://127.0.0.1:9/gone\n"
         "    auth: {token: {env: PKGREPO_TEST_TOKEN}}\n    acls: {admins: MANAGE}\n"
     )
-    code, _, err = run(capsys, "plan", str(path), "--quiet", "--timeout", "1")
+    code, out, err = run(capsys, "plan", str(path), "--quiet", "--timeout", "1")
     assert code == 1
-    assert "error: gone: list secrets: no answer from http://127.0.0.1:9/gone within 1s" in err
+    assert "workspace gone (http://127.0.0.1:9/gone)" in out
+    assert "list secrets: no answer from http://127.0.0.1:9/gone within 1s" in out
+    assert out.count("no answer from") == 1 and "no answer from" not in err
+    assert "error: 1 of 1 workspace(s) could not be planned" in err
 
 
 def test_a_plan_reviewed_for_another_host_is_refused(

@@ -61,10 +61,11 @@ def test_labels_and_waves_come_from_the_account(
         "--select",
         "env=prod",
         "--select",
-        "region=eu-west-1",
+        "region=us-east-1",
     )
     assert prod_eu.code == 0, prod_eu.err
-    expected = {n for i, n in enumerate(NAMES) if i % 2 == 1 and region_of(i) == "eu-west-1"}
+    expected = {n for i, n in enumerate(NAMES) if i % 2 == 1 and region_of(i) == "us-east-1"}
+    assert expected  # prod workspaces are the odd ones, and so are those in us-east-1
     assert prod_eu.planned() == expected
 
 
@@ -85,12 +86,14 @@ def test_a_workspace_where_the_principal_is_not_admin_fails_alone(
     done = pkgrepo(*APPLY, str(path))
     assert done.code == 1
     out = done.out + done.err
+    # each named once, in the plan shown before the apply
+    assert "workspace ws-07 (" in out and "workspace ws-13 (" in out
     assert (
-        f"ws-07: read ledger: permission denied: the service principal {CLIENT_ID} is not a "
+        f"read ledger: permission denied: the service principal {CLIENT_ID} is not a "
         "workspace admin here" in out
     )
     assert (
-        f"ws-13: list secrets: the service principal {CLIENT_ID} was refused a token for this "
+        f"list secrets: the service principal {CLIENT_ID} was refused a token for this "
         "workspace (invalid_client: Client authentication failed); is it assigned to this "
         "workspace?" in out
     )

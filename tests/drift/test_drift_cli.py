@@ -282,7 +282,7 @@ def test_an_unreadable_workspace_exits_1_and_the_others_are_reported(
     statuses = {w["workspace"]: w["status"] for w in document["workspaces"]}
     assert statuses == {"a": "drift", "b": "in-sync", "c": "error"}
     (c,) = [w for w in document["workspaces"] if w["workspace"] == "c"]
-    assert "permission denied" in c["error"] and not c["error"].startswith("c:")
+    assert "authentication failed" in c["error"] and not c["error"].startswith("c:")
     assert "error: c: " in err
     code, out, _ = run(capsys, "drift", str(path), "--quiet")
     assert code == 1

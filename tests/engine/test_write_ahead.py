@@ -23,7 +23,7 @@ from reconciler.model import (
     Thresholds,
     WorkspaceSpec,
 )
-from reconciler.plan import Action, Drift, Severity, unsafe_reason
+from reconciler.plan import Action, Drift, Severity, safety_of
 from reconciler.workspace import ApplyOutcome, WriteAhead, apply_workspace
 from tests.engine.test_plan_apply_fake import KEY, SALT, converge, plan, spec
 from tests.fakes import FakeClock, FakeWorkspace
@@ -85,7 +85,9 @@ def test_a_write_cut_off_by_a_kill_is_pkgrepos_own_interrupted_write() -> None:
     assert change.reason.startswith("interrupted write by pkgrepo (run unknown, at ")
     assert "rotated-TOKEN" not in repr(wplan)
     # Not counted by the safety threshold: ten keys, all interrupted, is still "safe".
-    assert unsafe_reason([wplan] * 10, managed_keys=10, thresholds=Thresholds()) is None
+    safety = safety_of([wplan] * 10, Thresholds())
+    assert safety.keys_changed == 0 and safety.rotation is None
+    assert safety.force_reasons == ()
     fake.puts = 1000
     converge(rotated, fake)
     assert not plan(rotated, fake)[0].has_changes

@@ -280,24 +280,23 @@ def test_changing_most_managed_keys_needs_force(
     assert pkgrepo("plan", moved, "-q", "--detailed-exitcode").code == 0
 
 
-def test_deleting_in_many_workspaces_needs_force(
+def test_deleting_a_key_fleet_wide_counts_toward_the_share_not_the_scope_limit(
     pkgrepo: Pkgrepo, fleet_file: FleetFile, journal: Journal
 ) -> None:
     converge(pkgrepo, fleet_file.write())
-    fewer = fleet_file.write(extra_index_urls=(), max_update_share=1.0, max_delete_workspaces=3)
+    fewer = fleet_file.write(extra_index_urls=(), max_update_share=0.3, max_delete_workspaces=0)
     start = journal.mark()
     refused = pkgrepo(*APPLY, fewer)
     assert refused.code == 1
-    assert f"deletes in {COUNT} workspaces, more than the safety limit of 3" in refused.err
+    assert f"changes {COUNT} of {2 * COUNT} managed keys (50%)" in refused.err
+    assert "deletes the scope" not in refused.err  # no scope is deleted: that limit holds
     assert journal.writes(start) == {}
 
-    # a selection inside the limit goes through without --force
-    few = pkgrepo(*APPLY, fewer, "--workspace", "ws-0[0-2]")
-    assert few.code == 0, few.err
-    assert set(journal.writes(start)) == {"ws-00", "ws-01", "ws-02"}
-
-    forced = pkgrepo(*APPLY, fewer, "--force")
-    assert forced.code == 0, forced.err
+    # within the share, a key deleted in every workspace needs no --force: the delete
+    # limit counts deleted scopes, as its documentation says
+    fewer = fleet_file.write(extra_index_urls=(), max_update_share=1.0, max_delete_workspaces=0)
+    done = pkgrepo(*APPLY, fewer)
+    assert done.code == 0, done.err
     assert pkgrepo("plan", fewer, "-q", "--detailed-exitcode").code == 0
     emu = fleet_file.emu
     for name in NAMES:

@@ -460,7 +460,7 @@ def test_ctrl_c_on_a_terminal_says_work_is_finishing_and_ends_with_the_results_t
         emu.set_faults(name, Faults(latency_ms=40))
     term = Terminal(["apply", str(fleet.file), "-p", "4"], subprocess_env())
     try:
-        term.wait_for(lambda: "Apply these changes?" in term.text, "the confirmation prompt")
+        term.wait_for(lambda: "Enter a value" in term.text, "the confirmation prompt")
         term.type("yes\n")
         term.wait_for(lambda: _written(recorder) >= 8, "an apply half way")
         term.type("\x03")  # Ctrl-C
@@ -526,7 +526,7 @@ def test_ctrl_c_at_the_prompt_changes_nothing_and_says_so(
     before = {n: state(n) for n in fleet.names}
     term = Terminal(["apply", str(fleet.file)], subprocess_env())
     try:
-        term.wait_for(lambda: "Apply these changes?" in term.text, "the confirmation prompt")
+        term.wait_for(lambda: "Enter a value" in term.text, "the confirmation prompt")
         term.type("\x03")  # Ctrl-C instead of an answer
         code = term.finish()
     finally:

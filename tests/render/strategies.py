@@ -32,6 +32,7 @@ def workspace(
     host: str | None = None,
     warnings: tuple[str, ...] = (),
     destructive: str | None = None,
+    managed_keys: int = 3,
 ) -> WorkspacePlan:
     return WorkspacePlan(
         workspace=name,
@@ -41,6 +42,7 @@ def workspace(
         desired_digests=frozen_map({"pip-index-url": "hmac-sha256:" + "1" * 64}),
         warnings=warnings,
         destructive=destructive,
+        managed_keys=managed_keys,
     )
 
 

@@ -40,8 +40,21 @@ def _refusal(doc: Any) -> str:
 
 def test_small_plan_document() -> None:
     doc = _doc(small_plan())
-    assert list(doc) == ["format_version", "kind", "salt", "has_changes", "summary", "workspaces"]
-    assert doc["format_version"] == "1" and doc["kind"] == "pkgrepo-plan"
+    assert list(doc) == [
+        "format_version",
+        "kind",
+        "salt",
+        "has_changes",
+        "complete",
+        "summary",
+        "safety",
+        "workspaces",
+        "unreadable",
+        "orphaned",
+    ]
+    assert doc["format_version"] == "2" and doc["kind"] == "pkgrepo-plan"
+    assert doc["complete"] is True and doc["unreadable"] == []
+    assert doc["safety"]["within_limits"] is True and doc["safety"]["keys_changed"] == 1
     assert doc["has_changes"] is True
     assert doc["summary"] == {
         "create": 1,
@@ -49,6 +62,7 @@ def test_small_plan_document() -> None:
         "delete": 1,
         "workspaces": 3,
         "workspaces_changed": 1,
+        "unreadable": 0,
     }
     prod = doc["workspaces"][0]
     assert list(prod) == [
@@ -58,6 +72,7 @@ def test_small_plan_document() -> None:
         "desired_digests",
         "warnings",
         "destructive",
+        "managed_keys",
         "changes",
     ]
     assert prod["changes"][1] == {
@@ -79,7 +94,7 @@ def test_small_plan_document() -> None:
 def test_text_form_is_stable() -> None:
     out = json_doc.render(small_plan())
     assert out.endswith("}\n")
-    assert out.startswith('{\n  "format_version": "1",\n  "kind": "pkgrepo-plan",\n')
+    assert out.startswith('{\n  "format_version": "2",\n  "kind": "pkgrepo-plan",\n')
     assert out == json_doc.render(small_plan())
 
 
@@ -92,6 +107,7 @@ def test_no_changes_document() -> None:
         "delete": 0,
         "workspaces": 2,
         "workspaces_changed": 0,
+        "unreadable": 0,
     }
 
 
@@ -167,8 +183,13 @@ def _valid() -> dict[str, Any]:
 
 def test_unknown_version_names_the_field() -> None:
     doc = _valid()
-    doc["format_version"] = "2"
-    assert _refusal(doc) == "plan file is not valid: $.format_version: '1' was expected"
+    doc["format_version"] = "3"
+    assert _refusal(doc) == "plan file is not valid: $.format_version: '2' was expected"
+    doc["format_version"] = "1"
+    assert _refusal(doc) == (
+        "plan file is not valid: $.format_version: written by an earlier pkgrepo (format 1); "
+        "run `pkgrepo plan --out` again and review the new plan"
+    )
 
 
 def test_unknown_field_is_refused() -> None:

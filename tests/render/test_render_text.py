@@ -29,6 +29,8 @@ def test_small_plan_exact_lines() -> None:
         "2 workspaces are up to date: dev, staging",
         "",
         "Plan: 1 to create, 1 to update, 1 to delete across 1 of 3 workspaces.",
+        "Safety: within limits. 1 of 9 managed keys change (the 30% share limit applies "
+        "from 10 keys); 0 scope(s) deleted (limit 1).",
         "Changes reach compute after a notebook is reattached or a job is rerun.",
     ]
 

@@ -4,7 +4,7 @@ wording of counts, so text, Markdown and JUnit tell the same story."""
 from __future__ import annotations
 
 from reconciler.drift import DriftReport, WorkspaceDrift
-from reconciler.render._common import plural
+from reconciler.render._common import orphaned_text, plural
 
 NO_WORKSPACES = "No workspaces were checked."
 IN_SYNC = "No drift: every workspace matches the desired state in Git."
@@ -27,6 +27,8 @@ def headline(report: DriftReport) -> str:
         parts.append(
             f"{plural(counts.unreadable, 'workspace')} could not be read (so {verb} not checked)"
         )
+    if report.orphaned:
+        parts.append(orphaned_text(report.orphaned))
     return "; ".join(parts) if parts else IN_SYNC
 
 

@@ -45,6 +45,7 @@ def to_document(report: DriftReport) -> dict[str, Any]:
             "by_kind": {kind.value: n for kind, n in counts.by_kind.items()},
         },
         "workspaces": [_workspace(ws) for ws in report.workspaces],
+        "orphaned": list(report.orphaned),
     }
 
 

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 from reconciler.drift import DriftReport, WorkspaceDrift
 from reconciler.plan import Severity
-from reconciler.render._common import clean
+from reconciler.render._common import clean, orphaned_text
 from reconciler.render.drift._common import grouped_warnings, workspace_summary
 from reconciler.render.drift.text import detail_lines, item_line
 
@@ -25,8 +25,10 @@ def render(report: DriftReport, *, color: bool = False) -> str:
     del color
     counts = report.counts()
     totals = {
-        "tests": str(counts.workspaces),
-        "failures": str(sum(1 for ws in report.workspaces if ws.failing(report.fail_on))),
+        "tests": str(counts.workspaces + len(report.orphaned)),
+        "failures": str(
+            sum(1 for ws in report.workspaces if ws.failing(report.fail_on)) + len(report.orphaned)
+        ),
         "errors": str(counts.unreadable),
         "skipped": "0",
         "time": "0",
@@ -35,6 +37,12 @@ def render(report: DriftReport, *, color: bool = False) -> str:
     suite = ET.SubElement(root, "testsuite", {"name": SUITE, **totals})
     for ws in report.workspaces:
         _testcase(suite, ws, report.fail_on)
+    for name in report.orphaned:
+        case = ET.SubElement(
+            suite, "testcase", {"classname": CLASSNAME, "name": safe(name), "time": "0"}
+        )
+        failure = ET.SubElement(case, "failure", {"type": "orphaned", "message": "orphaned"})
+        failure.text = safe(orphaned_text((name,)))
     warnings = grouped_warnings(report)
     if warnings:
         out = ET.SubElement(suite, "system-out")

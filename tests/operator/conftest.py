@@ -1,0 +1,172 @@
+"""A platform engineer's fleet: N emulated workspaces, a file with labels, and the CLI.
+
+``Fleet.write`` renders ``pkgrepo.yaml`` for the workspaces (any may be pointed at a host
+that does not answer); ``pkgrepo`` runs the command line in-process and scans what it
+printed for every planted secret; ``terminal`` runs it under a pseudo-terminal, as a
+person at a prompt sees it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from reconciler.cli import main
+from reconciler.emulator import ADMIN_TOKEN, EmulatorConfig, EmulatorHandle, running_emulator
+
+INDEX_TOKEN = "planted-Index-Token-0p5x"
+LEDGER_KEY = "planted-Ledger-Key-0p5x"
+PLANTED = (INDEX_TOKEN, LEDGER_KEY, ADMIN_TOKEN)
+DEAD_HOST = "http://127.0.0.1:9/{name}"
+"""Port 9 (discard) refuses connections on loopback: a workspace that cannot be reached."""
+
+
+@pytest.fixture
+def emu() -> Iterator[EmulatorHandle]:
+    with running_emulator(EmulatorConfig(groups=("contractors", "data-eng"))) as handle:
+        yield handle
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PKGREPO_TEST_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("INDEX_TOKEN", INDEX_TOKEN)
+    monkeypatch.setenv("PKGREPO_LEDGER_KEY", LEDGER_KEY)
+    monkeypatch.chdir(tmp_path)
+
+
+@dataclass
+class Fleet:
+    """Writes ``pkgrepo.yaml`` for workspaces ``names`` of ``emu``."""
+
+    path: Path
+    emu: EmulatorHandle
+    names: tuple[str, ...] = ()
+    dead: set[str] = field(default_factory=set)
+
+    def write(
+        self,
+        names: tuple[str, ...] | None = None,
+        *,
+        labels: Callable[[str], Mapping[str, str]] = lambda name: {
+            "env": "prod" if name.startswith("prd") else "dev"
+        },
+        extra_index_urls: str = "https://download.pytorch.org/whl/cpu",
+        index_host: str = "artifactory.example.com",
+        safety: str = "",
+        workspace_extra: Callable[[str], str] = lambda name: "",
+        defaults_extra: str = "",
+    ) -> str:
+        self.names = names if names is not None else self.names
+        lines = ["version: 1"]
+        if safety:
+            lines.append(f"safety: {safety}")
+        lines += [
+            "defaults:",
+            "  auth: {token: {env: PKGREPO_TEST_TOKEN}}",
+            "  repositories:",
+            f'    index_url: "https://ci:${{env:INDEX_TOKEN}}@{index_host}/api/pypi/remote/simple"',
+            f"    extra_index_urls: [{extra_index_urls}]",
+            "  acls: {admins: MANAGE, users: READ}",
+        ]
+        if defaults_extra:
+            lines.append(defaults_extra)
+        lines.append("workspaces:")
+        for name in self.names:
+            host = DEAD_HOST.format(name=name) if name in self.dead else self.emu.host(name)
+            label_text = ", ".join(f"{k}: {v}" for k, v in labels(name).items())
+            lines += [f"  {name}:", f"    host: {host}", f"    labels: {{{label_text}}}"]
+            extra = workspace_extra(name)
+            if extra:
+                lines.append(extra)
+        self.path.write_text("\n".join(lines) + "\n")
+        return str(self.path)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, emu: EmulatorHandle) -> Fleet:
+    return Fleet(tmp_path / "pkgrepo.yaml", emu)
+
+
+@dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.out)
+
+
+Pkgrepo = Callable[..., Run]
+
+
+def assert_clean(text: str) -> None:
+    assert "Traceback" not in text
+    for value in PLANTED:
+        assert value not in text, "a planted secret was printed"
+
+
+@pytest.fixture
+def pkgrepo(capsys: pytest.CaptureFixture[str]) -> Pkgrepo:
+    def run(*args: str) -> Run:
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        assert_clean(out + err)
+        return Run(code, out, err)
+
+    return run
+
+
+Terminal = Callable[..., pexpect.spawn]
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    """``terminal("apply", path)``: pkgrepo under a pseudo-terminal (stdin and stdout are
+    a tty), as an operator runs it. Read it with ``expect``; everything it printed is
+    scanned for planted secrets at the end."""
+    spawned: list[tuple[pexpect.spawn, list[str]]] = []
+
+    def spawn(*args: str) -> pexpect.spawn:
+        log: list[str] = []
+
+        class _Log:
+            def write(self, data: str) -> None:
+                log.append(data)
+
+            def flush(self) -> None:
+                pass
+
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "reconciler", *args],
+            cwd=str(tmp_path),
+            env={**os.environ, "COLUMNS": "200", "TERM": "dumb"},
+            encoding="utf-8",
+            timeout=60,
+            dimensions=(50, 200),
+        )
+        child.logfile_read = _Log()
+        spawned.append((child, log))
+        return child
+
+    yield spawn
+    for child, log in spawned:
+        if child.isalive():
+            child.terminate(force=True)
+        assert_clean("".join(log))
