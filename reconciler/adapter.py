@@ -10,6 +10,7 @@ planned in one round trip.
 from __future__ import annotations
 
 import base64
+import configparser
 import datetime as dt
 import functools
 import ipaddress
@@ -278,8 +279,33 @@ def make_client(
             client = WorkspaceClient(config=config_class(**options))
         _settle_environment(_session_of(client), spec.host)
         return client
+    except UserError:
+        raise
+    except configparser.Error as exc:
+        raise WorkspaceError(spec.name, _profile_file_problem(exc)) from None
     except ValueError as exc:
         raise WorkspaceError(spec.name, f"cannot authenticate: {_first_line(exc)}") from None
+    except Exception as exc:  # whatever else a credential source raises: never its text
+        raise WorkspaceError(
+            spec.name, f"cannot authenticate: {type(exc).__name__} while setting up the client"
+        ) from None
+
+
+def _profile_file_problem(exc: configparser.Error) -> str:
+    """A broken ``~/.databrickscfg``, by file and line number only: configparser quotes the
+    offending lines, and a line of that file may hold a token."""
+    source = getattr(exc, "source", None) or "the Databricks profile file"
+    lines: list[int] = []
+    if isinstance(exc, configparser.ParsingError):
+        lines = [number for number, _ in exc.errors]
+    lineno = getattr(exc, "lineno", None)
+    if isinstance(lineno, int):
+        lines.append(lineno)
+    where = f" at line {', '.join(str(n) for n in sorted(set(lines)))}" if lines else ""
+    return (
+        f"cannot read the profile file {source}{where}: it is not valid INI "
+        f"({type(exc).__name__}; the line is not shown, it may hold a token)"
+    )
 
 
 def unresolvable(host: str) -> str | None:
@@ -358,6 +384,8 @@ def list_account_workspaces(
         listed = list(client.workspaces.list())
     except TokenRefused as exc:
         raise UserError(f"{where}: the service principal was refused a token: {exc}") from None
+    except configparser.Error as exc:  # the same mapping as every workspace client's
+        raise UserError(f"{where}: {_profile_file_problem(exc)}") from None
     except ValueError as exc:
         raise UserError(f"{where}: cannot authenticate: {_shown(_first_line(exc))}") from None
     except (Unauthenticated, PermissionDenied) as exc:
@@ -801,6 +829,20 @@ class SdkWorkspace:
             "release lock",
             lambda: self.client.secrets.delete_scope(LOCK_SCOPE),
             if_missing=lambda: None,
+        )
+
+    def lock_managers(self) -> frozenset[str] | None:
+        items = self._call(
+            "read lock ACLs",
+            lambda: list(self.client.secrets.list_acls(LOCK_SCOPE)),
+            if_missing=lambda: None,
+        )
+        if items is None:
+            return None
+        return frozenset(
+            str(a.principal)
+            for a in items
+            if a.permission is not None and a.permission.value == "MANAGE"
         )
 
     def write_ledger(self, document: bytes) -> None:

@@ -18,6 +18,19 @@ _PEM_BLOCK = re.compile(
 )
 
 
+def certificates_only(text: str) -> tuple[str, bool]:
+    """The certificate blocks of ``text`` as one PEM bundle, and whether ``text`` held
+    anything else (a private key, other PEM blocks, stray text). The bundle is empty when
+    ``text`` holds no certificate; the other content is never returned."""
+    normalized = text.replace("\r\n", "\n").replace("\r", "\n")
+    blocks = [
+        f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
+        for body in _PEM_BLOCK.findall(normalized)
+    ]
+    rest = _PEM_BLOCK.sub("", normalized).strip()
+    return "".join(blocks), bool(rest)
+
+
 class CertificateError(ValueError):
     """The text is not a bundle of valid X.509 PEM certificates."""
 

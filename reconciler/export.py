@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from reconciler import policy
+from reconciler import certs, policy
 from reconciler.model import (
     CERT,
     EXTRA_INDEX_URLS,
@@ -43,6 +43,7 @@ from reconciler.model import (
     WorkspaceSpec,
     frozen_map,
 )
+from reconciler.redact import looks_secret
 from reconciler.render._common import clean
 
 CERT_DIR = "certs"
@@ -138,9 +139,10 @@ class _Names:
 
 
 def url_template(url: str, names: _Names, workspace: str, stem: str, what: str) -> str | None:
-    """``url`` with every credential (user, password, query values) replaced by a
-    ``${env:NAME}`` placeholder, cut textually so expanding them gives ``url`` back byte for
-    byte. ``None`` when ``url`` cannot be written as a valid index URL."""
+    """``url`` with every credential (user, password, query values, and host labels, path
+    segments and a fragment that may be tokens) replaced by a ``${env:NAME}`` placeholder,
+    cut textually so expanding them gives ``url`` back byte for byte. ``None`` when ``url``
+    cannot be written as a valid index URL."""
     if url_unusable(url):
         return None
 
@@ -155,20 +157,33 @@ def url_template(url: str, names: _Names, workspace: str, stem: str, what: str) 
     end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
     authority, tail = rest[:end], rest[end:]
     userinfo, at, hostport = authority.rpartition("@")
+    host, colon, port = hostport.rpartition(":")
+    if not colon or not port.isdigit() or "]" in port:
+        host, colon, port = hostport, "", ""
+    if not host.startswith("["):  # an IPv6 literal holds no name
+        host = ".".join(
+            put("HOST_TOKEN", label, "token in the host name") if looks_secret(label) else label
+            for label in host.split(".")
+        )
     if at:
-        user, colon, password = userinfo.partition(":")
-        if colon:
+        user, colon_, password = userinfo.partition(":")
+        if colon_:
             user = put("USER", user, "user name") if user else ""
             password = put("TOKEN", password, "password or token") if password else ""
             userinfo = f"{user}:{password}"
         elif user:
             userinfo = put("TOKEN", user, "token")
-        authority = f"{userinfo}@{hostport}"
-    path, question, query = tail.partition("?")
-    if question:
-        query, hash_, fragment = query.partition("#")
+    authority = f"{userinfo}{at}{host}{colon}{port}"
+    path_end = min((i for i in (tail.find(c) for c in "?#") if i >= 0), default=len(tail))
+    path, after_path = tail[:path_end], tail[path_end:]
+    path = "/".join(
+        put("PATH_TOKEN", segment, "token in the path") if looks_secret(segment) else segment
+        for segment in path.split("/")
+    )
+    query, hash_, fragment = after_path.partition("#")
+    if query:
         parts = []
-        for part in query.split("&"):
+        for part in query[1:].split("&"):
             key, eq, value = part.partition("=")
             if eq and value:
                 param = re.sub(r"[^A-Za-z0-9]+", "_", key).strip("_").upper() or "PARAM"
@@ -178,8 +193,10 @@ def url_template(url: str, names: _Names, workspace: str, stem: str, what: str) 
                 parts.append(put("QUERY", part, "query"))
             else:
                 parts.append(part)
-        tail = f"{path}?{'&'.join(parts)}{hash_}{fragment}"
-    return f"{scheme}://{authority}{tail}"
+        query = "?" + "&".join(parts)
+    if fragment:
+        fragment = put("FRAGMENT", fragment, "fragment")
+    return f"{scheme}://{authority}{path}{query}{hash_}{fragment}"
 
 
 def url_unusable(url: str) -> str | None:
@@ -303,12 +320,7 @@ class _Workspace:
             return
         text = value.plaintext
         if key == CERT:
-            if _CONTROL.search(text):
-                self._unknown(key, out, "holds control characters a file cannot carry")
-                return
-            self.files[cert_path(self.name)] = text
-            out[field_name] = {"file": cert_path(self.name)}
-            self.values[key] = value
+            self._cert(text, out, ignore)
             return
         urls = [text] if key == INDEX_URL else text.split()
         if not urls:
@@ -332,6 +344,37 @@ class _Workspace:
             templates.append(template)
         out[field_name] = templates[0] if key == INDEX_URL else templates
         self.values[key] = SecretValue(" ".join(urls)) if key != INDEX_URL else value
+
+    def _cert(self, text: str, out: dict[str, Any], ignore: list[str]) -> None:
+        """Only certificates are exported. Anything else (a private key, say) is left out
+        and reported, never copied to a file; with no certificate at all the key is
+        listed under ``ignore`` so the exported file neither rewrites nor deletes it."""
+        bundle, other = certs.certificates_only(text)
+        try:
+            certs.parse_bundle(bundle)
+        except certs.CertificateError:
+            bundle = ""
+        if not bundle or _CONTROL.search(bundle):
+            ignore.append(CERT)
+            self.comment(
+                ("ignore",),
+                f"{CERT} holds no valid certificate; it was left out of the export "
+                "(pkgrepo leaves it alone here): check what it holds",
+            )
+            self.notes.append(
+                f"{self.name}: {CERT} holds no valid certificate and was left out; every "
+                "user who can read the scope can read it: check what it holds"
+            )
+            return
+        if other:
+            self.notes.append(
+                f"{self.name}: {CERT} also holds something that is not a certificate (a "
+                "private key, say); only its certificates were exported. Every user who can "
+                "read the scope can read that value: remove it"
+            )
+        self.files[cert_path(self.name)] = bundle
+        out[_FIELD[CERT]] = {"file": cert_path(self.name)}
+        self.values[CERT] = SecretValue(bundle)
 
     def _unknown(self, key: str, out: dict[str, Any], why: str) -> None:
         field_name = _FIELD[key]

@@ -30,6 +30,7 @@ from reconciler.lock import (
     LockHeld,
     WorkspaceLock,
     new_run_id,
+    trusted_creators,
 )
 from reconciler.model import SecretValue, WorkspaceSpec
 from reconciler.plan import WorkspacePlan, live_digest
@@ -474,6 +475,7 @@ class Fleet:
             lease_seconds=self._lease,
             wait_seconds=self._lock_wait,
             stop=self.cancel.event,
+            trusted=trusted_creators(fleet_plan.observations[spec.name].live, spec),
         )
 
         def guard() -> None:

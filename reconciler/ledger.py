@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
-from reconciler import diff, redact
+from reconciler import diff, keys, redact
 from reconciler.model import (
     Ensure,
     Ledger,
@@ -252,7 +252,6 @@ def after_apply(
     stamps: Mapping[str, int],
     acl_written: Mapping[str, Permission | None],
     acl_pending: Collection[str],
-    salt: str,
     mask: Callable[[str], str] = lambda text: text,
     live: LiveState | None = None,
     marker_ms: int | None = None,
@@ -284,6 +283,7 @@ def after_apply(
     they get no entry, so the next plan reports them unverifiable instead of trusting them."""
     assert previous.hmac_key is not None
     key_text = previous.hmac_key.plaintext
+    shown_key = keys.derive(key_text, keys.DISPLAY_DIGEST)
     trusted = previous.trusted
     present = spec.ensure is Ensure.PRESENT
     entries = _carried_entries(spec, previous)
@@ -298,7 +298,7 @@ def after_apply(
                     key=key,
                     last_updated_ms=stamps[key],
                     hmac=diff.value_hmac(key_text, key, value.plaintext),
-                    shown=mask(redact.describe(key, value, salt)),
+                    shown=mask(redact.describe(key, value, shown_key)),
                 )
             elif key in carried_intents:
                 intents[key] = carried_intents[key]

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 from reconciler.clock import Clock
 from reconciler.errors import TransientError, UserError, WorkspaceError
-from reconciler.model import SCOPE, LiveSecret
+from reconciler.model import SCOPE, LiveSecret, LiveState, Permission, WorkspaceSpec
 from reconciler.port import LockPort
 from reconciler.retry import call_with_retry
 
@@ -177,6 +177,7 @@ class WorkspaceLock:
         wait_seconds: float = DEFAULT_WAIT_SECONDS,
         heartbeat: bool = True,
         stop: threading.Event | None = None,
+        trusted: frozenset[str] | None = None,
     ) -> None:
         if not MIN_LEASE_SECONDS <= lease_seconds <= MAX_LEASE_SECONDS:
             raise UserError(
@@ -196,6 +197,10 @@ class WorkspaceLock:
         """The service's timestamp of this run's latest confirmed renewal: a point on the
         service's clock at which the lock was certainly held (the write-ahead ledger dates
         its intents with it)."""
+        self.trusted = trusted
+        """Who may have created a lock scope without a warning (see ``trusted_creators``);
+        None checks nothing."""
+        self._trust_checked = False
         self._heartbeat = heartbeat
         self._stop_waiting = stop
         """Set when the run is being cancelled: stop waiting for the lock."""
@@ -290,6 +295,7 @@ class WorkspaceLock:
         if self.port.lock_create():
             self._created = True
             return self._claim(), None
+        self._say_if_untrusted()
         read_at = self.clock.monotonic()
         keys = self.port.lock_keys()
         if keys is None:
@@ -323,6 +329,33 @@ class WorkspaceLock:
             self.port.lock_delete_key(beat_key(first.run))
             return self._claim(), keys
         return False, keys
+
+    def _say_if_untrusted(self) -> None:
+        """Say so, once, when the lock scope was made by someone who is neither pkgrepo's
+        identity nor a manager of the managed scope: any user may create a scope of that
+        name and fill it with holder keys to block applies. pkgrepo cannot tell such a user
+        from another admin running pkgrepo (the service lists the creator by name, not by
+        role), so the lock is still honoured, for one lease at most unless renewed."""
+        if self.trusted is None or self._trust_checked:
+            return
+        self._trust_checked = True
+        managers = self.port.lock_managers()
+        strangers = sorted((managers or frozenset()) - self.trusted)
+        if not strangers:
+            return
+        # Principal names come from the service, but a log line is no place to trust them.
+        shown = ", ".join(
+            "".join(c if c.isprintable() else "?" for c in name)[:100] for name in strangers[:5]
+        )
+        log.warning(
+            "%s: the lock scope %s was created by %s, which is neither pkgrepo's identity "
+            "nor a manager of the managed scope: if that is not another pkgrepo run, it "
+            "blocks applies on purpose; its lock is honoured only while renewed, and an "
+            "admin can remove it with `pkgrepo force-unlock`",
+            self.workspace,
+            LOCK_SCOPE,
+            shown,
+        )
 
     def _claim(self) -> bool:
         self.port.lock_put(self.key)
@@ -487,6 +520,18 @@ def read_holder(port: LockPort) -> tuple[bool, Holder | None]:
     if keys is None:
         return False, None
     return True, parse_holder(keys)
+
+
+def trusted_creators(live: LiveState, spec: WorkspaceSpec) -> frozenset[str]:
+    """Who may create a lock scope this run honours: pkgrepo's own identity, the ``admins``
+    group, and whoever holds MANAGE on the managed scope, live or desired (they can change
+    the settings anyway)."""
+    names = {"admins"}
+    names |= {p for p, perm in live.acls.items() if perm is Permission.MANAGE}
+    names |= {p for p, perm in spec.acls.items() if perm is Permission.MANAGE}
+    if live.identity:
+        names.add(live.identity)
+    return frozenset(names)
 
 
 def force_unlock(port: LockPort) -> Holder | None:

@@ -213,6 +213,8 @@ class DesiredState:
     """The file it came from, for messages."""
     workspaces: tuple[WorkspaceSpec, ...]
     thresholds: Thresholds = Thresholds()
+    source_sha256: str = ""
+    """The SHA-256 of the file's bytes as loaded (what a saved plan pins)."""
     discovery: DiscoverySpec | None = None
     """With ``discover:``, ``workspaces`` holds only the entries written with a host until
     ``discovery.expand`` adds what the account lists."""

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from reconciler import diff, redact
+from reconciler import diff, keys, redact
 from reconciler.model import (
     EXTRA_INDEX_URLS,
     INDEX_URL,
@@ -220,6 +220,14 @@ def digest_key(salt: str, ledger: Ledger) -> str:
     return secret + salt
 
 
+def display_key(ledger: Ledger) -> str | None:
+    """The secret key of digests shown in plans and reports (derived from the ledger key),
+    or None: then no digest is shown, as one under a public salt could be reversed."""
+    if ledger.hmac_key is None:
+        return None
+    return keys.derive(ledger.hmac_key.plaintext, keys.DISPLAY_DIGEST)
+
+
 def live_digest(live: LiveState, ignore: frozenset[str] = frozenset()) -> str:
     """A digest of everything planning read (never a value): a plan is stale once it moves.
     Keys the workspace ``ignore``s are left out, so another team's edits to them do not
@@ -339,6 +347,7 @@ class _Planner:
         self.live = live
         self.ledger = ledger
         self.salt = salt
+        self.digest_key = display_key(ledger)
         self.changes: list[Change] = []
         self.findings: list[Change] = []
         self.warnings: list[str] = []
@@ -429,7 +438,7 @@ class _Planner:
                 reason = f"differs from the desired state: change it in Azure Key Vault {vault}"
             else:
                 continue
-            shown = self.mask(redact.describe(key, desired, self.salt)) if desired else None
+            shown = self.mask(redact.describe(key, desired, self.digest_key)) if desired else None
             self._keyvault_drift(Address.secret(ws, key), shown, reason)
         for key in sorted(set(self.live.secrets) - set(MANAGED_KEYS)):
             self._keyvault_drift(
@@ -552,7 +561,7 @@ class _Planner:
         if desired is None:
             assert live is not None
             before = (
-                self.mask(redact.describe(key, live.value, self.salt))
+                self.mask(redact.describe(key, live.value, self.digest_key))
                 if live.value is not None
                 else self._entry_shown(key) or "(value not readable)"
             )
@@ -585,7 +594,7 @@ class _Planner:
                 Severity.HIGH if key in REDIRECT_KEYS else Severity.LOW,
             )
             return
-        after = self.mask(redact.describe(key, desired, self.salt))
+        after = self.mask(redact.describe(key, desired, self.digest_key))
         if live is None:
             if entry is not None:
                 where = "with the scope" if not self.live.scope_exists else "outside pkgrepo"
@@ -630,7 +639,7 @@ class _Planner:
                 # outside pkgrepo, even within the same second as pkgrepo's own write
                 # (whole-second timestamps cannot tell those apart; the value can).
                 outside = True
-            before = self.mask(redact.describe(key, live_value, self.salt))
+            before = self.mask(redact.describe(key, live_value, self.digest_key))
             if outside:
                 self._update(
                     address,

@@ -34,7 +34,7 @@ from reconciler.model import (
     WorkspaceSpec,
     frozen_map,
 )
-from reconciler.redact import mask_url
+from reconciler.redact import looks_secret, mask_url
 
 EXPIRY_WARNING_DAYS = 30
 _PLACEHOLDER = re.compile(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}")
@@ -335,7 +335,10 @@ def _literal_secret_in_url(template: str) -> bool:
     for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
         if _SECRET_QUERY_PARAM.search(name) and value.replace(_MARKER, ""):
             return True
-    return False
+    # A token in the path (Artifactory: /api/pypi/<TOKEN>/simple), a host label or the
+    # fragment, typed into the file rather than taken from a placeholder.
+    pieces = (*(parts.hostname or "").split("."), *parts.path.split("/"), parts.fragment)
+    return any(looks_secret(text) for piece in pieces for text in piece.split(_MARKER))
 
 
 def _literal_credentials(ctx: _Context) -> Iterator[Finding]:

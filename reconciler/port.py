@@ -46,6 +46,11 @@ class LockPort(Protocol):
         """Delete the lock scope (already gone counts as done)."""
         ...
 
+    def lock_managers(self) -> frozenset[str] | None:
+        """The principals with MANAGE on the lock scope (its creator among them), or None
+        when there is no lock scope."""
+        ...
+
 
 class WorkspacePort(LockPort, Protocol):
     """What the engine needs from one workspace's secret scope."""

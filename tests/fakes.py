@@ -16,6 +16,8 @@ from reconciler.port import Snapshot
 @dataclass
 class FakeWorkspace:
     identity: str = "deployer@example.com"
+    lock_creator: str | None = None
+    """Who created the lock scope, when not pkgrepo's identity (a hostile user, say)."""
     scope: bool = False
     values: dict[str, str] = field(default_factory=dict)
     stamps: dict[str, int] = field(default_factory=dict)
@@ -132,6 +134,13 @@ class FakeWorkspace:
     def lock_delete(self) -> None:
         self._op("lock_delete")
         self.lock = None
+        self.lock_creator = None
+
+    def lock_managers(self) -> frozenset[str] | None:
+        self._op("lock_managers")
+        if self.lock is None:
+            return None
+        return frozenset({self.lock_creator or self.identity})
 
 
 @dataclass

@@ -16,6 +16,7 @@ from reconciler.commands.context import (
     Session,
     Target,
     fleet_options,
+    ledger_key,
     new_salt,
     open_session,
 )
@@ -101,17 +102,26 @@ def command(
       pkgrepo apply pkgrepo.yaml --select env=prod --max-failures 2 --auto-approve
     """
     if planfile.looks_like_planfile(file):
-        saved = planfile.read(file)
-        only = tuple(w.workspace for w in saved.plan.workspaces)
-        if target.names or target.labels:
+        if target.names or target.labels or target.shard:
             raise UserError(
-                "a saved plan applies to the workspaces it was made for; "
-                "--workspace and --select go with `pkgrepo plan`"
+                "a saved plan applies to exactly the workspaces it lists; "
+                "--workspace, --select and --shard go with `pkgrepo plan`"
             )
-        session = open_session(saved.source, target, only=only)
+        saved = planfile.read(file, ledger_key=ledger_key())
+        session = open_session(
+            saved.source, target, only=tuple(w.workspace for w in saved.plan.workspaces)
+        )
+        changed_file = planfile.source_problems(saved, session.desired.source_sha256)
+        moved = planfile.host_problems(saved.plan, session.specs)
+        if moved or (changed_file and not saved.plan.workspaces):
+            # Refused before connecting: credentials never go to a host nobody reviewed.
+            planfile.refuse(changed_file + moved)
+        if not saved.plan.workspaces:
+            output.info(f"{file} lists no workspace: nothing to apply.")
+            return 0
         fleet_plan = _plan(session, saved.plan.salt, quiet)
-        _fail_on_plan_errors(fleet_plan)
-        planfile.verify(saved.plan, fleet_plan.plans)
+        _fail_on_plan_errors(fleet_plan, changed_file)
+        planfile.verify(saved, fleet_plan.plans, source_sha256=session.desired.source_sha256)
         plan = plan_of(fleet_plan, session)
         _check_safety(plan, allow_destroy=allow_destroy, force=force)
     else:
@@ -209,10 +219,10 @@ def _plan(session: Session, salt: str, quiet: bool) -> FleetPlan:
         return session.fleet.plan(session.specs, salt=salt)
 
 
-def _fail_on_plan_errors(fleet_plan: FleetPlan) -> None:
+def _fail_on_plan_errors(fleet_plan: FleetPlan, also: Sequence[str] = ()) -> None:
     """A saved plan is applied whole or not at all: every workspace must re-plan."""
     if fleet_plan.failed:
-        lines = [f"{r.workspace}: {r.error}" for r in fleet_plan.failed]
+        lines = [*also, *(f"{r.workspace}: {r.error}" for r in fleet_plan.failed)]
         raise UserError(
             "cannot plan every workspace of the saved plan, nothing was applied:"
             "\n  " + "\n  ".join(lines)

@@ -263,12 +263,17 @@ def open_session(
     target's ``--workspace`` patterns."""
     loaded, findings = load_checked(path)
     desired, report = discover(loaded, target)
-    selection = Selection(
-        names=only if only is not None else target.names,
-        labels=parse_labels(target.labels),
-        shard=parse_shard(target.shard) if target.shard else None,
-    )
-    specs = select(desired.workspaces, selection)
+    if only is not None:
+        # Exactly these names (never patterns), and none at all when ``only`` is empty:
+        # an empty saved plan applies nothing, not the whole fleet.
+        specs = [spec for spec in desired.workspaces if spec.name in set(only)]
+    else:
+        selection = Selection(
+            names=target.names,
+            labels=parse_labels(target.labels),
+            shard=parse_shard(target.shard) if target.shard else None,
+        )
+        specs = select(desired.workspaces, selection)
     chosen = {spec.name for spec in specs}
     warn(path, findings, chosen.__contains__)
     store: LedgerStore = (

@@ -26,6 +26,7 @@ from reconciler.errors import ConfigError, TransientError, UserError
 from reconciler.fleet import DEFAULT_PARALLELISM, Selection, parse_labels, parse_shard, select
 from reconciler.ledger_store import WorkspaceLedgerStore
 from reconciler.model import AuthSpec, LiveState, SecretValue, WorkspaceSpec
+from reconciler.private_file import write_private
 from reconciler.workspace import observe
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -339,9 +340,9 @@ def _write(output_file: Path, built: export.Export) -> None:
     base = output_file.parent
     try:
         for relative, content in built.files.items():
-            path = base / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content, encoding="utf-8")
+            # Owner-only: a certificate file holds no secret, but it came from a secret
+            # scope, and the export never widens who can read what it copied.
+            write_private(base / relative, content.encode("utf-8"))
         base.mkdir(parents=True, exist_ok=True)
         output_file.write_text(built.text, encoding="utf-8")
     except OSError as exc:

@@ -104,7 +104,12 @@ def command(
         return 1
     if out:
         planfile.write(
-            out, plan, source=file, mask=output.scrub, keyed=session.hmac_key is not None
+            out,
+            plan,
+            source=file,
+            source_sha256=session.desired.source_sha256,
+            mask=output.scrub,
+            ledger_key=session.hmac_key,
         )
         output.info(f"Saved the plan to {out}. Apply it with: pkgrepo apply {out}")
     return 2 if detailed_exitcode and plan.has_changes else 0

@@ -131,6 +131,7 @@ def load(
         source=file,
         workspaces=tuple(specs),
         thresholds=thresholds(safety),
+        source_sha256=document.sha256,
         discovery=discovery,
     )
     return LoadResult(

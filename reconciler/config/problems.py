@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.errors import ConfigError
+from reconciler.redact import MASK, looks_secret
 
 JsonPath = tuple[str | int, ...]
 """A path into the document: mapping keys and list indexes."""
@@ -23,17 +24,29 @@ FILE_PATH = "(file)"
 _PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_-]+\Z")
 
 
+def shown_key(key: str, parent: str | int | None = None) -> str:
+    """A mapping key as safe to print: as written when it looks like a name (or is a
+    principal under ``acls``), else ``****``: a URL with credentials or a token pasted
+    where a field name belongs must not be echoed back."""
+    if parent == "acls" and key.isprintable() and len(key) <= 256:
+        return key
+    return MASK if looks_secret(key) else key
+
+
 def format_path(path: Sequence[str | int]) -> str:
     """``workspaces.prod-eu.repositories.extra_index_urls[1]``; keys that are not plain
-    words are quoted: ``workspaces["analytics.eu"].host``. The root is ``(root)``."""
+    words are quoted: ``workspaces["analytics.eu"].host``. The root is ``(root)``. A key
+    that looks like a secret is shown as ``["****"]``."""
     text = ""
-    for segment in path:
+    for index, segment in enumerate(path):
         if isinstance(segment, int):
             text += f"[{segment}]"
-        elif _PLAIN_SEGMENT.match(segment):
-            text += f".{segment}" if text else segment
+            continue
+        shown = shown_key(segment, path[index - 1] if index else None)
+        if _PLAIN_SEGMENT.match(shown):
+            text += f".{shown}" if text else shown
         else:
-            text += f"[{json.dumps(segment)}]"
+            text += f"[{json.dumps(shown)}]"
     return text or "(root)"
 
 

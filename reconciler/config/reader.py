@@ -20,6 +20,7 @@ fatal: ``read`` raises ``InvalidConfig`` at once. The others are collected in th
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import stat
@@ -45,7 +46,7 @@ from yaml.events import (
 from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
-from reconciler.config.problems import FILE_PATH, InvalidConfig, JsonPath, Problem
+from reconciler.config.problems import FILE_PATH, InvalidConfig, JsonPath, Problem, shown_key
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_DEPTH = 32
@@ -85,6 +86,8 @@ class Document:
     scalars: Mapping[JsonPath, str]
     """The text as written of every scalar that is not a string (for "quote it" hints)."""
     problems: tuple[Problem, ...]
+    sha256: str = ""
+    """The SHA-256 of the bytes read: a saved plan records it to refuse a different file."""
 
     def position(self, path: JsonPath, *, key: bool = False) -> Position:
         """The position of ``path`` (of its key when ``key``), else of its nearest ancestor."""
@@ -195,7 +198,14 @@ def parse(data: bytes, display: str) -> Document:
     except yaml.YAMLError as exc:
         message = f"YAML syntax error: {type(exc).__name__}"
         raise InvalidConfig([Problem(display, 1, 1, FILE_PATH, message)]) from None
-    return Document(value, builder.values, builder.keys, builder.scalars, tuple(builder.problems))
+    return Document(
+        value,
+        builder.values,
+        builder.keys,
+        builder.scalars,
+        tuple(builder.problems),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
 
 
 @dataclass(frozen=True)
@@ -344,7 +354,7 @@ class _Builder:
                 self.problem(
                     where,
                     (*path, key),
-                    f"duplicate key {key!r}; it is already set on line {first[0]}",
+                    f"duplicate key {shown_key(key)!r}; it is already set on line {first[0]}",
                 )
                 self.node((*path, key, -1), depth + 1)
                 continue

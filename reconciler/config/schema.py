@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from reconciler import schemas
-from reconciler.config.problems import JsonPath, Problem
+from reconciler.config.problems import JsonPath, Problem, shown_key
 from reconciler.config.reader import Document
 from reconciler.config.sources import blank_problem
 
@@ -122,14 +122,33 @@ def _relevant_branch(error: ValidationError) -> list[ValidationError]:
 def _unknown_field(path: JsonPath, key: str, allowed: list[str]) -> str:
     if path == ("defaults",) and key == "host":
         return "`host` cannot be a default: each workspace names its own"
+    if shown_key(key) != key:
+        return (
+            "unknown field (its name is not shown: it looks like a value, not a field "
+            f"name); allowed here: {', '.join(allowed)}"
+        )
     close = difflib.get_close_matches(key, allowed, n=1)
     if close:
         return f"unknown field {key!r}; did you mean {close[0]!r}?"
     return f"unknown field {key!r}; allowed here: {', '.join(allowed)}"
 
 
-def _show(value: object) -> str:
-    """A value as safe to echo: short non-URL strings, numbers, booleans, null."""
+_SHOWN_FIELDS = frozenset(
+    {"version", "ensure", "acls_mode", "wave", "check", "max_update_share", "max_delete_workspaces"}
+)
+"""Fields whose values are never secret, so an error may quote them. Every other value is
+described by its type."""
+_SHOWN_UNDER = frozenset({"acls", "ignore", "waivers"})
+"""Anything under these is never secret: principal names and permissions, key names, check
+ids and reasons."""
+
+
+def _show(value: object, path: JsonPath = ()) -> str:
+    """A value as safe to echo: only where the field is known not to hold a secret, and
+    then short non-URL strings, numbers, booleans, null; else its type."""
+    known = any(part in _SHOWN_UNDER for part in path) or (bool(path) and path[-1] in _SHOWN_FIELDS)
+    if not known:
+        return _json_type(value)
     if isinstance(value, str):
         if len(value) > 40 or "://" in value or "@" in value or not value.isprintable():
             return "a string"
@@ -160,7 +179,7 @@ def _message(error: ValidationError, path: JsonPath, document: Document) -> str:
     instance: Any = error.instance
     hint = ""
     if kind == "type" and "string" in value and path in document.scalars:
-        hint = f'; quote it if it is text: "{document.scalars[path]}"'
+        hint = "; quote it if it is text"
     url_pattern = kind == "pattern" and "://" in str(value) and isinstance(instance, str)
     if url_pattern and (blank := blank_problem(instance)):
         return blank  # more precise than the URL pattern's message
@@ -177,13 +196,13 @@ def _message(error: ValidationError, path: JsonPath, document: Document) -> str:
         return f"expected {expected}, got {_json_type(instance)}{hint}"
     if kind == "enum":
         options = ", ".join(json.dumps(option) for option in value if option is not None)
-        return f"must be one of {options} (got {_show(instance)})"
+        return f"must be one of {options} (got {_show(instance, path)})"
     if kind == "const":
-        return f"must be {json.dumps(value)} (got {_show(instance)})"
+        return f"must be {json.dumps(value)} (got {_show(instance, path)})"
     if kind == "minimum":
-        return f"must be at least {value} (got {_show(instance)})"
+        return f"must be at least {value} (got {_show(instance, path)})"
     if kind == "maximum":
-        return f"must be at most {value} (got {_show(instance)})"
+        return f"must be at most {value} (got {_show(instance, path)})"
     if kind == "minLength":
         return "must not be empty" if value == 1 else f"must be at least {value} characters"
     if kind == "maxLength":

@@ -13,6 +13,7 @@ space-separated ``pip-extra-index-urls`` or break pip's configuration.
 from __future__ import annotations
 
 import enum
+import os
 import re
 import stat
 import unicodedata
@@ -33,6 +34,10 @@ _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 _BAD_URL_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Zs"}
 
 
+FILE_ROOTS_ENV = "PKGREPO_FILE_ROOTS"
+"""Folders besides the desired-state file's own that ``{file: ...}`` may read from."""
+
+
 class Kind(enum.Enum):
     """What a value is, which decides how it is checked."""
 
@@ -41,6 +46,14 @@ class Kind(enum.Enum):
     SECRET = "secret"
     """A token or client secret: secret even when written literally."""
     TEXT = "text"
+
+
+_WHAT = {
+    Kind.URL: "URL",
+    Kind.CERT: "PEM text",
+    Kind.SECRET: "token",
+    Kind.TEXT: "value",
+}
 
 
 class SourceError(Exception):
@@ -85,7 +98,7 @@ def resolve(raw: object, kind: Kind, *, base_dir: Path, env: Mapping[str, str]) 
         resolved = Resolved(_env(name, env), Source.ENV)
         origin = f"environment variable {name}"
     elif isinstance(raw, dict) and "file" in raw:
-        resolved = Resolved(_file(str(raw["file"]), base_dir, kind), Source.FILE)
+        resolved = Resolved(_file(str(raw["file"]), base_dir, kind, env), Source.FILE)
         origin = f"file {raw['file']}"
     elif isinstance(raw, str) and "${" in raw:
         resolved = _placeholders(raw, env)
@@ -99,6 +112,10 @@ def resolve(raw: object, kind: Kind, *, base_dir: Path, env: Mapping[str, str]) 
     try:
         _check(resolved.value, kind, origin)
     except SourceError as exc:
+        if resolved.source is Source.FILE:
+            # Never describe what a file holds: it may be any file, a secret one included.
+            message = f"{origin} does not hold a valid {_WHAT[kind]} (its content is not shown)"
+            raise SourceError(message, secrets) from None
         raise SourceError(str(exc), secrets) from None
     return Resolved(resolved.value, resolved.source, secrets, resolved.template)
 
@@ -143,8 +160,31 @@ def _placeholders(raw: str, env: Mapping[str, str]) -> Resolved:
     return Resolved(value, Source.PLACEHOLDER, tuple(env[n] for n in names), template=raw)
 
 
-def _file(name: str, base_dir: Path, kind: Kind) -> str:
-    path = base_dir / name
+def _roots(base_dir: Path, env: Mapping[str, str]) -> list[Path]:
+    extra = [Path(p) for p in env.get(FILE_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    roots = []
+    for root in (base_dir, *extra):
+        try:
+            roots.append(root.resolve(strict=True))
+        except (OSError, RuntimeError):
+            continue  # a root that does not exist confines to nothing
+    return roots
+
+
+def _file(name: str, base_dir: Path, kind: Kind, env: Mapping[str, str]) -> str:
+    try:
+        path = (base_dir / name).resolve(strict=True)
+    except ValueError:  # a NUL byte in the name
+        raise SourceError("the file name holds a character no path can") from None
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "link loop"
+        raise SourceError(f"cannot read file {name} (looked in {base_dir}): {reason}") from None
+    if not any(path.is_relative_to(root) for root in _roots(base_dir, env)):
+        raise SourceError(
+            f"file {name} is outside {base_dir}, the desired-state file's folder (links "
+            f"followed); pkgrepo reads files only from there, or from the folders listed in "
+            f"{FILE_ROOTS_ENV} (separated by {os.pathsep!r})"
+        )
     try:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):
@@ -162,7 +202,9 @@ def _file(name: str, base_dir: Path, kind: Kind) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise SourceError(f"file {name} is not UTF-8 text") from None
+        raise SourceError(
+            f"file {name} does not hold a valid {_WHAT[kind]} (its content is not shown)"
+        ) from None
     if kind is Kind.CERT:
         return text
     return text.removesuffix("\n").removesuffix("\r")

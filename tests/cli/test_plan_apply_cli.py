@@ -120,10 +120,10 @@ def test_tampered_plan_file_is_refused(
     digests["pip-index-url"] = "hmac-sha256:" + "0" * 64
     plan_file.write_text(json.dumps(document))
     code, _, err = run(capsys, "apply", str(plan_file))
-    assert code == 1 and "cannot be applied as reviewed" in err
+    assert code == 1 and "the plan file was altered after it was signed" in err
     plan_file.write_text('{"kind": "pkgrepo-planfile", "plan": [1, 2]}')
     code, _, err = run(capsys, "apply", str(plan_file))
-    assert code == 1 and "plan file is not valid" in err
+    assert code == 1 and "the plan file is not signed" in err
     assert writes(emu, "dev") == 0
 
 

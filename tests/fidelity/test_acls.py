@@ -105,8 +105,8 @@ def test_the_settle_deadline_fails_the_workspace_clearly_and_the_next_run_conver
     path = desired(emu, "ws")
     run = pkgrepo("apply", path, "--auto-approve", "--acl-settle-seconds", "2")
     assert run.code == 1
-    assert "still not shown by the service after 2s" in run.err
-    assert "--acl-settle-seconds" in run.err
+    assert "still not shown by the service after 2s" in run.text, run.text
+    assert "--acl-settle-seconds" in run.text
     emu.backend("ws").set_modes(ServiceModes())
     assert pkgrepo("apply", path, "--auto-approve").code == 0
     assert pkgrepo("plan", path, "--detailed-exitcode").code == 0
@@ -128,6 +128,6 @@ def test_a_grant_the_service_lists_under_another_name_fails_the_workspace_naming
     path = desired(emu, "ws", acls="{admins: MANAGE, users: READ, data-eng: READ}")
     run = pkgrepo("apply", path, "--auto-approve", "--acl-settle-seconds", "2")
     assert run.code == 1
-    assert "the grant of data-eng (READ) was acknowledged but still not shown" in run.err
+    assert "the grant of data-eng (READ) was acknowledged but still not shown" in run.text
     listed = WorkspaceClient(host=emu.host("ws"), token=ADMIN_TOKEN).secrets.list_acls(SCOPE)
     assert {a.principal for a in listed} >= {"admins", "db-temp-data-eng"}

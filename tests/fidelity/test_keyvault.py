@@ -113,11 +113,11 @@ def test_a_required_keyvault_scope_that_is_not_there_fails_clearly(
     path = desired(emu, "plain", extra={"plain": "backend: azure_keyvault"})
     plan = pkgrepo("plan", path)
     assert plan.code == 1
-    assert "requires an Azure Key Vault backed scope" in plan.err
+    assert "requires an Azure Key Vault backed scope" in plan.text
     assert writes(emu, "plain", "scopes/create") == 0
     WorkspaceClient(host=emu.host("plain"), token=ADMIN_TOKEN).secrets.create_scope(SCOPE)
     plan = pkgrepo("plan", path)
-    assert plan.code == 1 and "backend: azure_keyvault" in plan.err
+    assert plan.code == 1 and "backend: azure_keyvault" in plan.text
 
 
 def test_export_writes_a_keyvault_workspace_with_its_backend(

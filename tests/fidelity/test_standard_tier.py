@@ -8,6 +8,7 @@ from databricks.sdk.errors import BadRequest
 from databricks.sdk.service.workspace import AclPermission
 
 from reconciler.emulator import ADMIN_TOKEN, ServiceModes, WorkspaceSettings
+from reconciler.model import MARKER_KEY
 from tests.fidelity.conftest import SCOPE, Desired, Pkgrepo, World, writes
 
 STANDARD = WorkspaceSettings(modes=ServiceModes(tier="standard"))
@@ -39,15 +40,15 @@ def test_standard_tier_apply_says_what_it_means_and_what_to_set(
     path = desired(emu, "std")
     run = pkgrepo("apply", path, "--auto-approve")
     assert run.code == 1
-    assert "Standard tier" in run.err and "every user" in run.err
-    assert "tier: standard" in run.err
+    assert "Standard tier" in run.text and "every user" in run.text
+    assert "tier: standard" in run.text
     assert writes(emu, "std", "put") == 0
     # A scope someone created for all users: the ACL listing is refused, same advice.
     WorkspaceClient(host=emu.host("std"), token=ADMIN_TOKEN).secrets.create_scope(
         SCOPE, initial_manage_principal="users"
     )
     run = pkgrepo("plan", path)
-    assert run.code == 1 and "tier: standard" in run.err
+    assert run.code == 1 and "tier: standard" in run.text
 
 
 def test_standard_tier_with_the_setting_converges(
@@ -65,6 +66,7 @@ def test_standard_tier_with_the_setting_converges(
     assert {s.key for s in client.secrets.list_secrets(SCOPE)} == {
         "pip-index-url",
         "pip-extra-index-urls",
+        MARKER_KEY,  # how a later run knows pkgrepo manages this scope
     }
     assert [s.name for s in client.secrets.list_scopes()] == [SCOPE]  # the lock is released
     assert pkgrepo("plan", path, "--detailed-exitcode").code == 0

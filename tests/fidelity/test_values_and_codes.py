@@ -83,7 +83,7 @@ def test_a_same_second_write_without_read_back_is_unverifiable_not_trusted(
     client.secrets.put_secret(SCOPE, "pip-index-url", string_value="https://someone/simple")
     path = desired(emu, "ws")
     applied = pkgrepo("apply", path, "--auto-approve")
-    assert "cannot tell pkgrepo's write from another in the same second" in applied.err
+    assert "cannot tell pkgrepo's write from another in the same second" in applied.text
     plan = json.loads(pkgrepo("plan", path, "--format", "json").out)
     drifts = {c["address"]: c["drift"] for w in plan["workspaces"] for c in w["changes"]}
     assert drifts == {"ws/secret/pip-index-url": "unverifiable"}

@@ -130,7 +130,8 @@ def test_a_saved_plan_whose_verdict_was_edited_is_refused(
     saved.write_text(json.dumps(document))
     refused = pkgrepo("apply", str(saved), "-q", "--force")
     assert refused.code == 1
-    assert "plan file is not valid: $.safety: does not agree" in refused.err
+    # The signature covers the verdict: the edit is refused before the verdict is read.
+    assert "the plan file was altered after it was signed: edited in the changes" in refused.err
 
 
 def test_reverting_stray_grants_needs_no_force(pkgrepo: Pkgrepo, fleet: Fleet) -> None:

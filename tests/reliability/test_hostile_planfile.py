@@ -1,5 +1,6 @@
-"""Hostile and broken plan files through ``pkgrepo apply FILE``: random JSON, and valid plan
-files mutated at the JSON level and at the byte level. Each is refused with exit 1 and a
+"""Hostile and broken plan files through ``pkgrepo apply FILE``: random JSON, and valid (signed)
+plan files mutated at the JSON level and at the byte level: any change that survives JSON
+parsing is refused, as the signature covers the whole document. Each is refused with exit 1 and a
 message, never a trace, and never one write reaches a workspace (the emulator counts every
 request: no POST at all, not even for the lock)."""
 
@@ -33,12 +34,6 @@ from tests.reliability.harness import (
 FUZZ = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-DISPLAY_ONLY = ("warnings", "destructive")
-"""Per-workspace fields ``apply`` does not act on (it re-plans from the desired state and
-the live workspace); a change there alone is not tampering with what gets applied."""
-CHANGE_DISPLAY_ONLY = ("before", "after", "reason", "drift", "severity")
-"""Per-change texts for people: apply compares addresses and actions (and the digests that
-pin the values), as Terraform never lets a reason drive apply."""
 
 
 @pytest.fixture(scope="module")
@@ -81,19 +76,9 @@ def assert_refused(run: Result) -> None:
 
 
 def semantic(document: Any) -> Any:
-    """The document without the display-only fields."""
-    if not isinstance(document, dict) or not isinstance(document.get("plan"), dict):
-        return document
-    trimmed = copy.deepcopy(document)
-    for ws in trimmed["plan"].get("workspaces") or []:
-        if isinstance(ws, dict):
-            for name in DISPLAY_ONLY:
-                ws.pop(name, None)
-            for change in ws.get("changes") or []:
-                if isinstance(change, dict):
-                    for name in CHANGE_DISPLAY_ONLY:
-                        change.pop(name, None)
-    return trimmed
+    """What the signature covers: all of the document. Every field, the texts for people
+    included, is part of what was reviewed, so any change to it is tampering."""
+    return document
 
 
 JSON = st.recursive(
@@ -200,7 +185,7 @@ def test_the_unmutated_plan_file_applies(
     """The fuzzers mutate a plan file that applies: otherwise they would test nothing. (Runs
     last in the module: it changes the workspaces.)"""
     document = small[2]
-    path = tmp_path / "plan.json"
+    path = small[1].directory / "plan-copy.json"  # beside the desired-state file, as planned
     path.write_text(json.dumps(document, indent=2))
     run = run_cli(["apply", str(path), "-q"], capsys)
     assert run.code == 0, run.text[-2000:]

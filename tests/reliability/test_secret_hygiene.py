@@ -313,7 +313,7 @@ def test_failure_paths(world: World, audit: Audit) -> None:
     key = sorted(digests)[0]
     digests[key] = digests[key][:-4] + ("0000" if not digests[key].endswith("0000") else "1111")
     plan.write_text(json.dumps(document, indent=2))
-    audit.run("apply", str(plan), expect=(1,), says="desired values differ")
+    audit.run("apply", str(plan), expect=(1,), says="altered after it was signed")
     plan.write_text(plan.read_text().replace(str(world.fleet.file), str(world.invalid)))
     audit.run("apply", str(plan), expect=(1,))
     assert not any(
