@@ -1,9 +1,12 @@
 """The pkgrepo demo: a full round trip against the local emulator (no Databricks account).
 
-Started by `make demo`. It starts the emulator on 127.0.0.1:8020, then runs what a platform
-team runs in CI: validate, plan to a file, apply that plan, plan again (no changes), and
-finally changes a secret behind pkgrepo's back to show the next plan and the drift report
-catching it.
+Started by `make demo`. It starts the emulator on 127.0.0.1:8020 and a real private package
+index on 127.0.0.1:8021 (pypiserver behind TLS with a CA made for the demo, asking for basic
+auth, serving one small wheel), then runs what a platform team runs in CI: validate, verify
+the index, plan to a file, apply that plan, plan again (no changes). Then the index token is
+rotated: a mistyped new token fails verify and the apply refuses it; the right one goes
+through. Finally a secret is changed behind pkgrepo's back, and the next plan and the drift
+report catch it. Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -14,13 +17,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from databricks.sdk import WorkspaceClient
 
+from reconciler.emulator.private_index import make_ca, running_index
+
 ROOT = Path(__file__).resolve().parent.parent
 DESIRED = ROOT / "examples" / "demo.yaml"
 PORT = int(os.environ.get("PKGREPO_DEMO_PORT", "8020"))
+INDEX_PORT = int(os.environ.get("PKGREPO_DEMO_INDEX_PORT", "8021"))
 ADMIN_TOKEN = "dapi-emulator-admin"
 
 # Demo-only values for the environment variables examples/demo.yaml refers to.
@@ -30,6 +37,8 @@ DEMO_ENV = {
     "ARTIFACTORY_USER": "ci-bot",
     "ARTIFACTORY_TOKEN": "demo-token-5f2c9a",
 }
+ROTATED_TOKEN = "demo-token-rotated-81d0"
+MISTYPED_TOKEN = "demo-token-rotatd-81d0"
 
 
 def banner(text: str) -> None:
@@ -60,17 +69,31 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise SystemExit(f"demo failed: the emulator did not listen on port {port}")
 
 
+def local_copy() -> Path:
+    """examples/demo.yaml, with other ports when PKGREPO_DEMO_PORT / _INDEX_PORT ask."""
+    if PORT == 8020 and INDEX_PORT == 8021:
+        return DESIRED
+    text = DESIRED.read_text().replace("127.0.0.1:8020", f"127.0.0.1:{PORT}")
+    text = text.replace("127.0.0.1:8021", f"127.0.0.1:{INDEX_PORT}")
+    copy = Path(tempfile.mkdtemp(prefix="pkgrepo-demo-")) / "demo.yaml"
+    copy.write_text(text)
+    return copy
+
+
+def start_index(stack: ExitStack, ca: object, token: str, root: Path) -> None:
+    try:
+        stack.enter_context(running_index(root, password=token, port=INDEX_PORT, ca=ca))
+    except OSError as exc:
+        raise SystemExit(
+            f"demo failed: cannot serve the private index on 127.0.0.1:{INDEX_PORT} "
+            f"({exc.strerror}); set PKGREPO_DEMO_INDEX_PORT to another port"
+        ) from None
+
+
 def main() -> int:
     env = {**os.environ, **DEMO_ENV}
-    desired = DESIRED
-    if PORT != 8020:  # the example file names port 8020; point it elsewhere on request
-        text = DESIRED.read_text().replace("127.0.0.1:8020", f"127.0.0.1:{PORT}")
-        copy = Path(tempfile.mkdtemp(prefix="pkgrepo-demo-")) / "demo.yaml"
-        copy.write_text(text)
-        for item in (DESIRED.parent / "certs").glob("*"):
-            (copy.parent / "certs").mkdir(exist_ok=True)
-            (copy.parent / "certs" / item.name).write_bytes(item.read_bytes())
-        desired = copy
+    env.pop("PKGREPO_SKIP_VERIFY", None)
+    desired = local_copy()
     out = Path(tempfile.mkdtemp(prefix="pkgrepo-demo-out-"))
     plan_file = out / "plan.json"
     banner(f"Starting the emulator on 127.0.0.1:{PORT}")
@@ -78,28 +101,48 @@ def main() -> int:
         [sys.executable, "-m", "reconciler", "emulator", "serve", "--port", str(PORT), "--quiet"],
         env=env,
     )
+    ca = make_ca()
+    env["DEMO_INDEX_CA"] = ca.cert_pem.bytes().decode()
     try:
         wait_for_port(PORT, emulator)
-        banner("1. Validate the desired state (no network needed)")
-        pkgrepo("validate", str(desired), env=env)
-        banner("2. Plan against the live workspaces and save the plan")
-        pkgrepo("plan", str(desired), "--out", str(plan_file), env=env)
-        banner("3. Apply the reviewed plan")
-        pkgrepo("apply", str(plan_file), env=env)
-        banner("4. Plan again: nothing left to change")
-        pkgrepo("plan", str(desired), "--detailed-exitcode", "--quiet", env=env)
-        banner("5. Someone edits pip-index-url by hand, outside pkgrepo")
-        client = WorkspaceClient(host=f"http://127.0.0.1:{PORT}/dev", token=ADMIN_TOKEN)
-        client.secrets.put_secret(
-            "databricks-package-management",
-            "pip-index-url",
-            string_value="https://mirror.attacker.example/simple",
-        )
-        print("put-secret databricks-package-management pip-index-url (by hand)")
-        banner("6. The next plan catches it, though the value cannot be read back")
-        pkgrepo("plan", str(desired), "--detailed-exitcode", "--quiet", env=env, expect=(2,))
-        banner("7. The nightly drift job reports it too (exit 2: drift found)")
-        pkgrepo("drift", str(desired), "--quiet", env=env, expect=(2,))
+        with ExitStack() as index:
+            banner(
+                f"Starting a private package index on https://127.0.0.1:{INDEX_PORT}/simple/ "
+                "(pypiserver, TLS with the demo CA, basic auth, one wheel)"
+            )
+            start_index(index, ca, DEMO_ENV["ARTIFACTORY_TOKEN"], out / "index")
+            banner("1. Validate the desired state (no network needed)")
+            pkgrepo("validate", str(desired), env=env)
+            banner("2. Verify the package index: TLS against pip-cert, credentials, simple API")
+            pkgrepo("verify", str(desired), env=env)
+            banner("3. Plan against the live workspaces and save the plan")
+            pkgrepo("plan", str(desired), "--out", str(plan_file), env=env)
+            banner("4. Apply the reviewed plan")
+            pkgrepo("apply", str(plan_file), env=env)
+            banner("5. Plan again: nothing left to change")
+            pkgrepo("plan", str(desired), "--detailed-exitcode", "--quiet", env=env)
+        with ExitStack() as index:
+            banner("6. The index team rotates the token; CI gets a mistyped new one")
+            start_index(index, ca, ROTATED_TOKEN, out / "index-rotated")
+            mistyped = {**env, "ARTIFACTORY_TOKEN": MISTYPED_TOKEN}
+            pkgrepo("verify", str(desired), env=mistyped, expect=(1,))
+            banner("7. The apply refuses to roll out an index that refuses its credentials")
+            pkgrepo("apply", str(desired), "--auto-approve", "--quiet", env=mistyped, expect=(1,))
+            banner("8. The fix: the right token verifies and rolls out")
+            fixed = {**env, "ARTIFACTORY_TOKEN": ROTATED_TOKEN}
+            pkgrepo("apply", str(desired), "--auto-approve", "--quiet", env=fixed)
+            banner("9. Someone edits pip-index-url by hand, outside pkgrepo")
+            client = WorkspaceClient(host=f"http://127.0.0.1:{PORT}/dev", token=ADMIN_TOKEN)
+            client.secrets.put_secret(
+                "databricks-package-management",
+                "pip-index-url",
+                string_value="https://mirror.attacker.example/simple",
+            )
+            print("put-secret databricks-package-management pip-index-url (by hand)")
+            banner("10. The next plan catches it, though the value cannot be read back")
+            pkgrepo("plan", str(desired), "--detailed-exitcode", "--quiet", env=fixed, expect=(2,))
+            banner("11. The nightly drift job reports it too (exit 2: drift found)")
+            pkgrepo("drift", str(desired), "--quiet", env=fixed, expect=(2,))
         banner(DONE)
     finally:
         emulator.terminate()

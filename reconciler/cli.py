@@ -35,6 +35,7 @@ _ENVIRONMENT_ERRNOS = {
 
 COMMAND_MODULES = (
     "validate",
+    "verify",
     "plan",
     "apply",
     "drift",
@@ -48,6 +49,7 @@ COMMAND_MODULES = (
 
 SUMMARIES = {
     "validate": "Check FILE against the schema and the built-in policy checks.",
+    "verify": "Check that the package indexes in FILE answer, before rolling them out.",
     "plan": "Read the live workspaces and show what `apply` would change.",
     "apply": "Apply a desired-state FILE, or a plan FILE saved by `pkgrepo plan --out`.",
     "drift": "Report every difference between the workspaces and the desired state in FILE.",

@@ -12,7 +12,7 @@ code (0 in sync, 2 drift, 1 when any workspace could not be read).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reconciler.fleet import FleetPlan, WorkspaceResult
 from reconciler.model import Kind
@@ -335,3 +335,15 @@ def from_fleet(
 ) -> DriftReport:
     """A report from ``Fleet.plan``: the planned workspaces and the failed ones, in order."""
     return from_results(fleet_plan.results, hosts, fail_on=fail_on)
+
+
+def with_warnings(report: DriftReport, extra: Mapping[str, Sequence[str]]) -> DriftReport:
+    """The report with ``extra`` warnings added to the named workspaces (for example a
+    pip-cert that expires within the warning window), after the planner's own."""
+    rows = tuple(
+        replace(ws, warnings=(*ws.warnings, *extra[ws.workspace]))
+        if extra.get(ws.workspace)
+        else ws
+        for ws in report.workspaces
+    )
+    return replace(report, workspaces=rows)

@@ -129,6 +129,15 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class VerifySettings:
+    """How the package indexes are probed (the file's ``verify:`` block)."""
+
+    project: str = "pip"
+    """The project whose simple page is fetched from each index."""
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class WorkspaceSpec:
     """The desired state of one workspace, after defaults are merged and values resolved.
 
@@ -213,6 +222,7 @@ class DesiredState:
     """The file it came from, for messages."""
     workspaces: tuple[WorkspaceSpec, ...]
     thresholds: Thresholds = Thresholds()
+    verify: VerifySettings = VerifySettings()
     source_sha256: str = ""
     """The SHA-256 of the file's bytes as loaded (what a saved plan pins)."""
     discovery: DiscoverySpec | None = None

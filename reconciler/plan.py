@@ -67,8 +67,9 @@ class Drift(enum.Enum):
     """The scope is backed by Azure Key Vault, which pkgrepo cannot write: a key is missing,
     extra or different there, and a person must fix it in Key Vault (a no-op for apply)."""
     LEDGER_MISSING = "ledger-missing"
-    """A workspace pkgrepo manages whose ledger is missing, corrupt, copied from elsewhere,
-    restored from an older copy or signed with an unknown key: values cannot be verified."""
+    """A workspace pkgrepo manages whose ledger is missing, corrupt, copied from elsewhere or
+    signed with an unknown key, or whose marker key was deleted or rewritten since the
+    ledger was written: values cannot be verified."""
     CREATOR_GRANT = "creator-grant"
     """The MANAGE grant the service gives whoever created the scope: known, not a widening."""
     INTERRUPTED = "interrupted-write"

@@ -120,6 +120,11 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check("value-size", Severity.ERROR, "each secret value fits the service's 128 KB limit"),
     Check("hosts-distinct", Severity.ERROR, "no two workspaces share a host"),
+    Check(
+        "public-pypi-extra",
+        Severity.WARNING,
+        "public PyPI is not an extra index next to a private index_url (dependency confusion)",
+    ),
 )
 CHECK_IDS: frozenset[str] = frozenset(c.id for c in CHECKS)
 WAIVER_UNKNOWN = "waiver-unknown"
@@ -181,7 +186,7 @@ def evaluate(
         ctx = _Context(ws, provenance)
         checks: list[Callable[[_Context], Iterator[Finding]]] = [_waivers]
         if ws.ensure is Ensure.PRESENT:
-            checks += [_urls, _literal_credentials, _acls, _value_size]
+            checks += [_urls, _literal_credentials, _acls, _value_size, _public_pypi_extra]
             checks.append(lambda c: _cert(c, now, cert_cache))
         for run in checks:
             found += [f for f in run(ctx) if f.check not in ws.waivers]
@@ -317,6 +322,35 @@ def _urls(ctx: _Context) -> Iterator[Finding]:
             )
 
 
+PUBLIC_PYPI_HOSTS = frozenset({"pypi.org", "www.pypi.org", "pypi.python.org"})
+
+
+def _host_of(url: str) -> str:
+    try:
+        return (urllib.parse.urlsplit(url).hostname or "").lower().rstrip(".")
+    except ValueError:
+        return ""
+
+
+def _public_pypi_extra(ctx: _Context) -> Iterator[Finding]:
+    """public-pypi-extra: pip merges every index and takes the highest version, so a public
+    PyPI next to a private index lets anyone publish a higher version of a private name."""
+    index = ctx.ws.secrets.get(INDEX_URL)
+    if index is None or _host_of(index.plaintext) in PUBLIC_PYPI_HOSTS:
+        return
+    for i, url in enumerate(_extra_urls(ctx.ws)):
+        if _host_of(url) in PUBLIC_PYPI_HOSTS:
+            yield ctx.finding(
+                "public-pypi-extra",
+                f"repositories.extra_index_urls[{i}]",
+                f"{mask_url(url)} is public PyPI next to the private index "
+                f"{mask_url(index.plaintext)}: pip merges all indexes and installs the highest "
+                "version, so anyone can publish a higher version of a private package name "
+                "there (dependency confusion). Proxy PyPI through the private index instead, or "
+                "waive with a reason",
+            )
+
+
 def _literal_secret_in_url(template: str) -> bool:
     """Whether the credential part of a URL template holds text typed into the file.
 
@@ -436,6 +470,19 @@ def _cert(
                 f"{label} expires on {info.not_after:%Y-%m-%d}, in {days} days; add the "
                 "renewed certificate to the bundle",
             )
+
+
+def expiring_certificates(
+    specs: Iterable[WorkspaceSpec], *, now: dt.datetime
+) -> dict[str, list[str]]:
+    """Per workspace, the ``cert-expiring`` findings on its pip-cert (not waived), as the
+    warnings ``drift`` reports for it."""
+    state = DesiredState(source="", workspaces=tuple(specs))
+    found: dict[str, list[str]] = {}
+    for finding in evaluate(state, now=now):
+        if finding.check == "cert-expiring":
+            found.setdefault(finding.workspace, []).append(f"pip-cert: {finding.message}")
+    return found
 
 
 def _value_size(ctx: _Context) -> Iterator[Finding]:

@@ -12,6 +12,7 @@ import click
 
 from reconciler import output, planfile, report
 from reconciler.apply import ApplyOptions
+from reconciler.commands import verify as verify_cmd
 from reconciler.commands.context import (
     Session,
     Target,
@@ -70,6 +71,7 @@ from reconciler.render import render
     "each one back and re-sends it meanwhile).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
+@verify_cmd.skip_verify_option
 @fleet_options
 def command(
     file: Path,
@@ -80,6 +82,7 @@ def command(
     fmt: str,
     acl_settle_seconds: int,
     quiet: bool,
+    skip_verify: bool,
     target: Target,
 ) -> int:
     """Apply a desired-state FILE, or a plan FILE saved by `pkgrepo plan --out`.
@@ -94,6 +97,11 @@ def command(
     Workspaces are applied concurrently, wave by wave (`wave:` in the file, lower
     first); a wave starts only when the previous one fully succeeded. After applying,
     each workspace is planned again: success means nothing is left to change.
+
+    \b
+    Before anything is written, the package indexes of the repository values that
+    change are verified (as `pkgrepo verify` does); if one does not answer, nothing
+    is applied. --skip-verify rolls them out unchecked, with a warning.
 
     \b
     Examples:
@@ -123,6 +131,7 @@ def command(
         _fail_on_plan_errors(fleet_plan, changed_file)
         planfile.verify(saved, fleet_plan.plans, source_sha256=session.desired.source_sha256)
         plan = plan_of(fleet_plan, session)
+        _verify_indexes(session, plan, skip_verify, fmt)
         _check_safety(plan, allow_destroy=allow_destroy, force=force)
     else:
         session = open_session(file, target)
@@ -131,6 +140,7 @@ def command(
         shown = render(plan, "text", color=sys.stdout.isatty() and fmt == "text").rstrip("\n")
         # With --format json, stdout carries only the results document.
         (output.echo if fmt == "text" else output.info)(shown)
+        _verify_indexes(session, plan, skip_verify, fmt)
         if plan.needs_apply:
             # The verdict was shown with the plan; an apply past it is refused before
             # anyone is asked to confirm, never after.
@@ -217,6 +227,18 @@ def _plan(session: Session, salt: str, quiet: bool) -> FleetPlan:
     with FleetProgress(len(session.specs), quiet=quiet) as progress:
         session.fleet.listener = progress
         return session.fleet.plan(session.specs, salt=salt)
+
+
+def _verify_indexes(session: Session, plan: Plan, skip: bool, fmt: str) -> None:
+    """Refuse to roll out a package index that does not answer (before any prompt)."""
+    report = verify_cmd.step(
+        session.desired, session.specs, verify_cmd.changing(plan.workspaces), skip=skip
+    )
+    section = verify_cmd.section(report, "text")
+    if section is not None:
+        (output.echo if fmt == "text" else output.info)(section.rstrip("\n"))
+    if not report.ok:
+        raise PlanRefused(verify_cmd.refuse_message(report))
 
 
 def _fail_on_plan_errors(fleet_plan: FleetPlan, also: Sequence[str] = ()) -> None:

@@ -8,13 +8,14 @@ alerts on: 0 in sync, 2 drift, 1 when any workspace could not be read.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from reconciler import drift, output
+from reconciler import drift, output, policy
 from reconciler.commands.context import (
     LEDGER_KEY_ENV,
     Target,
@@ -122,8 +123,12 @@ def command(
         session.fleet.listener = progress
         fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
     hosts = {spec.name: spec.host for spec in session.specs}
-    report = replace(
-        drift.from_fleet(fleet_plan, hosts, fail_on=Severity(fail_on)), orphaned=session.orphaned
+    report = drift.with_warnings(
+        replace(
+            drift.from_fleet(fleet_plan, hosts, fail_on=Severity(fail_on)),
+            orphaned=session.orphaned,
+        ),
+        policy.expiring_certificates(session.specs, now=dt.datetime.now(dt.UTC)),
     )
     color = fmt == "text" and output_file is None and sys.stdout.isatty()
     text = output.scrub(render(report, fmt, color=color))

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import click
 
 from reconciler import output, planfile
+from reconciler.commands import verify as verify_cmd
 from reconciler.commands.context import Session, Target, fleet_options, new_salt, open_session
 from reconciler.errors import UserError
 from reconciler.fleet import FleetPlan
 from reconciler.plan import Plan, Unreadable
 from reconciler.progress import FleetProgress
 from reconciler.render import FORMATS, render
+from reconciler.render import verify as render_verify
 from reconciler.render.discovery import discovery_markdown
 
 
@@ -57,6 +60,7 @@ def plan_of(fleet_plan: FleetPlan, session: Session) -> Plan:
     help="Exit 2 when there are changes (0 none, 1 error), as terraform does.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
+@verify_cmd.skip_verify_option
 @fleet_options
 def command(
     file: Path,
@@ -64,6 +68,7 @@ def command(
     fmt: str,
     detailed_exitcode: bool,
     quiet: bool,
+    skip_verify: bool,
     target: Target,
 ) -> int:
     """Read the live workspaces and show what `apply` would change.
@@ -89,9 +94,24 @@ def command(
         session.fleet.listener = progress
         fleet_plan = session.fleet.plan(session.specs, salt=new_salt())
     plan = plan_of(fleet_plan, session)
+    report = verify_cmd.step(
+        session.desired, session.specs, verify_cmd.changing(plan.workspaces), skip=skip_verify
+    )
     if fmt == "markdown" and session.discovery is not None:
         output.echo(discovery_markdown(session.discovery))
-    output.echo(render(plan, fmt, color=fmt == "text" and sys.stdout.isatty()).rstrip("\n"))
+    shown = render(plan, fmt, color=fmt == "text" and sys.stdout.isatty()).rstrip("\n")
+    if fmt == "json":
+        document = json.loads(shown)
+        document["verification"] = render_verify.to_document(report)
+        shown = json.dumps(document, indent=2)
+    elif (section := verify_cmd.section(report, fmt)) is not None:
+        shown = f"{shown}\n\n{section.rstrip()}"
+    output.echo(shown)
+    if not report.ok:
+        output.error(verify_cmd.refuse_message(report, consequence="apply would refuse it"))
+        if out:
+            output.error(f"plan file {out} not written: a package index check failed")
+        return 1
     if fmt != "text":  # the plan on stdout is for a machine or a page: say it here too
         for failed in plan.unreadable:
             output.error(f"{failed.workspace}: {failed.error}")

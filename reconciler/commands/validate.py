@@ -54,7 +54,8 @@ def command(file: Path, fmt: str, resolve: bool) -> int:
     \b
     Checks: https-only, no-literal-credentials, users-read-only, admin-manage,
     cert-valid, cert-expired, cert-expiring (30 days), extra-urls-unique,
-    extra-urls-whitespace, value-size, hosts-distinct. Waive one for a workspace
+    extra-urls-whitespace, value-size, hosts-distinct, public-pypi-extra
+    (warning). Waive one for a workspace
     with `waivers: [{check: https-only, reason: "local emulator"}]`.
 
     \b

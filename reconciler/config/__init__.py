@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.config import reader, schema
-from reconciler.config.build import StateBuilder, merge_defaults, thresholds
+from reconciler.config.build import StateBuilder, merge_defaults, thresholds, verify_settings
 from reconciler.config.discover import build_discovery
 from reconciler.config.problems import FILE_PATH, InvalidConfig, Problem, format_path
 from reconciler.config.reader import MAX_ALIAS_VALUES, MAX_DEPTH, MAX_FILE_BYTES
@@ -131,6 +131,7 @@ def load(
         source=file,
         workspaces=tuple(specs),
         thresholds=thresholds(safety),
+        verify=verify_settings(data.get("verify")),
         source_sha256=document.sha256,
         discovery=discovery,
     )

@@ -39,6 +39,7 @@ from reconciler.model import (
     SecretValue,
     Thresholds,
     Tier,
+    VerifySettings,
     WorkspaceSpec,
     frozen_map,
 )
@@ -73,6 +74,15 @@ def thresholds(raw: Mapping[str, Any] | None) -> Thresholds:
         max_update_share=float(raw.get("max_update_share", default.max_update_share)),
         max_delete_workspaces=int(raw.get("max_delete_workspaces", default.max_delete_workspaces)),
         max_rotation_share=float(raw.get("max_rotation_share", default.max_rotation_share)),
+    )
+
+
+def verify_settings(raw: Mapping[str, Any] | None) -> VerifySettings:
+    raw = raw or {}
+    default = VerifySettings()
+    return VerifySettings(
+        project=str(raw.get("project", default.project)),
+        timeout_seconds=float(raw.get("timeout_seconds", default.timeout_seconds)),
     )
 
 

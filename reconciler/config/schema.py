@@ -42,7 +42,7 @@ def schema_text() -> str:
 
 @functools.cache
 def _validator() -> Any:
-    schema = json.loads(schema_text())
+    schema = schemas.load(schemas.DESIRED_STATE)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
 

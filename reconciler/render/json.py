@@ -128,9 +128,8 @@ def _change_document(change: Change) -> dict[str, Any]:
     }
 
 
-@functools.cache
 def load_schema() -> Mapping[str, Any]:
-    """The plan document's JSON Schema (draft 2020-12)."""
+    """The plan document's JSON Schema (draft 2020-12), parsed once (``schemas.load``)."""
     return schemas.load(schemas.PLAN)
 
 

@@ -15,7 +15,8 @@ from typing import Any
 DESIRED_STATE = "desired-state.schema.json"
 PLAN = "plan.schema.json"
 DRIFT = "drift.schema.json"
-NAMES = (DESIRED_STATE, PLAN, DRIFT)
+VERIFY = "verify.schema.json"
+NAMES = (DESIRED_STATE, PLAN, DRIFT, VERIFY)
 
 
 def text(name: str) -> str:

@@ -102,7 +102,12 @@ class Runner:
             "GITHUB_REPOSITORY": "acme/platform",
             **{
                 k: os.environ[k]
-                for k in ("ACTION_TEST_TOKEN", "INDEX_TOKEN", "PKGREPO_LEDGER_KEY")
+                for k in (
+                    "ACTION_TEST_TOKEN",
+                    "INDEX_TOKEN",
+                    "PKGREPO_LEDGER_KEY",
+                    "PKGREPO_SKIP_VERIFY",
+                )
                 if k in os.environ
             },
         }

@@ -9,6 +9,7 @@ import pytest
 
 from reconciler import config, policy
 from reconciler.policy import Source
+from tests.pem import make_cert
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TOKEN = {"DATABRICKS_TOKEN": "dapi-emulator-admin"}
@@ -21,7 +22,11 @@ ENV = {
         **INDEX,
         "PYTORCH_MIRROR_URL": "https://pytorch-mirror.example.com/whl/cpu",
     },
-    "demo.yaml": {**TOKEN, **INDEX},
+    "demo.yaml": {
+        **TOKEN,
+        **INDEX,
+        "DEMO_INDEX_CA": make_cert("pkgrepo demo CA"),
+    },
     "discovered-fleet.yaml": {
         **INDEX,
         "DATABRICKS_ACCOUNT_ID": "0d1e7a4b-0000-4000-8000-000000000001",

@@ -78,7 +78,7 @@ def only(write: WriteFile, tail: str) -> list[str]:
             '5:23: workspaces.dev.waivers[0].check: must be one of "https-only", '
             '"no-literal-credentials", "users-read-only", "admin-manage", "cert-valid", '
             '"cert-expired", "cert-expiring", "extra-urls-unique", "extra-urls-whitespace", '
-            '"value-size", "hosts-distinct" (got \'https-everywhere\')',
+            '"value-size", "hosts-distinct", "public-pypi-extra" (got \'https-everywhere\')',
         ),
         (
             "    waivers: [{check: https-only}]\n",
@@ -167,7 +167,7 @@ def test_top_level_rules(write: WriteFile) -> None:
     assert problems(path) == [
         "pkgrepo.yaml:1:10: version: this pkgrepo reads format version 1; set `version: 1`",
         "pkgrepo.yaml:2:1: extra: unknown field 'extra'; allowed here: defaults, discover, "
-        "safety, version, workspaces",
+        "safety, verify, version, workspaces",
         "pkgrepo.yaml:4:3: defaults.host: `host` cannot be a default: each workspace names its own",
         "pkgrepo.yaml:5:28: safety.max_update_share: must be at most 1 (got 1.5)",
         "pkgrepo.yaml:5:56: safety.max_delete_workspaces: must be at least 0 (got -1)",

@@ -254,7 +254,10 @@ def test_plan_apply_drift_round_trip(
     work.mkdir()
     (work / "pkgrepo.yaml").write_text(textwrap.dedent(DESIRED.format(url=emulator.url)))
     env = package.env(
-        DATABRICKS_TOKEN=ADMIN_TOKEN, PKGREPO_LEDGER_KEY=LEDGER_KEY, INDEX_TOKEN=INDEX_TOKEN
+        DATABRICKS_TOKEN=ADMIN_TOKEN,
+        PKGREPO_LEDGER_KEY=LEDGER_KEY,
+        INDEX_TOKEN=INDEX_TOKEN,
+        PKGREPO_SKIP_VERIFY="1",  # pypi.example.com is not probed from a test
     )
     file = str(work / "pkgrepo.yaml")
     plan_file = str(work / "plan.json")

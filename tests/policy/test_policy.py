@@ -88,7 +88,7 @@ def test_a_waiver_for_an_unknown_check_is_an_error() -> None:
         "error [waiver-unknown] dev workspaces.dev.waivers.https-everywhere: waiver for "
         "unknown check 'https-everywhere'; known checks: admin-manage, cert-expired, "
         "cert-expiring, cert-valid, extra-urls-unique, extra-urls-whitespace, hosts-distinct, "
-        "https-only, no-literal-credentials, users-read-only, value-size"
+        "https-only, no-literal-credentials, public-pypi-extra, users-read-only, value-size"
     ]
 
 
@@ -213,10 +213,11 @@ def test_finding_format_and_order() -> None:
 
 
 def test_every_check_has_an_id_severity_and_summary() -> None:
-    assert len(policy.CHECK_IDS) == len(policy.CHECKS) == 11
+    assert len(policy.CHECK_IDS) == len(policy.CHECKS) == 12
     severities = {c.id: c.severity for c in policy.CHECKS}
     assert severities["cert-expiring"] is Severity.WARNING
-    assert [c for c in severities if severities[c] is Severity.WARNING] == ["cert-expiring"]
+    warnings = [c for c in severities if severities[c] is Severity.WARNING]
+    assert warnings == ["cert-expiring", "public-pypi-extra"]
 
 
 # -- checks that need to know how the file was written (through the loader) --
@@ -317,3 +318,31 @@ def test_admin_manage_points_at_the_acls(tmp_path: Path) -> None:
         "pkgrepo.yaml:3:3",  # no acls at all: at the workspace entry
         "pkgrepo.yaml:6:11",  # at the acls map
     ]
+
+
+def test_public_pypi_next_to_a_private_index_is_a_dependency_confusion_warning() -> None:
+    risky = spec(
+        secrets={
+            INDEX_URL: "https://u:tok-1234@artifactory.example.com/simple",
+            EXTRA_INDEX_URLS: "https://download.pytorch.org/whl/cpu https://PyPI.org/simple",
+        }
+    )
+    assert check(risky) == [
+        "warning [public-pypi-extra] dev workspaces.dev.repositories.extra_index_urls[1]: "
+        "https://pypi.org/simple is public PyPI next to the private index "
+        "https://****@artifactory.example.com/simple: pip merges all indexes and installs the "
+        "highest version, so anyone can publish a higher version of a private package name "
+        "there (dependency confusion). Proxy PyPI through the private index instead, or waive "
+        "with a reason"
+    ]
+    assert ids(spec(secrets={EXTRA_INDEX_URLS: "https://pypi.org/simple"})) == []
+    public = {INDEX_URL: "https://pypi.org/simple", EXTRA_INDEX_URLS: "https://pypi.org/simple/"}
+    assert ids(spec(secrets=public)) == []
+    waived = spec(
+        secrets={
+            INDEX_URL: "https://artifactory.example.com/simple",
+            EXTRA_INDEX_URLS: "https://pypi.org/simple",
+        },
+        waivers={"public-pypi-extra": "only public packages are installed here"},
+    )
+    assert ids(waived) == []

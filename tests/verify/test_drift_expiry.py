@@ -1,0 +1,53 @@
+"""A pip-cert that expires within the warning window is reported per workspace in drift."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.emulator import EmulatorHandle, running_emulator
+from tests.pem import make_cert
+from tests.verify.conftest import run
+
+
+@pytest.fixture
+def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorHandle]:
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
+    monkeypatch.setenv("PKGREPO_LEDGER_KEY", "planted-Ledger-Key-0b7e21")
+    monkeypatch.setenv("PKGREPO_TEST_TOKEN", "dapi-emulator-admin")
+    with running_emulator() as handle:
+        yield handle
+
+
+def test_drift_names_each_workspace_whose_pip_cert_expires_soon(
+    capsys: pytest.CaptureFixture[str], emu: EmulatorHandle, tmp_path: Path
+) -> None:
+    (tmp_path / "soon.pem").write_text(make_cert("Soon CA", days=12))
+    (tmp_path / "later.pem").write_text(make_cert("Later CA", days=400))
+    path = tmp_path / "pkgrepo.yaml"
+    path.write_text(
+        f"""\
+version: 1
+defaults:
+  auth: {{token: {{env: PKGREPO_TEST_TOKEN}}}}
+  acls: {{admins: MANAGE, users: READ}}
+workspaces:
+  soon:
+    host: {emu.host("soon")}
+    repositories: {{cert: {{file: soon.pem}}}}
+  later:
+    host: {emu.host("later")}
+    repositories: {{cert: {{file: later.pem}}}}
+"""
+    )
+    assert run(capsys, "apply", str(path), "--auto-approve", "--skip-verify")[0] == 0
+    code, out, _ = run(capsys, "drift", str(path), "--format", "json")
+    assert code == 0
+    rows = {ws["workspace"]: ws for ws in json.loads(out)["workspaces"]}
+    (warning,) = rows["soon"]["warnings"]
+    assert warning.startswith("pip-cert: certificate 1 (CN=Soon CA) expires on")
+    assert "in 11 days" in warning or "in 12 days" in warning
+    assert rows["later"]["warnings"] == []

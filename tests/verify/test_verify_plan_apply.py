@@ -1,0 +1,189 @@
+"""The verify step of `plan` and `apply`: on by default for the repository values that change,
+probing each distinct combination once, refusing to roll out an index that does not answer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from reconciler import schemas
+from reconciler.commands import verify as verify_cmd
+from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle, running_emulator
+from reconciler.emulator.private_index import IndexHandle, running_index
+from reconciler.model import SCOPE
+from reconciler.probe import Prober, observe
+from tests.verify.conftest import INDEX_PASSWORD, WRONG_PASSWORD, WriteFile, run
+
+pytestmark = pytest.mark.verify
+LEDGER_KEY = "planted-Ledger-Key-0b7e21"
+
+
+@pytest.fixture
+def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorHandle]:
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
+    monkeypatch.setenv("PKGREPO_LEDGER_KEY", LEDGER_KEY)
+    with running_emulator() as handle:
+        yield handle
+
+
+@pytest.fixture
+def probes(monkeypatch: pytest.MonkeyPatch) -> list[Prober]:
+    """Every prober the commands make, to count what they probed."""
+    made: list[Prober] = []
+
+    def factory(project: str, timeout: float) -> Prober:
+        made.append(Prober(project=project, timeout=timeout))
+        return made[-1]
+
+    monkeypatch.setattr(verify_cmd, "new_prober", factory)
+    return made
+
+
+def scope_exists(emu: EmulatorHandle, workspace: str) -> bool:
+    from databricks.sdk import WorkspaceClient
+
+    client = WorkspaceClient(host=emu.host(workspace), token=ADMIN_TOKEN)
+    return any(s.name == SCOPE for s in client.secrets.list_scopes())
+
+
+def test_a_failing_index_stops_the_apply_and_the_fix_goes_through(
+    capsys: pytest.CaptureFixture[str],
+    emu: EmulatorHandle,
+    index: IndexHandle,
+    write_file: WriteFile,
+    probes: list[Prober],
+) -> None:
+    hosts = {"dev": emu.host("dev"), "prod": emu.host("prod")}
+    wrong = write_file(index.url_with(password=WRONG_PASSWORD), ca_pem=index.ca_pem, hosts=hosts)
+
+    code, out, err = run(capsys, "plan", str(wrong), "--out", str(wrong.parent / "plan.json"))
+    assert code == 1
+    assert "credentials refused" in out
+    assert "apply would refuse it" in err
+    assert not (wrong.parent / "plan.json").exists()
+
+    code, out, err = run(capsys, "apply", str(wrong), "--auto-approve")
+    assert code == 1
+    assert "package index check failed for 2 workspace(s) (dev, prod); nothing was applied" in err
+    assert not scope_exists(emu, "dev")
+    assert [p.probes for p in probes] == [1, 1]  # two workspaces, one combination
+
+    good = write_file(index.url, ca_pem=index.ca_pem, hosts=hosts)
+    code, out, err = run(capsys, "apply", str(good), "--auto-approve")
+    assert code == 0, out + err
+    assert "[ok] #1" in out
+    assert scope_exists(emu, "dev")
+
+    made = len(probes)
+    code, out, err = run(capsys, "plan", str(good))
+    assert code == 0
+    assert "Package index verification" not in out  # nothing changes, nothing to probe
+    assert len(probes) == made
+    for planted in (INDEX_PASSWORD, WRONG_PASSWORD, LEDGER_KEY):
+        assert planted not in out + err
+
+
+def test_skip_verify_applies_with_a_warning(
+    capsys: pytest.CaptureFixture[str],
+    emu: EmulatorHandle,
+    index: IndexHandle,
+    write_file: WriteFile,
+) -> None:
+    wrong = write_file(
+        index.url_with(password=WRONG_PASSWORD), ca_pem=index.ca_pem, hosts={"dev": emu.host("dev")}
+    )
+    code, out, err = run(capsys, "apply", str(wrong), "--auto-approve", "--skip-verify")
+    assert code == 0, out + err
+    assert "warning: --skip-verify: the package indexes were not probed" in err
+    assert scope_exists(emu, "dev")
+
+
+def test_a_saved_plan_is_verified_again_when_applied(
+    capsys: pytest.CaptureFixture[str],
+    emu: EmulatorHandle,
+    tmp_path: Path,
+    ca: Any,
+    write_file: WriteFile,
+) -> None:
+    with running_index(tmp_path / "index", password=INDEX_PASSWORD, ca=ca) as index:
+        path = write_file(index.url, ca_pem=index.ca_pem, hosts={"dev": emu.host("dev")})
+        code, out, err = run(capsys, "plan", str(path), "--out", str(tmp_path / "plan.json"))
+        assert code == 0, out + err
+    # The index went away between review and apply.
+    code, out, err = run(capsys, "apply", str(tmp_path / "plan.json"))
+    assert code == 1
+    assert "cannot connect: connection refused" in out
+    assert "nothing was applied" in err
+    assert not scope_exists(emu, "dev")
+
+
+def test_plan_json_carries_the_verification_document(
+    capsys: pytest.CaptureFixture[str],
+    emu: EmulatorHandle,
+    index: IndexHandle,
+    write_file: WriteFile,
+) -> None:
+    path = write_file(index.url, ca_pem=index.ca_pem, hosts={"dev": emu.host("dev")})
+    code, out, _ = run(capsys, "plan", str(path), "--format", "json")
+    assert code == 0
+    document = json.loads(out)
+    jsonschema.validate(document, schemas.load(schemas.PLAN))
+    jsonschema.validate(document["verification"], schemas.load(schemas.VERIFY))
+    assert document["verification"]["ok"] is True
+    code, out, _ = run(capsys, "plan", str(path), "--format", "markdown")
+    assert "### Package index verification" in out
+    assert "✅ ok" in out
+
+
+def test_a_thousand_workspaces_sharing_three_combinations_make_three_probes(
+    capsys: pytest.CaptureFixture[str],
+    emu: EmulatorHandle,
+    tmp_path: Path,
+    ca: Any,
+    write_file: WriteFile,
+    monkeypatch: pytest.MonkeyPatch,
+    probes: list[Prober],
+) -> None:
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        indexes = [
+            stack.enter_context(running_index(tmp_path / f"i{n}", password=f"pw-{n}-x7", ca=ca))
+            for n in range(3)
+        ]
+        for n, handle in enumerate(indexes):
+            monkeypatch.setenv(f"INDEX_URL_{n}", handle.url)
+        path = write_file(
+            indexes[0].url,
+            ca_pem=ca.cert_pem.bytes().decode(),
+            hosts={f"ws-{i:04d}": emu.host(f"ws-{i:04d}") for i in range(1000)},
+        )
+        text = path.read_text()
+        lines = []
+        for line in text.splitlines():
+            lines.append(line)
+            if line.startswith("  ws-"):
+                n = int(line[5:9]) % 3
+                lines.append(f"    repositories: {{index_url: {{env: INDEX_URL_{n}}}}}")
+        path.write_text("\n".join(lines) + "\n")
+        observed: list[str] = []
+
+        def counting(url: str, **kwargs: Any) -> Any:
+            observed.append(url)
+            return observe(url, **kwargs)
+
+        def factory(project: str, timeout: float) -> Prober:
+            probes.append(Prober(project=project, timeout=timeout, observe=counting))
+            return probes[-1]
+
+        monkeypatch.setattr(verify_cmd, "new_prober", factory)
+        code, out, err = run(capsys, "plan", str(path), "--quiet", "-p", "64")
+    assert code == 0, err[-2000:]
+    assert probes[-1].probes == 3
+    assert len(observed) == 3
+    assert "verify: 3 combination(s) probed, 3 ok, 0 failed" in out
