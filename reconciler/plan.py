@@ -356,6 +356,19 @@ class _Planner:
         self.marker = live.secrets.get(MARKER_KEY) if live.scope_exists else None
         self.managed_before = ledger.stored or self.marker is not None
         """pkgrepo has recorded a ledger for this workspace: it is not being adopted."""
+        self.applied_before = self.marker is not None or (
+            ledger.stored
+            and (
+                not ledger.readable
+                or bool(ledger.entries or ledger.acls or ledger.kept)
+                or ledger.marker_ms is not None
+            )
+        )
+        """An apply of this workspace has finished at least once: its marker key or
+        recorded entries exist (or a ledger is stored that cannot be read, which is not
+        taken as a fresh start). A ledger holding only the write-ahead intents of a first
+        run that was killed is not: a key it has no entry for still holds the value from
+        before pkgrepo managed the workspace, or the killed run's own write."""
         self.usable = ledger.readable
         """The ledger's timestamps and ACLs can be compared (verified or not)."""
         self.trusted = ledger.trusted
@@ -581,7 +594,7 @@ class _Planner:
                 reason = (
                     f"removed from the desired state, and modified outside pkgrepo at {written}"
                 )
-            elif self.managed_before:
+            elif self.applied_before:
                 reason = f"added outside pkgrepo at {written}; not declared in Git"
             else:
                 reason = f"not declared in Git (written at {written}, before pkgrepo managed it)"
@@ -652,14 +665,18 @@ class _Planner:
                 )
             elif entry is not None:
                 self._update(address, key, before, after, CHANGED_DESIRED, Drift.CHANGED_IN_GIT)
-            elif self.managed_before:
+            elif self.applied_before:
+                why = (
+                    "pkgrepo has no record of writing it"
+                    if self.trusted
+                    else "the ledger that would say who changed it is missing or not trusted"
+                )
                 self._update(
                     address,
                     key,
                     before,
                     after,
-                    f"value differs (written at {when}); the ledger that would say who "
-                    "changed it is missing or not trusted",
+                    f"value differs (written at {when}); {why}",
                     Drift.UNVERIFIABLE,
                 )
             else:
@@ -680,7 +697,7 @@ class _Planner:
         if entry is None:
             if self.ledger.hmac_key is None:
                 return  # warned once above: nothing to compare against
-            lost = self.managed_before
+            lost = self.applied_before
             self._add(
                 address,
                 Action.UPDATE,
