@@ -8,6 +8,7 @@ import datetime as dt
 import functools
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,6 +236,15 @@ def ledger_key(name: str = LEDGER_KEY_ENV) -> SecretValue | None:
     return SecretValue(value)
 
 
+_register_lock = threading.Lock()
+
+
+def _register_read_value(value: str) -> None:
+    """A value read back through ``secrets/get``: never shown from here on."""
+    with _register_lock:
+        output.register_secrets([value])
+
+
 def previous_ledger_key() -> SecretValue | None:
     """``PKGREPO_LEDGER_KEY_PREVIOUS``; only meaningful beside ``PKGREPO_LEDGER_KEY``."""
     previous = ledger_key(PREVIOUS_LEDGER_KEY_ENV)
@@ -291,7 +301,10 @@ def open_session(
 
     def connect(spec: WorkspaceSpec) -> WorkspacePort:
         return SdkWorkspace.connect(
-            spec, ledger_in_workspace=in_workspace, retry_timeout_seconds=target.timeout
+            spec,
+            ledger_in_workspace=in_workspace,
+            retry_timeout_seconds=target.timeout,
+            on_value=_register_read_value,
         )
 
     fleet = Fleet(
