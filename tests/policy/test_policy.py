@@ -87,8 +87,9 @@ def test_a_waiver_for_an_unknown_check_is_an_error() -> None:
     assert check(spec(waivers={"https-everywhere": "typo"})) == [
         "error [waiver-unknown] dev workspaces.dev.waivers.https-everywhere: waiver for "
         "unknown check 'https-everywhere'; known checks: admin-manage, cert-expired, "
-        "cert-expiring, cert-valid, cert-validates-index, extra-urls-unique, extra-urls-whitespace, hosts-distinct, "
-        "https-only, no-literal-credentials, public-pypi-extra, users-read-only, value-size"
+        "cert-expiring, cert-valid, cert-validates-index, extra-urls-unique, "
+        "extra-urls-whitespace, hosts-distinct, https-only, no-literal-credentials, "
+        "public-pypi-extra, users-read-only, value-size"
     ]
 
 
