@@ -778,7 +778,7 @@ class SdkWorkspace:
                 "pkgrepo's identity is not a workspace admin here, and the workspace shows "
                 "others' groups to admins only"
             )
-        value = json.dumps(principal)  # a JSON string, as SCIM filters take it
+        value = json.dumps(principal, ensure_ascii=False)  # a JSON string, as SCIM takes it
         users = self._call(
             "look up a user",
             lambda: list(

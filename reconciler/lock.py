@@ -33,6 +33,7 @@ The rules follow Kubernetes leader-election leases:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -205,6 +206,8 @@ class WorkspaceLock:
         self._admins: frozenset[str] = frozenset()
         """Writers the workspace confirmed as admins."""
         self._named: frozenset[str] = frozenset()
+        self._disowned = False
+        """This run took the lock scope away from an untrusted writer (see ``_first``)."""
         self._heartbeat = heartbeat
         self._stop_waiting = stop
         """Set when the run is being cancelled: stop waiting for the lock."""
@@ -259,7 +262,7 @@ class WorkspaceLock:
                 self._start(sent)
                 return
             now = self.clock.monotonic()
-            current = parse_holder(keys) if keys is not None else None
+            current = self._first(keys) if keys is not None else None
             if current is not None and current.record != seen:
                 alive = alive or (seen is not None and current.key == seen[0])
                 seen, seen_at = current.record, now
@@ -285,6 +288,16 @@ class WorkspaceLock:
                 )
             self.clock.sleep(min(self._poll, max(0.05, deadline - now)))
 
+    def _first(self, keys: Mapping[str, LiveSecret]) -> Holder | None:
+        """The holder, as this run waits for it. In a lock scope this run took away from an
+        untrusted writer, a holder key left there (one the writer slipped in while access
+        was being revoked) passes on within this run's own lease, however long a lease it
+        declares: a pkgrepo run there renews well within it."""
+        first = parse_holder(keys)
+        if first is not None and self._disowned and first.lease_seconds > self.lease_seconds:
+            return dataclasses.replace(first, lease_seconds=self.lease_seconds)
+        return first
+
     @property
     def _poll(self) -> float:
         return max(0.05, min(1.0, self.lease_seconds / 10))
@@ -306,7 +319,7 @@ class WorkspaceLock:
             return False, None  # ... and the next attempt creates it
         if self._vet(keys):
             return self._claim(), keys
-        first = parse_holder(keys)
+        first = self._first(keys)
         if first is None:
             waited = (
                 holderless_since is not None
@@ -444,6 +457,7 @@ class WorkspaceLock:
             return False
         if not won:
             return False  # another run revoked it first and removes the holders
+        self._disowned = True
         found = holders(keys)
         removed = [self.port.lock_delete_key(holder.key) for holder in found]
         for holder in found:

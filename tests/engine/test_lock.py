@@ -364,3 +364,21 @@ def test_a_writer_whose_admin_status_is_unknown_is_honoured_while_renewed() -> N
     with pytest.raises(LockHeld, match="locked by run rmallory"):
         lock(fake, clock, "rmine", trusted=TRUSTED, wait_seconds=30).acquire()
     assert fake.lock_revoked == set()
+
+
+class ChurningUser(FakeWorkspace):
+    """The user rewrites a holder key under a new name just before its access is revoked."""
+
+    def lock_revoke(self, principal: str) -> bool:
+        if self.lock is not None and holder_key("rmallory", 600) in self.lock:
+            del self.lock[holder_key("rmallory", 600)]
+            self.lock_put(holder_key("rmallory2", 600))
+        return super().lock_revoke(principal)
+
+
+def test_a_holder_key_slipped_in_during_the_revoke_holds_no_longer_than_a_lease_of_ours() -> None:
+    fake, clock = ChurningUser(), FakeClock()
+    users_lock(fake)
+    lock(fake, clock, "rmine", trusted=TRUSTED, lease_seconds=60, wait_seconds=0).acquire()
+    assert holder(fake) == "rmine"
+    assert 60 <= sum(clock.slept) <= 63  # not the 600 s the user's key declares
