@@ -28,6 +28,13 @@ The rules follow Kubernetes leader-election leases:
   the service; a write the network holds back longer than that is the one case a lease
   cannot fence (the service has no conditional writes), so requests are kept short.
 
+Any user may create a scope of the lock's name and renew a holder key in it. A lock scope
+this run did not create is honoured only when whoever may write to it is trusted: pkgrepo's
+identity, a manager of the managed scope, or a workspace admin (asked through SCIM, so
+another admin running pkgrepo is waited for as ever). Anyone else's access is revoked and
+the holder keys they wrote are removed (``WorkspaceLock._disown``); when the workspace cannot
+say who is an admin, the lock is honoured while renewed, with a warning.
+
 ``plan`` and ``drift`` take no lock.
 """
 
@@ -207,6 +214,8 @@ class WorkspaceLock:
         """Writers the workspace confirmed as admins."""
         self._named: frozenset[str] = frozenset()
         self._disowned = False
+        self._won = False
+        """This run's revoke of the untrusted creator's grant succeeded (see ``_disown``)."""
         """This run took the lock scope away from an untrusted writer (see ``_first``)."""
         self._heartbeat = heartbeat
         self._stop_waiting = stop
@@ -315,7 +324,7 @@ class WorkspaceLock:
         read_at = self.clock.monotonic()
         keys = self.port.lock_keys()
         if keys is None:
-            self._vetted = None  # released just now: the next scope is vetted afresh
+            self._vetted, self._won = None, False  # released: the next scope is vetted afresh
             return False, None  # ... and the next attempt creates it
         if self._vet(keys):
             return self._claim(), keys
@@ -371,12 +380,17 @@ class WorkspaceLock:
         marker = first.key if first is not None else ""
         if self._vetted == marker:
             return False
-        self._vetted = marker
         writers = self.port.lock_writers()
         if writers is None:
-            self._vetted = None
             return False
-        strangers = sorted(set(writers) - self.trusted - self._admins)
+        disowned = self._vet_writers(writers, keys)
+        self._vetted = marker  # only once vetted in full: a failure part way is tried again
+        return disowned
+
+    def _vet_writers(
+        self, writers: Mapping[str, Permission], keys: Mapping[str, LiveSecret]
+    ) -> bool:
+        strangers = sorted(set(writers) - self.trusted_or_admin)
         if not strangers:
             return False
         verdicts = {name: self.port.admin_status(name) for name in strangers}
@@ -406,7 +420,8 @@ class WorkspaceLock:
                 LOCK_SCOPE,
                 shown_names(untrusted),
             )
-        return self._disown(untrusted[0], strangers, keys)
+        others = [name for name in strangers if name not in self._admins]
+        return self._disown(untrusted[0], others, keys)
 
     def _said(self, names: frozenset[str]) -> bool:
         """Whether these principals were already named by this run's lock (say it once)."""
@@ -433,7 +448,9 @@ class WorkspaceLock:
         3. Delete those holder keys (each delete has one winner). If every one was this
            run's to delete, claim at once; otherwise another run took one over, and the
            usual rules decide."""
-        won = self._revoke(first)
+        # A retry after a failure part way is still the run whose revoke succeeded.
+        self._won = self._revoke(first) or self._won
+        won = self._won
         for name in strangers:
             if name != first:
                 self._revoke(name)
@@ -669,9 +686,10 @@ def read_holder(port: LockPort) -> tuple[bool, Holder | None]:
 
 
 def trusted_creators(live: LiveState, spec: WorkspaceSpec) -> frozenset[str]:
-    """Who may create a lock scope this run honours: pkgrepo's own identity, the ``admins``
-    group, and whoever holds MANAGE on the managed scope, live or desired (they can change
-    the settings anyway)."""
+    """Who may write to a lock scope this run honours without asking the workspace:
+    pkgrepo's own identity, the ``admins`` group, and whoever holds MANAGE on the managed
+    scope, live or desired (they can change the settings anyway). Anyone else is honoured
+    only if the workspace says it is an admin."""
     names = {"admins"}
     names |= {p for p, perm in live.acls.items() if perm is Permission.MANAGE}
     names |= {p for p, perm in spec.acls.items() if perm is Permission.MANAGE}
