@@ -240,6 +240,42 @@ def expand(
     return expanded, report
 
 
+def orphan_reasons(
+    spec: DiscoverySpec | None,
+    report: DiscoveryReport,
+    listed: Sequence[AccountWorkspace],
+    orphaned: Sequence[str],
+) -> list[str]:
+    """For each orphaned workspace (managed once, named by neither the file nor discovery
+    now), what the account says about it: no longer listed at all, or listed but skipped
+    by the rules (and why). Never a reason to delete anything."""
+    if spec is None or not orphaned:
+        return []
+    by_name: dict[str, AccountWorkspace] = {}
+    for item in listed:
+        try:
+            name = fill(spec.name_template, item) if spec.name_template else item.name
+        except ValueError:
+            name = item.name
+        by_name.setdefault(name, item)
+    reasons = {skipped.name: skipped.reason for skipped in report.skipped}
+    lines = []
+    for name in orphaned:
+        ws = by_name.get(name)
+        if ws is None:
+            lines.append(
+                f"{name}: managed by pkgrepo, no longer listed by account "
+                f"{report.account_id}; reported as orphaned, nothing is deleted"
+            )
+        else:
+            why = reasons.get(shown(ws.name), "not matched by the discovery rules")
+            lines.append(
+                f"{name}: managed by pkgrepo, still listed by account {report.account_id} "
+                f"but skipped ({why}); reported as orphaned, nothing is deleted"
+            )
+    return lines
+
+
 class _Skip(Exception):
     """Why one workspace of the account is not managed."""
 

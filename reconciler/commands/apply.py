@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from reconciler import output, planfile, report
+from reconciler import fleet_record, output, planfile, report
 from reconciler.apply import ApplyOptions
 from reconciler.commands import verify as verify_cmd
 from reconciler.commands.context import (
@@ -25,6 +25,7 @@ from reconciler.commands.interrupt import Interrupts
 from reconciler.commands.plan import plan_of
 from reconciler.errors import PlanRefused, UserError
 from reconciler.fleet import FleetPlan, Status, WorkspaceResult
+from reconciler.model import Ensure
 from reconciler.plan import Plan
 from reconciler.progress import FleetProgress
 from reconciler.render import render
@@ -60,6 +61,16 @@ from reconciler.render import render
     show_default=True,
     help="json prints the results as one document.",
 )
+@click.option(
+    "--acl-settle-seconds",
+    type=click.IntRange(min=1, max=3600),
+    default=int(ApplyOptions.acl_settle_seconds),
+    show_default=True,
+    metavar="SECONDS",
+    help="How long each ACL write may take to show before the workspace fails (the service "
+    "acknowledges ACL writes it applies late, or only once sent again: pkgrepo reads "
+    "each one back and re-sends it meanwhile).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
 @verify_cmd.skip_verify_option
 @fleet_options
@@ -70,6 +81,7 @@ def command(
     force: bool,
     max_failures: int | None,
     fmt: str,
+    acl_settle_seconds: int,
     quiet: bool,
     skip_verify: bool,
     target: Target,
@@ -137,6 +149,7 @@ def command(
             _confirm(auto_approve)
     if not plan.needs_apply:
         _print_results(session, fleet_plan, [], fmt)
+        _remember(session, fleet_plan.results)
         return 1 if fleet_plan.failed else 0
     fleet = session.fleet
     output.info(f"run id {fleet.run_id}: other runs see this run as the holder of its locks")
@@ -161,13 +174,30 @@ def command(
         results = fleet.apply(
             session.specs,
             fleet_plan,
-            options=ApplyOptions(allow_destroy=allow_destroy),
+            options=ApplyOptions(
+                allow_destroy=allow_destroy, acl_settle_seconds=float(acl_settle_seconds)
+            ),
             max_failures=max_failures,
         )
         _print_results(session, fleet_plan, results, fmt)
+        _remember(session, results)
         if interrupts.signum is not None:
             return _after_interrupt(interrupts, results)
     return 1 if any(r.status in (Status.FAILED, Status.SKIPPED) for r in results) else 0
+
+
+def _remember(session: Session, results: Sequence[WorkspaceResult]) -> None:
+    """With ``--fleet-record``: every workspace this run left managed is added to the
+    record, every one it left absent is dropped (the orphan alarm for it is answered)."""
+    if session.record is None:
+        return
+    ensure = {spec.name: spec.ensure for spec in session.specs}
+    done = [r.workspace for r in results if r.status in _DONE]
+    fleet_record.update(
+        session.record,
+        managed=[n for n in done if ensure.get(n) is Ensure.PRESENT],
+        released=[n for n in done if ensure.get(n) is Ensure.ABSENT],
+    )
 
 
 def _unfinished(workspace: str, wave: int) -> WorkspaceResult:

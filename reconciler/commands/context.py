@@ -8,16 +8,17 @@ import datetime as dt
 import functools
 import os
 import secrets
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from reconciler import config, discovery, output, policy
+from reconciler import config, discovery, fleet_record, output, policy
 from reconciler.adapter import DEFAULT_TIMEOUT_SECONDS, SdkWorkspace, list_account_workspaces
-from reconciler.discovery import DiscoveryReport
+from reconciler.discovery import AccountWorkspace, DiscoveryReport
 from reconciler.errors import ConfigError, UserError
 from reconciler.fleet import (
     DEFAULT_PARALLELISM,
@@ -81,7 +82,18 @@ def selection_options(fn: F) -> F:
 
 
 def run_options(fn: F) -> F:
-    """``--parallelism``, ``--rate-limit``, ``--ledger``: how to reach the workspaces."""
+    """``--parallelism``, ``--rate-limit``, ``--ledger``, ``--fleet-record``: how to reach
+    the workspaces, and where what pkgrepo manages is remembered."""
+    fn = click.option(
+        "--fleet-record",
+        "record",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        metavar="FILE",
+        help="Remember in FILE which workspaces apply has brought under management (names "
+        "only), so a later plan or drift names one that the file and the account's "
+        "discovery no longer list as orphaned. Keep it between runs.",
+    )(fn)
     fn = click.option(
         "--ledger",
         "ledger_dir",
@@ -127,6 +139,8 @@ class Target:
     rate_limit: float | None = None
     timeout: int = DEFAULT_TIMEOUT_SECONDS
     ledger_dir: Path | None = None
+    record: Path | None = None
+    """``--fleet-record``: the file that remembers the managed workspaces."""
 
 
 def fleet_options(fn: F) -> F:
@@ -142,9 +156,10 @@ def fleet_options(fn: F) -> F:
         rate_limit: float | None,
         timeout: int,
         ledger_dir: Path | None,
+        record: Path | None,
         **kwargs: Any,
     ) -> Any:
-        target = Target(names, labels, shard, parallelism, rate_limit, timeout, ledger_dir)
+        target = Target(names, labels, shard, parallelism, rate_limit, timeout, ledger_dir, record)
         return fn(*args, target=target, **kwargs)
 
     return selection_options(run_options(wrapper))  # type: ignore[return-value]
@@ -160,7 +175,9 @@ class Session:
     store: LedgerStore
     discovery: DiscoveryReport | None = None
     orphaned: tuple[str, ...] = ()
-    """Workspaces the ledger store knows that the file (and discovery) no longer names."""
+    """Workspaces the ledger store or the fleet record knows that the file (and discovery)
+    no longer names."""
+    record: Path | None = None
 
 
 def load_desired(path: Path, *, warn_for: Callable[[str], bool] | None = None) -> DesiredState:
@@ -228,6 +245,15 @@ def ledger_key(name: str = LEDGER_KEY_ENV) -> SecretValue | None:
     return SecretValue(value)
 
 
+_register_lock = threading.Lock()
+
+
+def _register_read_value(value: str) -> None:
+    """A value read back through ``secrets/get``: never shown from here on."""
+    with _register_lock:
+        output.register_secrets([value])
+
+
 def previous_ledger_key() -> SecretValue | None:
     """``PKGREPO_LEDGER_KEY_PREVIOUS``; only meaningful beside ``PKGREPO_LEDGER_KEY``."""
     previous = ledger_key(PREVIOUS_LEDGER_KEY_ENV)
@@ -272,7 +298,7 @@ def open_session(
     ``only`` names the exact workspaces to act on (a saved plan's), instead of the
     target's ``--workspace`` patterns."""
     loaded, findings = load_checked(path)
-    desired, report = discover(loaded, target)
+    desired, report, listed = discover(loaded, target)
     if only is not None:
         # Exactly these names (never patterns), and none at all when ``only`` is empty:
         # an empty saved plan applies nothing, not the whole fleet.
@@ -295,7 +321,10 @@ def open_session(
 
     def connect(spec: WorkspaceSpec) -> WorkspacePort:
         return SdkWorkspace.connect(
-            spec, ledger_in_workspace=in_workspace, retry_timeout_seconds=target.timeout
+            spec,
+            ledger_in_workspace=in_workspace,
+            retry_timeout_seconds=target.timeout,
+            on_value=_register_read_value,
         )
 
     fleet = Fleet(
@@ -309,29 +338,41 @@ def open_session(
         lease_seconds=lease_seconds(),
         lock_wait_seconds=lock_wait_seconds(),
     )
-    orphaned = orphans(store, desired, selection) if only is None else ()
-    return Session(path, desired, specs, fleet, key, store, report, orphaned)
+    orphaned: tuple[str, ...] = ()
+    if only is None:
+        known = set(store.known())
+        if target.record is not None:
+            known |= set(fleet_record.read(target.record))
+        orphaned = orphans(sorted(known), desired, selection)
+        if report is not None:
+            for line in discovery.orphan_reasons(loaded.discovery, report, listed, orphaned):
+                output.warning(line)
+    return Session(path, desired, specs, fleet, key, store, report, orphaned, target.record)
 
 
-def orphans(store: LedgerStore, desired: DesiredState, selection: Selection) -> tuple[str, ...]:
-    """Workspaces with a ledger in ``store`` that ``desired`` no longer names: managed once,
-    now checked by nothing. Only for a selection of the whole file (a shard reports those
-    that fall in it, so a CI matrix reports each once)."""
+def orphans(known: Iterable[str], desired: DesiredState, selection: Selection) -> tuple[str, ...]:
+    """Workspaces pkgrepo knows it managed (a ledger in the ledger directory, a name in the
+    fleet record) that ``desired`` no longer names: managed once, now checked by nothing.
+    Only for a selection of the whole file (a shard reports those that fall in it, so a CI
+    matrix reports each once)."""
     if selection.names or selection.labels:
         return ()
     named = {spec.name for spec in desired.workspaces}
-    found = [name for name in store.known() if name not in named]
+    found = [name for name in known if name not in named]
     if selection.shard is not None:
         index, count = selection.shard
         found = [name for name in found if shard_of(name, count) == index]
     return tuple(found)
 
 
-def discover(desired: DesiredState, target: Target) -> tuple[DesiredState, DiscoveryReport | None]:
+def discover(
+    desired: DesiredState, target: Target
+) -> tuple[DesiredState, DiscoveryReport | None, Sequence[AccountWorkspace]]:
     """With ``discover:``, the account's workspaces added by the file's rules (one request
-    to the account), and the report of what was found and skipped, shown on stderr."""
+    to the account), the report of what was found and skipped (shown on stderr), and what
+    the account listed."""
     if desired.discovery is None:
-        return desired, None
+        return desired, None, ()
     listed = list_account_workspaces(
         desired.discovery.account, retry_timeout_seconds=target.timeout
     )
@@ -343,7 +384,7 @@ def discover(desired: DesiredState, target: Target) -> tuple[DesiredState, Disco
             f"{name}: declared in the file to extend a discovered workspace, but the account "
             "does not list it; not planned (nothing is deleted)"
         )
-    return expanded, report
+    return expanded, report, listed
 
 
 def new_salt() -> str:

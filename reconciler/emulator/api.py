@@ -171,7 +171,15 @@ def create_scope(request: Request) -> dict[str, Any]:
 
 def list_scopes(request: Request) -> dict[str, Any]:
     scopes = request.workspace.secrets.list_scopes(request.caller)
-    return _nonempty("scopes", [{"name": s.name, "backend_type": s.backend_type} for s in scopes])
+    items: list[dict[str, Any]] = []
+    for s in scopes:
+        item: dict[str, Any] = {"name": s.name, "backend_type": s.backend_type}
+        if s.keyvault_metadata is not None:
+            # secret-scope object: "keyvault_metadata: The metadata for the secret scope if
+            # the type is AZURE_KEYVAULT" (resource_id, dns_name).
+            item["keyvault_metadata"] = dict(s.keyvault_metadata)
+        items.append(item)
+    return _nonempty("scopes", items)
 
 
 def delete_scope(request: Request) -> dict[str, Any]:

@@ -21,12 +21,15 @@ INCOMPLETE = "could not be read: its changes are unknown"
 def orphaned_text(names: tuple[str, ...]) -> str:
     """What an orphaned workspace is and what to do about it, one line."""
     listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    one = len(names) == 1
     return (
         f"{plural(len(names), 'orphaned workspace')}: {listed}. pkgrepo managed "
-        f"{'it' if len(names) == 1 else 'them'} (the ledger directory holds "
-        f"{'its ledger' if len(names) == 1 else 'their ledgers'}) and the file no longer "
-        "names them: nothing checks, rotates or deletes their secrets now. Declare one with "
-        "`ensure: absent` to delete its scope, or delete its ledger file once it is handled."
+        f"{'it' if one else 'them'} (the ledger directory or the fleet record names "
+        f"{'it' if one else 'them'}) and neither the file nor the account's discovery names "
+        f"{'it' if one else 'them'} now: nothing checks, rotates or deletes "
+        f"{'its' if one else 'their'} secrets now, and nothing is deleted because of this. "
+        "Declare one with `ensure: absent` to delete its scope, or remove it from the "
+        "ledger directory or fleet record once it is handled."
     )
 
 

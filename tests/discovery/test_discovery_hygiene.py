@@ -43,10 +43,11 @@ def test_no_client_secret_or_token_reaches_any_output(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "plan.json"
+    record = tmp_path / "fleet.json"
     runs = [
         pkgrepo("--debug", "plan", discovery_file, "--format", "markdown"),
         pkgrepo("plan", discovery_file, "--format", "json", "--out", str(out)),
-        pkgrepo("--debug", *APPLY, discovery_file),
+        pkgrepo("--debug", *APPLY, discovery_file, "--fleet-record", str(record)),
         pkgrepo("drift", discovery_file, "--format", "junit"),
         pkgrepo("plan", discovery_file, "-w", "ws-0*"),
     ]
@@ -61,6 +62,7 @@ def test_no_client_secret_or_token_reaches_any_output(
         findings += scanner.scan(f"run {i} stdout", run.out)
         findings += scanner.scan(f"run {i} stderr", run.err)
     findings += scanner.scan("plan file", out.read_text())
+    findings += scanner.scan("fleet record", record.read_text())
     assert findings == []
 
 
