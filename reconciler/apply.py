@@ -50,7 +50,7 @@ class ApplyOptions:
 
 
 @dataclass
-class Progress:
+class Journal:
     """What an apply has done so far (kept even when it fails half way, so the ledger
     can record the keys that were written)."""
 
@@ -91,7 +91,7 @@ class Applier:
         self,
         spec: WorkspaceSpec,
         plan: WorkspacePlan,
-        progress: Progress,
+        progress: Journal,
         stamps_before: Mapping[str, int] | None = None,
     ) -> None:
         """Execute every change of ``plan`` in order; ``progress`` records what is done.

@@ -59,7 +59,7 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
-class Target:
+class ExportTarget:
     """A workspace to export, as the user named it: host and auth are written as given
     (``auth`` is the YAML block, e.g. ``{"token": {"env": "PROD_TOKEN"}}``, never a
     resolved secret)."""
@@ -218,7 +218,7 @@ def url_unusable(url: str) -> str | None:
 class _Workspace:
     """The document entry of one workspace being built, with its comments and notes."""
 
-    target: Target
+    target: ExportTarget
     live: LiveState
     names: _Names
     data: dict[str, Any] = field(default_factory=dict)
@@ -431,9 +431,7 @@ class _Workspace:
         )
 
     def waive(self, findings: Sequence[policy.Finding], day: str) -> None:
-        checks = list(
-            dict.fromkeys(f.check for f in findings if f.severity is policy.Severity.ERROR)
-        )
+        checks = list(dict.fromkeys(f.check for f in findings if f.severity is policy.Level.ERROR))
         if not checks:
             return
         summaries = {c.id: c.summary for c in policy.CHECKS}
@@ -466,7 +464,7 @@ def _plain_data(value: Any) -> Any:
 
 
 def build(
-    workspaces: Sequence[tuple[Target, LiveState]], *, now: dt.datetime, source: str = ""
+    workspaces: Sequence[tuple[ExportTarget, LiveState]], *, now: dt.datetime, source: str = ""
 ) -> Export:
     """The document reproducing ``workspaces`` (each as given and as read), checked to parse
     back to the same data. ``source`` says where they came from, for the header."""

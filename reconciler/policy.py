@@ -47,7 +47,7 @@ _FIELD_OF_KEY = {
 }
 
 
-class Severity(enum.Enum):
+class Level(enum.Enum):
     ERROR = "error"
     WARNING = "warning"
 
@@ -96,38 +96,38 @@ class Provenance:
 @dataclass(frozen=True)
 class Check:
     id: str
-    severity: Severity
+    severity: Level
     summary: str
 
 
 CHECKS: tuple[Check, ...] = (
-    Check("https-only", Severity.ERROR, "index URLs use https (http only with a waiver)"),
+    Check("https-only", Level.ERROR, "index URLs use https (http only with a waiver)"),
     Check(
         "no-literal-credentials",
-        Severity.ERROR,
+        Level.ERROR,
         "credentials come from env or file, never typed into the file",
     ),
-    Check("users-read-only", Severity.ERROR, "the `users` group gets at most READ"),
-    Check("admin-manage", Severity.ERROR, "`admins` keeps MANAGE on the scope (exact ACLs)"),
-    Check("cert-valid", Severity.ERROR, "pip-cert holds one or more X.509 PEM certificates"),
-    Check("cert-expired", Severity.ERROR, "no certificate in pip-cert has expired"),
-    Check("cert-expiring", Severity.WARNING, "no certificate expires within 30 days"),
-    Check("extra-urls-unique", Severity.ERROR, "extra index URLs hold no duplicates"),
+    Check("users-read-only", Level.ERROR, "the `users` group gets at most READ"),
+    Check("admin-manage", Level.ERROR, "`admins` keeps MANAGE on the scope (exact ACLs)"),
+    Check("cert-valid", Level.ERROR, "pip-cert holds one or more X.509 PEM certificates"),
+    Check("cert-expired", Level.ERROR, "no certificate in pip-cert has expired"),
+    Check("cert-expiring", Level.WARNING, "no certificate expires within 30 days"),
+    Check("extra-urls-unique", Level.ERROR, "extra index URLs hold no duplicates"),
     Check(
         "extra-urls-whitespace",
-        Severity.ERROR,
+        Level.ERROR,
         "index URLs hold no white space or control characters",
     ),
-    Check("value-size", Severity.ERROR, "each secret value fits the service's 128 KB limit"),
-    Check("hosts-distinct", Severity.ERROR, "no two workspaces share a host"),
+    Check("value-size", Level.ERROR, "each secret value fits the service's 128 KB limit"),
+    Check("hosts-distinct", Level.ERROR, "no two workspaces share a host"),
     Check(
         "public-pypi-extra",
-        Severity.WARNING,
+        Level.WARNING,
         "public PyPI is not an extra index next to a private index_url (dependency confusion)",
     ),
     Check(
         "cert-validates-index",
-        Severity.ERROR,
+        Level.ERROR,
         "pip-cert validates the certificate of the index it is declared for (a network check: "
         "verify, and the verify step of plan and apply)",
     ),
@@ -135,7 +135,7 @@ CHECKS: tuple[Check, ...] = (
 CHECK_IDS: frozenset[str] = frozenset(c.id for c in CHECKS)
 WAIVER_UNKNOWN = "waiver-unknown"
 """Not a check of its own: reported for a waiver naming a check that does not exist."""
-_SEVERITY = {c.id: c.severity for c in CHECKS} | {WAIVER_UNKNOWN: Severity.ERROR}
+_SEVERITY = {c.id: c.severity for c in CHECKS} | {WAIVER_UNKNOWN: Level.ERROR}
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class Finding:
     """One policy finding, located where the offending value is written."""
 
     check: str
-    severity: Severity
+    severity: Level
     workspace: str
     path: str
     message: str
@@ -210,7 +210,7 @@ def _specs(state: DesiredState) -> tuple[WorkspaceSpec, ...]:
 
 
 def has_errors(findings: tuple[Finding, ...]) -> bool:
-    return any(f.severity is Severity.ERROR for f in findings)
+    return any(f.severity is Level.ERROR for f in findings)
 
 
 MAX_NAMED = 5

@@ -42,8 +42,8 @@ from reconciler.redact import mask_url
 from reconciler.verify import (
     Combination,
     Failure,
-    Observation,
     PageFacts,
+    ProbeObservation,
     Report,
     TlsFacts,
     result,
@@ -60,7 +60,7 @@ _NORMALIZE = re.compile(r"[-_.]+")
 
 
 @dataclass(frozen=True)
-class Target:
+class ProbeTarget:
     """One URL split into what may be shown and what may not."""
 
     url: str
@@ -80,7 +80,7 @@ def _origin(url: str) -> tuple[str, str, int]:
     return (scheme, (parts.hostname or "").lower(), port)
 
 
-def split_credentials(url: str) -> Target:
+def split_credentials(url: str) -> ProbeTarget:
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     if ":" in host:
@@ -89,7 +89,7 @@ def split_credentials(url: str) -> Target:
     bare = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
     username = urllib.parse.unquote(parts.username) if parts.username else None
     password = urllib.parse.unquote(parts.password) if parts.password else None
-    return Target(bare, username, password)
+    return ProbeTarget(bare, username, password)
 
 
 def _describe_cert(der: bytes | None) -> tuple[str | None, str | None, object]:
@@ -232,7 +232,7 @@ class _Stop(Exception):
 
 def _get(
     session: requests.Session,
-    target: Target,
+    target: ProbeTarget,
     url: str,
     *,
     verify: str | bool,
@@ -286,15 +286,15 @@ def _get(
     raise _Stop(Failure.TOO_MANY_REDIRECTS)
 
 
-def observe(url: str, *, cert_pem: str | None, project: str, timeout: float) -> Observation:
+def observe(url: str, *, cert_pem: str | None, project: str, timeout: float) -> ProbeObservation:
     """Probe one index URL and report what it answered."""
     started = time.monotonic()
     shown = mask_url(url)
     project = _NORMALIZE.sub("-", project).lower()
 
-    def done(**facts: object) -> Observation:
+    def done(**facts: object) -> ProbeObservation:
         elapsed = int((time.monotonic() - started) * 1000)
-        return Observation(shown, project, has_credentials, elapsed, **facts)  # type: ignore[arg-type]
+        return ProbeObservation(shown, project, has_credentials, elapsed, **facts)  # type: ignore[arg-type]
 
     try:
         target = split_credentials(url)
@@ -333,7 +333,7 @@ def observe(url: str, *, cert_pem: str | None, project: str, timeout: float) -> 
     return done(tls=tls, project_page=page, index_page=root)
 
 
-Observe = Callable[..., Observation]
+Observe = Callable[..., ProbeObservation]
 HARD_LIMIT_FACTOR = 6
 """One URL's probe (handshakes, up to two pages and their redirects) is abandoned after this
 many timeouts, whatever the index does: a body dripped a byte at a time resets the read
@@ -370,10 +370,10 @@ class Prober:
             results = list(pool.map(one, combos))
         return Report(results=tuple(results), probes=len(combos))  # type: ignore[arg-type]
 
-    def _bounded(self, url: str, cert: str | None) -> Observation:
+    def _bounded(self, url: str, cert: str | None) -> ProbeObservation:
         """``observe`` in a thread of its own, given up on after the hard limit; any
         unexpected error is a failed result, never a crash (and never its text)."""
-        box: list[Observation] = []
+        box: list[ProbeObservation] = []
         limit = self.timeout * HARD_LIMIT_FACTOR
 
         def work() -> None:
@@ -383,7 +383,7 @@ class Prober:
                 )
             except Exception as exc:  # a verdict, not a traceback; its text may quote the URL
                 box.append(
-                    Observation(
+                    ProbeObservation(
                         mask_url(url),
                         self.project,
                         False,
@@ -397,7 +397,7 @@ class Prober:
         worker.join(limit)
         if box:
             return box[0]
-        return Observation(
+        return ProbeObservation(
             mask_url(url),
             self.project,
             False,

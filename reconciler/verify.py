@@ -1,6 +1,6 @@
 """Does the package index a workspace is told to use actually answer? The verdicts.
 
-Pure (no I/O). ``probe.py`` goes out and reports what it saw as an ``Observation``; this
+Pure (no I/O). ``probe.py`` goes out and reports what it saw as a ``ProbeObservation``; this
 module groups workspaces into the distinct (index URL, extra index URLs, certificate)
 combinations to probe, turns each observation into a verdict a platform engineer can act on
 ("credentials refused", "certificate has expired", "answers HTML that is not a simple
@@ -89,7 +89,7 @@ class PageFacts:
 
 
 @dataclass(frozen=True)
-class Observation:
+class ProbeObservation:
     """What ``probe.observe`` saw for one URL. Every text is already display-safe."""
 
     url: str
@@ -300,7 +300,7 @@ def _tls_words(tls: TlsFacts) -> str:
     return f"TLS: {error} (checked against the {tls.trust})"
 
 
-def judge(role: str, obs: Observation) -> UrlVerdict:
+def judge(role: str, obs: ProbeObservation) -> UrlVerdict:
     """The verdict on one URL from what the probe saw."""
 
     def verdict(outcome: Outcome, reason: str, check: str | None = None) -> UrlVerdict:
@@ -362,7 +362,7 @@ def judge(role: str, obs: Observation) -> UrlVerdict:
     )
 
 
-def _refused(obs: Observation, page: PageFacts) -> str | None:
+def _refused(obs: ProbeObservation, page: PageFacts) -> str | None:
     if page.status not in (401, 403):
         return None
     if obs.has_credentials:
@@ -370,7 +370,7 @@ def _refused(obs: Observation, page: PageFacts) -> str | None:
     return f"the index asks for credentials (HTTP {page.status}) and the URL carries none"
 
 
-def _judge_root(obs: Observation, root: PageFacts, verdict: _Verdict) -> UrlVerdict:
+def _judge_root(obs: ProbeObservation, root: PageFacts, verdict: _Verdict) -> UrlVerdict:
     refused = _refused(obs, root)
     if refused:
         return verdict(Outcome.FAILED, refused, "credentials")
@@ -425,7 +425,7 @@ def _expiry_note(verdict: UrlVerdict, now: dt.datetime | None) -> UrlVerdict:
 
 def result(
     combination: Combination,
-    observed: Mapping[str, Observation],
+    observed: Mapping[str, ProbeObservation],
     *,
     now: dt.datetime | None = None,
 ) -> CombinationResult:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler import ledger as ledger_doc
-from reconciler.apply import Applier, ApplyOptions, Progress
+from reconciler.apply import Applier, ApplyOptions, Journal
 from reconciler.cancel import Cancelled
 from reconciler.clock import Clock, SystemClock
 from reconciler.errors import TransientError, UserError, WorkspaceError
@@ -161,7 +161,7 @@ def apply_workspace(
     the ledger and writes no value."""
     if not plan.needs_apply:
         return ApplyOutcome(spec.name, (), ())
-    progress = Progress()
+    progress = Journal()
     previous = seen.ledger
     stopped: UserError | None = None
     try:
@@ -257,7 +257,7 @@ def _record_ledger(
     plan: WorkspacePlan,
     previous: Ledger,
     live: LiveState,
-    progress: Progress,
+    progress: Journal,
     port: WorkspacePort,
     store: LedgerStore,
     clock: Clock,

@@ -14,8 +14,8 @@ from reconciler import fleet_record, output, planfile, report
 from reconciler.apply import ApplyOptions
 from reconciler.commands import verify as verify_cmd
 from reconciler.commands.context import (
+    CommandTarget,
     Session,
-    Target,
     fleet_options,
     ledger_key,
     new_salt,
@@ -84,7 +84,7 @@ def command(
     acl_settle_seconds: int,
     quiet: bool,
     skip_verify: bool,
-    target: Target,
+    target: CommandTarget,
 ) -> int:
     """Apply a desired-state FILE, or a plan FILE saved by `pkgrepo plan --out`.
 

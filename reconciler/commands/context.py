@@ -129,7 +129,7 @@ def run_options(fn: F) -> F:
 
 
 @dataclass(frozen=True)
-class Target:
+class CommandTarget:
     """Which workspaces a command acts on and how it reaches them (the shared flags)."""
 
     names: tuple[str, ...] = ()
@@ -144,7 +144,7 @@ class Target:
 
 
 def fleet_options(fn: F) -> F:
-    """The selection and run flags, handed to the command as one ``target: Target``."""
+    """The selection and run flags, handed to the command as one ``target: CommandTarget``."""
 
     @functools.wraps(fn)
     def wrapper(
@@ -159,7 +159,9 @@ def fleet_options(fn: F) -> F:
         record: Path | None,
         **kwargs: Any,
     ) -> Any:
-        target = Target(names, labels, shard, parallelism, rate_limit, timeout, ledger_dir, record)
+        target = CommandTarget(
+            names, labels, shard, parallelism, rate_limit, timeout, ledger_dir, record
+        )
         return fn(*args, target=target, **kwargs)
 
     return selection_options(run_options(wrapper))  # type: ignore[return-value]
@@ -199,7 +201,7 @@ def warn(
     chosen = [
         f
         for f in findings
-        if f.severity is policy.Severity.WARNING and (only is None or only(f.workspace))
+        if f.severity is policy.Level.WARNING and (only is None or only(f.workspace))
     ]
     for finding, names in policy.grouped(chosen):
         output.warning(policy.format_grouped(str(path), finding, names))
@@ -230,7 +232,7 @@ def load_checked(path: Path) -> tuple[DesiredState, tuple[policy.Finding, ...]]:
 
 
 def _located_errors(path: Path, findings: tuple[policy.Finding, ...]) -> list[tuple[int, int, str]]:
-    errors = [f for f in findings if f.severity is policy.Severity.ERROR]
+    errors = [f for f in findings if f.severity is policy.Level.ERROR]
     return [
         (first.line or 1 << 30, first.column, policy.format_grouped(str(path), first, names))
         for first, names in policy.grouped(errors)
@@ -290,7 +292,7 @@ def lock_wait_seconds() -> float:
 
 def open_session(
     path: Path,
-    target: Target = Target(),
+    target: CommandTarget = CommandTarget(),
     *,
     only: tuple[str, ...] | None = None,
 ) -> Session:
@@ -366,7 +368,7 @@ def orphans(known: Iterable[str], desired: DesiredState, selection: Selection) -
 
 
 def discover(
-    desired: DesiredState, target: Target
+    desired: DesiredState, target: CommandTarget
 ) -> tuple[DesiredState, DiscoveryReport | None, Sequence[AccountWorkspace]]:
     """With ``discover:``, the account's workspaces added by the file's rules (one request
     to the account), the report of what was found and skipped (shown on stderr), and what

@@ -18,7 +18,7 @@ import click
 from reconciler import drift, output, policy
 from reconciler.commands.context import (
     LEDGER_KEY_ENV,
-    Target,
+    CommandTarget,
     fleet_options,
     new_salt,
     open_session,
@@ -82,7 +82,7 @@ def command(
     fail_on: str,
     accept_unverified: bool,
     quiet: bool,
-    target: Target,
+    target: CommandTarget,
 ) -> int:
     """Report every difference between the workspaces and the desired state in FILE.
 

@@ -140,7 +140,7 @@ def command(
         raise UserError("--workspace, --select and --shard choose workspaces of --from FILE")
     if (token_envs or profiles) and not hosts:
         raise UserError("--token-env and --profile go with --host")
-    targets: list[tuple[export.Target, WorkspaceSpec]] = []
+    targets: list[tuple[export.ExportTarget, WorkspaceSpec]] = []
     if from_file is not None:
         targets += _from_file(from_file, output_file, names, labels, shard)
     targets += _from_hosts(hosts, token_envs, profiles)
@@ -162,7 +162,7 @@ def command(
 
 def _from_hosts(
     hosts: Sequence[str], token_envs: Sequence[str], profiles: Sequence[str]
-) -> list[tuple[export.Target, WorkspaceSpec]]:
+) -> list[tuple[export.ExportTarget, WorkspaceSpec]]:
     if token_envs and profiles:
         raise UserError("give --token-env or --profile, not both")
     for flag, given in (("--token-env", token_envs), ("--profile", profiles)):
@@ -182,7 +182,7 @@ def _from_hosts(
         elif profiles:
             profile = profiles[index if len(profiles) > 1 else 0]
             auth, auth_yaml = AuthSpec(kind="profile", profile=profile), {"profile": profile}
-        target = export.Target(name=name, host=url, auth=auth_yaml)
+        target = export.ExportTarget(name=name, host=url, auth=auth_yaml)
         out.append((target, WorkspaceSpec(name=name, host=url, auth=auth)))
     return out
 
@@ -225,7 +225,7 @@ def _from_file(
     names: tuple[str, ...],
     labels: tuple[str, ...],
     shard: str | None,
-) -> list[tuple[export.Target, WorkspaceSpec]]:
+) -> list[tuple[export.ExportTarget, WorkspaceSpec]]:
     # Export reads the workspaces; it needs their credentials, not the values the file
     # would write (index URLs and their tokens): those may be unset here.
     loaded = config.load(path, require_env=False)
@@ -243,7 +243,7 @@ def _from_file(
     for spec in specs:
         merged = config.merge_defaults(defaults, raw["workspaces"][spec.name] or {})
         auth = merged.get("auth")
-        target = export.Target(
+        target = export.ExportTarget(
             name=spec.name,
             host=str(merged["host"]),
             auth=_rebase(auth, path.parent, output_file.parent, spec.name) if auth else None,
@@ -275,7 +275,7 @@ def _rebase(
     return out
 
 
-def _check_unique(targets: Sequence[tuple[export.Target, WorkspaceSpec]]) -> None:
+def _check_unique(targets: Sequence[tuple[export.ExportTarget, WorkspaceSpec]]) -> None:
     seen_names: set[str] = set()
     seen_hosts: dict[str, str] = {}
     for target, _ in targets:

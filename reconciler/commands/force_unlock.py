@@ -15,7 +15,7 @@ import click
 from reconciler import output
 from reconciler.adapter import SdkWorkspace
 from reconciler.clock import SystemClock
-from reconciler.commands.context import Target, open_session, selection_options
+from reconciler.commands.context import CommandTarget, open_session, selection_options
 from reconciler.errors import PlanRefused, UserError, WorkspaceError
 from reconciler.lock import Holder, read_holder
 from reconciler.model import WorkspaceSpec
@@ -128,7 +128,7 @@ def command(
       pkgrepo force-unlock prod-eu --file pkgrepo.yaml
       pkgrepo force-unlock --file pkgrepo.yaml --select env=prod --auto-approve
     """
-    target = Target(names=tuple(workspaces) + tuple(names), labels=labels, shard=shard)
+    target = CommandTarget(names=tuple(workspaces) + tuple(names), labels=labels, shard=shard)
     session = open_session(file, target)
     if not session.specs:
         raise UserError("the selection matches no workspace in the file")

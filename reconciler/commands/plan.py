@@ -10,7 +10,13 @@ import click
 
 from reconciler import output, planfile
 from reconciler.commands import verify as verify_cmd
-from reconciler.commands.context import Session, Target, fleet_options, new_salt, open_session
+from reconciler.commands.context import (
+    CommandTarget,
+    Session,
+    fleet_options,
+    new_salt,
+    open_session,
+)
 from reconciler.errors import UserError
 from reconciler.plan import Plan, Unreadable
 from reconciler.progress import FleetProgress
@@ -70,7 +76,7 @@ def command(
     detailed_exitcode: bool,
     quiet: bool,
     skip_verify: bool,
-    target: Target,
+    target: CommandTarget,
 ) -> int:
     """Read the live workspaces and show what `apply` would change.
 

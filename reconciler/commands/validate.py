@@ -115,7 +115,7 @@ def _report_invalid(
         for _, _, text in sorted(located, key=lambda item: item[:2]):
             output.echo(text)
         _echo_notes(notes)
-        errors = [f for f in findings if f.severity is policy.Severity.ERROR]
+        errors = [f for f in findings if f.severity is policy.Level.ERROR]
         count = len(problems) + len(policy.grouped(errors))
         plural = "s" if count != 1 else ""
         output.info(f"{file}: invalid, {count} problem{plural}")
@@ -131,7 +131,7 @@ def _echo_notes(notes: tuple[config.Problem, ...]) -> None:
 
 
 def _summary(file: Path, findings: tuple[policy.Finding, ...], count: int, notes: int) -> str:
-    errors = sum(f.severity is policy.Severity.ERROR for f in findings)
+    errors = sum(f.severity is policy.Level.ERROR for f in findings)
     warnings = len(findings) - errors
     spaces = f"{count} workspace{'s' if count != 1 else ''}"
     unresolved = (

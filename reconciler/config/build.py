@@ -20,9 +20,9 @@ from typing import Any
 from reconciler.config.problems import JsonPath, Problem, format_path
 from reconciler.config.reader import Document
 from reconciler.config.sources import (
-    Kind,
     Resolved,
     SourceError,
+    SourceKind,
     resolve,
     source_of,
     url_problem,
@@ -140,7 +140,7 @@ class StateBuilder:
         return bool(unset) and not self.require_env
 
     def _stand_in(
-        self, raw: str, kind: Kind, unset: tuple[str, ...]
+        self, raw: str, kind: SourceKind, unset: tuple[str, ...]
     ) -> tuple[Resolved | None, str | None]:
         """Offline, a URL template ``${env:NAME}`` is checked with a stand-in for each missing
         variable, so what is written around it (scheme, host, port, characters, literal
@@ -176,7 +176,9 @@ class StateBuilder:
             return FieldFact(format_path(path), line, column)
         return FieldFact(format_path(path), line, column, resolved.source, resolved.template)
 
-    def value(self, workspace: str, path: JsonPath, raw: object, kind: Kind) -> Resolved | None:
+    def value(
+        self, workspace: str, path: JsonPath, raw: object, kind: SourceKind
+    ) -> Resolved | None:
         """Resolve once per written value; inherited values are shared by all workspaces."""
         inherited = path[0] == "defaults"
         if inherited and path in self._defaults:
@@ -190,7 +192,7 @@ class StateBuilder:
         except SourceError as exc:
             resolved, error, unset = None, str(exc), exc.unset
             self.secrets.update(s for s in exc.secrets if s)
-            if self._offline(unset) and isinstance(raw, str) and kind is Kind.URL:
+            if self._offline(unset) and isinstance(raw, str) and kind is SourceKind.URL:
                 resolved, stand_in_error = self._stand_in(raw, kind, unset)
                 if stand_in_error is not None:  # wrong around the placeholder: say so
                     error, unset = stand_in_error, ()
@@ -279,9 +281,9 @@ class StateBuilder:
             return AuthSpec(kind="profile", profile=str(raw["profile"]))
         resolved: dict[str, Resolved | None] = {}
         for field, kind in (
-            ("token", Kind.SECRET),
-            ("client_id", Kind.TEXT),
-            ("client_secret", Kind.SECRET),
+            ("token", SourceKind.SECRET),
+            ("client_id", SourceKind.TEXT),
+            ("client_secret", SourceKind.SECRET),
         ):
             if field in raw:
                 resolved[field] = self.value(name, (*path, field), raw[field], kind)
@@ -311,7 +313,7 @@ class StateBuilder:
         for field, key in (("index_url", INDEX_URL), ("cert", CERT)):
             if raw.get(field) is not None:
                 path = origin("repositories", field)
-                kind = Kind.URL if field == "index_url" else Kind.CERT
+                kind = SourceKind.URL if field == "index_url" else SourceKind.CERT
                 resolved = self.value(name, path, raw[field], kind)
                 facts[f"repositories.{field}"] = self.fact(path, resolved, raw=raw[field])
                 if resolved is not None:
@@ -322,7 +324,7 @@ class StateBuilder:
             facts["repositories.extra_index_urls"] = self.fact(path)
             urls: list[str] = []
             for index, item in enumerate(items):
-                resolved = self.value(name, (*path, index), item, Kind.URL)
+                resolved = self.value(name, (*path, index), item, SourceKind.URL)
                 facts[f"repositories.extra_index_urls[{index}]"] = self.fact(
                     (*path, index), resolved, raw=item
                 )

@@ -13,7 +13,7 @@ from typing import Any
 
 from reconciler.config.build import StateBuilder
 from reconciler.config.problems import JsonPath
-from reconciler.config.sources import Kind
+from reconciler.config.sources import SourceKind
 from reconciler.discovery import host_template_problem, is_loopback, template_problem
 from reconciler.model import (
     AccountSpec,
@@ -47,7 +47,7 @@ def build_discovery(
     base: JsonPath = ("discover",)
     account_raw = raw["account"]
     account_id = builder.value(
-        TEMPLATE_NAME, (*base, "account", "account_id"), account_raw["account_id"], Kind.TEXT
+        TEMPLATE_NAME, (*base, "account", "account_id"), account_raw["account_id"], SourceKind.TEXT
     )
     facts: dict[str, dict[str, FieldFact]] = {}
     account_facts: dict[str, FieldFact] = {}

@@ -38,7 +38,7 @@ FILE_ROOTS_ENV = "PKGREPO_FILE_ROOTS"
 """Folders besides the desired-state file's own that ``{file: ...}`` may read from."""
 
 
-class Kind(enum.Enum):
+class SourceKind(enum.Enum):
     """What a value is, which decides how it is checked."""
 
     URL = "url"
@@ -49,10 +49,10 @@ class Kind(enum.Enum):
 
 
 _WHAT = {
-    Kind.URL: "URL",
-    Kind.CERT: "PEM text",
-    Kind.SECRET: "token",
-    Kind.TEXT: "value",
+    SourceKind.URL: "URL",
+    SourceKind.CERT: "PEM text",
+    SourceKind.SECRET: "token",
+    SourceKind.TEXT: "value",
 }
 
 
@@ -91,7 +91,7 @@ def source_of(raw: object) -> Source:
     return Source.LITERAL
 
 
-def resolve(raw: object, kind: Kind, *, base_dir: Path, env: Mapping[str, str]) -> Resolved:
+def resolve(raw: object, kind: SourceKind, *, base_dir: Path, env: Mapping[str, str]) -> Resolved:
     """Resolve ``raw`` (already schema-checked) and check it for its ``kind``."""
     if isinstance(raw, dict) and "env" in raw:
         name = str(raw["env"])
@@ -120,12 +120,12 @@ def resolve(raw: object, kind: Kind, *, base_dir: Path, env: Mapping[str, str]) 
     return Resolved(resolved.value, resolved.source, secrets, resolved.template)
 
 
-def _secrets(resolved: Resolved, kind: Kind) -> tuple[str, ...]:
+def _secrets(resolved: Resolved, kind: SourceKind) -> tuple[str, ...]:
     if resolved.source is not Source.LITERAL:
         return (resolved.value, *resolved.secrets)
-    if kind is Kind.SECRET:
+    if kind is SourceKind.SECRET:
         return (resolved.value,)
-    if kind is Kind.URL:
+    if kind is SourceKind.URL:
         try:
             parts = urllib.parse.urlsplit(resolved.value)
             if parts.username or parts.password or parts.query:
@@ -171,7 +171,7 @@ def _roots(base_dir: Path, env: Mapping[str, str]) -> list[Path]:
     return roots
 
 
-def _file(name: str, base_dir: Path, kind: Kind, env: Mapping[str, str]) -> str:
+def _file(name: str, base_dir: Path, kind: SourceKind, env: Mapping[str, str]) -> str:
     try:
         path = (base_dir / name).resolve(strict=True)
     except ValueError:  # a NUL byte in the name
@@ -205,7 +205,7 @@ def _file(name: str, base_dir: Path, kind: Kind, env: Mapping[str, str]) -> str:
         raise SourceError(
             f"file {name} does not hold a valid {_WHAT[kind]} (its content is not shown)"
         ) from None
-    if kind is Kind.CERT:
+    if kind is SourceKind.CERT:
         return text
     return text.removesuffix("\n").removesuffix("\r")
 
@@ -246,15 +246,15 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def _check(value: str, kind: Kind, origin: str) -> None:
-    if kind is Kind.URL:
+def _check(value: str, kind: SourceKind, origin: str) -> None:
+    if kind is SourceKind.URL:
         problem = url_problem(value)
         if problem:
             # Show only what comes before a bad character: after a line break could be
             # anything, another secret included.
             shown = next((value[:i] for i, c in enumerate(value) if _is_blank(c)), value)
             raise SourceError(f"{origin} {problem}: {mask_url(shown)}")
-    elif kind is Kind.CERT:
+    elif kind is SourceKind.CERT:
         if bad := _CONTROL.search(value):
             raise SourceError(f"{origin} contains control character U+{ord(bad.group()):04X}")
     else:

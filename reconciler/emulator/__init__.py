@@ -10,7 +10,7 @@ everywhere, ``dapi-emulator-user`` a plain user. Modelled on moto: pure backends
         client = WorkspaceClient(host=emu.host("ws1"), token=ADMIN_TOKEN)
 """
 
-from reconciler.emulator.backend import Permission, SecretsBackend
+from reconciler.emulator.backend import AclLevel, SecretsBackend
 from reconciler.emulator.config import (
     EmulatorConfig,
     EmulatorConfigError,
@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_ADMIN",
     "DEFAULT_USER",
     "USER_TOKEN",
+    "AclLevel",
     "ApiError",
     "EmulatorConfig",
     "EmulatorConfigError",
@@ -42,7 +43,6 @@ __all__ = [
     "Faults",
     "KeyVault",
     "OneShotFailure",
-    "Permission",
     "Principal",
     "SecretsBackend",
     "ServiceModes",

@@ -60,7 +60,7 @@ USER = "USER"
 
 
 @dataclass(frozen=True)
-class AccountWorkspace:
+class ListedWorkspace:
     """One workspace as the account lists it. ``deployment_name`` is also the emulator's
     workspace name: ``http://127.0.0.1:PORT/<deployment_name>`` is its host."""
 
@@ -132,7 +132,7 @@ class ServicePrincipal:
 @dataclass(frozen=True)
 class AccountSettings:
     account_id: str = "00000000-0000-4000-8000-000000000000"
-    workspaces: tuple[AccountWorkspace, ...] = ()
+    workspaces: tuple[ListedWorkspace, ...] = ()
     service_principals: tuple[ServicePrincipal, ...] = ()
     token_ttl_seconds: int = DEFAULT_TTL_SECONDS
 
@@ -331,12 +331,12 @@ def generated_workspaces(
     prefix: str = "ws-",
     regions: tuple[str, ...] = ("us-east-1", "eu-west-1"),
     tags: Mapping[str, str] | None = None,
-) -> list[AccountWorkspace]:
+) -> list[ListedWorkspace]:
     """``count`` RUNNING workspaces ``<prefix>00000``..., regions taken in turn: a large
     account for benchmarks."""
     width = max(4, len(str(count - 1)))
     return [
-        AccountWorkspace(
+        ListedWorkspace(
             name=f"{prefix}{i:0{width}d}",
             deployment_name=f"{prefix}{i:0{width}d}",
             region=regions[i % len(regions)],
@@ -362,7 +362,7 @@ def _generate_args(item: Any) -> dict[str, Any]:
     return args
 
 
-def _workspace(item: Any) -> AccountWorkspace:
+def _workspace(item: Any) -> ListedWorkspace:
     if not isinstance(item, Mapping):
         raise ValueError("each entry of account.workspaces must be a mapping")
     _only(
@@ -377,7 +377,7 @@ def _workspace(item: Any) -> AccountWorkspace:
     if status not in STATUSES:
         raise ValueError(f"account workspace {name}: status must be one of {sorted(STATUSES)}")
     workspace_id = item.get("workspace_id")
-    return AccountWorkspace(
+    return ListedWorkspace(
         name=name,
         deployment_name=str(item.get("deployment_name") or name),
         region=str(item.get("region", "us-east-1")),

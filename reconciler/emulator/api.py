@@ -21,7 +21,7 @@ from typing import Any
 
 from reconciler.emulator import errors, scim
 from reconciler.emulator.account import Account, OAuthError, oidc_document
-from reconciler.emulator.backend import Permission
+from reconciler.emulator.backend import AclLevel
 from reconciler.emulator.identity import Directory, Principal
 from reconciler.emulator.workspaces import Workspace
 
@@ -242,7 +242,7 @@ def put_acl(request: Request) -> dict[str, Any]:
         request.caller,
         text(fields, "scope"),
         text(fields, "principal"),
-        Permission.parse(text(fields, "permission")),
+        AclLevel.parse(text(fields, "permission")),
         visible_after=workspace.faults.late_acl_seconds(),
     )
     return {}

@@ -49,7 +49,7 @@ STANDARD_TIER_MESSAGE = (
 )
 
 
-class Permission(enum.IntEnum):
+class AclLevel(enum.IntEnum):
     """acls/put: "MANAGE - Allowed to change ACLs, and read and write to this secret scope.
     WRITE - Allowed to read and write to this secret scope. READ - Allowed to read this secret
     scope and list what secrets are available." Ordered, so the strongest one wins."""
@@ -59,7 +59,7 @@ class Permission(enum.IntEnum):
     MANAGE = 3
 
     @classmethod
-    def parse(cls, text: object) -> Permission:
+    def parse(cls, text: object) -> AclLevel:
         if isinstance(text, str) and text in cls.__members__:
             return cls[text]
         # acls/put: "Throws INVALID_PARAMETER_VALUE if the permission or principal is invalid."
@@ -77,11 +77,11 @@ class Secret:
 class AclSlot:
     """One principal's ACL; a put can be pending until ``pending_at`` (late-ACL fault)."""
 
-    current: Permission | None
-    pending: Permission | None = None
+    current: AclLevel | None
+    pending: AclLevel | None = None
     pending_at: float = 0.0
 
-    def view(self, now: float) -> Permission | None:
+    def view(self, now: float) -> AclLevel | None:
         if self.pending is not None and now >= self.pending_at:
             self.current, self.pending = self.pending, None
         return self.current
@@ -94,7 +94,7 @@ class Scope:
     secrets: dict[str, Secret] = field(default_factory=dict)
     acls: dict[str, AclSlot] = field(default_factory=dict)
     keyvault_metadata: dict[str, str] | None = None
-    stale_acls: dict[str, Permission] | None = None
+    stale_acls: dict[str, AclLevel] | None = None
     """What acls/list and acls/get answer until ``stale_until`` (the ``stale`` mode)."""
     stale_until: float = 0.0
 
@@ -153,7 +153,7 @@ class SecretsBackend:
                 key: Secret(value.encode("utf-8"), False, stamp)
                 for key, value in vault.secrets.items()
             },
-            acls={ADMINS: AclSlot(Permission.MANAGE)},
+            acls={ADMINS: AclSlot(AclLevel.MANAGE)},
             keyvault_metadata={"resource_id": vault.resource_id, "dns_name": vault.dns_name},
         )
 
@@ -213,7 +213,7 @@ class SecretsBackend:
             # with MANAGE permission applied to the scope is assigned to the API request
             # issuer's user identity."
             owner = initial_manage_principal or caller.name
-            self._scopes[scope.lower()] = Scope(scope, acls={owner: AclSlot(Permission.MANAGE)})
+            self._scopes[scope.lower()] = Scope(scope, acls={owner: AclSlot(AclLevel.MANAGE)})
 
     def list_scopes(self, caller: Principal) -> list[Scope]:
         # scopes/list: "Lists all secret scopes available in the workspace." -- every scope,
@@ -227,7 +227,7 @@ class SecretsBackend:
             found = self._scope(scope)
             # scopes/delete: "Throws PERMISSION_DENIED if the user does not have permission to
             # make this API call." Deleting a scope takes MANAGE.
-            self._require(caller, found, Permission.MANAGE, "delete scope")
+            self._require(caller, found, AclLevel.MANAGE, "delete scope")
             del self._scopes[found.name.lower()]
 
     # -- secrets ------------------------------------------------------------------------
@@ -252,7 +252,7 @@ class SecretsBackend:
         with self._lock:
             found = self._scope(scope)
             # put: "You must have WRITE or MANAGE permission on the secret scope."
-            self._require(caller, found, Permission.WRITE, "put secret")
+            self._require(caller, found, AclLevel.WRITE, "put secret")
             self._refuse_keyvault(found, "put")
             if key not in found.secrets and len(found.secrets) >= MAX_SECRETS_PER_SCOPE:
                 # put: "Throws RESOURCE_LIMIT_EXCEEDED if maximum number of secrets in scope
@@ -271,7 +271,7 @@ class SecretsBackend:
             found = self._scope(scope)
             # list: "Users need the READ permission to make this call." ... "The
             # lastUpdatedTimestamp returned is in milliseconds since epoch."
-            self._require(caller, found, Permission.READ, "list secrets")
+            self._require(caller, found, AclLevel.READ, "list secrets")
             return [
                 SecretMetadata(key, secret.last_updated_timestamp)
                 for key, secret in sorted(found.secrets.items())
@@ -283,7 +283,7 @@ class SecretsBackend:
         rest_get = "allowed" if in_notebook else self.modes.rest_get
         with self._lock:
             found = self._scope(scope)
-            manages = caller.is_admin or self._effective(caller, found) is Permission.MANAGE
+            manages = caller.is_admin or self._effective(caller, found) is AclLevel.MANAGE
             if rest_get == "refused" or (rest_get == "manage_only" and not manages):
                 # get: "Throws BAD_REQUEST if normal user calls get secret outside of a
                 # notebook." ("This API can only be called from the DBUtils interface.") Yet
@@ -295,7 +295,7 @@ class SecretsBackend:
                     " clients."
                 )
             # get: "Users need the READ permission to make this call."
-            self._require(caller, found, Permission.READ, "get secret")
+            self._require(caller, found, AclLevel.READ, "get secret")
             secret = found.secrets.get(key)
             if secret is None:
                 # get: "Throws RESOURCE_DOES_NOT_EXIST if no such secret or secret scope
@@ -307,7 +307,7 @@ class SecretsBackend:
         with self._lock:
             found = self._scope(scope)
             # delete: "You must have WRITE or MANAGE permission on the Secret Scope."
-            self._require(caller, found, Permission.WRITE, "delete secret")
+            self._require(caller, found, AclLevel.WRITE, "delete secret")
             self._refuse_keyvault(found, "delete")
             if key not in found.secrets:
                 # delete: "Throws RESOURCE_DOES_NOT_EXIST if no such secret scope or secret
@@ -322,7 +322,7 @@ class SecretsBackend:
         caller: Principal,
         scope: str,
         principal: str,
-        permission: Permission,
+        permission: AclLevel,
         *,
         visible_after: float = 0.0,
     ) -> None:
@@ -332,7 +332,7 @@ class SecretsBackend:
             found = self._scope(scope)
             self._refuse_standard_tier()
             # acls/put: "Users must have the MANAGE permission to invoke this API."
-            self._require(caller, found, Permission.MANAGE, "put ACL")
+            self._require(caller, found, AclLevel.MANAGE, "put ACL")
             self._check_principal(principal)
             if self._acl_write_lost(found):
                 return
@@ -348,20 +348,20 @@ class SecretsBackend:
                 slot = found.acls[principal] = AclSlot(None)
             slot.pending, slot.pending_at = permission, self._clock() + visible_after
 
-    def list_acls(self, caller: Principal, scope: str) -> list[tuple[str, Permission]]:
+    def list_acls(self, caller: Principal, scope: str) -> list[tuple[str, AclLevel]]:
         with self._lock:
             found = self._scope(scope)
             self._refuse_standard_tier()
             # acls/list: "Users must have the MANAGE permission to invoke this API."
-            self._require(caller, found, Permission.MANAGE, "list ACLs")
+            self._require(caller, found, AclLevel.MANAGE, "list ACLs")
             return sorted(self._listed_acls(found).items())
 
-    def get_acl(self, caller: Principal, scope: str, principal: str) -> Permission:
+    def get_acl(self, caller: Principal, scope: str, principal: str) -> AclLevel:
         with self._lock:
             found = self._scope(scope)
             self._refuse_standard_tier()
             # acls/get: "Users must have the MANAGE permission to invoke this API."
-            self._require(caller, found, Permission.MANAGE, "get ACL")
+            self._require(caller, found, AclLevel.MANAGE, "get ACL")
             permission = self._listed_acls(found).get(principal)
             if permission is None:
                 raise errors.not_found(
@@ -374,7 +374,7 @@ class SecretsBackend:
             found = self._scope(scope)
             self._refuse_standard_tier()
             # acls/delete: "Users must have the MANAGE permission to invoke this API."
-            self._require(caller, found, Permission.MANAGE, "delete ACL")
+            self._require(caller, found, AclLevel.MANAGE, "delete ACL")
             if self._visible_acls(found).get(principal) is None:
                 # acls/delete: "Throws RESOURCE_DOES_NOT_EXIST if no such secret scope,
                 # principal, or ACL exists."
@@ -386,7 +386,7 @@ class SecretsBackend:
                 return
             del found.acls[principal]
 
-    def effective_permission(self, caller: Principal, scope: str) -> Permission | None:
+    def effective_permission(self, caller: Principal, scope: str) -> AclLevel | None:
         """The strongest of the caller's own ACL and its groups' ACLs (None: no access)."""
         with self._lock:
             return self._effective(caller, self._scope(scope))
@@ -444,7 +444,7 @@ class SecretsBackend:
                         int(secret["last_updated_timestamp"]),
                     )
                 for principal, permission in item.get("acls", {}).items():
-                    scope.acls[str(principal)] = AclSlot(Permission[permission])
+                    scope.acls[str(principal)] = AclSlot(AclLevel[permission])
                 self._scopes[scope.name.lower()] = scope
 
     # -- rules --------------------------------------------------------------------------
@@ -495,7 +495,7 @@ class SecretsBackend:
         rate = self.modes.drop_rate
         return rate > 0 and self._random.random() < rate
 
-    def _listed_acls(self, scope: Scope) -> dict[str, Permission]:
+    def _listed_acls(self, scope: Scope) -> dict[str, AclLevel]:
         """What acls/list and acls/get show: the grants, or a stale copy of them."""
         now = self._clock()
         if scope.stale_acls is not None and now < scope.stale_until:
@@ -511,21 +511,21 @@ class SecretsBackend:
             raise errors.not_found(f"Scope {name} does not exist!")
         return found
 
-    def _visible_acls(self, scope: Scope, now: float | None = None) -> dict[str, Permission]:
+    def _visible_acls(self, scope: Scope, now: float | None = None) -> dict[str, AclLevel]:
         moment = self._clock() if now is None else now
-        visible: dict[str, Permission] = {}
+        visible: dict[str, AclLevel] = {}
         for principal, slot in scope.acls.items():
             permission = slot.view(moment)
             if permission is not None:
                 visible[principal] = permission
         return visible
 
-    def _effective(self, caller: Principal, scope: Scope) -> Permission | None:
+    def _effective(self, caller: Principal, scope: Scope) -> AclLevel | None:
         acls = self._visible_acls(scope)
         granted = [acls[name] for name in (caller.name, *caller.groups) if name in acls]
         return max(granted) if granted else None
 
-    def _require(self, caller: Principal, scope: Scope, needed: Permission, action: str) -> None:
+    def _require(self, caller: Principal, scope: Scope, needed: AclLevel, action: str) -> None:
         # Workspace admins may do everything on every scope.
         if caller.is_admin:
             return

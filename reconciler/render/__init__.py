@@ -18,11 +18,11 @@ from reconciler.render import junit, markdown, text
 from reconciler.render.json import plan_from_document, to_document
 
 
-class Renderer(Protocol):
+class PlanRenderer(Protocol):
     def __call__(self, plan: Plan, *, color: bool = False) -> str: ...
 
 
-RENDERERS: Mapping[str, Renderer] = MappingProxyType(
+RENDERERS: Mapping[str, PlanRenderer] = MappingProxyType(
     {
         "text": text.render,
         "json": json_doc.render,
@@ -47,7 +47,7 @@ def render(plan: Plan, fmt: str, *, color: bool = False) -> str:
 __all__ = [
     "FORMATS",
     "RENDERERS",
-    "Renderer",
+    "PlanRenderer",
     "plan_from_document",
     "render",
     "to_document",

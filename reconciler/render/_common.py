@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+import click
+
 from reconciler.plan import Action, Change, Plan, WorkspacePlan
 
 COMPUTE_REMINDER = "Changes reach compute after a notebook is reattached or a job is rerun."
@@ -158,3 +160,17 @@ def clean(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+class Painter:
+    """Colours text for a terminal (``color``), or leaves it as it is."""
+
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def __call__(
+        self, text: str, *, fg: str | None = None, bold: bool = False, dim: bool = False
+    ) -> str:
+        if not self.color:
+            return text
+        return click.style(text, fg=fg, bold=bold or None, dim=dim or None)

@@ -12,8 +12,6 @@ then one line for the workspaces that are up to date, and Terraform's summary li
 
 from __future__ import annotations
 
-import click
-
 from reconciler.model import Kind
 from reconciler.plan import Action, Change, Drift, Plan, Severity, Unreadable, WorkspacePlan
 from reconciler.render._common import (
@@ -22,6 +20,7 @@ from reconciler.render._common import (
     INCOMPLETE,
     NO_CHANGES,
     NO_WORKSPACES,
+    Painter,
     Summary,
     clean,
     incomplete_text,
@@ -44,7 +43,7 @@ _NONE = "(none)"
 
 def render(plan: Plan, *, color: bool = False) -> str:
     """The whole plan as text, ending with a newline."""
-    paint = _Painter(color)
+    paint = Painter(color)
     lines: list[str] = []
     shared, plan = shared_warnings(plan)
     for warning, where in shared:
@@ -73,22 +72,10 @@ def render(plan: Plan, *, color: bool = False) -> str:
 
 def change_line(change: Change, *, color: bool = False) -> str:
     """One change on one line (no indentation), as the plan shows it."""
-    return _change(change, _Painter(color))
+    return _change(change, Painter(color))
 
 
-class _Painter:
-    def __init__(self, color: bool) -> None:
-        self.color = color
-
-    def __call__(
-        self, text: str, *, fg: str | None = None, bold: bool = False, dim: bool = False
-    ) -> str:
-        if not self.color:
-            return text
-        return click.style(text, fg=fg, bold=bold or None, dim=dim or None)
-
-
-def _workspace(ws: WorkspacePlan, paint: _Painter) -> list[str]:
+def _workspace(ws: WorkspacePlan, paint: Painter) -> list[str]:
     header = f"workspace {clean(ws.workspace)} ({clean(ws.host)})"
     lines = [paint(header, bold=True)]
     changes = shown_changes(ws)
@@ -102,13 +89,13 @@ def _workspace(ws: WorkspacePlan, paint: _Painter) -> list[str]:
     return lines
 
 
-def _unreadable(failed: Unreadable, paint: _Painter) -> list[str]:
+def _unreadable(failed: Unreadable, paint: Painter) -> list[str]:
     header = f"workspace {clean(failed.workspace)} ({clean(failed.host)})"
     note = f"! {INCOMPLETE}: {clean(failed.error)}"
     return [paint(header, bold=True), "  " + paint(note, fg="red", bold=True)]
 
 
-def _change(change: Change, paint: _Painter) -> str:
+def _change(change: Change, paint: Painter) -> str:
     symbol = change.action.symbol
     head = f"{symbol} {clean(str(change.address))}"
     if change.action in _ACTION_COLOR:
@@ -147,7 +134,7 @@ def _up_to_date_line(current: list[WorkspacePlan], *, total: int) -> str:
     return f"{plural(len(current), 'workspace')} {verb} up to date: {listed}"
 
 
-def _summary(plan: Plan, paint: _Painter) -> list[str]:
+def _summary(plan: Plan, paint: Painter) -> list[str]:
     if plan.unreadable:
         lines = [paint(incomplete_text(plan), fg="red", bold=True)]
         if plan.has_changes:
@@ -165,7 +152,7 @@ def _summary(plan: Plan, paint: _Painter) -> list[str]:
     return [paint(line, bold=True), _safety(plan, paint), COMPUTE_REMINDER]
 
 
-def _safety(plan: Plan, paint: _Painter) -> str:
+def _safety(plan: Plan, paint: Painter) -> str:
     ok = plan.safety().within_limits
     verdict, counts = safety_text(plan)
     return paint(clean(f"{verdict}. {counts}."), fg="green" if ok else "red", bold=not ok)

@@ -226,11 +226,11 @@ def junit(report: Report, *, color: bool = False) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-class Renderer(Protocol):
+class VerifyRenderer(Protocol):
     def __call__(self, report: Report, *, color: bool = False) -> str: ...
 
 
-RENDERERS: Mapping[str, Renderer] = {
+RENDERERS: Mapping[str, VerifyRenderer] = {
     "text": text,
     "json": json_text,
     "markdown": markdown,

@@ -16,7 +16,7 @@ import pytest
 
 from reconciler.cli import main
 from reconciler.emulator import EmulatorConfig, EmulatorHandle, running_emulator
-from reconciler.emulator.account import AccountSettings, AccountWorkspace, ServicePrincipal
+from reconciler.emulator.account import AccountSettings, ListedWorkspace, ServicePrincipal
 
 COUNT = 50
 NAMES = tuple(f"ws-{i:02d}" for i in range(COUNT))
@@ -44,7 +44,7 @@ def account(
     ttl: int = 3600,
 ) -> AccountSettings:
     workspaces = [
-        AccountWorkspace(
+        ListedWorkspace(
             name=name,
             deployment_name=name,
             region=region_of(i),
@@ -53,7 +53,7 @@ def account(
         for i, name in enumerate(NAMES)
     ]
     workspaces += [
-        AccountWorkspace(name=name, deployment_name=name, status=status)
+        ListedWorkspace(name=name, deployment_name=name, status=status)
         for name, status in NOT_MANAGED.items()
     ]
     deployer = ServicePrincipal(

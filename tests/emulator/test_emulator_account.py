@@ -15,7 +15,7 @@ from databricks.sdk import AccountClient, WorkspaceClient
 from databricks.sdk.service.provisioning import WorkspaceStatus
 
 from reconciler.emulator import EmulatorConfig, EmulatorHandle, running_emulator
-from reconciler.emulator.account import AccountSettings, AccountWorkspace, ServicePrincipal
+from reconciler.emulator.account import AccountSettings, ListedWorkspace, ServicePrincipal
 
 ACCOUNT = "0d1e7a4b-0000-4000-8000-0000000000b2"
 ADMIN_SP = ServicePrincipal(
@@ -42,8 +42,8 @@ def emu(clock: Clock) -> Iterator[EmulatorHandle]:
     settings = AccountSettings(
         account_id=ACCOUNT,
         workspaces=(
-            AccountWorkspace("prod-eu", "prod-eu", region="eu-west-1", tags={"env": "prod"}),
-            AccountWorkspace("new", "new", status="PROVISIONING"),
+            ListedWorkspace("prod-eu", "prod-eu", region="eu-west-1", tags={"env": "prod"}),
+            ListedWorkspace("new", "new", status="PROVISIONING"),
         ),
         service_principals=(ADMIN_SP, PLAIN_SP),
         token_ttl_seconds=600,

@@ -40,8 +40,8 @@ def live(secrets: dict[str, str | None], acls: dict[str, str] | None = None) -> 
     )
 
 
-def target(name: str) -> export.Target:
-    return export.Target(
+def target(name: str) -> export.ExportTarget:
+    return export.ExportTarget(
         name, f"https://{name}.cloud.databricks.com", auth={"token": {"env": "DATABRICKS_TOKEN"}}
     )
 
@@ -57,7 +57,7 @@ def load(tmp_path: Path, built: export.Export, **extra_env: str) -> config.LoadR
     errors = [
         f
         for f in policy.evaluate(loaded.desired, loaded.provenance, now=NOW)
-        if f.severity is policy.Severity.ERROR
+        if f.severity is policy.Level.ERROR
     ]
     assert errors == []
     return loaded

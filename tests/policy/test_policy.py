@@ -23,7 +23,7 @@ from reconciler.model import (
     WorkspaceSpec,
     frozen_map,
 )
-from reconciler.policy import Finding, Severity
+from reconciler.policy import Finding, Level
 from tests.pem import make_pem, private_key_pem
 
 NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -206,9 +206,9 @@ def test_absent_workspaces_only_need_a_distinct_host() -> None:
 
 
 def test_finding_format_and_order() -> None:
-    finding = Finding("https-only", Severity.ERROR, "dev", "workspaces.dev", "msg", 3, 7)
+    finding = Finding("https-only", Level.ERROR, "dev", "workspaces.dev", "msg", 3, 7)
     assert finding.format("f.yaml") == "f.yaml:3:7: error [https-only] dev: msg"
-    unplaced = Finding("https-only", Severity.WARNING, "dev", "workspaces.dev", "msg")
+    unplaced = Finding("https-only", Level.WARNING, "dev", "workspaces.dev", "msg")
     assert unplaced.format("f.yaml") == "f.yaml: warning [https-only] dev: msg"
     assert sorted([unplaced, finding], key=lambda f: f.sort_key) == [finding, unplaced]
 
@@ -216,8 +216,8 @@ def test_finding_format_and_order() -> None:
 def test_every_check_has_an_id_severity_and_summary() -> None:
     assert len(policy.CHECK_IDS) == len(policy.CHECKS) == 13
     severities = {c.id: c.severity for c in policy.CHECKS}
-    assert severities["cert-expiring"] is Severity.WARNING
-    warnings = [c for c in severities if severities[c] is Severity.WARNING]
+    assert severities["cert-expiring"] is Level.WARNING
+    warnings = [c for c in severities if severities[c] is Level.WARNING]
     assert warnings == ["cert-expiring", "public-pypi-extra"]
 
 

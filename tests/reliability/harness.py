@@ -41,7 +41,7 @@ from databricks.sdk.service.workspace import AclPermission, ImportFormat
 
 from reconciler.cli import main
 from reconciler.emulator import EmulatorConfig, EmulatorHandle, Principal
-from reconciler.emulator.backend import Permission as EmuPermission
+from reconciler.emulator.backend import AclLevel as EmuPermission
 from reconciler.lock import LOCK_SCOPE
 from reconciler.model import SCOPE
 

@@ -18,11 +18,11 @@ from reconciler.render.drift import junit, markdown, text
 from reconciler.render.drift._common import headline
 
 
-class Renderer(Protocol):
+class DriftRenderer(Protocol):
     def __call__(self, report: DriftReport, *, color: bool = False) -> str: ...
 
 
-RENDERERS: Mapping[str, Renderer] = MappingProxyType(
+RENDERERS: Mapping[str, DriftRenderer] = MappingProxyType(
     {
         "text": text.render,
         "json": json_doc.render,
@@ -44,4 +44,4 @@ def render(report: DriftReport, fmt: str, *, color: bool = False) -> str:
     return renderer(report, color=color)
 
 
-__all__ = ["FORMATS", "RENDERERS", "Renderer", "headline", "render"]
+__all__ = ["FORMATS", "RENDERERS", "DriftRenderer", "headline", "render"]

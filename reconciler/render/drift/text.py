@@ -7,10 +7,8 @@ escapes). Colour only when asked for; the command decides whether stdout is a te
 
 from __future__ import annotations
 
-import click
-
 from reconciler.drift import DriftItem, DriftReport, WorkspaceDrift
-from reconciler.render._common import clean, plural
+from reconciler.render._common import Painter, clean, plural
 from reconciler.render.drift._common import (
     drifted_first,
     grouped_warnings,
@@ -26,21 +24,9 @@ LOW_MARK = "[low] "
 _NONE = "(none)"
 
 
-class _Painter:
-    def __init__(self, color: bool) -> None:
-        self.color = color
-
-    def __call__(
-        self, text: str, *, fg: str | None = None, bold: bool = False, dim: bool = False
-    ) -> str:
-        if not self.color:
-            return text
-        return click.style(text, fg=fg, bold=bold or None, dim=dim or None)
-
-
 def render(report: DriftReport, *, color: bool = False) -> str:
     """The whole report as text, ending with a newline."""
-    paint = _Painter(color)
+    paint = Painter(color)
     lines: list[str] = []
     for ws in unreadable(report):
         lines.append(
@@ -79,7 +65,7 @@ def render(report: DriftReport, *, color: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _workspace(ws: WorkspaceDrift, paint: _Painter) -> list[str]:
+def _workspace(ws: WorkspaceDrift, paint: Painter) -> list[str]:
     header = f"workspace {clean(ws.workspace)} ({clean(ws.host)}): {workspace_summary(ws)}"
     lines = [paint(header, bold=True)]
     for item in ws.ordered_items():
@@ -89,7 +75,7 @@ def _workspace(ws: WorkspaceDrift, paint: _Painter) -> list[str]:
 
 def item_line(item: DriftItem) -> str:
     """One item's first line, without colour: ``[HIGH] ws/acl/x: what happened (kind)``."""
-    return _item(item, _Painter(False))[0].strip()
+    return _item(item, Painter(False))[0].strip()
 
 
 def detail_lines(item: DriftItem) -> list[str]:
@@ -104,7 +90,7 @@ def detail_lines(item: DriftItem) -> list[str]:
     ]
 
 
-def _item(item: DriftItem, paint: _Painter) -> list[str]:
+def _item(item: DriftItem, paint: Painter) -> list[str]:
     mark = paint(HIGH_MARK, fg="red", bold=True) if item.high else paint(LOW_MARK, dim=True)
     head = f"{mark} {clean(item.address)}: {clean(item.message)} ({item.kind.value})"
     return ["  " + head] + ["         " + paint(line, dim=True) for line in detail_lines(item)]
