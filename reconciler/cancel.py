@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from reconciler.errors import UserError
-
-
-class Cancelled(UserError):
-    """The run was interrupted before this write: it was not sent."""
+from reconciler.errors import Cancelled
 
 
 class Cancel:

@@ -1,7 +1,19 @@
-"""Errors a user can act on.
+"""Every error pkgrepo raises on purpose, and how a command ends on it.
 
-Anything raised as a ``UserError`` ends the command with its message and exit code 1, and no
-stack trace. Messages must never carry a secret value: callers pass redacted text only.
+| error | meaning | exit |
+|---|---|---|
+| ``UserError`` and below | something the user can act on: one message, no stack trace | 1 |
+| ``ConfigError`` (``config.problems.InvalidConfig``) | the desired-state file is invalid | 1 |
+| ``WorkspaceError`` | one workspace could not be read or written; fails that one alone | 1 |
+| ``PlanRefused`` | a plan may not be applied as it stands | 1 |
+| ``LockHeld`` / ``LeaseLost`` | another run holds the lock / this run lost it | 1 |
+| ``Cancelled`` | interrupted before a write (SIGINT exits 130, SIGTERM 143) | 130/143 |
+| ``TransientError`` | worth retrying; retried within a deadline, then a ``WorkspaceError`` | 1 |
+| anything else | a bug: one scrubbed line (``--debug``: the traceback) | 3 |
+
+A plan with changes (``--detailed-exitcode``) and drift exit 2; that is a result, not an
+error. Messages never carry a secret value: callers pass redacted text only, and every line
+printed goes through the output scrubber as well.
 """
 
 from __future__ import annotations
@@ -37,3 +49,15 @@ class TransientError(Exception):
 
 class PlanRefused(UserError):
     """A plan may not be applied as it stands (stale, tampered, unsafe without a flag)."""
+
+
+class LockHeld(UserError):
+    """Another run holds the workspace's lock."""
+
+
+class LeaseLost(WorkspaceError):
+    """This run can no longer be sure it holds the workspace's lock: it stops writing there."""
+
+
+class Cancelled(UserError):
+    """The run was interrupted before this write: it was not sent."""

@@ -18,15 +18,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from reconciler.apply import ApplyOptions
-from reconciler.cancel import Cancel, Cancelled
+from reconciler.cancel import Cancel
 from reconciler.clock import Clock, InterruptibleClock, SystemClock
-from reconciler.errors import TransientError, UserError, WorkspaceError
+from reconciler.errors import (
+    Cancelled,
+    LeaseLost,
+    LockHeld,
+    TransientError,
+    UserError,
+    WorkspaceError,
+)
 from reconciler.ledger_store import LedgerStore
 from reconciler.lock import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_WAIT_SECONDS,
-    LeaseLost,
-    LockHeld,
     WorkspaceLock,
     new_run_id,
     trusted_creators,

@@ -50,7 +50,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from reconciler.clock import Clock
-from reconciler.errors import TransientError, UserError, WorkspaceError
+from reconciler.errors import LeaseLost, LockHeld, TransientError, UserError
 from reconciler.model import SCOPE, LiveSecret, LiveState, Permission, WorkspaceSpec
 from reconciler.port import LockPort
 from reconciler.retry import call_with_retry
@@ -71,14 +71,6 @@ _HOLDERLESS_GRACE_SECONDS = 10.0
 long it is taken as abandoned."""
 _RELEASE_SECONDS = 30.0
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-class LockHeld(UserError):
-    """Another run holds the workspace's lock."""
-
-
-class LeaseLost(WorkspaceError):
-    """This run can no longer be sure it holds the workspace's lock: it stops writing there."""
 
 
 def new_run_id() -> str:

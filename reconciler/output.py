@@ -57,6 +57,19 @@ class _ScrubFilter(logging.Filter):
         return True
 
 
+class _Format(logging.Formatter):
+    """Warnings and errors logged by the engine read as ``warning()`` and ``error()`` write
+    them (``warning: ...``): one format for the user, whoever raised it. Debug lines name
+    the logger they come from."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        level = record.levelname.lower()
+        if record.levelno >= logging.WARNING:
+            return f"{level}: {message}"
+        return f"{level} {record.name}: {message}"
+
+
 def configure_logging(*, debug: bool) -> None:
     """Warnings by default; everything (SDK request logs included) with ``--debug``."""
     root = logging.getLogger()
@@ -66,7 +79,7 @@ def configure_logging(*, debug: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler._pkgrepo = True  # type: ignore[attr-defined]
     handler.addFilter(_ScrubFilter())
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_Format())
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
     # The SDK warns about best-effort probes it recovers from (host metadata discovery);

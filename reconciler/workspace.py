@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 from reconciler import ledger as ledger_doc
 from reconciler.apply import Applier, ApplyOptions, Journal
-from reconciler.cancel import Cancelled
 from reconciler.clock import Clock, SystemClock
-from reconciler.errors import TransientError, UserError, WorkspaceError
+from reconciler.errors import Cancelled, TransientError, UserError, WorkspaceError
 from reconciler.ledger_store import LedgerStore
 from reconciler.model import (
     MARKER_KEY,

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from reconciler.errors import LeaseLost, LockHeld
 from reconciler.lock import (
     MAX_LEASE_SECONDS,
-    LeaseLost,
-    LockHeld,
     WorkspaceLock,
     beat_key,
     force_unlock,

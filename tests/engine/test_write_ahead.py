@@ -11,10 +11,8 @@ import pytest
 
 from reconciler import ledger as ledger_doc
 from reconciler.apply import ApplyOptions
-from reconciler.cancel import Cancelled
-from reconciler.errors import WorkspaceError
+from reconciler.errors import Cancelled, LeaseLost, WorkspaceError
 from reconciler.ledger_store import WorkspaceLedgerStore
-from reconciler.lock import LeaseLost
 from reconciler.model import (
     EXTRA_INDEX_URLS,
     INDEX_URL,
