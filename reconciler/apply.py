@@ -26,7 +26,7 @@ from functools import partial
 from typing import TypeVar
 
 from reconciler.clock import Clock
-from reconciler.errors import PlanRefused, WorkspaceError
+from reconciler.errors import WorkspaceError
 from reconciler.model import Ensure, Kind, WorkspaceSpec
 from reconciler.plan import Action, Change, WorkspacePlan, apply_order
 from reconciler.port import WorkspacePort
@@ -60,14 +60,6 @@ class Journal:
     a write by someone else later in the apply is not mistaken for pkgrepo's."""
 
 
-def check_allowed(plan: WorkspacePlan, options: ApplyOptions) -> None:
-    if plan.destructive and not options.allow_destroy:
-        raise PlanRefused(
-            f"{plan.workspace}: this plan {plan.destructive}; "
-            "review it and rerun with --allow-destroy"
-        )
-
-
 def _no_guard() -> None:
     return None
 
@@ -97,7 +89,7 @@ class Applier:
         """Execute every change of ``plan`` in order; ``progress`` records what is done.
         ``stamps_before`` are the keys' timestamps the plan was made from."""
         before = stamps_before or {}
-        check_allowed(plan, self.options)
+        plan.enforce(allow_destroy=self.options.allow_destroy)
         self._workspace = spec.name
         deadline = self.clock.monotonic() + self.options.deadline_seconds
         for change in apply_order(plan.changes):

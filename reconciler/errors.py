@@ -6,6 +6,7 @@
 | ``ConfigError`` (``config.problems.InvalidConfig``) | the desired-state file is invalid | 1 |
 | ``WorkspaceError`` | one workspace could not be read or written; fails that one alone | 1 |
 | ``PlanRefused`` | a plan may not be applied as it stands | 1 |
+| ``UnsafePlan``: ``DestroyNotAllowed``, ``PastSafetyLimits`` | needs a flag | 1 |
 | ``LockHeld`` / ``LeaseLost`` | another run holds the lock / this run lost it | 1 |
 | ``Cancelled`` | interrupted before a write (SIGINT exits 130, SIGTERM 143) | 130/143 |
 | ``TransientError`` | worth retrying; retried within a deadline, then a ``WorkspaceError`` | 1 |
@@ -61,3 +62,22 @@ class LeaseLost(WorkspaceError):
 
 class Cancelled(UserError):
     """The run was interrupted before this write: it was not sent."""
+
+
+class UnsafePlan(PlanRefused):
+    """The plan's own safety verdict forbids this apply without a flag (``plan.Safety``):
+    the one place that decision is made, for files and saved plans alike."""
+
+    flag = ""
+
+
+class DestroyNotAllowed(UnsafePlan):
+    """The plan deletes a scope, or its last grants, and ``--allow-destroy`` was not given."""
+
+    flag = "--allow-destroy"
+
+
+class PastSafetyLimits(UnsafePlan):
+    """The plan changes more than the safety limits allow, and ``--force`` was not given."""
+
+    flag = "--force"

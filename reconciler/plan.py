@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler import diff, keys, redact
+from reconciler.errors import DestroyNotAllowed, PastSafetyLimits
 from reconciler.model import (
     EXTRA_INDEX_URLS,
     INDEX_URL,
@@ -144,6 +145,15 @@ class WorkspacePlan:
     def needs_apply(self) -> bool:
         """Something to change, or a ledger to record (``ledger_update``)."""
         return self.has_changes or self.ledger_update is not None
+
+    def enforce(self, *, allow_destroy: bool) -> None:
+        """This workspace's part of ``Safety.enforce``, checked again by the applier before
+        its first write, however it was called."""
+        if self.destructive and not allow_destroy:
+            raise DestroyNotAllowed(
+                f"{self.workspace}: this plan {self.destructive}; "
+                "review it and rerun with --allow-destroy"
+            )
 
 
 @dataclass(frozen=True)
@@ -987,21 +997,21 @@ class Safety:
             return "within limits"
         return "needs " + " and ".join(needs)
 
-    def refusal(self, *, force: bool, allow_destroy: bool) -> str | None:
-        """Why an apply with these flags must not run, or None."""
+    def enforce(self, *, force: bool, allow_destroy: bool) -> None:
+        """Raise the typed refusal (``errors.UnsafePlan``) of an apply with these flags;
+        return when it may run. Apply consults nothing else, for a file or a saved plan."""
         if self.destructive and not allow_destroy:
-            return (
+            raise DestroyNotAllowed(
                 "this plan is destructive: "
                 + "; ".join(self.destructive)
                 + "; review it and rerun with --allow-destroy"
             )
         if self.force_reasons and not force:
-            return (
+            raise PastSafetyLimits(
                 "this apply is past the safety limits: "
                 + "; ".join(self.force_reasons)
                 + "; review the plan and rerun with --force"
             )
-        return None
 
 
 def plural_of(count: int, noun: str) -> str:

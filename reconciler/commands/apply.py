@@ -288,9 +288,7 @@ def _confirm(auto_approve: bool) -> None:
 
 
 def _check_safety(plan: Plan, *, allow_destroy: bool, force: bool) -> None:
-    refusal = plan.safety().refusal(force=force, allow_destroy=allow_destroy)
-    if refusal is not None:
-        raise PlanRefused(refusal)
+    plan.safety().enforce(force=force, allow_destroy=allow_destroy)
 
 
 def _print_results(

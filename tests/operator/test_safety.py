@@ -204,3 +204,83 @@ def test_at_a_terminal_an_unsafe_apply_is_refused_before_any_prompt(
     child.close()
     assert child.exitstatus == 1
     assert writes(fleet.emu, THIRTY) == 0
+
+
+# -- every refusal, for a file and a saved plan alike (one decision: plan.Safety.enforce) ----
+
+FIVE = tuple(f"ws-{i}" for i in range(5))
+"""Ten managed keys: the share limit applies from ten."""
+
+
+def _destroy_one(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> tuple[str, tuple[str, ...]]:
+    path = fleet.write(FIVE, workspace_extra=lambda n: "    ensure: absent" if n == "ws-0" else "")
+    return path, ("--allow-destroy",)
+
+
+def _destroy_past_the_limit(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, tuple[str, ...]]:
+    path = fleet.write(
+        FIVE, workspace_extra=lambda n: "    ensure: absent" if n in ("ws-0", "ws-1") else ""
+    )
+    return path, ("--allow-destroy", "--force")
+
+
+def _past_the_update_share(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, tuple[str, ...]]:
+    return fleet.write(FIVE, index_host="nexus.example.com"), ("--force",)
+
+
+def _past_the_rotation_limit(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, tuple[str, ...]]:
+    monkeypatch.setenv("INDEX_TOKEN", "planted-Index-Token-rotated-9q")
+    return fleet.write(FIVE, safety="{max_rotation_share: 0.5}"), ("--force",)
+
+
+REFUSALS = {
+    "destroys a scope": (_destroy_one, "this plan is destructive", "--allow-destroy"),
+    "deletes more scopes than the limit": (
+        _destroy_past_the_limit,
+        "it deletes the scope of 2 workspaces, more than the safety limit of 1",
+        "--force",
+    ),
+    "changes more than the update share": (
+        _past_the_update_share,
+        "it changes 5 of 10 managed keys (50%), more than the safety limit of 30%",
+        "--force",
+    ),
+    "rotates past the rotation limit": (
+        _past_the_rotation_limit,
+        "it rotates pip-index-url in 5 of 5 workspaces (100%), more than the rotation limit",
+        "--force",
+    ),
+}
+
+
+@pytest.mark.parametrize("saved", [False, True], ids=["file", "saved-plan"])
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_every_refusal_for_files_and_saved_plans_alike(
+    pkgrepo: Pkgrepo,
+    fleet: Fleet,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+    saved: bool,
+) -> None:
+    converge(pkgrepo, fleet.write(FIVE))
+    make, said, needed = REFUSALS[case]
+    path, flags = make(fleet, monkeypatch)
+    target = path
+    if saved:
+        target = str(tmp_path / "plan.json")
+        assert pkgrepo("plan", path, "-q", "--out", target).code == 0
+    fleet.emu.reset_counts()
+    missing = [f for f in flags if f != needed]
+    refused = pkgrepo("apply", target, "--auto-approve", "-q", *missing)
+    assert refused.code == 1, refused.text
+    assert said in refused.err and f"rerun with {needed}" in refused.err
+    assert writes(fleet.emu, FIVE) == 0
+    done = pkgrepo("apply", target, "--auto-approve", "-q", *flags)
+    assert done.code == 0, done.err
