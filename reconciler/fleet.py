@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from reconciler.apply import ApplyOptions
 from reconciler.cancel import Cancel
@@ -43,6 +44,8 @@ from reconciler.results import FleetPlan, Listener, Observation, Status, Workspa
 from reconciler.workspace import WriteAhead, apply_workspace, observe, plan_workspace
 
 DEFAULT_PARALLELISM = 32
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 # -- selection ----------------------------------------------------------------------------------
@@ -202,6 +205,46 @@ def _describe(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}"
 
 
+@dataclass(frozen=True)
+class Reached(Generic[T]):
+    """What ``each_workspace`` got from one workspace: ``value``, or ``error`` (the reason,
+    without the workspace name)."""
+
+    spec: WorkspaceSpec
+    value: T | None = None
+    error: str | None = None
+
+
+def each_workspace(
+    specs: Sequence[WorkspaceSpec],
+    connect: Callable[[WorkspaceSpec], WorkspacePort],
+    work: Callable[[WorkspaceSpec, WorkspacePort], T],
+    *,
+    parallelism: int = DEFAULT_PARALLELISM,
+) -> list[Reached[T]]:
+    """Run ``work`` on each workspace in parallel, in the order of ``specs``; a workspace
+    that fails gives its reason and never hides the others. The one thread pool for
+    workspaces: ``Fleet`` plans and applies with it, and commands that only read (export,
+    force-unlock) use it directly."""
+
+    def one(spec: WorkspaceSpec) -> Reached[T]:
+        try:
+            return Reached(spec, value=work(spec, connect(spec)))
+        except Exception as exc:  # one workspace's surprise must not hide the others
+            return Reached(spec, error=_describe(exc))
+
+    return _in_parallel(specs, one, parallelism)
+
+
+def _in_parallel(
+    specs: Sequence[WorkspaceSpec], one: Callable[[WorkspaceSpec], R], parallelism: int
+) -> list[R]:
+    if not specs:
+        return []
+    with ThreadPoolExecutor(max_workers=min(parallelism, len(specs))) as pool:
+        return list(pool.map(one, specs))
+
+
 class Fleet:
     """Runs plan and apply over workspaces. ``connect`` builds a port per workspace (one
     client each); ports are reused between plan and apply."""
@@ -299,8 +342,7 @@ class Fleet:
             self._emit("plan", result)
             return result
 
-        with ThreadPoolExecutor(max_workers=min(self.parallelism, max(1, len(specs)))) as pool:
-            fleet_plan.results = list(pool.map(one, specs))
+        fleet_plan.results = _in_parallel(specs, one, self.parallelism)
         return fleet_plan
 
     # -- apply ------------------------------------------------------------------------------
@@ -392,8 +434,7 @@ class Fleet:
             # No more in flight than failures still allowed: otherwise a whole wave starts
             # before the first failure is known and --max-failures halts nothing.
             workers = min(workers, max(1, max_failures - failures_before))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return {r.workspace: r for r in pool.map(one, members)}
+        return {r.workspace: r for r in _in_parallel(members, one, workers)}
 
     def _apply_one(
         self,

@@ -13,7 +13,6 @@ import os
 import re
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,18 @@ import yaml
 
 from reconciler import config, export, output
 from reconciler.adapter import SdkWorkspace
-from reconciler.errors import ConfigError, TransientError, UserError
-from reconciler.fleet import DEFAULT_PARALLELISM, Selection, parse_labels, parse_shard, select
+from reconciler.errors import ConfigError, UserError
+from reconciler.fleet import (
+    DEFAULT_PARALLELISM,
+    Selection,
+    each_workspace,
+    parse_labels,
+    parse_shard,
+    select,
+)
 from reconciler.ledger_store import WorkspaceLedgerStore
 from reconciler.model import AuthSpec, LiveState, SecretValue, WorkspaceSpec
+from reconciler.port import WorkspacePort
 from reconciler.private_file import write_private
 from reconciler.workspace import observe
 
@@ -311,29 +318,25 @@ def _register(value: str) -> None:
 
 
 def _read_all(specs: Sequence[WorkspaceSpec], parallelism: int) -> dict[str, LiveState]:
-    def one(spec: WorkspaceSpec) -> tuple[str, LiveState | None, str | None]:
-        try:
-            port = SdkWorkspace.connect(
-                spec, ledger_in_workspace=False, read_values=True, on_value=_register
-            )
-            seen = observe(spec, port, WorkspaceLedgerStore(), None)
-        except (UserError, TransientError) as exc:
-            return spec.name, None, str(exc)
-        except Exception as exc:  # one workspace's surprise must not hide the others
-            return spec.name, None, f"{spec.name}: unexpected {type(exc).__name__}"
-        values = [s.value.plaintext for s in seen.live.secrets.values() if s.value]
+    def connect(spec: WorkspaceSpec) -> WorkspacePort:
+        return SdkWorkspace.connect(
+            spec, ledger_in_workspace=False, read_values=True, on_value=_register
+        )
+
+    def read(spec: WorkspaceSpec, port: WorkspacePort) -> LiveState:
+        live = observe(spec, port, WorkspaceLedgerStore(), None).live
+        values = [s.value.plaintext for s in live.secrets.values() if s.value]
         with _register_lock:
             output.register_secrets(values)
-        return spec.name, seen.live, None
+        return live
 
-    with ThreadPoolExecutor(max_workers=min(parallelism, max(1, len(specs)))) as pool:
-        results = list(pool.map(one, specs))
-    failed = [error for _, _, error in results if error]
+    reached = each_workspace(specs, connect, read, parallelism=parallelism)
+    failed = [f"{r.spec.name}: {r.error}" for r in reached if r.error is not None]
     if failed:
         raise UserError(
             "cannot read every workspace, nothing was written:\n  " + "\n  ".join(failed)
         )
-    return {name: live for name, live, _ in results if live is not None}
+    return {r.spec.name: r.value for r in reached if r.value is not None}
 
 
 def _write(output_file: Path, built: export.Export) -> None:

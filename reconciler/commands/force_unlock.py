@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -17,6 +16,7 @@ from reconciler.adapter import SdkWorkspace
 from reconciler.clock import SystemClock
 from reconciler.commands.context import CommandTarget, open_session, selection_options
 from reconciler.errors import PlanRefused, UserError, WorkspaceError
+from reconciler.fleet import each_workspace
 from reconciler.lock import Holder, read_holder
 from reconciler.model import WorkspaceSpec
 from reconciler.port import LockPort
@@ -52,14 +52,8 @@ def _retrying(name: str, fn: Callable[[], T]) -> T:
     )
 
 
-def _inspect(spec: WorkspaceSpec) -> _Found:
-    try:
-        port = SdkWorkspace.connect(spec)
-        locked, holder = _retrying(spec.name, lambda: read_holder(port))
-    except WorkspaceError as exc:
-        return _Found(spec, None, error=exc.detail)
-    except UserError as exc:
-        return _Found(spec, None, error=str(exc))
+def _inspect(spec: WorkspaceSpec, port: LockPort) -> _Found:
+    locked, holder = _retrying(spec.name, lambda: read_holder(port))
     return _Found(spec, port, locked, holder)
 
 
@@ -132,8 +126,10 @@ def command(
     session = open_session(file, target)
     if not session.specs:
         raise UserError("the selection matches no workspace in the file")
-    with ThreadPoolExecutor(max_workers=min(_PARALLELISM, len(session.specs))) as pool:
-        found = list(pool.map(_inspect, session.specs))
+    reached = each_workspace(
+        session.specs, SdkWorkspace.connect, _inspect, parallelism=_PARALLELISM
+    )
+    found = [r.value or _Found(r.spec, None, error=r.error) for r in reached]
     for item in found:
         (output.error if item.error else output.echo)(item.describe())
     locked = [f for f in found if f.locked and f.port is not None]
