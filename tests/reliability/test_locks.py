@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.emulator import EmulatorHandle, Faults, Principal
-from reconciler.lock import LOCK_SCOPE, beat_key, holder_key
-from reconciler.model import SCOPE
+from reconciler.lock import LOCK_SCOPE, beat_key, holder_key, holders
+from reconciler.model import SCOPE, LiveSecret
 from tests.reliability.harness import (
     LEDGER_FILE,
     PLANTED,
@@ -81,9 +81,21 @@ def concurrent_applies(
     recorder = AclRecorder(emu).watch(fleet.names)
     for name in fleet.names:
         emu.set_faults(name, Faults(latency_ms=latency_ms))
+    # The runs must meet at a lock, however slowly a loaded machine starts the second: one
+    # workspace answers slowly until the second run is seen waiting for its lock there.
+    met = fleet.names[0]
+    emu.set_faults(met, Faults(latency_ms=max(latency_ms, 1000)))
     args = ["apply", str(fleet.file), "--auto-approve", "-q"]
     first = pkgrepo_process(args, env=subprocess_env())
-    second = pkgrepo_process(args, env=subprocess_env({"RELIA_DB_TOKEN": PLANTED.token_b}))
+    second = None
+    try:
+        wait_until(lambda: _run_holds(emu, met), timeout=120, what=f"a run holding {met}")
+        second = pkgrepo_process(args, env=subprocess_env({"RELIA_DB_TOKEN": PLANTED.token_b}))
+        wait_until(lambda: _waiting(emu, met), timeout=120, what=f"a run waiting on {met}")
+    finally:
+        emu.set_faults(met, Faults(latency_ms=latency_ms))
+        if second is None:
+            first.kill()
     a, b = finish(first), finish(second)
     assert_loser_messages(a)
     assert_loser_messages(b)
@@ -180,6 +192,16 @@ def test_a_run_that_planned_before_the_other_recorded_its_ledger_writes_nothing(
             loser.kill()
     assert_loser_messages(run)
     assert [w for w in recorder.writes if w.scope == SCOPE] == []
+
+
+def _run_holds(emu: EmulatorHandle, name: str) -> bool:
+    """A pkgrepo run (not the stand-in ``HOLDER``) has its holder key in the lock scope."""
+    try:
+        listed = emu.backend(name).list_secrets(emu.admin, LOCK_SCOPE)
+    except Exception:  # no lock scope yet
+        return False
+    keys = {s.key: LiveSecret(s.key, s.last_updated_timestamp) for s in listed}
+    return any(h.run != HOLDER for h in holders(keys))
 
 
 def _waiting(emu: EmulatorHandle, name: str) -> bool:
