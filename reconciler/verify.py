@@ -184,6 +184,16 @@ class Report:
     def failed_workspaces(self) -> tuple[str, ...]:
         return tuple(sorted({ws for r in self.failed for ws in r.workspaces}))
 
+    def failures_of(self, workspace: str) -> tuple[UrlVerdict, ...]:
+        """The failed verdicts on the indexes ``workspace`` would be pointed at."""
+        return tuple(
+            url
+            for res in self.failed
+            if workspace in res.workspaces
+            for url in res.urls
+            if url.outcome is Outcome.FAILED
+        )
+
 
 def _key(spec: WorkspaceSpec) -> tuple[str | None, tuple[str, ...], str | None] | None:
     if spec.ensure is Ensure.ABSENT:

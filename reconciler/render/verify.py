@@ -147,13 +147,13 @@ def markdown(report: Report, *, color: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def junit(report: Report, *, color: bool = False) -> str:
-    del color
+def junit_suite(report: Report) -> ET.Element:
+    """The report as one JUnit ``<testsuite>``: a test case per URL of each combination, a
+    failure for each URL that does not answer. Shared with ``plan --format junit``."""
     failed = sum(1 for r in report.results for u in r.urls if u.outcome is Outcome.FAILED)
     cases = sum(len(r.urls) for r in report.results)
     totals = {"tests": str(cases), "failures": str(failed), "errors": "0", "skipped": "0"}
-    root = ET.Element("testsuites", {"name": "pkgrepo verify", **totals})
-    suite = ET.SubElement(root, "testsuite", {"name": "pkgrepo verify", **totals})
+    suite = ET.Element("testsuite", {"name": "pkgrepo verify", **totals})
     for res in report.results:
         for url in res.urls:
             case = ET.SubElement(
@@ -173,6 +173,16 @@ def junit(report: Report, *, color: bool = False) -> str:
     if report.skipped:
         out = ET.SubElement(suite, "system-out")
         out.text = safe(f"verify skipped: {report.skipped}")
+    return suite
+
+
+def junit(report: Report, *, color: bool = False) -> str:
+    del color
+    suite = junit_suite(report)
+    root = ET.Element("testsuites", {"name": "pkgrepo verify"})
+    for name in ("tests", "failures", "errors", "skipped"):
+        root.set(name, suite.get(name, "0"))
+    root.append(suite)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
