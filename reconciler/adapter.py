@@ -14,6 +14,7 @@ import configparser
 import datetime as dt
 import functools
 import ipaddress
+import json
 import logging
 import os
 import socket
@@ -21,6 +22,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 import requests
@@ -43,24 +45,35 @@ from databricks.sdk.errors import (
     Unauthenticated,
 )
 from databricks.sdk.errors.base import DatabricksError
-from databricks.sdk.service.iam import CurrentUserAPI
+from databricks.sdk.service.iam import (
+    ComplexValue,
+    CurrentUserAPI,
+    GroupsAPI,
+    ServicePrincipalsAPI,
+    UsersAPI,
+)
 from databricks.sdk.service.workspace import AclPermission, ImportFormat, SecretsAPI, WorkspaceAPI
 
+from reconciler.clock import SystemClock
 from reconciler.discovery import AccountWorkspace
 from reconciler.errors import TransientError, UserError, WorkspaceError
 from reconciler.lock import LOCK_SCOPE
 from reconciler.model import (
+    MANAGED_KEYS,
     SCOPE,
     AccountSpec,
     AuthSpec,
+    Backend,
     LiveSecret,
     LiveState,
     Permission,
     SecretValue,
+    Tier,
     WorkspaceSpec,
     frozen_map,
 )
 from reconciler.port import Snapshot
+from reconciler.retry import call_with_retry
 
 log = logging.getLogger("pkgrepo.adapter")
 T = TypeVar("T")
@@ -73,12 +86,23 @@ no secret (timestamps, HMACs, redacted forms) and is signed, so an edit is detec
 _IO_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="pkgrepo-io")
 
 
-def in_notebook() -> bool:
-    """Inside a Databricks job or notebook, where ``secrets/get`` answers."""
-    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+PREMIUM_DISABLED = "Premium Tier is disabled"
+"""What a Standard-tier workspace answers to a scope created for anyone but ``users``
+(gbrueckl/Databricks.API.PowerShell PR #24, MicrosoftDocs/azure-docs#92584)."""
+
+STANDARD_TIER_ADVICE = (
+    "this workspace is on the Databricks Standard tier, which has no secret ACLs: every user "
+    "of the workspace can read and change every secret scope, including the package "
+    "settings. To manage it as it is, set `tier: standard` for this workspace in the "
+    "desired-state file (pkgrepo then creates the scope for all users and manages no ACLs); "
+    "to restrict who can change the settings, upgrade the workspace to Premium"
+)
 
 
 DEFAULT_TIMEOUT_SECONDS = 60
+READ_RETRY_SECONDS = 60.0
+"""How long one read of a plan's round is retried on its own before the round fails (the
+round as a whole is retried again by ``workspace.observe``)."""
 
 
 class _TokenConfig(Config):
@@ -185,8 +209,9 @@ class _ClientCredentials(CredentialsStrategy):
 
 class WorkspaceApis:
     """What pkgrepo uses of a ``WorkspaceClient``: the SDK's own ``ApiClient`` for one
-    workspace and the three services it calls (``secrets``, ``workspace`` for the ledger
-    file, ``current_user``), with the same attribute names.
+    workspace and the services it calls (``secrets``, ``workspace`` for the ledger file,
+    ``current_user`` and SCIM's ``users``, ``service_principals``, ``groups``), with the same
+    attribute names.
 
     ``WorkspaceClient`` builds an object for every service of the SDK (a few hundred) and
     copies its configuration each time it is created; across a fleet that was a quarter of
@@ -199,6 +224,10 @@ class WorkspaceApis:
         self.secrets = SecretsAPI(self.api_client)  # type: ignore[no-untyped-call]
         self.workspace = WorkspaceAPI(self.api_client)  # type: ignore[no-untyped-call]
         self.current_user = CurrentUserAPI(self.api_client)  # type: ignore[no-untyped-call]
+        # SCIM, for the admin-membership lookup of a lock's holder (rare: built once a client)
+        self.users = UsersAPI(self.api_client)  # type: ignore[no-untyped-call]
+        self.service_principals = ServicePrincipalsAPI(self.api_client)  # type: ignore[no-untyped-call]
+        self.groups = GroupsAPI(self.api_client)  # type: ignore[no-untyped-call]
 
 
 def _session_of(client: WorkspaceApis | AccountClient) -> requests.Session:
@@ -444,6 +473,10 @@ def _account_workspace(ws: Any, deployment_url: Callable[[str], str]) -> Account
     )
 
 
+def _in_admins(groups: list[ComplexValue] | None) -> bool:
+    return any(g.display == "admins" for g in groups or [])
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -458,14 +491,27 @@ class SdkWorkspace:
         client: WorkspaceApis,
         *,
         ledger_in_workspace: bool = True,
-        read_values: bool | None = None,
+        read_values: bool = True,
+        on_value: Callable[[str], None] | None = None,
+        tier: Tier = Tier.PREMIUM,
         pool: Executor | None = None,
     ) -> None:
         self.name = name
+        self.tier = tier
+        """On the Standard tier there are no ACLs to read, and scopes (the package scope and
+        the lock's) can only be created for all users."""
         self.client = client
         self.ledger_in_workspace = ledger_in_workspace
-        self.read_values = in_notebook() if read_values is None else read_values
+        self.read_values = read_values
+        """Probe ``secrets/get`` (once per run) and read the managed keys' values where it
+        answers."""
+        self.get_answers: bool | None = None
+        """What the probe found: None until probed, then whether ``secrets/get`` answers."""
+        self._on_value = on_value or (lambda _value: None)
         self._pool = pool or _IO_POOL
+        self._admins: dict[str, bool] = {}
+        """Admin lookups answered so far (kept for this run, one workspace)."""
+        self._caller_admin: bool | None = None
         self.principal: str | None = None
         """The caller's name when the credential tells it (a service principal is named by
         its application id, in SCIM and in ACLs): then nobody asks the workspace."""
@@ -478,6 +524,7 @@ class SdkWorkspace:
         if unknown is not None:
             raise WorkspaceError(spec.name, unknown)
         client = make_client(spec, retry_timeout_seconds=retry)
+        kwargs.setdefault("tier", spec.tier)
         port = cls(spec.name, client, **kwargs)  # type: ignore[arg-type]
         if spec.auth.kind == "oauth" and spec.auth.client_id:
             port.principal = spec.auth.client_id
@@ -492,11 +539,39 @@ class SdkWorkspace:
         *,
         if_missing: Callable[[], T] | None = None,
         if_exists: Callable[[], T] | None = None,
+        if_refused: Callable[[], T] | None = None,
     ) -> T:
         """Run one SDK call. ``if_missing``/``if_exists`` give the result when the service
-        answers RESOURCE_DOES_NOT_EXIST / RESOURCE_ALREADY_EXISTS (idempotent writes)."""
+        answers RESOURCE_DOES_NOT_EXIST / RESOURCE_ALREADY_EXISTS (idempotent writes);
+        ``if_refused`` when it refuses the call itself (400 BAD_REQUEST or 403, as
+        ``secrets/get`` outside a notebook)."""
         try:
             return fn()
+        except (BadRequest, PermissionDenied) as exc:
+            if if_refused is not None:
+                return if_refused()
+            if isinstance(exc, PermissionDenied):
+                said = self._said(exc)
+                if _is_authentication(exc.error_code, said):
+                    raise WorkspaceError(
+                        self.name, self._authentication_failed(what, exc)
+                    ) from None
+                if self.principal is not None:
+                    raise WorkspaceError(
+                        self.name,
+                        f"{what}: permission denied: the service principal {self.principal} "
+                        "is not a workspace admin here (assign it to this workspace with the "
+                        f"ADMIN permission); the service said {said}",
+                    ) from None
+                raise WorkspaceError(
+                    self.name,
+                    f"{what}: permission denied: the service said {said} "
+                    f"(the credentials were accepted; pkgrepo needs a workspace admin, or "
+                    f"MANAGE on the {SCOPE} scope)",
+                ) from None
+            if PREMIUM_DISABLED.lower() in str(exc).lower():
+                raise WorkspaceError(self.name, f"{what}: {STANDARD_TIER_ADVICE}") from None
+            raise WorkspaceError(self.name, f"{what}: {_first_line(exc)}") from None
         except NotFound:
             if if_missing is None:
                 raise WorkspaceError(self.name, f"{what}: does not exist") from None
@@ -513,24 +588,9 @@ class SdkWorkspace:
                 f"{what}: the service principal {self.principal} was refused a token for "
                 f"this workspace ({exc}); is it assigned to this workspace?",
             ) from None
-        except PermissionDenied as exc:
-            said = self._said(exc)
-            if _is_authentication(exc.error_code, said):
-                raise WorkspaceError(self.name, self._authentication_failed(what, exc)) from None
-            if self.principal is not None:
-                raise WorkspaceError(
-                    self.name,
-                    f"{what}: permission denied: the service principal {self.principal} is "
-                    "not a workspace admin here (assign it to this workspace with the ADMIN "
-                    f"permission); the service said {said}",
-                ) from None
-            raise WorkspaceError(
-                self.name,
-                f"{what}: permission denied: the service said {said} "
-                f"(the credentials were accepted; pkgrepo needs a workspace admin, or MANAGE "
-                f"on the {SCOPE} scope)",
-            ) from None
         except (TooManyRequests, TemporarilyUnavailable, InternalError, DeadlineExceeded) as exc:
+            # TooManyRequests is picked by error code too: REQUEST_LIMIT_EXCEEDED answered with
+            # another status and no Retry-After (which the SDK does not retry) lands here.
             raise TransientError(f"{self.name}: {what}: {type(exc).__name__}") from None
         except TimeoutError:
             # The SDK has already retried throttling, 503s and dropped connections for its
@@ -603,7 +663,23 @@ class SdkWorkspace:
     def _secrets_or_none(self) -> Mapping[str, LiveSecret] | None:
         return self._keys(SCOPE, "list secrets")
 
+    def _scope_backend(self) -> tuple[Backend, str | None]:
+        """What backs the package scope, and for Key Vault the vault's DNS name
+        (``scopes/list``: ``backend_type`` and ``keyvault_metadata``)."""
+        scopes = self._call("list scopes", lambda: list(self.client.secrets.list_scopes()))
+        for scope in scopes:
+            if (scope.name or "").lower() != SCOPE:
+                continue
+            kind = scope.backend_type.value if scope.backend_type else Backend.DATABRICKS.value
+            if kind != Backend.AZURE_KEYVAULT.value:
+                return Backend.DATABRICKS, None
+            vault = scope.keyvault_metadata.dns_name if scope.keyvault_metadata else None
+            return Backend.AZURE_KEYVAULT, vault
+        return Backend.DATABRICKS, None
+
     def _acls_or_empty(self) -> Mapping[str, Permission]:
+        if self.tier is Tier.STANDARD:
+            return frozen_map()
         items = self._call(
             "list ACLs",
             lambda: list(self.client.secrets.list_acls(SCOPE)),
@@ -632,32 +708,84 @@ class SdkWorkspace:
         return base64.b64decode(exported.content or "")
 
     def _value(self, key: str) -> SecretValue | None:
-        try:
-            got = self.client.secrets.get_secret(SCOPE, key)
-        except (NotFound, BadRequest):
+        """One value through ``secrets/get``; None when the key is gone or the service
+        refuses to answer. Passed to ``on_value`` first (the output scrubber)."""
+        got = self._call(
+            f"read back {key}",
+            lambda: self.client.secrets.get_secret(SCOPE, key),
+            if_missing=lambda: None,
+            if_refused=lambda: None,
+        )
+        if got is None:
             return None
-        return SecretValue(base64.b64decode(got.value or "").decode("utf-8", "replace"))
+        text = base64.b64decode(got.value or "").decode("utf-8", "replace")
+        self._on_value(text)
+        return SecretValue(text)
+
+    def _values(self, secrets: Mapping[str, LiveSecret]) -> Mapping[str, LiveSecret]:
+        """The managed keys with their values, where ``secrets/get`` answers.
+
+        ``secrets/get`` over REST is documented for DBUtils only, yet it answers a MANAGE
+        holder in at least some workspaces (databricks/cli's acceptance test run against the
+        cloud reads a value back). So it is probed once per run with the first managed key;
+        where it answers, the others are read too. Keys pkgrepo does not manage are never
+        read (a Key Vault backed scope lists every secret of the vault)."""
+        keys = [k for k in MANAGED_KEYS if k in secrets]
+        if not keys or not self.read_values or self.get_answers is False:
+            return secrets
+        first = self._steady(lambda: self._value(keys[0]))()
+        self.get_answers = first is not None
+        if first is None:
+            return secrets
+        values: dict[str, SecretValue | None] = {keys[0]: first}
+        futures = {k: self._pool.submit(self._steady(partial(self._value, k))) for k in keys[1:]}
+        values.update({k: f.result() for k, f in futures.items()})
+        return frozen_map(
+            {
+                k: LiveSecret(s.key, s.last_updated_ms, values.get(k)) if k in values else s
+                for k, s in secrets.items()
+            }
+        )
+
+    def _steady(self, fn: Callable[[], T]) -> Callable[[], T]:
+        """``fn`` retried on its own when it fails transiently (throttling above all), so one
+        throttled read of the concurrent round does not throw away the others: retried as
+        one, a round larger than the service's burst would be throttled every time."""
+        clock = SystemClock()
+
+        def call() -> T:
+            return call_with_retry(
+                fn,
+                workspace=self.name,
+                clock=clock,
+                deadline=clock.monotonic() + READ_RETRY_SECONDS,
+            )
+
+        return call
 
     def read(self) -> Snapshot:
         """The reads go out together (one round trip): all but one through the pool, the
-        last from this thread while it waits anyway."""
-        acls_f = self._pool.submit(self._acls_or_empty)
-        ledger_f = self._pool.submit(self._ledger)
-        identity_f = None if self.principal else self._pool.submit(self._identity)
-        secrets = self._secrets_or_none()
+        last from this thread while it waits anyway. Each is retried on its own
+        (``_steady``)."""
+        acls_f = self._pool.submit(self._steady(self._acls_or_empty))
+        ledger_f = self._pool.submit(self._steady(self._ledger))
+        backend_f = self._pool.submit(self._steady(self._scope_backend))
+        identity_f = None if self.principal else self._pool.submit(self._steady(self._identity))
+        secrets = self._steady(self._secrets_or_none)()
         acls, ledger = acls_f.result(), ledger_f.result()
         identity = identity_f.result() if identity_f else self.principal
+        backend, vault = backend_f.result()
         if secrets is None:
             return Snapshot(LiveState(scope_exists=False, identity=identity), ledger)
-        if self.read_values:
-            values = {k: self._pool.submit(self._value, k) for k in secrets}
-            secrets = frozen_map(
-                {
-                    k: LiveSecret(s.key, s.last_updated_ms, values[k].result())
-                    for k, s in secrets.items()
-                }
-            )
-        live = LiveState(scope_exists=True, secrets=secrets, acls=acls, identity=identity)
+        secrets = self._values(secrets)
+        live = LiveState(
+            scope_exists=True,
+            secrets=secrets,
+            acls=acls,
+            identity=identity,
+            backend=backend,
+            keyvault=vault,
+        )
         return Snapshot(live, ledger)
 
     # -- writes (idempotent) ---------------------------------------------------------------
@@ -665,9 +793,17 @@ class SdkWorkspace:
     def create_scope(self) -> None:
         self._call(
             "create scope",
-            lambda: self.client.secrets.create_scope(SCOPE),
+            lambda: self.client.secrets.create_scope(
+                SCOPE, initial_manage_principal=self._initial_manage_principal
+            ),
             if_exists=lambda: None,
         )
+
+    @property
+    def _initial_manage_principal(self) -> str | None:
+        # scopes/create: "The only supported principal for this option is the group users";
+        # below Premium it is the only way a scope can be created at all.
+        return "users" if self.tier is Tier.STANDARD else None
 
     def delete_scope(self) -> None:
         self._call(
@@ -708,7 +844,12 @@ class SdkWorkspace:
     def lock_create(self) -> bool:
         return self._call(
             "take lock",
-            lambda: self.client.secrets.create_scope(LOCK_SCOPE) is None,
+            lambda: (
+                self.client.secrets.create_scope(
+                    LOCK_SCOPE, initial_manage_principal=self._initial_manage_principal
+                )
+                is None
+            ),
             if_exists=lambda: False,
         )
 
@@ -735,7 +876,7 @@ class SdkWorkspace:
             if_missing=lambda: None,
         )
 
-    def lock_managers(self) -> frozenset[str] | None:
+    def lock_writers(self) -> Mapping[str, Permission] | None:
         items = self._call(
             "read lock ACLs",
             lambda: list(self.client.secrets.list_acls(LOCK_SCOPE)),
@@ -743,11 +884,102 @@ class SdkWorkspace:
         )
         if items is None:
             return None
-        return frozenset(
-            str(a.principal)
-            for a in items
-            if a.permission is not None and a.permission.value == "MANAGE"
+        return frozen_map(
+            {
+                str(a.principal): Permission(a.permission.value)
+                for a in items
+                if a.principal is not None
+                and a.permission is not None
+                and a.permission.value in ("WRITE", "MANAGE")
+            }
         )
+
+    def lock_revoke(self, principal: str) -> bool:
+        # acls/delete: "Throws RESOURCE_DOES_NOT_EXIST if no such secret scope, principal,
+        # or ACL exists" (Secrets API reference): only the first caller removes a grant.
+        return self._call(
+            "revoke lock access",
+            lambda: self.client.secrets.delete_acl(LOCK_SCOPE, principal) is None,
+            if_missing=lambda: False,
+        )
+
+    def admin_status(self, principal: str) -> bool | str:
+        """Workspace admins are the members of the ``admins`` group (the membership that
+        gives MANAGE on every secret scope: "Workspace admins have MANAGE permissions on all
+        secret scopes in the workspace", Databricks secret ACL docs). Asked through SCIM:
+        ``users.list`` by ``userName``, then ``service_principals.list`` by
+        ``applicationId`` (``ComplexValue.display == "admins"`` among its ``groups``, the
+        check databrickslabs/ucx makes on ``current_user.me()``); a group other than
+        ``admins`` is not an admin. The comparison value is a JSON string (RFC 7644
+        section 3.4.2.2), so quotes or control characters in a name cannot change the
+        filter; only an exact match of the name counts."""
+        known = self._admins.get(principal)
+        if known is not None:
+            return known
+        try:
+            answer = self._admin_status(principal)
+        except UserError as exc:
+            return f"the lookup failed: {_shown(str(exc))}"
+        except Exception as exc:  # never a crash over a lookup: the lock is then honoured
+            return f"the lookup failed: {type(exc).__name__}"
+        if isinstance(answer, bool):
+            self._admins[principal] = answer
+        return answer
+
+    def _admin_status(self, principal: str) -> bool | str:
+        if principal == "admins":
+            return True
+        if principal == "users":
+            return False
+        if not self._caller_sees_groups():
+            return (
+                "pkgrepo's identity is not a workspace admin here, and the workspace shows "
+                "others' groups to admins only"
+            )
+        value = json.dumps(principal, ensure_ascii=False)  # a JSON string, as SCIM takes it
+        users = self._call(
+            "look up a user",
+            lambda: list(
+                self.client.users.list(
+                    filter=f"userName eq {value}", attributes="id,userName,groups", count=10
+                )
+            ),
+        )
+        for user in users:
+            if (user.user_name or "").casefold() == principal.casefold():
+                return _in_admins(user.groups)
+        found = self._call(
+            "look up a service principal",
+            lambda: list(
+                self.client.service_principals.list(
+                    filter=f"applicationId eq {value}",
+                    attributes="id,applicationId,groups",
+                    count=10,
+                )
+            ),
+        )
+        for sp in found:
+            if (sp.application_id or "").casefold() == principal.casefold():
+                return _in_admins(sp.groups)
+        groups = self._call(
+            "look up a group",
+            lambda: list(
+                self.client.groups.list(
+                    filter=f"displayName eq {value}", attributes="id,displayName", count=10
+                )
+            ),
+        )
+        if any(g.display_name == principal for g in groups):
+            return False  # a group of its own: its members are not admins by being in it
+        return "the workspace knows no user, service principal or group of that name"
+
+    def _caller_sees_groups(self) -> bool:
+        """Whether pkgrepo's identity is a workspace admin: SCIM shows others' groups to
+        admins only, so for anyone else a principal without groups proves nothing."""
+        if self._caller_admin is None:
+            me = self._call("who am I", self.client.current_user.me)
+            self._caller_admin = _in_admins(me.groups)
+        return self._caller_admin
 
     def write_ledger(self, document: bytes) -> None:
         content = base64.b64encode(document).decode()

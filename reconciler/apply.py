@@ -2,8 +2,16 @@
 
 Changes run in dependency order (``plan.apply_order``). Every step is idempotent, so a run
 cut off anywhere converges on the next one. Transient failures are retried with capped
-exponential backoff within a deadline. ACL writes are read back until the service shows
-them: it is known to acknowledge an ACL put before it is visible.
+exponential backoff within a deadline.
+
+ACL writes go one at a time, and each is read back until the service shows it before the next
+step starts, re-sent while it does not: the service acknowledges an ACL write it has not
+applied, sometimes never applies it until it is sent again (databrickslabs/ucx#627, fixed by
+re-putting in ucx PR #683), and gives inconsistent results for parallel ACL calls on one scope
+(databricks/cli puts them one at a time, ``bundle/direct/dresources/secret_scope_acls.go``).
+The Terraform provider re-puts until a read matches for up to 5 minutes
+(``secrets/resource_secret_acl.go``, issue #4195, PR #4885): the settle deadline here is of the
+same order and configurable (``apply --acl-settle-seconds``).
 
 Every write is preceded by a ``guard`` call: the fleet passes one that raises once the run
 is cancelled (SIGINT/SIGTERM) or its lease on the workspace's lock is in doubt, so no new
@@ -19,12 +27,15 @@ from typing import TypeVar
 
 from reconciler.clock import Clock
 from reconciler.errors import PlanRefused, WorkspaceError
-from reconciler.model import Ensure, Kind, Permission, WorkspaceSpec
+from reconciler.model import Ensure, Kind, WorkspaceSpec
 from reconciler.plan import Action, Change, WorkspacePlan, apply_order
 from reconciler.port import WorkspacePort
 from reconciler.retry import Backoff, call_with_retry
 
 T = TypeVar("T")
+
+SAME_SECOND_PAUSE = 1.05
+"""Seconds to wait before writing a key again whose new timestamp equals the previous one."""
 
 
 @dataclass(frozen=True)
@@ -32,8 +43,8 @@ class ApplyOptions:
     allow_destroy: bool = False
     deadline_seconds: float = 300.0
     """How long transient failures of one workspace are retried before giving up."""
-    acl_settle_seconds: float = 30.0
-    """How long to wait for ACL writes to become visible."""
+    acl_settle_seconds: float = 300.0
+    """How long each ACL write may take to show in ``acls/list`` (re-sent meanwhile)."""
     backoff_initial: float = 0.25
     backoff_max: float = 8.0
 
@@ -76,37 +87,42 @@ class Applier:
         self.guard = guard
         self._workspace = ""
 
-    def run(self, spec: WorkspaceSpec, plan: WorkspacePlan, progress: Progress) -> None:
-        """Execute every change of ``plan`` in order; ``progress`` records what is done."""
+    def run(
+        self,
+        spec: WorkspaceSpec,
+        plan: WorkspacePlan,
+        progress: Progress,
+        stamps_before: Mapping[str, int] | None = None,
+    ) -> None:
+        """Execute every change of ``plan`` in order; ``progress`` records what is done.
+        ``stamps_before`` are the keys' timestamps the plan was made from."""
+        before = stamps_before or {}
         check_allowed(plan, self.options)
         self._workspace = spec.name
         deadline = self.clock.monotonic() + self.options.deadline_seconds
-        settled = False
         for change in apply_order(plan.changes):
-            if not settled and change.address.kind is Kind.ACL and change.action is Action.DELETE:
-                # Grants are narrowed only once the widened ones are visible: the service may
-                # acknowledge a put before it applies it, and a delete in that window could
-                # leave the scope with no MANAGE grant at all.
-                self._settle(spec, progress, deadline)
-                settled = True
             self._retry(partial(self._execute, spec, change), deadline)
             progress.done.append(change)
+            if change.address.kind is Kind.ACL and spec.ensure is Ensure.PRESENT:
+                # Read back before the next step: grants are narrowed only once the widened
+                # ones show, so a delete never runs while a put is still unapplied.
+                self._settle_acl(spec, change, deadline)
             if change.address.kind is Kind.SECRET and change.action is not Action.DELETE:
-                listed = self._retry(self.port.list_secrets, deadline)
-                if change.address.name in listed:
-                    progress.stamps[change.address.name] = listed[
-                        change.address.name
-                    ].last_updated_ms
-        self._settle(spec, progress, deadline)
+                key = change.address.name
+                stamp = self._stamp(key, deadline)
+                if stamp is not None and stamp == before.get(key):
+                    # Whole-second timestamps: this write landed in the same second as the
+                    # one seen before it, so its stamp cannot prove it is pkgrepo's. Write
+                    # once more in a later second (the write is idempotent).
+                    self.clock.sleep(SAME_SECOND_PAUSE)
+                    self._retry(partial(self._execute, spec, change), deadline)
+                    stamp = self._stamp(key, deadline)
+                if stamp is not None:
+                    progress.stamps[key] = stamp
 
-    def _settle(self, spec: WorkspaceSpec, progress: Progress, deadline: float) -> None:
-        acl_writes = {
-            c.address.name: None if c.action is Action.DELETE else spec.acls[c.address.name]
-            for c in progress.done
-            if c.address.kind is Kind.ACL
-        }
-        if acl_writes and spec.ensure is Ensure.PRESENT:
-            self._settle_acls(acl_writes, deadline)
+    def _stamp(self, key: str, deadline: float) -> int | None:
+        listed = self._retry(self.port.list_secrets, deadline)
+        return listed[key].last_updated_ms if key in listed else None
 
     def _execute(self, spec: WorkspaceSpec, change: Change) -> None:
         self.guard()
@@ -137,34 +153,34 @@ class Applier:
             fn, workspace=self._workspace, clock=self.clock, deadline=deadline, backoff=backoff
         )
 
-    def _settle_acls(self, expected: Mapping[str, Permission | None], deadline: float) -> None:
-        """Read ACLs back until every write shows; re-send writes the service dropped."""
-        settle_by = min(deadline, self.clock.monotonic() + self.options.acl_settle_seconds)
+    def _settle_acl(self, spec: WorkspaceSpec, change: Change, deadline: float) -> None:
+        """Read the ACLs back until ``change`` shows; re-send it (idempotent) while it does
+        not, at growing intervals, so a listing that lags each write can catch up."""
+        principal = change.address.name
+        expected = None if change.action is Action.DELETE else spec.acls[principal]
+        budget = self.options.acl_settle_seconds
+        settle_by = self.clock.monotonic() + budget
+        reads_until = max(deadline, settle_by)
         delay = self.options.backoff_initial
-        checks = 0
+        resend_after = 1.0
+        sent_at = self.clock.monotonic()
         while True:
             self.guard()
-            live = self._retry(self.port.list_acls, deadline)
-            missing = {p: v for p, v in expected.items() if live.get(p) is not v}
-            if not missing:
+            live = self._retry(self.port.list_acls, reads_until)
+            if live.get(principal) is expected:
                 return
-            checks += 1
-            if self.clock.monotonic() + delay > settle_by:
+            now = self.clock.monotonic()
+            if now + delay > settle_by:
+                wanted = "removed" if expected is None else f"{expected.value}"
                 raise WorkspaceError(
                     self._workspace,
-                    f"ACL changes not visible after {self.options.acl_settle_seconds:.0f}s: "
-                    + ", ".join(sorted(missing)),
+                    f"the grant of {principal} ({wanted}) was acknowledged but still not "
+                    f"shown by the service after {budget:.0f}s of reading back and re-sending "
+                    "it; the next run sends it again (or raise --acl-settle-seconds)",
                 )
-            if checks >= 3:  # still not there: send the writes again (they are idempotent)
-                for principal, permission in sorted(missing.items()):
-                    if permission is None:
-                        self._retry(
-                            partial(self._guarded, self.port.delete_acl, principal), deadline
-                        )
-                    else:
-                        self._retry(
-                            partial(self._guarded, self.port.put_acl, principal, permission),
-                            deadline,
-                        )
+            if now - sent_at >= resend_after:
+                self._retry(partial(self._execute, spec, change), reads_until)
+                sent_at = self.clock.monotonic()
+                resend_after = min(resend_after * 2, self.options.backoff_max)
             self.clock.sleep(delay)
             delay = min(delay * 2, self.options.backoff_max)

@@ -95,6 +95,7 @@ _ATTRIBUTION = {
     Drift.CREATOR_GRANT: "the service (it gives whoever creates the scope MANAGE)",
     Drift.INTERRUPTED: "pkgrepo (its own write, cut off before it was confirmed)",
     Drift.NEW: "the desired state (not applied yet)",
+    Drift.KEYVAULT: "Azure Key Vault (pkgrepo cannot write a Key Vault backed scope)",
 }
 
 
@@ -115,6 +116,11 @@ def settle(change: Change) -> tuple[str, str]:
             "a new ledger",
             "nothing in Git can vouch for the live values: restore the ledger from a "
             "trusted copy, or apply",
+        )
+    if change.drift is Drift.KEYVAULT:
+        return (
+            "nothing: apply cannot write a Key Vault backed scope",
+            "change the secret in Azure Key Vault, or the desired state to match it",
         )
     if change.drift is Drift.INTERRUPTED:
         return ("apply writes it again to confirm it", "nothing: the value is the one in Git")
@@ -275,9 +281,14 @@ class Counts:
 
 
 def workspace_drift(plan: WorkspacePlan) -> WorkspaceDrift:
-    """The differences of one planned workspace: every change that is not a no-op, and the
+    """The differences of one planned workspace: every change that is not a no-op (but a Key Vault
+    difference, which a person fixes in Key Vault), and the
     findings apply does not change (a missing ledger, a widening under additive ACLs)."""
-    items = tuple(DriftItem.of(c) for c in plan.changes if c.action is not Action.NOOP)
+    items = tuple(
+        DriftItem.of(c)
+        for c in plan.changes
+        if c.action is not Action.NOOP or c.drift is Drift.KEYVAULT
+    )
     items += tuple(DriftItem.of(f) for f in plan.findings)
     said = {finding_note(f) for f in plan.findings}
     if plan.ledger_update:

@@ -34,6 +34,7 @@ from reconciler.model import (
     MANAGED_KEYS,
     MARKER_KEY,
     AclsMode,
+    Backend,
     DesiredState,
     Ensure,
     LiveState,
@@ -251,6 +252,14 @@ class _Workspace:
                 "write `present` and the settings to create it",
             )
             return
+        keyvault = live.backend is Backend.AZURE_KEYVAULT
+        if keyvault:
+            self.data["backend"] = "azure_keyvault"
+            self.comment(
+                ("backend",),
+                f"backed by Azure Key Vault {live.keyvault or '(vault not reported)'}: "
+                "its values are changed in Key Vault, pkgrepo manages the ACLs",
+            )
         repositories: dict[str, Any] = {}
         ignore: list[str] = []
         for key in MANAGED_KEYS:
@@ -263,7 +272,13 @@ class _Workspace:
         if ignore:
             self.data["ignore"] = ignore
         unmanaged = sorted(set(live.secrets) - set(MANAGED_KEYS) - {MARKER_KEY})
-        if unmanaged:
+        if unmanaged and keyvault:
+            listed = ", ".join(clean(k) for k in unmanaged)
+            self.notes.append(
+                f"{self.name}: the vault holds other secrets ({listed}), readable by every "
+                "principal with READ on the scope; `pkgrepo plan` reports them"
+            )
+        elif unmanaged:
             listed = ", ".join(clean(k) for k in unmanaged)
             self.comment(
                 ("host",),
@@ -412,6 +427,7 @@ class _Workspace:
             secrets=frozen_map(self.values),
             acls=frozen_map(acls),
             acls_mode=AclsMode(self.data.get("acls_mode", "exact")),
+            backend=Backend.AZURE_KEYVAULT if "backend" in self.data else None,
         )
 
     def waive(self, findings: Sequence[policy.Finding], day: str) -> None:

@@ -256,6 +256,7 @@ def after_apply(
     live: LiveState | None = None,
     marker_ms: int | None = None,
     adopting: bool = False,
+    unproven: frozenset[str] = frozenset(),
 ) -> Ledger:
     """The ledger once an apply has written the keys in ``stamps`` (key -> the timestamp
     the service showed right after pkgrepo's put). Keys it did not touch keep their
@@ -275,7 +276,11 @@ def after_apply(
     pkgrepo's back.
     ``marker_ms`` is the scope marker's timestamp (``model.MARKER_KEY``).
     ``mask`` scrubs known secret values from the redacted forms (a token can sit in an
-    index URL's path)."""
+    index URL's path).
+
+    ``unproven`` keys were written, but the stamp the service showed afterwards cannot tell
+    pkgrepo's write from another one (the same whole second as the write seen before it):
+    they get no entry, so the next plan reports them unverifiable instead of trusting them."""
     assert previous.hmac_key is not None
     key_text = previous.hmac_key.plaintext
     shown_key = keys.derive(key_text, keys.DISPLAY_DIGEST)
@@ -286,6 +291,8 @@ def after_apply(
     intents: dict[str, LedgerIntent] = {}
     if present:
         for key, value in spec.secrets.items():
+            if key in unproven:
+                continue
             if key in stamps:
                 entries[key] = LedgerEntry(
                     key=key,

@@ -51,6 +51,30 @@ class Ensure(enum.Enum):
     ABSENT = "absent"
 
 
+class Tier(enum.Enum):
+    """The workspace's Databricks pricing tier, as far as secret scopes care."""
+
+    PREMIUM = "premium"
+    """Secret ACLs exist: the scope is readable by users and changeable by admins only."""
+    STANDARD = "standard"
+    """No secret ACLs: a scope can only be created for all users, who can all read and
+    change it."""
+
+
+class Backend(enum.Enum):
+    """What backs the package scope (``backend_type`` in ``scopes/list``)."""
+
+    DATABRICKS = "DATABRICKS"
+    AZURE_KEYVAULT = "AZURE_KEYVAULT"
+    """Values live in Azure Key Vault; ``put`` and ``delete`` are refused; every secret of
+    the vault is listed. ACLs still apply."""
+
+    @property
+    def setting(self) -> str:
+        """How the desired-state file spells it."""
+        return self.value.lower()
+
+
 class AclsMode(enum.Enum):
     EXACT = "exact"
     """Principals not listed are removed."""
@@ -134,6 +158,10 @@ class WorkspaceSpec:
     ignore: frozenset[str] = frozenset()
     waivers: Mapping[str, str] = field(default_factory=frozen_map)
     """Policy check id to the reason it is waived for this workspace."""
+    tier: Tier = Tier.PREMIUM
+    backend: Backend | None = None
+    """The backend the scope must have; None: whichever it has (a Key Vault backed scope
+    is then handled as one)."""
 
 
 @dataclass(frozen=True)
@@ -227,6 +255,9 @@ class LiveState:
     acls: Mapping[str, Permission] = field(default_factory=frozen_map)
     identity: str | None = None
     """The principal pkgrepo acts as; its own MANAGE grant is never removed."""
+    backend: Backend = Backend.DATABRICKS
+    keyvault: str | None = None
+    """For a Key Vault backed scope, the vault's DNS name (``keyvault_metadata``)."""
 
 
 @dataclass(frozen=True)

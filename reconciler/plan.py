@@ -25,6 +25,7 @@ from reconciler.model import (
     MARKER_KEY,
     AclsMode,
     Address,
+    Backend,
     Ensure,
     Kind,
     Ledger,
@@ -33,6 +34,7 @@ from reconciler.model import (
     Permission,
     SecretValue,
     Thresholds,
+    Tier,
     WorkspaceSpec,
     frozen_map,
 )
@@ -61,6 +63,9 @@ class Drift(enum.Enum):
     ACL_CHANGED = "acl-changed"
     SCOPE_MISSING = "scope-missing"
     UNVERIFIABLE = "unverifiable"
+    KEYVAULT = "keyvault"
+    """The scope is backed by Azure Key Vault, which pkgrepo cannot write: a key is missing,
+    extra or different there, and a person must fix it in Key Vault (a no-op for apply)."""
     LEDGER_MISSING = "ledger-missing"
     """A workspace pkgrepo manages whose ledger is missing, corrupt, copied from elsewhere or
     signed with an unknown key, or whose marker key was deleted or rewritten since the
@@ -351,6 +356,19 @@ class _Planner:
         self.marker = live.secrets.get(MARKER_KEY) if live.scope_exists else None
         self.managed_before = ledger.stored or self.marker is not None
         """pkgrepo has recorded a ledger for this workspace: it is not being adopted."""
+        self.applied_before = self.marker is not None or (
+            ledger.stored
+            and (
+                not ledger.readable
+                or bool(ledger.entries or ledger.acls or ledger.kept)
+                or ledger.marker_ms is not None
+            )
+        )
+        """An apply of this workspace has finished at least once: its marker key or
+        recorded entries exist (or a ledger is stored that cannot be read, which is not
+        taken as a fresh start). A ledger holding only the write-ahead intents of a first
+        run that was killed is not: a key it has no entry for still holds the value from
+        before pkgrepo managed the workspace, or the killed run's own write."""
         self.usable = ledger.readable
         """The ledger's timestamps and ACLs can be compared (verified or not)."""
         self.trusted = ledger.trusted
@@ -362,6 +380,16 @@ class _Planner:
             self._plan_absent()
             return self.changes, self.warnings
         self._check_ledger()
+        if self.spec.tier is Tier.STANDARD:
+            self.warnings.append(
+                "Standard tier: this workspace has no secret ACLs, so every user can read "
+                "and change the package settings; pkgrepo manages no ACLs here"
+            )
+        if self.live.scope_exists and self.live.backend is Backend.AZURE_KEYVAULT:
+            self._plan_keyvault()
+            if self.spec.tier is not Tier.STANDARD:
+                self._plan_acls()
+            return self.changes, self.warnings
         if not self.live.scope_exists:
             known = self.usable and bool(self.ledger.entries or self.ledger.acls)
             self._add(
@@ -391,8 +419,53 @@ class _Planner:
                 "to keep it)",
                 Drift.ADDED_OUT_OF_BAND,
             )
-        self._plan_acls()
+        if self.spec.tier is not Tier.STANDARD:
+            self._plan_acls()
         return self.changes, self.warnings
+
+    def _plan_keyvault(self) -> None:
+        """An Azure Key Vault backed scope: ``put`` and ``delete`` are refused there, and
+        ``list`` shows every secret of the vault. Nothing is written; what differs is
+        reported for a person to fix in Key Vault."""
+        vault = self.live.keyvault or "(vault name not reported)"
+        self.warnings.append(
+            f"the scope is backed by Azure Key Vault {vault}: its values live in Key Vault "
+            "and cannot be written through Databricks; pkgrepo manages its ACLs and checks "
+            "its keys only"
+        )
+        ws = self.spec.name
+        for key in MANAGED_KEYS:
+            if key in self.spec.ignore:
+                continue
+            desired = self.spec.secrets.get(key)
+            live = self.live.secrets.get(key)
+            if desired is not None and live is None:
+                reason = f"missing in Azure Key Vault {vault}: add the secret {key} there"
+            elif desired is None and live is not None:
+                reason = f"not declared, yet present in Azure Key Vault {vault}: delete it there"
+            elif (
+                desired is not None
+                and live is not None
+                and live.value is not None
+                and not diff.same_value(key, live.value.plaintext, desired.plaintext)
+            ):
+                reason = f"differs from the desired state: change it in Azure Key Vault {vault}"
+            else:
+                continue
+            shown = self.mask(redact.describe(key, desired, self.digest_key)) if desired else None
+            self._keyvault_drift(Address.secret(ws, key), shown, reason)
+        for key in sorted(set(self.live.secrets) - set(MANAGED_KEYS)):
+            self._keyvault_drift(
+                Address.secret(ws, key),
+                None,
+                f"another secret of Azure Key Vault {vault}, readable through this scope by "
+                "every principal with READ on it: keep the package settings in a vault of "
+                "their own",
+            )
+
+    def _keyvault_drift(self, address: Address, after: str | None, reason: str) -> None:
+        self.warnings.append(f"{address.name}: {reason}")
+        self._add(address, Action.NOOP, None, after, reason, Drift.KEYVAULT)
 
     def _plan_absent(self) -> None:
         if not self.live.scope_exists:
@@ -521,7 +594,7 @@ class _Planner:
                 reason = (
                     f"removed from the desired state, and modified outside pkgrepo at {written}"
                 )
-            elif self.managed_before:
+            elif self.applied_before:
                 reason = f"added outside pkgrepo at {written}; not declared in Git"
             else:
                 reason = f"not declared in Git (written at {written}, before pkgrepo managed it)"
@@ -566,10 +639,20 @@ class _Planner:
         outside = entry is not None and entry.last_updated_ms != live_ms
         when = _fmt_ms(live_ms)
         if live_value is not None:
-            # Read back (inside a notebook or job): the values say *whether* it differs; the
+            # Read back (where secrets/get answers): the values say *whether* it differs; the
             # ledger's timestamps still say *who* changed it.
             if diff.same_value(key, live_value.plaintext, desired.plaintext):
                 return
+            hmac_key = self.ledger.hmac_key
+            if (
+                entry is not None
+                and hmac_key is not None
+                and entry.hmac == diff.value_hmac(hmac_key.plaintext, key, desired.plaintext)
+            ):
+                # What pkgrepo wrote last is what Git wants, yet the value differs: changed
+                # outside pkgrepo, even within the same second as pkgrepo's own write
+                # (whole-second timestamps cannot tell those apart; the value can).
+                outside = True
             before = self.mask(redact.describe(key, live_value, self.digest_key))
             if outside:
                 self._update(
@@ -582,14 +665,18 @@ class _Planner:
                 )
             elif entry is not None:
                 self._update(address, key, before, after, CHANGED_DESIRED, Drift.CHANGED_IN_GIT)
-            elif self.managed_before:
+            elif self.applied_before:
+                why = (
+                    "pkgrepo has no record of writing it"
+                    if self.trusted
+                    else "the ledger that would say who changed it is missing or not trusted"
+                )
                 self._update(
                     address,
                     key,
                     before,
                     after,
-                    f"value differs (written at {when}); the ledger that would say who "
-                    "changed it is missing or not trusted",
+                    f"value differs (written at {when}); {why}",
                     Drift.UNVERIFIABLE,
                 )
             else:
@@ -610,7 +697,7 @@ class _Planner:
         if entry is None:
             if self.ledger.hmac_key is None:
                 return  # warned once above: nothing to compare against
-            lost = self.managed_before
+            lost = self.applied_before
             self._add(
                 address,
                 Action.UPDATE,

@@ -13,10 +13,11 @@ from reconciler import ledger as ledger_doc
 from reconciler.apply import Applier, ApplyOptions, Progress
 from reconciler.cancel import Cancelled
 from reconciler.clock import Clock, SystemClock
-from reconciler.errors import TransientError, UserError
+from reconciler.errors import TransientError, UserError, WorkspaceError
 from reconciler.ledger_store import LedgerStore
 from reconciler.model import (
     MARKER_KEY,
+    Backend,
     Ensure,
     Kind,
     Ledger,
@@ -110,7 +111,30 @@ def plan_workspace(
     previous_key: SecretValue | None = None,
 ) -> tuple[WorkspacePlan, Observation]:
     seen = observe(spec, port, store, hmac_key, clock=clock, previous_key=previous_key)
+    _check_backend(spec, seen.live)
     return make_plan(spec, seen.live, seen.ledger, salt=salt, mask=mask), seen
+
+
+def _check_backend(spec: WorkspaceSpec, live: LiveState) -> None:
+    """A file can require what backs the scope (``backend:``); pkgrepo cannot create or
+    convert a Key Vault backed scope (that takes a Microsoft Entra ID user's token and the
+    vault's details), so a mismatch fails the workspace with what to do."""
+    if spec.backend is None or spec.ensure is Ensure.ABSENT:
+        return
+    if spec.backend is Backend.AZURE_KEYVAULT and not live.scope_exists:
+        raise WorkspaceError(
+            spec.name,
+            "the file requires an Azure Key Vault backed scope (backend: azure_keyvault) and "
+            "there is no scope: create it in the workspace with the vault's details (as a "
+            "Microsoft Entra ID user), then run again",
+        )
+    if live.scope_exists and live.backend is not spec.backend:
+        raise WorkspaceError(
+            spec.name,
+            f"the file requires backend: {spec.backend.setting}, but the scope is backed by "
+            f"{live.backend.setting}; pkgrepo does not convert scopes: change the file, or "
+            "re-create the scope by hand",
+        )
 
 
 def apply_workspace(
@@ -149,7 +173,8 @@ def apply_workspace(
         if previous.hmac_key is not None:
             guard()
             previous = _record_intents(spec, plan, seen, port, store, clock, write_ahead)
-        Applier(port, work_clock or clock, options, guard=guard).run(spec, plan, progress)
+        stamps = {k: s.last_updated_ms for k, s in seen.live.secrets.items()}
+        Applier(port, work_clock or clock, options, guard=guard).run(spec, plan, progress, stamps)
     except stop_errors as exc:
         stopped = exc
     finally:
@@ -167,7 +192,8 @@ def apply_workspace(
                 clock,
                 mask,
                 seconds,
-                write_marker=stopped is None,
+                # A Key Vault backed scope refuses every put: no marker there.
+                write_marker=stopped is None and seen.live.backend is Backend.DATABRICKS,
                 adopting=not seen.ledger.stored and MARKER_KEY not in seen.live.secrets,
             )
     if stopped is not None:
@@ -177,7 +203,8 @@ def apply_workspace(
     check, _ = plan_workspace(
         spec, port, store, seen.ledger.hmac_key, salt=salt, clock=clock, mask=mask
     )
-    return ApplyOutcome(spec.name, tuple(progress.done), check.changes)
+    remaining = tuple(c for c in check.changes if c.action is not Action.NOOP)
+    return ApplyOutcome(spec.name, tuple(progress.done), remaining)
 
 
 def _may_write(guard: Callable[[], None]) -> bool:
@@ -255,6 +282,20 @@ def _record_ledger(
     trusted as empty."""
     if previous.hmac_key is None:
         return
+    unproven = frozenset(
+        key
+        for key, stamp in progress.stamps.items()
+        if (before := live.secrets.get(key)) is not None and before.last_updated_ms == stamp
+    )
+    if unproven:
+        # Whole-second timestamps: a write by someone else within the same second as
+        # pkgrepo's own carries the same stamp. Not trusted; the next plan says so.
+        log.warning(
+            "%s: %s: the service's timestamp cannot tell pkgrepo's write from another in the "
+            "same second; not recorded as verified",
+            spec.name,
+            ", ".join(sorted(unproven)),
+        )
     deadline = clock.monotonic() + seconds
     known = live.secrets.get(MARKER_KEY)
     try:
@@ -286,6 +327,7 @@ def _record_ledger(
         live=live,
         marker_ms=marker_ms,
         adopting=adopting,
+        unproven=unproven,
     )
     document = ledger_doc.render(updated, workspace=spec.name)
     try:

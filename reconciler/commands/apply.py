@@ -61,6 +61,16 @@ from reconciler.render import render
     show_default=True,
     help="json prints the results as one document.",
 )
+@click.option(
+    "--acl-settle-seconds",
+    type=click.IntRange(min=1, max=3600),
+    default=int(ApplyOptions.acl_settle_seconds),
+    show_default=True,
+    metavar="SECONDS",
+    help="How long each ACL write may take to show before the workspace fails (the service "
+    "acknowledges ACL writes it applies late, or only once sent again: pkgrepo reads "
+    "each one back and re-sends it meanwhile).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No per-workspace progress lines.")
 @verify_cmd.skip_verify_option
 @fleet_options
@@ -71,6 +81,7 @@ def command(
     force: bool,
     max_failures: int | None,
     fmt: str,
+    acl_settle_seconds: int,
     quiet: bool,
     skip_verify: bool,
     target: Target,
@@ -163,7 +174,9 @@ def command(
         results = fleet.apply(
             session.specs,
             fleet_plan,
-            options=ApplyOptions(allow_destroy=allow_destroy),
+            options=ApplyOptions(
+                allow_destroy=allow_destroy, acl_settle_seconds=float(acl_settle_seconds)
+            ),
             max_failures=max_failures,
         )
         _print_results(session, fleet_plan, results, fmt)

@@ -8,6 +8,7 @@ import datetime as dt
 import functools
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,12 @@ from reconciler.fleet import (
     shard_of,
 )
 from reconciler.ledger_store import LedgerStore, LocalLedgerStore, WorkspaceLedgerStore
-from reconciler.lock import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
+from reconciler.lock import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_WAIT_SECONDS,
+    MAX_LEASE_SECONDS,
+    MIN_LEASE_SECONDS,
+)
 from reconciler.model import DesiredState, SecretValue, WorkspaceSpec
 from reconciler.port import WorkspacePort
 from reconciler.render.discovery import discovery_lines
@@ -43,6 +49,10 @@ signs them again with the new one)."""
 LEASE_ENV = "PKGREPO_LOCK_LEASE_SECONDS"
 """The lease ``apply`` holds its locks on (default 60 s). Shorter frees a dead run's
 workspaces sooner and needs a faster workspace to renew in time."""
+LOCK_WAIT_ENV = "PKGREPO_LOCK_WAIT_SECONDS"
+"""How long ``apply`` waits for a lock another run holds and keeps renewing (default 90 s);
+a holder that stopped renewing is always waited out, whatever this is."""
+MAX_LOCK_WAIT_SECONDS = 3600
 
 
 def selection_options(fn: F) -> F:
@@ -235,6 +245,15 @@ def ledger_key(name: str = LEDGER_KEY_ENV) -> SecretValue | None:
     return SecretValue(value)
 
 
+_register_lock = threading.Lock()
+
+
+def _register_read_value(value: str) -> None:
+    """A value read back through ``secrets/get``: never shown from here on."""
+    with _register_lock:
+        output.register_secrets([value])
+
+
 def previous_ledger_key() -> SecretValue | None:
     """``PKGREPO_LEDGER_KEY_PREVIOUS``; only meaningful beside ``PKGREPO_LEDGER_KEY``."""
     previous = ledger_key(PREVIOUS_LEDGER_KEY_ENV)
@@ -256,6 +275,17 @@ def lease_seconds() -> int:
             f"to {MAX_LEASE_SECONDS}"
         )
     return int(text)
+
+
+def lock_wait_seconds() -> float:
+    text = os.environ.get(LOCK_WAIT_ENV, "").strip()
+    if not text:
+        return DEFAULT_WAIT_SECONDS
+    if not text.isdigit() or int(text) > MAX_LOCK_WAIT_SECONDS:
+        raise UserError(
+            f"{LOCK_WAIT_ENV} must be a whole number of seconds from 0 to {MAX_LOCK_WAIT_SECONDS}"
+        )
+    return float(text)
 
 
 def open_session(
@@ -291,7 +321,10 @@ def open_session(
 
     def connect(spec: WorkspaceSpec) -> WorkspacePort:
         return SdkWorkspace.connect(
-            spec, ledger_in_workspace=in_workspace, retry_timeout_seconds=target.timeout
+            spec,
+            ledger_in_workspace=in_workspace,
+            retry_timeout_seconds=target.timeout,
+            on_value=_register_read_value,
         )
 
     fleet = Fleet(
@@ -303,6 +336,7 @@ def open_session(
         mask=output.scrub,
         previous_key=previous,
         lease_seconds=lease_seconds(),
+        lock_wait_seconds=lock_wait_seconds(),
     )
     orphaned: tuple[str, ...] = ()
     if only is None:

@@ -76,9 +76,12 @@ def serve(
       dapi-emulator-admin  admin@pkgrepo.local, a workspace admin everywhere
       dapi-emulator-user   user@pkgrepo.local, a plain member of 'users'
     \b
-    secrets/get answers only in workspaces configured with notebook_context: true,
-    as the real service answers only inside a notebook. Each request is logged to
-    stderr as method, path, status and milliseconds (never a body).
+    By default each workspace behaves as the real service does (FIDELITY.md):
+    secrets/get answers a principal with MANAGE on the scope (rest_get:
+    manage_only | refused | allowed), timestamps are whole seconds, an existing
+    scope is 400 RESOURCE_ALREADY_EXISTS. The config can make a workspace Key
+    Vault backed, Standard tier, or lose and lag ACL writes. Each request is
+    logged to stderr as method, path, status and milliseconds (never a body).
     """
     config = load_config(config_file) if config_file is not None else EmulatorConfig()
     log = None if quiet else output.info

@@ -304,10 +304,18 @@ def _refuse_overwrite(output_file: Path, certs: Sequence[str], force: bool) -> N
 # -- reading and writing ------------------------------------------------------------------
 
 
+def _register(value: str) -> None:
+    """A value read back: registered the moment it arrives, before anything can show it."""
+    with _register_lock:
+        output.register_secrets([value])
+
+
 def _read_all(specs: Sequence[WorkspaceSpec], parallelism: int) -> dict[str, LiveState]:
     def one(spec: WorkspaceSpec) -> tuple[str, LiveState | None, str | None]:
         try:
-            port = SdkWorkspace.connect(spec, ledger_in_workspace=False, read_values=True)
+            port = SdkWorkspace.connect(
+                spec, ledger_in_workspace=False, read_values=True, on_value=_register
+            )
             seen = observe(spec, port, WorkspaceLedgerStore(), None)
         except (UserError, TransientError) as exc:
             return spec.name, None, str(exc)

@@ -33,10 +33,12 @@ from reconciler.model import (
     INDEX_URL,
     AclsMode,
     AuthSpec,
+    Backend,
     Ensure,
     Permission,
     SecretValue,
     Thresholds,
+    Tier,
     VerifySettings,
     WorkspaceSpec,
     frozen_map,
@@ -262,6 +264,8 @@ class StateBuilder:
             acls_mode=AclsMode(merged.get("acls_mode", AclsMode.EXACT.value)),
             ignore=ignore,
             waivers=frozen_map(waivers),
+            tier=Tier(merged.get("tier", Tier.PREMIUM.value)),
+            backend=Backend(str(merged["backend"]).upper()) if merged.get("backend") else None,
         )
         return spec, facts
 

@@ -27,6 +27,7 @@ from reconciler.emulator.identity import (
     USER_TOKEN,
     Principal,
 )
+from reconciler.emulator.modes import KeyVault, ServiceModes
 from reconciler.emulator.workspace_files import WorkspaceFiles
 
 __all__ = [
@@ -39,10 +40,12 @@ __all__ = [
     "EmulatorConfigError",
     "EmulatorHandle",
     "Faults",
+    "KeyVault",
     "OneShotFailure",
     "Permission",
     "Principal",
     "SecretsBackend",
+    "ServiceModes",
     "WorkspaceFiles",
     "WorkspaceSettings",
     "load_config",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import random
 import re
 import threading
 import time
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.emulator import errors
-from reconciler.emulator.identity import USERS, Principal
+from reconciler.emulator.identity import ADMINS, USERS, Principal
+from reconciler.emulator.modes import ServiceModes
 
 # put: "The secret key must consist of alphanumeric characters, dashes, underscores, and
 # periods, and cannot exceed 128 characters."
@@ -37,6 +39,14 @@ MAX_SECRETS_PER_SCOPE = 1000
 # is exceeded." (the reference gives no number; the emulator uses 1000).
 MAX_SCOPES = 1000
 BACKEND_TYPE = "DATABRICKS"
+KEYVAULT_BACKEND = "AZURE_KEYVAULT"
+# The answer of a Standard-tier workspace to scopes/create without
+# initial_manage_principal "users" (gbrueckl/Databricks.API.PowerShell PR #24,
+# MicrosoftDocs/azure-docs#92584, MicrosoftDocs/azure-devops-docs PR #9089).
+STANDARD_TIER_MESSAGE = (
+    "Premium Tier is disabled in this workspace. Secret scopes can only be created with "
+    'initial_manage_principal "users".'
+)
 
 
 class Permission(enum.IntEnum):
@@ -83,6 +93,10 @@ class Scope:
     backend_type: str = BACKEND_TYPE
     secrets: dict[str, Secret] = field(default_factory=dict)
     acls: dict[str, AclSlot] = field(default_factory=dict)
+    keyvault_metadata: dict[str, str] | None = None
+    stale_acls: dict[str, Permission] | None = None
+    """What acls/list and acls/get answer until ``stale_until`` (the ``stale`` mode)."""
+    stale_until: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -99,12 +113,59 @@ class SecretsBackend:
         *,
         principal_exists: Callable[[str], bool] = lambda _name: True,
         clock: Callable[[], float] = time.time,
+        modes: ServiceModes | None = None,
     ) -> None:
         self._scopes: dict[str, Scope] = {}  # by lower-cased name
         self._principal_exists = principal_exists
         self._clock = clock
         self._last_timestamp = 0
         self._lock = threading.RLock()
+        self.modes = modes or ServiceModes()
+        self._random = random.Random(self.modes.seed)
+        if self.modes.backend == "azure_keyvault":
+            self._seed_keyvault_scope()
+
+    def set_modes(self, modes: ServiceModes) -> None:
+        """Change how the service behaves from now on (tests)."""
+        with self._lock:
+            self.modes = modes
+            self._random = random.Random(modes.seed)
+            if modes.backend == "azure_keyvault":
+                self._seed_keyvault_scope()
+
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        """Replace the wall clock timestamps and late/stale ACLs are measured with (tests)."""
+        with self._lock:
+            self._clock = clock
+
+    def _seed_keyvault_scope(self) -> None:
+        """The predefined scope, backed by Azure Key Vault: created in the Azure portal with
+        a Microsoft Entra ID token (a service principal's token cannot create one,
+        terraform-provider-databricks#1531), listing every secret of the vault."""
+        vault = self.modes.keyvault
+        if vault.scope.lower() in self._scopes:
+            return
+        stamp = self._next_timestamp()
+        self._scopes[vault.scope.lower()] = Scope(
+            vault.scope,
+            KEYVAULT_BACKEND,
+            secrets={
+                key: Secret(value.encode("utf-8"), False, stamp)
+                for key, value in vault.secrets.items()
+            },
+            acls={ADMINS: AclSlot(Permission.MANAGE)},
+            keyvault_metadata={"resource_id": vault.resource_id, "dns_name": vault.dns_name},
+        )
+
+    def keyvault_set(self, scope: str, key: str, value: str | None) -> None:
+        """A change made in Azure Key Vault itself (the portal or Azure's Set Secret API):
+        ``None`` deletes the secret. Tests only."""
+        with self._lock:
+            found = self._scope(scope)
+            if value is None:
+                found.secrets.pop(key, None)
+            else:
+                found.secrets[key] = Secret(value.encode("utf-8"), False, self._next_timestamp())
 
     # -- scopes -------------------------------------------------------------------------
 
@@ -123,18 +184,24 @@ class SecretsBackend:
                 " at most 128 characters."
             )
         if backend_type not in (None, BACKEND_TYPE):
-            if backend_type == "AZURE_KEYVAULT":
-                # scopes/create: "Throws BAD_REQUEST if request violated constraints."
-                raise errors.bad_request(
-                    "Azure KeyVault-backed scopes need an Azure AD token; not emulated."
-                )
+            if backend_type == KEYVAULT_BACKEND:
+                # Creating one with a token that is not a Microsoft Entra ID user's is refused
+                # MicrosoftDocs/azure-docs#82429 and
+                # #114543, terraform-provider-databricks#4304): the emulator has no such
+                # tokens, so it always refuses. Use the "azure_keyvault" backend mode.
+                raise errors.invalid("Scope with Azure KeyVault must have userAADToken defined!")
             raise errors.invalid(f"Invalid scope_backend_type '{backend_type}'.")
         if initial_manage_principal is not None and initial_manage_principal != USERS:
             # scopes/create: "The only supported principal for this option is the group
             # users, which contains all users in the workspace."
-            raise errors.invalid(
-                f"initial_manage_principal must be 'users', not '{initial_manage_principal}'."
+            # The service's answer: 400 BAD_REQUEST "Cannot specify TestGroup as
+            # initial_manage_principal." (paiqo/Databricks-VSCode#197).
+            raise errors.bad_request(
+                f"Cannot specify {initial_manage_principal} as initial_manage_principal."
             )
+        if self.modes.tier == "standard" and initial_manage_principal != USERS:
+            # Below Premium there are no secret ACLs: a scope must be manageable by all users.
+            raise errors.bad_request(STANDARD_TIER_MESSAGE)
         with self._lock:
             if scope.lower() in self._scopes:
                 # scopes/create: "Throws RESOURCE_ALREADY_EXISTS if a scope with the given name
@@ -186,6 +253,7 @@ class SecretsBackend:
             found = self._scope(scope)
             # put: "You must have WRITE or MANAGE permission on the secret scope."
             self._require(caller, found, Permission.WRITE, "put secret")
+            self._refuse_keyvault(found, "put")
             if key not in found.secrets and len(found.secrets) >= MAX_SECRETS_PER_SCOPE:
                 # put: "Throws RESOURCE_LIMIT_EXCEEDED if maximum number of secrets in scope
                 # is exceeded."
@@ -209,16 +277,23 @@ class SecretsBackend:
                 for key, secret in sorted(found.secrets.items())
             ]
 
-    def get_secret(self, caller: Principal, scope: str, key: str, *, in_notebook: bool) -> bytes:
-        if not in_notebook:
-            # get: "Throws BAD_REQUEST if normal user calls get secret outside of a notebook."
-            # ("This API can only be called from the DBUtils interface.")
-            raise errors.bad_request(
-                "Secret values can only be read from within a notebook or job on a cluster"
-                " (dbutils.secrets.get); this API is not available to REST clients."
-            )
+    def get_secret(
+        self, caller: Principal, scope: str, key: str, *, in_notebook: bool = False
+    ) -> bytes:
+        rest_get = "allowed" if in_notebook else self.modes.rest_get
         with self._lock:
             found = self._scope(scope)
+            manages = caller.is_admin or self._effective(caller, found) is Permission.MANAGE
+            if rest_get == "refused" or (rest_get == "manage_only" and not manages):
+                # get: "Throws BAD_REQUEST if normal user calls get secret outside of a
+                # notebook." ("This API can only be called from the DBUtils interface.") Yet
+                # databricks/cli's acceptance test, run against the cloud, reads a value
+                # back with the MANAGE holder's token: "manage_only" is that.
+                raise errors.bad_request(
+                    "Secret values can only be read from within a notebook or job on a"
+                    " cluster (dbutils.secrets.get); this API is not available to REST"
+                    " clients."
+                )
             # get: "Users need the READ permission to make this call."
             self._require(caller, found, Permission.READ, "get secret")
             secret = found.secrets.get(key)
@@ -233,6 +308,7 @@ class SecretsBackend:
             found = self._scope(scope)
             # delete: "You must have WRITE or MANAGE permission on the Secret Scope."
             self._require(caller, found, Permission.WRITE, "delete secret")
+            self._refuse_keyvault(found, "delete")
             if key not in found.secrets:
                 # delete: "Throws RESOURCE_DOES_NOT_EXIST if no such secret scope or secret
                 # exists."
@@ -254,9 +330,15 @@ class SecretsBackend:
         only that many seconds later, while the call is acknowledged at once."""
         with self._lock:
             found = self._scope(scope)
+            self._refuse_standard_tier()
             # acls/put: "Users must have the MANAGE permission to invoke this API."
             self._require(caller, found, Permission.MANAGE, "put ACL")
             self._check_principal(principal)
+            if self._acl_write_lost(found):
+                return
+            # The service resolves the principal: a renamed group is listed (and kept) under
+            # its current name (databrickslabs/ucx#627).
+            principal = self.modes.acl_renames.get(principal, principal)
             # acls/put: "Creates or overwrites the ACL associated with the given principal".
             slot = found.acls.get(principal)
             if visible_after <= 0:
@@ -269,16 +351,18 @@ class SecretsBackend:
     def list_acls(self, caller: Principal, scope: str) -> list[tuple[str, Permission]]:
         with self._lock:
             found = self._scope(scope)
+            self._refuse_standard_tier()
             # acls/list: "Users must have the MANAGE permission to invoke this API."
             self._require(caller, found, Permission.MANAGE, "list ACLs")
-            return sorted(self._visible_acls(found).items())
+            return sorted(self._listed_acls(found).items())
 
     def get_acl(self, caller: Principal, scope: str, principal: str) -> Permission:
         with self._lock:
             found = self._scope(scope)
+            self._refuse_standard_tier()
             # acls/get: "Users must have the MANAGE permission to invoke this API."
             self._require(caller, found, Permission.MANAGE, "get ACL")
-            permission = self._visible_acls(found).get(principal)
+            permission = self._listed_acls(found).get(principal)
             if permission is None:
                 raise errors.not_found(
                     f"Failed to get secret ACL for principal {principal} for scope {found.name}."
@@ -288,6 +372,7 @@ class SecretsBackend:
     def delete_acl(self, caller: Principal, scope: str, principal: str) -> None:
         with self._lock:
             found = self._scope(scope)
+            self._refuse_standard_tier()
             # acls/delete: "Users must have the MANAGE permission to invoke this API."
             self._require(caller, found, Permission.MANAGE, "delete ACL")
             if self._visible_acls(found).get(principal) is None:
@@ -297,6 +382,8 @@ class SecretsBackend:
                     f"Failed to delete secret ACL for principal {principal} on scope"
                     f" {found.name}: it does not exist."
                 )
+            if self._acl_write_lost(found):
+                return
             del found.acls[principal]
 
     def effective_permission(self, caller: Principal, scope: str) -> Permission | None:
@@ -320,6 +407,7 @@ class SecretsBackend:
                     {
                         "name": s.name,
                         "backend_type": s.backend_type,
+                        "keyvault_metadata": s.keyvault_metadata,
                         "secrets": [
                             {
                                 "key": key,
@@ -346,6 +434,9 @@ class SecretsBackend:
             self._scopes = {}
             for item in data.get("scopes", []):
                 scope = Scope(str(item["name"]), str(item.get("backend_type", BACKEND_TYPE)))
+                metadata = item.get("keyvault_metadata")
+                if isinstance(metadata, dict):
+                    scope.keyvault_metadata = {str(k): str(v) for k, v in metadata.items()}
                 for secret in item.get("secrets", []):
                     scope.secrets[str(secret["key"])] = Secret(
                         base64.b64decode(secret["value"]),
@@ -359,12 +450,58 @@ class SecretsBackend:
     # -- rules --------------------------------------------------------------------------
 
     def _next_timestamp(self) -> int:
-        # last_updated_timestamp is milliseconds since the epoch. Two writes within the same
-        # millisecond would get the same stamp and a reader could not tell them apart, so
-        # the emulator keeps stamps strictly increasing per workspace: max(now, last + 1).
+        # list: "The lastUpdatedTimestamp returned is in milliseconds since epoch." Every
+        # real sample is a whole second (1520467595000 in the SDK's docstrings, 1602168336000
+        # in terraform-provider-databricks' exporter fixtures), so by default two writes
+        # within one second get the same stamp and a reader cannot tell them apart. In
+        # "millis" mode stamps are strictly increasing per workspace: max(now, last + 1).
         now_ms = int(self._clock() * 1000)
+        if self.modes.timestamps == "seconds":
+            self._last_timestamp = now_ms - now_ms % 1000
+            return self._last_timestamp
         self._last_timestamp = max(now_ms, self._last_timestamp + 1)
         return self._last_timestamp
+
+    def _refuse_keyvault(self, scope: Scope, action: str) -> None:
+        if scope.backend_type == KEYVAULT_BACKEND:
+            # Azure secret-scope docs: "Because the Azure Key Vault-backed secret scope is a
+            # read-only interface to the Key Vault, the PutSecret and DeleteSecret the Secrets
+            # API operations are not allowed." delete: "Throws BAD_REQUEST if ... request is
+            # made against Azure KeyVault backed scope." (The message text is not quoted
+            # anywhere public; this one is the emulator's.)
+            raise errors.bad_request(
+                f"Cannot {action} a secret in scope {scope.name}: it is backed by Azure"
+                " KeyVault, which is read-only through this API."
+            )
+
+    def _refuse_standard_tier(self) -> None:
+        if self.modes.tier == "standard":
+            # Below Premium there are no secret ACLs (Azure secret-scope docs: fine-grained
+            # permissions "if your account has the Premium plan"). The exact answer of the
+            # ACL endpoints there is not quoted publicly: the emulator refuses with 400.
+            raise errors.bad_request(
+                "Secret ACLs are not available: Premium Tier is disabled in this workspace."
+            )
+
+    def _acl_write_lost(self, scope: Scope) -> bool:
+        """Called under the lock for every ACL write that will be acknowledged: opens the
+        ``stale`` window, and draws whether a ``lossy`` service drops this write."""
+        window = self.modes.stale_seconds
+        if window > 0:
+            now = self._clock()
+            if scope.stale_acls is None or now >= scope.stale_until:
+                scope.stale_acls = self._visible_acls(scope, now)
+            scope.stale_until = now + window
+        rate = self.modes.drop_rate
+        return rate > 0 and self._random.random() < rate
+
+    def _listed_acls(self, scope: Scope) -> dict[str, Permission]:
+        """What acls/list and acls/get show: the grants, or a stale copy of them."""
+        now = self._clock()
+        if scope.stale_acls is not None and now < scope.stale_until:
+            return dict(scope.stale_acls)
+        scope.stale_acls = None
+        return self._visible_acls(scope, now)
 
     def _scope(self, name: str) -> Scope:
         found = self._scopes.get(name.lower())

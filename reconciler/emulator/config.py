@@ -25,6 +25,7 @@ import yaml
 from reconciler.emulator.account import AccountSettings, settings_from_dict
 from reconciler.emulator.faults import Faults
 from reconciler.emulator.identity import Directory, Principal
+from reconciler.emulator.modes import MODE_FIELDS, ServiceModes, modes_from_dict
 from reconciler.errors import UserError
 
 EXAMPLE = """\
@@ -56,6 +57,19 @@ workspaces:
       one_shot:
         - {endpoint: secrets/acls/put, nth: 2, status: 503}
       seed: 7
+    # How the service behaves (defaults are the real service's; FIDELITY.md has sources):
+    tier: premium                    # standard: no secret ACLs, scopes only for "users"
+    rest_get: manage_only            # secrets/get over REST: manage_only | refused | allowed
+    timestamps: seconds              # last_updated_timestamp granularity: seconds | millis
+    acl_writes: lossy                # reliable | lossy: some ACL writes are acknowledged, lost
+    acl_drop_rate: 0.25
+    acl_lists: stale                 # fresh | stale: acls/list lags each ACL write
+    acl_stale_seconds: 2
+  azure-prod:
+    backend: azure_keyvault          # the package scope exists, backed by Azure Key Vault
+    keyvault:
+      dns_name: https://corp-kv.vault.azure.net/
+      secrets: {pip-index-url: "https://pypi.corp.example/simple", db-password: "x"}
 account:                             # an emulated Databricks account (account host: the root URL)
   account_id: 0d1e7a4b-0000-4000-8000-000000000001
   token_ttl_seconds: 3600            # OAuth access tokens expire after this
@@ -84,6 +98,7 @@ class WorkspaceSettings:
     notebook_context: bool = False
     faults: Faults = field(default_factory=Faults)
     workspace_id: str | None = None
+    modes: ServiceModes = field(default_factory=ServiceModes)
 
 
 @dataclass(frozen=True)
@@ -190,16 +205,21 @@ def _principal(item: Mapping[str, Any]) -> Principal:
 def _settings(where: str, item: Mapping[str, Any]) -> WorkspaceSettings:
     if not isinstance(item, Mapping):
         raise ValueError(f"{where} must be a mapping")
-    _only(item, where, {"notebook_context", "faults", "workspace_id"})
+    _only(item, where, {"notebook_context", "faults", "workspace_id"} | MODE_FIELDS)
     try:
         faults = Faults.from_dict(item.get("faults") or {})
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{where}.faults: {exc}") from exc
+    try:
+        modes = modes_from_dict(item, seed=faults.seed or 0)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{where}: {exc}") from exc
     workspace_id = item.get("workspace_id")
     return WorkspaceSettings(
         notebook_context=bool(item.get("notebook_context", False)),
         faults=faults,
         workspace_id=None if workspace_id is None else str(workspace_id),
+        modes=modes,
     )
 
 

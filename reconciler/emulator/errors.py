@@ -4,9 +4,12 @@ The backends raise these; the HTTP layer turns them into ``{"error_code", "messa
 The status for each code follows the Databricks platform mapping that the SDKs are generated
 from (``databricks/sdk/errors/platform.py`` and databricks-sdk-go ``apierr/error_mapping.go``:
 ``INVALID_PARAMETER_VALUE`` is a ``BadRequest`` (400), ``RESOURCE_DOES_NOT_EXIST`` a
-``NotFound`` (404), ``RESOURCE_ALREADY_EXISTS`` a ``ResourceConflict`` (409),
-``REQUEST_LIMIT_EXCEEDED`` a ``TooManyRequests`` (429)). The SDK picks the exception class by
-``error_code`` first, so a client branching on the code behaves the same whatever the status.
+``NotFound`` (404), ``REQUEST_LIMIT_EXCEEDED`` a ``TooManyRequests`` (429)), except where the
+real service is seen to answer otherwise: ``RESOURCE_ALREADY_EXISTS`` comes with **400**, not
+the 409 of the generated mapping (Azure/azure-databricks-operator#91, databricks/databricks-cli
+#340: "HTTP 400 ... RESOURCE_ALREADY_EXISTS ... Scope X already exists!"). The SDK picks the
+exception class by ``error_code`` first, so a client branching on the code behaves the same
+whatever the status.
 
 Messages never contain a secret value: only scope, key and principal names.
 """
@@ -29,7 +32,7 @@ STATUS_BY_CODE: Mapping[str, int] = MappingProxyType(
         "PERMISSION_DENIED": 403,
         "RESOURCE_DOES_NOT_EXIST": 404,
         "ENDPOINT_NOT_FOUND": 404,
-        "RESOURCE_ALREADY_EXISTS": 409,
+        "RESOURCE_ALREADY_EXISTS": 400,
         "REQUEST_LIMIT_EXCEEDED": 429,
         "INTERNAL_ERROR": 500,
         "TEMPORARILY_UNAVAILABLE": 503,

@@ -60,6 +60,9 @@ class Faults:
     - ``rate_limit_rps``: token bucket (``rate_limit_burst`` tokens, default the rate rounded
       up); past it, 429 ``REQUEST_LIMIT_EXCEEDED`` with a ``Retry-After`` header in whole
       seconds (``retry_after_seconds`` forces the value, e.g. 0 for fast tests).
+      ``throttle_status`` answers throttling with another status (still
+      ``REQUEST_LIMIT_EXCEEDED``) and ``throttle_retry_after=False`` leaves the header out:
+      the service is seen to throttle that way too (databricks-sdk-py PR #395).
     - ``error_rate``: share (0..1) of requests answered with a status from ``error_statuses``.
     - ``drop_rate``: share (0..1) of requests whose connection is closed without an answer.
     - ``one_shot``: ``OneShotFailure`` entries.
@@ -73,6 +76,8 @@ class Faults:
     rate_limit_rps: float | None = None
     rate_limit_burst: int | None = None
     retry_after_seconds: int | None = None
+    throttle_status: int = 429
+    throttle_retry_after: bool = True
     error_rate: float = 0.0
     error_statuses: tuple[int, ...] = (500, 503)
     drop_rate: float = 0.0
@@ -91,6 +96,8 @@ class Faults:
             low, high = self.latency_range_ms
             if not 0 <= low <= high:
                 raise ValueError("latency_range_ms must be (low, high) with 0 <= low <= high")
+        if not 400 <= self.throttle_status <= 599:
+            raise ValueError("throttle_status must be a 4xx or 5xx code")
         if any(s not in (500, 502, 503, 504) for s in self.error_statuses):
             raise ValueError("error_statuses may hold 500, 502, 503 and 504")
         object.__setattr__(self, "one_shot", tuple(self.one_shot))
@@ -215,12 +222,14 @@ class FaultInjector:
         if retry_after is None:
             retry_after = max(1, math.ceil(wait))
         # Throttled requests get 429 with Retry-After in whole seconds, the header the SDK's
-        # _RetryAfterCustomizer parses ("this is what Databricks platform returns").
+        # _RetryAfterCustomizer parses ("this is what Databricks platform returns"); unless
+        # configured to answer as the service sometimes does: another status, no header.
+        headers = {"Retry-After": str(retry_after)} if self.faults.throttle_retry_after else {}
         return ApiError(
             "REQUEST_LIMIT_EXCEEDED",
             "Too many requests. Please wait a moment and try again.",
-            status=429,
-            headers={"Retry-After": str(retry_after)},
+            status=self.faults.throttle_status,
+            headers=headers,
         )
 
     def _server_error(self, status: int) -> ApiError:

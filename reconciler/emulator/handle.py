@@ -16,6 +16,7 @@ from reconciler.emulator.backend import SecretsBackend
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.faults import Faults
 from reconciler.emulator.identity import ADMIN_TOKEN, USER_TOKEN, Principal
+from reconciler.emulator.modes import ServiceModes
 from reconciler.emulator.server import EmulatorServer, RequestLog
 from reconciler.emulator.workspace_files import WorkspaceFiles
 from reconciler.emulator.workspaces import (
@@ -155,6 +156,10 @@ class EmulatorHandle:
     def set_faults(self, workspace: str, faults: Faults) -> None:
         """Replace a workspace's faults now (one-shot counters and the bucket restart)."""
         self.workspace(workspace).set_faults(faults)
+
+    def set_modes(self, workspace: str, modes: ServiceModes) -> None:
+        """Change how a workspace's Secrets service behaves from now on (``modes``)."""
+        self.workspace(workspace).secrets.set_modes(modes)
 
     def set_notebook_context(self, workspace: str, enabled: bool) -> None:
         self.workspace(workspace).notebook_context = enabled

@@ -44,7 +44,7 @@ class Workspace:
         self.workspace_id = settings.workspace_id or stable_id(f"workspace:{name}")
         self.notebook_context = settings.notebook_context
         exists = directory.knows if validate_principals else _anyone
-        self.secrets = SecretsBackend(principal_exists=exists)
+        self.secrets = SecretsBackend(principal_exists=exists, modes=settings.modes)
         self.files = WorkspaceFiles(home_owners=[p.name for p in directory.principals])
         self.faults = FaultInjector(settings.faults)
         self._counts: Counter[RequestKey] = Counter()

@@ -25,7 +25,7 @@ def only(write: WriteFile, tail: str) -> list[str]:
         (
             "    repos: {}\n",
             "5:5: workspaces.dev.repos: unknown field 'repos'; allowed here: acls, acls_mode, "
-            "auth, ensure, host, ignore, labels, repositories, waivers, wave",
+            "auth, backend, ensure, host, ignore, labels, repositories, tier, waivers, wave",
         ),
         (
             "    lables: {}\n",
@@ -233,7 +233,8 @@ def test_every_problem_in_a_file_is_reported_at_once(write: WriteFile) -> None:
         "\"MANAGE\" (got 'ALL')",
         "pkgrepo.yaml:13:19: workspaces.c.auth.token: environment variable MISSING_C is not set",
         "pkgrepo.yaml:16:5: workspaces.c2.unknown: unknown field 'unknown'; allowed here: "
-        "acls, acls_mode, auth, ensure, host, ignore, labels, repositories, waivers, wave",
+        "acls, acls_mode, auth, backend, ensure, host, ignore, labels, repositories, tier, "
+        "waivers, wave",
     ]
 
 

@@ -7,6 +7,7 @@ edit in Git) and must come back with the planner's kind and severity and the rig
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 from databricks.sdk.service.workspace import AclPermission
 
 from reconciler import schemas
-from reconciler.emulator import EmulatorHandle
+from reconciler.emulator import EmulatorHandle, ServiceModes
 from reconciler.model import SCOPE
 from tests.drift.support import (
     BAD_TOKEN_ENV,
@@ -211,9 +212,15 @@ def test_not_yet_applied_and_unverifiable(
     monkeypatch.delenv("PKGREPO_LEDGER_KEY")
     apply(capsys, path, "--workspace", "a")  # no ledger key: nothing recorded
     monkeypatch.setenv("PKGREPO_LEDGER_KEY", "another-key-entirely-1234")
+    # Unverifiable exists only where secrets/get is refused: where it answers, values are
+    # compared directly and a key is unchanged or changed.
+    emu.set_modes("a", ServiceModes(rest_get="refused"))
     code, document, _ = _drift_json(capsys, path)
     assert code == 2
     assert set(_items(document, "a").values()) == {("unverifiable", "low", "update")}
+    emu.set_modes("a", ServiceModes())
+    code, document, _ = _drift_json(capsys, path)
+    assert "a" not in {w["workspace"] for w in document["workspaces"] if w["items"]}
     assert set(_items(document, "b").values()) == {("new", "low", "create")}
     assert _items(document, "b")["b/scope"] == ("new", "low", "create")
 
@@ -227,7 +234,9 @@ def test_without_a_ledger_key_drift_refuses_unless_told_to_accept_unverified(
     """Issue 13 item 9: a CI job that lost its secret must not stay green while the index
     is hijacked."""
     path = _fleet(tmp_path, emu)
+    emu.set_modes("a", ServiceModes(rest_get="refused"))  # only the ledger can tell
     apply(capsys, path)
+    emu.backend("a").set_clock(lambda: time.time() + 2)  # a later second than the apply
     _put_index(emu)
     monkeypatch.delenv("PKGREPO_LEDGER_KEY")
     code, out, err = run(capsys, "drift", str(path), "--quiet", "--format", "junit")

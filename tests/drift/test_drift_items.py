@@ -19,6 +19,7 @@ from reconciler.emulator import (
     ADMIN_TOKEN,
     EmulatorConfig,
     EmulatorHandle,
+    ServiceModes,
     WorkspaceSettings,
     running_emulator,
 )
@@ -61,6 +62,8 @@ def emu() -> Iterator[EmulatorHandle]:
             ),
         ),
         workspaces={"nb": WorkspaceSettings(notebook_context=True)},
+        # Elsewhere secrets/get is refused: the ledger is what these tests exercise.
+        workspace_defaults=WorkspaceSettings(modes=ServiceModes(rest_get="refused")),
     )
     with running_emulator(config) as handle:
         yield handle

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from reconciler.emulator import (
     EmulatorHandle,
     Faults,
     OneShotFailure,
+    ServiceModes,
     WorkspaceSettings,
     running_emulator,
 )
@@ -55,10 +57,11 @@ EVIL = "https://evil.example.com/simple"
 
 @pytest.fixture
 def emu() -> Iterator[EmulatorHandle]:
-    """Workspace ``a`` answers ``secrets/get`` as a notebook would (read-back rows set
-    DATABRICKS_RUNTIME_VERSION so pkgrepo uses it); ``b`` is a second workspace."""
-    settings = {"a": WorkspaceSettings(notebook_context=True)}
-    with running_emulator(EmulatorConfig(groups=GROUPS, workspaces=settings)) as handle:
+    """Both workspaces refuse ``secrets/get`` (the ledger column); read-back rows make
+    ``a`` answer it, as the service does for a MANAGE holder; ``b`` is a second workspace."""
+    refused = WorkspaceSettings(modes=ServiceModes(rest_get="refused"))
+    config = EmulatorConfig(groups=GROUPS, workspaces={"a": refused}, workspace_defaults=refused)
+    with running_emulator(config) as handle:
         yield handle
 
 
@@ -367,9 +370,13 @@ def test_drift_truth_table(
 ) -> None:
     path = _desired(tmp_path, emu, row)
     apply(capsys, path)
+    # The change comes later than the apply's own writes: timestamps are whole seconds, and
+    # a hand edit within the same second is a separate row of FIDELITY.md.
+    for name in ("a", "b"):
+        emu.backend(name).set_clock(lambda: time.time() + 2)
     row.mutate(Ctx(emu, path, capsys))
     if row.read_back:
-        monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
+        emu.set_modes("a", ServiceModes())
     code, document = _drift(capsys, path)
     assert _items(document) == row.expect
     assert _items(document, "b") == {}

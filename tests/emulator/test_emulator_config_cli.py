@@ -82,7 +82,9 @@ def test_help_teaches_hosts_tokens_and_the_config_format(
 
 def test_serve_runs_logs_persists_and_stops_on_sigterm(tmp_path: Path) -> None:
     config = tmp_path / "emulator.yaml"
-    config.write_text("workspaces: {nb: {notebook_context: true}}\n")
+    config.write_text(
+        "workspace_defaults: {rest_get: refused}\nworkspaces: {nb: {notebook_context: true}}\n"
+    )
     state = tmp_path / "state.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
     process = subprocess.Popen(
@@ -114,10 +116,11 @@ def test_serve_runs_logs_persists_and_stops_on_sigterm(tmp_path: Path) -> None:
         client.secrets.create_scope("s")
         client.secrets.put_secret("s", "k", string_value="top-secret-value")
         assert client.secrets.get_secret("s", "k").value == "dG9wLXNlY3JldC12YWx1ZQ=="
+        root = WorkspaceClient(host=match.group(1), token="dapi-emulator-admin")
+        root.secrets.create_scope("s")
+        root.secrets.put_secret("s", "k", string_value="top-secret-value")
         with pytest.raises(BadRequest):
-            WorkspaceClient(host=match.group(1), token="dapi-emulator-admin").secrets.get_secret(
-                "s", "k"
-            )
+            root.secrets.get_secret("s", "k")
     finally:
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=10)

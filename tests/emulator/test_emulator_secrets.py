@@ -16,7 +16,7 @@ from databricks.sdk.errors import (
 )
 from databricks.sdk.service.workspace import AclPermission, ScopeBackendType
 
-from reconciler.emulator import EmulatorHandle
+from reconciler.emulator import EmulatorHandle, ServiceModes
 from reconciler.emulator.backend import MAX_SECRETS_PER_SCOPE, MAX_VALUE_BYTES
 
 MakeClient = Callable[..., WorkspaceClient]
@@ -94,9 +94,8 @@ def test_errors_map_to_the_sdk_exception_classes(client: WorkspaceClient) -> Non
         client.secrets.create_scope("bad scope name")
     with pytest.raises(InvalidParameterValue):
         client.secrets.put_acl(SCOPE, "nobody-by-that-name", AclPermission.READ)
-    with pytest.raises(BadRequest) as outside:
+    with pytest.raises(ResourceDoesNotExist):
         client.secrets.get_secret(SCOPE, "pip-index-url")
-    assert outside.value.error_code == "BAD_REQUEST"
 
 
 def test_put_needs_exactly_one_value(client: WorkspaceClient) -> None:
@@ -110,11 +109,28 @@ def test_put_needs_exactly_one_value(client: WorkspaceClient) -> None:
         client.secrets.put_secret(SCOPE, "k", bytes_value="not base64!")
 
 
-def test_put_overwrites_and_timestamps_are_ms_and_strictly_increasing(
+def test_timestamps_are_whole_seconds_and_equal_within_one_second(
+    client: WorkspaceClient, emulator: EmulatorHandle
+) -> None:
+    """FIDELITY: every real last_updated_timestamp is a whole second, so two writes within
+    one second carry the same stamp."""
+    emulator.backend("ws1").set_clock(lambda: 1_700_000_000.25)
+    client.secrets.create_scope(SCOPE)
+    stamps = []
+    for i in range(5):
+        client.secrets.put_secret(SCOPE, "pip-index-url", string_value=f"https://v{i}")
+        (meta,) = client.secrets.list_secrets(SCOPE)
+        stamps.append(meta.last_updated_timestamp or 0)
+    assert stamps == [1_700_000_000_000] * 5
+    assert emulator.backend("ws1").secret_value(SCOPE, "pip-index-url") == b"https://v4"
+
+
+def test_millis_mode_keeps_stamps_strictly_increasing(
     client: WorkspaceClient, emulator: EmulatorHandle
 ) -> None:
     import time
 
+    emulator.set_modes("ws1", ServiceModes(timestamps="millis"))
     client.secrets.create_scope(SCOPE)
     before_ms = time.time() * 1000
     stamps = []
@@ -124,7 +140,6 @@ def test_put_overwrites_and_timestamps_are_ms_and_strictly_increasing(
         stamps.append(meta.last_updated_timestamp or 0)
     assert stamps == sorted(set(stamps)), "every write gets a later stamp"
     assert before_ms - 1000 <= stamps[0] <= time.time() * 1000 + 1000, "milliseconds, not s"
-    assert emulator.backend("ws1").secret_value(SCOPE, "pip-index-url") == b"https://v19"
 
 
 def test_scope_names_are_case_insensitive(client: WorkspaceClient) -> None:
@@ -184,28 +199,50 @@ def test_creator_gets_manage_unless_users_is_the_initial_manager(
     assert [(a.principal, a.permission) for a in client.secrets.list_acls("shared")] == [
         ("users", AclPermission.MANAGE)
     ]
-    with pytest.raises(InvalidParameterValue, match="users"):
+    # FIDELITY: 400 BAD_REQUEST "Cannot specify TestGroup as initial_manage_principal."
+    with pytest.raises(BadRequest, match="Cannot specify admins as initial_manage_principal"):
         client.secrets.create_scope("other", initial_manage_principal="admins")
     assert [s.name for s in client.secrets.list_scopes()] == ["alices", "shared"]
 
 
-def test_azure_keyvault_scopes_are_refused(client: WorkspaceClient) -> None:
-    with pytest.raises(BadRequest):
+def test_azure_keyvault_scopes_cannot_be_created_with_a_token(client: WorkspaceClient) -> None:
+    with pytest.raises(InvalidParameterValue, match="userAADToken"):
         client.secrets.create_scope("kv", scope_backend_type=ScopeBackendType.AZURE_KEYVAULT)
 
 
-def test_get_secret_outside_a_notebook_is_refused_even_for_admins(
+def test_rest_get_answers_a_manage_holder_by_default(
+    emulator: EmulatorHandle, make_client: MakeClient
+) -> None:
+    """FIDELITY: databricks/cli's cloud acceptance test reads a value back over REST with
+    the token of the principal that holds MANAGE; the REST reference says DBUtils only."""
+    admin = make_client("ws1")
+    admin.secrets.create_scope(SCOPE)
+    admin.secrets.put_secret(SCOPE, "k", string_value="v")
+    admin.secrets.put_acl(SCOPE, "users", AclPermission.READ)
+    assert base64.b64decode(admin.secrets.get_secret(SCOPE, "k").value or "") == b"v"
+    reader = make_client("ws1", token="dapi-emulator-user")
+    with pytest.raises(BadRequest, match="notebook"):
+        reader.secrets.get_secret(SCOPE, "k")
+    with pytest.raises(ResourceDoesNotExist):
+        admin.secrets.get_secret(SCOPE, "missing")
+
+
+def test_rest_get_refused_and_allowed_modes(
     emulator: EmulatorHandle, make_client: MakeClient
 ) -> None:
     admin = make_client("ws1")
     admin.secrets.create_scope(SCOPE)
     admin.secrets.put_secret(SCOPE, "k", string_value="v")
+    admin.secrets.put_acl(SCOPE, "users", AclPermission.READ)
+    emulator.set_modes("ws1", ServiceModes(rest_get="refused"))
     with pytest.raises(BadRequest, match="notebook"):
         admin.secrets.get_secret(SCOPE, "k")
-    emulator.set_notebook_context("ws1", True)
-    assert base64.b64decode(admin.secrets.get_secret(SCOPE, "k").value or "") == b"v"
-    with pytest.raises(ResourceDoesNotExist):
-        admin.secrets.get_secret(SCOPE, "missing")
+    emulator.set_modes("ws1", ServiceModes(rest_get="allowed"))
+    reader = make_client("ws1", token="dapi-emulator-user")
+    assert base64.b64decode(reader.secrets.get_secret(SCOPE, "k").value or "") == b"v"
+    emulator.set_modes("ws1", ServiceModes(rest_get="refused"))
+    emulator.set_notebook_context("ws1", True)  # inside a notebook: READ is enough
+    assert base64.b64decode(reader.secrets.get_secret(SCOPE, "k").value or "") == b"v"
 
 
 def test_workspaces_are_isolated(make_client: MakeClient, emulator: EmulatorHandle) -> None:

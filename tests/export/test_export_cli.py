@@ -11,7 +11,7 @@ import pytest
 import yaml
 from databricks.sdk.service.workspace import AclPermission
 
-from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle
+from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle, ServiceModes
 from reconciler.model import SCOPE
 from tests.drift.support import (
     BAD_TOKEN_ENV,
@@ -115,6 +115,8 @@ def test_outside_a_notebook_values_come_from_env_and_the_ledger_agrees(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     configure(emu, tmp_path, capsys)
+    for name in ("a", "b"):  # where secrets/get is refused, as the REST reference says
+        emu.set_modes(name, ServiceModes(rest_get="refused"))
     out = tmp_path / "pkgrepo.yaml"
     code, stdout, stderr = export_hosts(emu, capsys, out)
     assert code == 0, stdout + stderr

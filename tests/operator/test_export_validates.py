@@ -8,6 +8,7 @@ import pytest
 from databricks.sdk import WorkspaceClient
 
 from reconciler.emulator import ADMIN_TOKEN
+from reconciler.emulator.modes import ServiceModes
 from reconciler.model import SCOPE
 from tests.operator.conftest import Fleet, Pkgrepo
 
@@ -15,10 +16,12 @@ from tests.operator.conftest import Fleet, Pkgrepo
 def test_an_export_outside_a_notebook_validates_as_written(
     pkgrepo: Pkgrepo, fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Outside a notebook no value can be read back. Extra index URLs are several URLs in
-    one string: the exported file leaves them alone instead of asking for a variable that
-    `validate` would refuse, and validates as written (with the index URL it asks for)."""
+    """Where the service refuses ``secrets/get`` over REST (as some workspaces do), no value
+    can be read back. Extra index URLs are several URLs in one string: the exported file
+    leaves them alone instead of asking for a variable that `validate` would refuse, and
+    validates as written (with the index URL it asks for)."""
     emu = fleet.emu
+    emu.set_modes("legacy", ServiceModes(rest_get="refused"))
     secrets = WorkspaceClient(host=emu.host("legacy"), token=ADMIN_TOKEN).secrets
     secrets.create_scope(SCOPE)
     secrets.put_secret(SCOPE, "pip-index-url", string_value="https://pypi.example.com/simple")

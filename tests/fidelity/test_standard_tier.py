@@ -1,0 +1,73 @@
+"""FIDELITY rows: the Standard tier (scopes only for `users`, no secret ACLs)."""
+
+from __future__ import annotations
+
+import pytest
+from databricks.sdk import WorkspaceClient
+from databricks.sdk.errors import BadRequest
+from databricks.sdk.service.workspace import AclPermission
+
+from reconciler.emulator import ADMIN_TOKEN, ServiceModes, WorkspaceSettings
+from reconciler.model import MARKER_KEY
+from tests.fidelity.conftest import SCOPE, Desired, Pkgrepo, World, writes
+
+STANDARD = WorkspaceSettings(modes=ServiceModes(tier="standard"))
+MESSAGE = (
+    "Premium Tier is disabled in this workspace. Secret scopes can only be created with "
+    'initial_manage_principal "users".'
+)
+
+
+def test_standard_tier_refuses_scopes_not_for_users_and_acls(world: World) -> None:
+    emu = world(std=STANDARD)
+    client = WorkspaceClient(host=emu.host("std"), token=ADMIN_TOKEN)
+    with pytest.raises(BadRequest) as refused:
+        client.secrets.create_scope(SCOPE)
+    assert str(refused.value) == MESSAGE and refused.value.error_code == "BAD_REQUEST"
+    client.secrets.create_scope(SCOPE, initial_manage_principal="users")
+    with pytest.raises(BadRequest, match="Premium Tier is disabled"):
+        client.secrets.put_acl(SCOPE, "users", AclPermission.READ)
+    with pytest.raises(BadRequest, match="Premium Tier is disabled"):
+        client.secrets.list_acls(SCOPE)
+
+
+def test_standard_tier_apply_says_what_it_means_and_what_to_set(
+    world: World, desired: Desired, pkgrepo: Pkgrepo
+) -> None:
+    """Done when: against a Standard-tier workspace, `apply` says what Standard tier means
+    and what to set."""
+    emu = world(std=STANDARD)
+    path = desired(emu, "std")
+    run = pkgrepo("apply", path, "--auto-approve")
+    assert run.code == 1
+    assert "Standard tier" in run.text and "every user" in run.text
+    assert "tier: standard" in run.text
+    assert writes(emu, "std", "put") == 0
+    # A scope someone created for all users: the ACL listing is refused, same advice.
+    WorkspaceClient(host=emu.host("std"), token=ADMIN_TOKEN).secrets.create_scope(
+        SCOPE, initial_manage_principal="users"
+    )
+    run = pkgrepo("plan", path)
+    assert run.code == 1 and "tier: standard" in run.text
+
+
+def test_standard_tier_with_the_setting_converges(
+    world: World, desired: Desired, pkgrepo: Pkgrepo
+) -> None:
+    """Done when: with that setting, it converges."""
+    emu = world(std=STANDARD)
+    path = desired(emu, "std", extra={"std": "tier: standard"})
+    plan = pkgrepo("plan", path)
+    assert plan.code == 0 and "Standard tier" in plan.out and "every user" in plan.out
+    assert "std/acl/" not in plan.out
+    applied = pkgrepo("apply", path, "--auto-approve")
+    assert applied.code == 0, applied.text
+    client = WorkspaceClient(host=emu.host("std"), token=ADMIN_TOKEN)
+    assert {s.key for s in client.secrets.list_secrets(SCOPE)} == {
+        "pip-index-url",
+        "pip-extra-index-urls",
+        MARKER_KEY,  # how a later run knows pkgrepo manages this scope
+    }
+    assert [s.name for s in client.secrets.list_scopes()] == [SCOPE]  # the lock is released
+    assert pkgrepo("plan", path, "--detailed-exitcode").code == 0
+    assert writes(emu, "std", "acls/put") == 0
