@@ -530,6 +530,11 @@ class SdkWorkspace:
             port.principal = spec.auth.client_id
         return port
 
+    def close(self) -> None:
+        """Close this client's pooled connections (it still works: a later request opens a
+        new one)."""
+        _session_of(self.client).close()
+
     # -- the one place errors are mapped -------------------------------------------------
 
     def _call(
