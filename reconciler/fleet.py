@@ -9,6 +9,7 @@ the results of the others.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import fnmatch
 import hashlib
@@ -321,7 +322,8 @@ class Fleet:
             port = self._ports.pop(name, None)
         close = getattr(port, "close", None)
         if callable(close):
-            close()
+            with contextlib.suppress(Exception):  # best effort: the result stands regardless
+                close()
 
     def _emit(self, phase: str, result: WorkspaceResult) -> None:
         if self.listener is not None:
