@@ -882,6 +882,11 @@ class SdkWorkspace:
         )
 
     def lock_writers(self) -> Mapping[str, Permission] | None:
+        if self.tier is Tier.STANDARD:
+            # No secret ACLs below Premium (every scope is made for ``users``): nobody can be
+            # told apart, so there is nothing to vet and nothing to revoke.
+            keys = self.lock_keys()
+            return None if keys is None else frozen_map()
         items = self._call(
             "read lock ACLs",
             lambda: list(self.client.secrets.list_acls(LOCK_SCOPE)),
@@ -900,6 +905,8 @@ class SdkWorkspace:
         )
 
     def lock_revoke(self, principal: str) -> bool:
+        if self.tier is Tier.STANDARD:
+            return False
         # acls/delete: "Throws RESOURCE_DOES_NOT_EXIST if no such secret scope, principal,
         # or ACL exists" (Secrets API reference): only the first caller removes a grant.
         return self._call(

@@ -26,8 +26,8 @@ from reconciler.render._common import (
 )
 from reconciler.render.drift.junit import safe
 from reconciler.render.text import change_line
-from reconciler.render.verify import junit_suite
-from reconciler.verify import Report
+from reconciler.render.verify import junit_suite, waiver_lines
+from reconciler.verify import Report, UrlVerdict, Waiver
 
 SUITE = "pkgrepo plan"
 CLASSNAME = "pkgrepo.plan"
@@ -58,8 +58,12 @@ def plan_suite(plan: Plan, *, name: str = SUITE, verification: Report | None = N
     """One ``<testsuite>`` for ``plan``: a test case per workspace, and one for safety."""
     suite = ET.Element("testsuite", {"name": safe(name)})
     failures = 0
+    failing = verification.failures_by_workspace() if verification else {}
+    waived = verification.waivers_by_workspace() if verification else {}
     for ws in plan.workspaces:
-        failures += _workspace(suite, ws, verification)
+        failures += _workspace(
+            suite, ws, failing.get(ws.workspace, ()), waived.get(ws.workspace, ())
+        )
     for failed in plan.unreadable:
         failures += _unreadable(suite, failed)
     failures += _safety(suite, plan)
@@ -78,7 +82,12 @@ def _case(suite: ET.Element, name: str) -> ET.Element:
     )
 
 
-def _workspace(suite: ET.Element, ws: WorkspacePlan, verification: Report | None) -> int:
+def _workspace(
+    suite: ET.Element,
+    ws: WorkspacePlan,
+    index_failures: tuple[UrlVerdict, ...],
+    waivers: tuple[Waiver, ...],
+) -> int:
     case = _case(suite, ws.workspace)
     lines = [safe(f"{ws.workspace} ({ws.host})")]
     changes = shown_changes(ws)
@@ -86,8 +95,9 @@ def _workspace(suite: ET.Element, ws: WorkspacePlan, verification: Report | None
     if not changes:
         lines.append("  no changes")
     lines.extend(safe(f"  warning: {w}") for w in ws.warnings)
+    lines.extend(safe(f"  package index check {line}") for line in waiver_lines(waivers))
     problems: list[tuple[str, str]] = []
-    for url in verification.failures_of(ws.workspace) if verification else ():
+    for url in index_failures:
         problems.append(
             (
                 url.check or "verify",
