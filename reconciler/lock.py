@@ -70,6 +70,8 @@ _HOLDERLESS_GRACE_SECONDS = 10.0
 """A lock scope with no holder key: its creator may be about to write the key. After this
 long it is taken as abandoned."""
 _RELEASE_SECONDS = 30.0
+MAX_LOOKUPS = 20
+"""At most this many writers of one lock scope are looked up (see ``WorkspaceLock._vet``)."""
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -385,7 +387,13 @@ class WorkspaceLock:
         strangers = sorted(set(writers) - self.trusted_or_admin)
         if not strangers:
             return False
-        verdicts = {name: self.port.admin_status(name) for name in strangers}
+        # A lock scope pkgrepo makes has one grant (its creator's). A writer list longer
+        # than this is not asked about in full (a user could pad it with admins' names):
+        # whoever is not looked up counts as untrusted.
+        verdicts: dict[str, bool | str] = {
+            name: self.port.admin_status(name) for name in strangers[:MAX_LOOKUPS]
+        }
+        verdicts.update((name, False) for name in strangers[MAX_LOOKUPS:])
         self._admins |= {name for name, v in verdicts.items() if v is True}
         untrusted = [name for name in strangers if verdicts[name] is False]
         unknown = {name: v for name, v in verdicts.items() if isinstance(v, str)}

@@ -15,6 +15,7 @@ import pytest
 from reconciler.errors import LeaseLost, LockHeld
 from reconciler.lock import (
     MAX_LEASE_SECONDS,
+    MAX_LOOKUPS,
     WorkspaceLock,
     beat_key,
     force_unlock,
@@ -381,3 +382,33 @@ def test_a_holder_key_slipped_in_during_the_revoke_holds_no_longer_than_a_lease_
     lock(fake, clock, "rmine", trusted=TRUSTED, lease_seconds=60, wait_seconds=0).acquire()
     assert holder(fake) == "rmine"
     assert 60 <= sum(clock.slept) <= 63  # not the 600 s the user's key declares
+
+
+class PaddedGrants(FakeWorkspace):
+    """The user granted WRITE to many admins (names sorting before its own) to push itself
+    past the writers pkgrepo looks up."""
+
+    padding: tuple[str, ...] = tuple(f"a{i:02d}-admin@example.com" for i in range(MAX_LOOKUPS))
+
+    def lock_writers(self) -> Mapping[str, Permission] | None:
+        found = super().lock_writers()
+        if found is None:
+            return None
+        return {**found, **{name: Permission.WRITE for name in self.padding}}
+
+    def lock_revoke(self, principal: str) -> bool:
+        if principal in self.padding:
+            self.padding = tuple(p for p in self.padding if p != principal)
+            return True
+        return super().lock_revoke(principal)
+
+
+def test_a_writer_list_padded_with_admins_does_not_hide_the_user() -> None:
+    fake, clock = PaddedGrants(), FakeClock()
+    fake.admins = frozenset(fake.padding)
+    users_lock(fake)
+    lock(fake, clock, "rmine", trusted=TRUSTED, wait_seconds=0).acquire()
+    assert holder(fake) == "rmine"
+    assert sum(clock.slept) == 0
+    assert fake.calls["admin_status"] <= MAX_LOOKUPS
+    assert "mallory@example.com" in fake.lock_revoked

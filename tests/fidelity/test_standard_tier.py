@@ -8,6 +8,7 @@ from databricks.sdk.errors import BadRequest
 from databricks.sdk.service.workspace import AclPermission
 
 from reconciler.emulator import ADMIN_TOKEN, ServiceModes, WorkspaceSettings
+from reconciler.lock import LOCK_SCOPE
 from reconciler.model import MARKER_KEY
 from tests.fidelity.conftest import SCOPE, Desired, Pkgrepo, World, writes
 
@@ -71,3 +72,21 @@ def test_standard_tier_with_the_setting_converges(
     assert [s.name for s in client.secrets.list_scopes()] == [SCOPE]  # the lock is released
     assert pkgrepo("plan", path, "--detailed-exitcode").code == 0
     assert writes(emu, "std", "acls/put") == 0
+
+
+def test_standard_tier_waits_for_another_runs_lock_without_reading_its_acls(
+    world: World, desired: Desired, pkgrepo: Pkgrepo
+) -> None:
+    """Below Premium every lock scope is made for ``users`` and there are no ACLs to read:
+    a lock another run holds is waited for as ever (here it stops renewing and is taken
+    over after its one-second lease), never a failed ACL read."""
+    emu = world(std=STANDARD)
+    path = desired(emu, "std", extra={"std": "tier: standard"})
+    other = WorkspaceClient(host=emu.host("std"), token=ADMIN_TOKEN)
+    other.secrets.create_scope(LOCK_SCOPE, initial_manage_principal="users")
+    other.secrets.put_secret(LOCK_SCOPE, "holder.rother000001.lease.1", string_value="x")
+    applied = pkgrepo("apply", path, "--auto-approve")
+    assert applied.code == 0, applied.text
+    assert "taking over the lock of run rother000001" in applied.err
+    assert "lock ACLs" not in applied.text and "not honoured" not in applied.text
+    assert not any(path.endswith("/secrets/acls/list") for _, path in emu.requests("std"))
