@@ -71,3 +71,21 @@ def test_standard_tier_with_the_setting_converges(
     assert [s.name for s in client.secrets.list_scopes()] == [SCOPE]  # the lock is released
     assert pkgrepo("plan", path, "--detailed-exitcode").code == 0
     assert writes(emu, "std", "acls/put") == 0
+
+
+def test_tier_standard_on_a_premium_workspace_opens_nothing_to_every_user(
+    world: World, desired: Desired, pkgrepo: Pkgrepo
+) -> None:
+    """`tier: standard` set by mistake on a Premium workspace would create the scope for
+    every user to manage. The first scope is created as on Premium; a workspace that
+    accepts that is Premium, and the apply stops there, with nothing left open to users."""
+    emu = world(prem=WorkspaceSettings())
+    path = desired(emu, "prem", extra={"prem": "tier: standard"})
+    run = pkgrepo("apply", path, "--auto-approve")
+    assert run.code == 1, run.text
+    assert "Premium tier" in run.text and "remove `tier: standard`" in run.text
+    client = WorkspaceClient(host=emu.host("prem"), token=ADMIN_TOKEN)
+    assert list(client.secrets.list_scopes()) == []  # the probe's lock scope is gone
+    assert writes(emu, "prem", "put") == 0
+    # One scope was created, the lock's, as on Premium; nothing was ever made for users.
+    assert emu.responses("prem")[("POST", "/api/2.0/secrets/scopes/create", 200)] == 1
