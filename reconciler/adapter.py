@@ -645,6 +645,7 @@ class SdkWorkspace:
 
     def _acls_or_empty(self) -> Mapping[str, Permission]:
         if self.tier is Tier.STANDARD:
+            self._check_standard()
             return frozen_map()
         items = self._call(
             "list ACLs",
@@ -654,6 +655,25 @@ class SdkWorkspace:
         return frozen_map(
             {str(a.principal): Permission(a.permission.value) for a in items if a.permission}
         )
+
+    def _check_standard(self) -> None:
+        """Under ``tier: standard`` no ACLs are managed, but they are still asked for once:
+        a Standard-tier workspace refuses (FIDELITY row 16), or at most lists the ``users``
+        MANAGE its scopes are created with. A listing with any other grant comes from a
+        Premium workspace, where the setting would hide every grant made outside pkgrepo."""
+        try:
+            items = self._call(
+                "list ACLs",
+                lambda: list(self.client.secrets.list_acls(SCOPE)),
+                if_missing=lambda: [],
+            )
+        except _StandardTier:
+            return
+        grants = {(str(a.principal), a.permission.value if a.permission else "") for a in items}
+        if grants - {("users", "MANAGE")}:
+            raise WorkspaceError(
+                self.name, f"list ACLs: {PREMIUM_NOT_STANDARD} (its scope lists grants)"
+            )
 
     def _identity(self) -> str | None:
         if self.principal is not None:

@@ -89,3 +89,20 @@ def test_tier_standard_on_a_premium_workspace_opens_nothing_to_every_user(
     assert writes(emu, "prem", "put") == 0
     # One scope was created, the lock's, as on Premium; nothing was ever made for users.
     assert emu.responses("prem")[("POST", "/api/2.0/secrets/scopes/create", 200)] == 1
+
+
+def test_tier_standard_on_a_premium_workspace_does_not_hide_its_grants(
+    world: World, desired: Desired, pkgrepo: Pkgrepo
+) -> None:
+    """With `tier: standard` no ACLs are managed; on a Premium workspace that would hide a
+    MANAGE granted outside pkgrepo. The listing still asked for shows grants, so plan and
+    drift fail the workspace saying it is Premium."""
+    emu = world(prem=WorkspaceSettings())
+    client = WorkspaceClient(host=emu.host("prem"), token=ADMIN_TOKEN)
+    client.secrets.create_scope(SCOPE)
+    client.secrets.put_acl(SCOPE, "contractors", AclPermission.MANAGE)
+    path = desired(emu, "prem", extra={"prem": "tier: standard"})
+    for command in ("plan", "drift"):
+        run = pkgrepo(command, path)
+        assert run.code == 1, run.text
+        assert "Premium tier" in run.text and "remove `tier: standard`" in run.text
