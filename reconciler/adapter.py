@@ -14,6 +14,7 @@ import configparser
 import datetime as dt
 import functools
 import ipaddress
+import json
 import logging
 import os
 import socket
@@ -44,6 +45,7 @@ from databricks.sdk.errors import (
     Unauthenticated,
 )
 from databricks.sdk.errors.base import DatabricksError
+from databricks.sdk.service.iam import ComplexValue
 from databricks.sdk.service.workspace import AclPermission, ImportFormat
 
 from reconciler.clock import SystemClock
@@ -446,6 +448,10 @@ def _account_workspace(ws: Any, deployment_url: Callable[[str], str]) -> Account
     )
 
 
+def _in_admins(groups: list[ComplexValue] | None) -> bool:
+    return any(g.display == "admins" for g in groups or [])
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -478,6 +484,9 @@ class SdkWorkspace:
         """What the probe found: None until probed, then whether ``secrets/get`` answers."""
         self._on_value = on_value or (lambda _value: None)
         self._pool = pool or _IO_POOL
+        self._admins: dict[str, bool] = {}
+        """Admin lookups answered so far (kept for this run, one workspace)."""
+        self._caller_admin: bool | None = None
         self.principal: str | None = None
         """The caller's name when the credential tells it (a service principal is named by
         its application id, in SCIM and in ACLs): then nobody asks the workspace."""
@@ -889,7 +898,12 @@ class SdkWorkspace:
             if_missing=lambda: None,
         )
 
-    def lock_managers(self) -> frozenset[str] | None:
+    def lock_writers(self) -> Mapping[str, Permission] | None:
+        if self.tier is Tier.STANDARD:
+            # No secret ACLs below Premium (every scope is made for ``users``): nobody can be
+            # told apart, so there is nothing to vet and nothing to revoke.
+            keys = self.lock_keys()
+            return None if keys is None else frozen_map()
         items = self._call(
             "read lock ACLs",
             lambda: list(self.client.secrets.list_acls(LOCK_SCOPE)),
@@ -897,11 +911,104 @@ class SdkWorkspace:
         )
         if items is None:
             return None
-        return frozenset(
-            str(a.principal)
-            for a in items
-            if a.permission is not None and a.permission.value == "MANAGE"
+        return frozen_map(
+            {
+                str(a.principal): Permission(a.permission.value)
+                for a in items
+                if a.principal is not None
+                and a.permission is not None
+                and a.permission.value in ("WRITE", "MANAGE")
+            }
         )
+
+    def lock_revoke(self, principal: str) -> bool:
+        if self.tier is Tier.STANDARD:
+            return False
+        # acls/delete: "Throws RESOURCE_DOES_NOT_EXIST if no such secret scope, principal,
+        # or ACL exists" (Secrets API reference): only the first caller removes a grant.
+        return self._call(
+            "revoke lock access",
+            lambda: self.client.secrets.delete_acl(LOCK_SCOPE, principal) is None,
+            if_missing=lambda: False,
+        )
+
+    def admin_status(self, principal: str) -> bool | str:
+        """Workspace admins are the members of the ``admins`` group (the membership that
+        gives MANAGE on every secret scope: "Workspace admins have MANAGE permissions on all
+        secret scopes in the workspace", Databricks secret ACL docs). Asked through SCIM:
+        ``users.list`` by ``userName``, then ``service_principals.list`` by
+        ``applicationId`` (``ComplexValue.display == "admins"`` among its ``groups``, the
+        check databrickslabs/ucx makes on ``current_user.me()``); a group other than
+        ``admins`` is not an admin. The comparison value is a JSON string (RFC 7644
+        section 3.4.2.2), so quotes or control characters in a name cannot change the
+        filter; only an exact match of the name counts."""
+        known = self._admins.get(principal)
+        if known is not None:
+            return known
+        try:
+            answer = self._admin_status(principal)
+        except UserError as exc:
+            return f"the lookup failed: {_shown(str(exc))}"
+        except Exception as exc:  # never a crash over a lookup: the lock is then honoured
+            return f"the lookup failed: {type(exc).__name__}"
+        if isinstance(answer, bool):
+            self._admins[principal] = answer
+        return answer
+
+    def _admin_status(self, principal: str) -> bool | str:
+        if principal == "admins":
+            return True
+        if principal == "users":
+            return False
+        if not self._caller_sees_groups():
+            return (
+                "pkgrepo's identity is not a workspace admin here, and the workspace shows "
+                "others' groups to admins only"
+            )
+        value = json.dumps(principal, ensure_ascii=False)  # a JSON string, as SCIM takes it
+        users = self._call(
+            "look up a user",
+            lambda: list(
+                self.client.users.list(
+                    filter=f"userName eq {value}", attributes="id,userName,groups", count=10
+                )
+            ),
+        )
+        for user in users:
+            if (user.user_name or "").casefold() == principal.casefold():
+                return _in_admins(user.groups)
+        found = self._call(
+            "look up a service principal",
+            lambda: list(
+                self.client.service_principals.list(
+                    filter=f"applicationId eq {value}",
+                    attributes="id,applicationId,groups",
+                    count=10,
+                )
+            ),
+        )
+        for sp in found:
+            if (sp.application_id or "").casefold() == principal.casefold():
+                return _in_admins(sp.groups)
+        groups = self._call(
+            "look up a group",
+            lambda: list(
+                self.client.groups.list(
+                    filter=f"displayName eq {value}", attributes="id,displayName", count=10
+                )
+            ),
+        )
+        if any(g.display_name == principal for g in groups):
+            return False  # a group of its own: its members are not admins by being in it
+        return "the workspace knows no user, service principal or group of that name"
+
+    def _caller_sees_groups(self) -> bool:
+        """Whether pkgrepo's identity is a workspace admin: SCIM shows others' groups to
+        admins only, so for anyone else a principal without groups proves nothing."""
+        if self._caller_admin is None:
+            me = self._call("who am I", self.client.current_user.me)
+            self._caller_admin = _in_admins(me.groups)
+        return self._caller_admin
 
     def write_ledger(self, document: bytes) -> None:
         content = base64.b64encode(document).decode()

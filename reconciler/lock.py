@@ -28,17 +28,25 @@ The rules follow Kubernetes leader-election leases:
   the service; a write the network holds back longer than that is the one case a lease
   cannot fence (the service has no conditional writes), so requests are kept short.
 
+Any user may create a scope of the lock's name and renew a holder key in it. A lock scope
+this run did not create is honoured only when whoever may write to it is trusted: pkgrepo's
+identity, a manager of the managed scope, or a workspace admin (asked through SCIM, so
+another admin running pkgrepo is waited for as ever). Anyone else's access is revoked and
+the holder keys they wrote are removed (``WorkspaceLock._disown``); when the workspace cannot
+say who is an admin, the lock is honoured while renewed, with a warning.
+
 ``plan`` and ``drift`` take no lock.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from reconciler.clock import Clock
@@ -62,6 +70,8 @@ _HOLDERLESS_GRACE_SECONDS = 10.0
 """A lock scope with no holder key: its creator may be about to write the key. After this
 long it is taken as abandoned."""
 _RELEASE_SECONDS = 30.0
+MAX_LOOKUPS = 20
+"""At most this many writers of one lock scope are looked up (see ``WorkspaceLock._vet``)."""
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -200,7 +210,15 @@ class WorkspaceLock:
         self.trusted = trusted
         """Who may have created a lock scope without a warning (see ``trusted_creators``);
         None checks nothing."""
-        self._trust_checked = False
+        self._vetted: str | None = None
+        """The holder key (or "" for none) of the lock scope last vetted; None: not yet."""
+        self._admins: frozenset[str] = frozenset()
+        """Writers the workspace confirmed as admins."""
+        self._named: frozenset[str] = frozenset()
+        self._disowned = False
+        self._won = False
+        """This run's revoke of the untrusted creator's grant succeeded (see ``_disown``)."""
+        """This run took the lock scope away from an untrusted writer (see ``_first``)."""
         self._heartbeat = heartbeat
         self._stop_waiting = stop
         """Set when the run is being cancelled: stop waiting for the lock."""
@@ -255,7 +273,7 @@ class WorkspaceLock:
                 self._start(sent)
                 return
             now = self.clock.monotonic()
-            current = parse_holder(keys) if keys is not None else None
+            current = self._first(keys) if keys is not None else None
             if current is not None and current.record != seen:
                 alive = alive or (seen is not None and current.key == seen[0])
                 seen, seen_at = current.record, now
@@ -281,6 +299,16 @@ class WorkspaceLock:
                 )
             self.clock.sleep(min(self._poll, max(0.05, deadline - now)))
 
+    def _first(self, keys: Mapping[str, LiveSecret]) -> Holder | None:
+        """The holder, as this run waits for it. In a lock scope this run took away from an
+        untrusted writer, a holder key left there (one the writer slipped in while access
+        was being revoked) passes on within this run's own lease, however long a lease it
+        declares: a pkgrepo run there renews well within it."""
+        first = parse_holder(keys)
+        if first is not None and self._disowned and first.lease_seconds > self.lease_seconds:
+            return dataclasses.replace(first, lease_seconds=self.lease_seconds)
+        return first
+
     @property
     def _poll(self) -> float:
         return max(0.05, min(1.0, self.lease_seconds / 10))
@@ -295,12 +323,14 @@ class WorkspaceLock:
         if self.port.lock_create():
             self._created = True
             return self._claim(), None
-        self._say_if_untrusted()
         read_at = self.clock.monotonic()
         keys = self.port.lock_keys()
         if keys is None:
-            return False, None  # released just now: the next attempt creates it
-        first = parse_holder(keys)
+            self._vetted, self._won = None, False  # released: the next scope is vetted afresh
+            return False, None  # ... and the next attempt creates it
+        if self._vet(keys):
+            return self._claim(), keys
+        first = self._first(keys)
         if first is None:
             waited = (
                 holderless_since is not None
@@ -310,6 +340,7 @@ class WorkspaceLock:
                 return self._claim(), keys
             if waited:
                 log.warning("%s: taking over a lock without a holder", self.workspace)
+                self._strip()
                 return self._claim(), keys
             return False, keys
         if first.key == self.key:
@@ -327,35 +358,162 @@ class WorkspaceLock:
                 first.lease_seconds,
             )
             self.port.lock_delete_key(beat_key(first.run))
+            self._strip()
             return self._claim(), keys
         return False, keys
 
-    def _say_if_untrusted(self) -> None:
-        """Say so, once, when the lock scope was made by someone who is neither pkgrepo's
-        identity nor a manager of the managed scope: any user may create a scope of that
-        name and fill it with holder keys to block applies. pkgrepo cannot tell such a user
-        from another admin running pkgrepo (the service lists the creator by name, not by
-        role), so the lock is still honoured, for one lease at most unless renewed."""
-        if self.trusted is None or self._trust_checked:
-            return
-        self._trust_checked = True
-        managers = self.port.lock_managers()
-        strangers = sorted((managers or frozenset()) - self.trusted)
+    # -- who made the lock scope ----------------------------------------------------------
+
+    def _vet(self, keys: Mapping[str, LiveSecret]) -> bool:
+        """Check who may write to a lock scope this run did not create, once per lock seen
+        (again whenever its holder changes). Anyone may create a scope of that name and
+        renew a holder key in it to block applies; only a scope whose writers are pkgrepo's
+        identity, managers of the managed scope, or workspace admins (which includes
+        another admin running pkgrepo) is honoured. For any other writer, pkgrepo says so
+        once, revokes its access and removes the holder keys it could have written, then
+        claims the lock (``_disown``). When the workspace cannot say whether a writer is an
+        admin, the lock is honoured while renewed, with a warning: a lock that may be
+        legitimate is never broken because a lookup failed.
+
+        Returns True when this run removed the untrusted holders and may claim at once."""
+        if self.trusted is None:
+            return False
+        first = parse_holder(keys)
+        marker = first.key if first is not None else ""
+        if self._vetted == marker:
+            return False
+        writers = self.port.lock_writers()
+        if writers is None:
+            return False
+        disowned = self._vet_writers(writers, keys)
+        self._vetted = marker  # only once vetted in full: a failure part way is tried again
+        return disowned
+
+    def _vet_writers(
+        self, writers: Mapping[str, Permission], keys: Mapping[str, LiveSecret]
+    ) -> bool:
+        strangers = sorted(set(writers) - self.trusted_or_admin)
         if not strangers:
+            return False
+        # A lock scope pkgrepo makes has one grant (its creator's). A writer list longer
+        # than this is not asked about in full (a user could pad it with admins' names):
+        # whoever is not looked up counts as untrusted.
+        verdicts: dict[str, bool | str] = {
+            name: self.port.admin_status(name) for name in strangers[:MAX_LOOKUPS]
+        }
+        verdicts.update((name, False) for name in strangers[MAX_LOOKUPS:])
+        self._admins |= {name for name, v in verdicts.items() if v is True}
+        untrusted = [name for name in strangers if verdicts[name] is False]
+        unknown = {name: v for name, v in verdicts.items() if isinstance(v, str)}
+        if not untrusted:
+            if unknown and not self._said(frozenset(unknown)):
+                reasons = sorted(set(unknown.values()))
+                log.warning(
+                    "%s: the lock scope %s was created by %s, which is neither pkgrepo's "
+                    "identity nor a manager of the managed scope, and whether it is a "
+                    "workspace admin could not be checked (%s): its lock is honoured only "
+                    "while renewed; an admin can remove it with `pkgrepo force-unlock`",
+                    self.workspace,
+                    LOCK_SCOPE,
+                    shown_names(unknown),
+                    "; ".join(_printable(r, 200) for r in reasons[:3]),
+                )
+            return False
+        if not self._said(frozenset(untrusted)):
+            log.warning(
+                "%s: the lock scope %s was created by %s, which is neither a workspace admin "
+                "nor pkgrepo's identity nor a manager of the managed scope: its lock is not "
+                "honoured; pkgrepo revokes that access and removes the holder keys it wrote",
+                self.workspace,
+                LOCK_SCOPE,
+                shown_names(untrusted),
+            )
+        others = [name for name in strangers if name not in self._admins]
+        return self._disown(untrusted[0], others, keys)
+
+    def _said(self, names: frozenset[str]) -> bool:
+        """Whether these principals were already named by this run's lock (say it once)."""
+        if names <= self._named:
+            return True
+        self._named |= names
+        return False
+
+    def _disown(self, first: str, strangers: list[str], keys: Mapping[str, LiveSecret]) -> bool:
+        """Take an untrusted lock scope away from its writers; True when this run may claim.
+
+        Never deletes the scope by name: between reading its ACLs and deleting it, another
+        run could have removed it and made its own, which a delete would then break. What
+        it does instead is safe against any interleaving:
+
+        1. Revoke the untrusted writers' grants. Only the first caller's revoke of ``first``
+           succeeds (the service answers RESOURCE_DOES_NOT_EXIST to the others): that run,
+           and only it, removes holders. Revoking never affects an admin or a trusted
+           identity, which write without a grant or are never revoked.
+        2. With no untrusted writer left, the holder keys in ``keys`` (read before the
+           revoke) were written by the untrusted writers: a pkgrepo run only ever claims in
+           a scope it did not create after revoking every untrusted writer (``_strip``),
+           which it can do only after this run's revoke, so its key is not in ``keys``.
+        3. Delete those holder keys (each delete has one winner). If every one was this
+           run's to delete, claim at once; otherwise another run took one over, and the
+           usual rules decide."""
+        # A retry after a failure part way is still the run whose revoke succeeded.
+        self._won = self._revoke(first) or self._won
+        won = self._won
+        for name in strangers:
+            if name != first:
+                self._revoke(name)
+        for _ in range(3):  # a writer granted again meanwhile is revoked too
+            writers = self.port.lock_writers()
+            if writers is None:
+                return False  # the scope is gone: the next attempt creates one
+            left = sorted(set(writers) - self.trusted_or_admin)
+            if not left:
+                break
+            for name in left:
+                self._revoke(name)
+        else:
+            log.warning(
+                "%s: could not revoke %s's access to the lock scope %s; its lock is "
+                "honoured only while renewed",
+                self.workspace,
+                shown_names(left),
+                LOCK_SCOPE,
+            )
+            return False
+        if not won:
+            return False  # another run revoked it first and removes the holders
+        self._disowned = True
+        found = holders(keys)
+        removed = [self.port.lock_delete_key(holder.key) for holder in found]
+        for holder in found:
+            self.port.lock_delete_key(beat_key(holder.run))
+        return bool(removed) and all(removed)
+
+    @property
+    def trusted_or_admin(self) -> frozenset[str]:
+        return (self.trusted or frozenset()) | self._admins
+
+    def _revoke(self, principal: str) -> bool:
+        try:
+            return self.port.lock_revoke(principal)
+        except UserError as exc:  # e.g. not allowed: the lock is then left as it is
+            log.debug("%s: could not revoke lock access: %s", self.workspace, exc)
+            return False
+
+    def _strip(self) -> None:
+        """Before claiming in a lock scope this run did not create: revoke every writer that
+        is not trusted (admins write without a grant, so revoking theirs costs nothing).
+        Then no untrusted writer can renew a key there, and ``_disown`` by another run never
+        finds this run's holder key among those it removes."""
+        if self.trusted is None:
             return
-        # Principal names come from the service, but a log line is no place to trust them.
-        shown = ", ".join(
-            "".join(c if c.isprintable() else "?" for c in name)[:100] for name in strangers[:5]
-        )
-        log.warning(
-            "%s: the lock scope %s was created by %s, which is neither pkgrepo's identity "
-            "nor a manager of the managed scope: if that is not another pkgrepo run, it "
-            "blocks applies on purpose; its lock is honoured only while renewed, and an "
-            "admin can remove it with `pkgrepo force-unlock`",
-            self.workspace,
-            LOCK_SCOPE,
-            shown,
-        )
+        try:
+            writers = self.port.lock_writers() or {}
+        except (TransientError, UserError) as exc:
+            log.debug("%s: could not read the lock scope's ACLs: %s", self.workspace, exc)
+            return
+        for name in sorted(set(writers) - self.trusted_or_admin):
+            self._revoke(name)
 
     def _claim(self) -> bool:
         self.port.lock_put(self.key)
@@ -514,6 +672,19 @@ class WorkspaceLock:
         self.release()
 
 
+def _printable(text: str, limit: int = 100) -> str:
+    """Principal names and reasons come from the service; a log line is no place to trust
+    them: control characters become ``?`` and long names are cut."""
+    shown = "".join(c if c.isprintable() else "?" for c in text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def shown_names(names: Iterable[str]) -> str:
+    listed = sorted(names)
+    shown = ", ".join(_printable(name) for name in listed[:5])
+    return shown if len(listed) <= 5 else f"{shown} and {len(listed) - 5} more"
+
+
 def read_holder(port: LockPort) -> tuple[bool, Holder | None]:
     """Whether the workspace is locked, and by whom (None: no holder recorded)."""
     keys = port.lock_keys()
@@ -523,9 +694,10 @@ def read_holder(port: LockPort) -> tuple[bool, Holder | None]:
 
 
 def trusted_creators(live: LiveState, spec: WorkspaceSpec) -> frozenset[str]:
-    """Who may create a lock scope this run honours: pkgrepo's own identity, the ``admins``
-    group, and whoever holds MANAGE on the managed scope, live or desired (they can change
-    the settings anyway)."""
+    """Who may write to a lock scope this run honours without asking the workspace:
+    pkgrepo's own identity, the ``admins`` group, and whoever holds MANAGE on the managed
+    scope, live or desired (they can change the settings anyway). Anyone else is honoured
+    only if the workspace says it is an admin."""
     names = {"admins"}
     names |= {p for p, perm in live.acls.items() if perm is Permission.MANAGE}
     names |= {p for p, perm in spec.acls.items() if perm is Permission.MANAGE}

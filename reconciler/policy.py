@@ -125,6 +125,12 @@ CHECKS: tuple[Check, ...] = (
         Severity.WARNING,
         "public PyPI is not an extra index next to a private index_url (dependency confusion)",
     ),
+    Check(
+        "cert-validates-index",
+        Severity.ERROR,
+        "pip-cert validates the certificate of the index it is declared for (a network check: "
+        "verify, and the verify step of plan and apply)",
+    ),
 )
 CHECK_IDS: frozenset[str] = frozenset(c.id for c in CHECKS)
 WAIVER_UNKNOWN = "waiver-unknown"

@@ -46,9 +46,23 @@ class LockPort(Protocol):
         """Delete the lock scope (already gone counts as done)."""
         ...
 
-    def lock_managers(self) -> frozenset[str] | None:
-        """The principals with MANAGE on the lock scope (its creator among them), or None
-        when there is no lock scope."""
+    def lock_writers(self) -> Mapping[str, Permission] | None:
+        """The principals granted WRITE or MANAGE on the lock scope (its creator among them,
+        with MANAGE), or None when there is no lock scope. Workspace admins may write to
+        every scope without a grant, so they need not be listed."""
+        ...
+
+    def lock_revoke(self, principal: str) -> bool:
+        """Remove ``principal``'s grant on the lock scope: True when this call removed it,
+        False when it was already gone (the service answers RESOURCE_DOES_NOT_EXIST to
+        every caller but the first, which makes this a one-winner step like a key delete)."""
+        ...
+
+    def admin_status(self, principal: str) -> bool | str:
+        """Whether ``principal`` (a user name, a service principal's application id, or a
+        group) is a workspace admin, i.e. a member of ``admins``; a reason, when the
+        workspace could not tell (refused, unknown principal, unreachable). Answers are
+        kept for the run; a failed lookup is asked again next time."""
         ...
 
 

@@ -31,12 +31,18 @@ PYPI_SIMPLE = "https://pypi.org/simple/"
 """What pip uses when no index URL is declared (and so what a declared pip-cert must
 validate then)."""
 PUBLIC_PYPI_HOSTS = frozenset({"pypi.org", "www.pypi.org", "pypi.python.org"})
+WAIVABLE = frozenset({"cert-validates-index"})
+"""The verify checks a workspace may waive (``waivers:``, like the policy checks): a declared
+pip-cert that does not validate its index. An index that refuses the credentials or does not
+answer is never waivable: nothing would install from it."""
 
 
 class Outcome(enum.Enum):
     OK = "ok"
     FAILED = "failed"
     SKIPPED = "skipped"
+    WAIVED = "waived"
+    """Failed a check that every workspace concerned waives (with a reason)."""
 
 
 class Failure(enum.Enum):
@@ -117,6 +123,15 @@ class UrlVerdict:
 
 
 @dataclass(frozen=True)
+class Waiver:
+    """A workspace's waiver of a verify check, with its reason from the file."""
+
+    workspace: str
+    check: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Combination:
     """One distinct (index URL, extra index URLs, certificate) and who declares it."""
 
@@ -125,6 +140,8 @@ class Combination:
     extra_index_urls: tuple[SecretValue, ...]
     cert: SecretValue | None
     workspaces: tuple[str, ...]
+    waivers: tuple[Waiver, ...] = ()
+    """The waivers of verify checks (``WAIVABLE``) its workspaces declare."""
 
     @property
     def shown(self) -> str:
@@ -154,11 +171,41 @@ class CombinationResult:
     workspaces: tuple[str, ...]
     urls: tuple[UrlVerdict, ...]
     elapsed_ms: int = 0
+    waivers: tuple[Waiver, ...] = ()
+
+    def failures_by_workspace(self) -> dict[str, tuple[UrlVerdict, ...]]:
+        """Per workspace, the failed verdicts it does not waive (only those with any)."""
+        failed = [u for u in self.urls if u.outcome is Outcome.FAILED]
+        if not failed:
+            return {}
+        waived = {(w.workspace, w.check) for w in self.waivers}
+        found: dict[str, tuple[UrlVerdict, ...]] = {}
+        for ws in self.workspaces:
+            left = tuple(u for u in failed if (ws, u.check) not in waived)
+            if left:
+                found[ws] = left
+        return found
+
+    def failing_workspaces(self) -> tuple[str, ...]:
+        return tuple(self.failures_by_workspace())
+
+    def waived(self) -> tuple[Waiver, ...]:
+        """The waivers that excuse a failure of this combination."""
+        failed = {u.check for u in self.urls if u.outcome is Outcome.FAILED}
+        return tuple(w for w in self.waivers if w.check in failed)
+
+    def url_outcome(self, url: UrlVerdict) -> Outcome:
+        """``url``'s outcome for this combination: a failure every workspace concerned
+        waives is ``WAIVED``."""
+        if url.outcome is not Outcome.FAILED:
+            return url.outcome
+        waivers = {w.workspace for w in self.waivers if w.check == url.check}
+        return Outcome.WAIVED if waivers >= set(self.workspaces) else Outcome.FAILED
 
     @property
     def outcome(self) -> Outcome:
         if any(u.outcome is Outcome.FAILED for u in self.urls):
-            return Outcome.FAILED
+            return Outcome.FAILED if self.failures_by_workspace() else Outcome.WAIVED
         if not self.urls or all(u.outcome is Outcome.SKIPPED for u in self.urls):
             return Outcome.SKIPPED
         return Outcome.OK
@@ -182,7 +229,24 @@ class Report:
         return not self.failed
 
     def failed_workspaces(self) -> tuple[str, ...]:
-        return tuple(sorted({ws for r in self.failed for ws in r.workspaces}))
+        """The workspaces with a failure they do not waive: what plan and apply refuse."""
+        return tuple(sorted({ws for r in self.failed for ws in r.failing_workspaces()}))
+
+    def failures_by_workspace(self) -> dict[str, tuple[UrlVerdict, ...]]:
+        """Per workspace, the failed verdicts (not waived) on the indexes it would use."""
+        found: dict[str, tuple[UrlVerdict, ...]] = {}
+        for res in self.failed:
+            for ws, failures in res.failures_by_workspace().items():
+                found[ws] = found.get(ws, ()) + failures
+        return found
+
+    def waivers_by_workspace(self) -> dict[str, tuple[Waiver, ...]]:
+        """Per workspace, the waivers that excused a failure of its indexes."""
+        found: dict[str, tuple[Waiver, ...]] = {}
+        for res in self.results:
+            for waiver in res.waived():
+                found[waiver.workspace] = (*found.get(waiver.workspace, ()), waiver)
+        return found
 
 
 def _key(spec: WorkspaceSpec) -> tuple[str | None, tuple[str, ...], str | None] | None:
@@ -200,20 +264,26 @@ def _key(spec: WorkspaceSpec) -> tuple[str | None, tuple[str, ...], str | None] 
 def combinations(specs: Iterable[WorkspaceSpec]) -> tuple[Combination, ...]:
     """The distinct repository settings of ``specs``, in order of first appearance.
     Workspaces that declare none (or are to be destroyed) have nothing to verify."""
-    groups: dict[tuple[str | None, tuple[str, ...], str | None], list[str]] = {}
+    groups: dict[tuple[str | None, tuple[str, ...], str | None], list[WorkspaceSpec]] = {}
     for spec in specs:
         key = _key(spec)
         if key is not None:
-            groups.setdefault(key, []).append(spec.name)
+            groups.setdefault(key, []).append(spec)
     found: list[Combination] = []
-    for number, ((index, extras, cert), names) in enumerate(groups.items(), start=1):
+    for number, ((index, extras, cert), members) in enumerate(groups.items(), start=1):
         found.append(
             Combination(
                 number=number,
                 index_url=SecretValue(index) if index is not None else None,
                 extra_index_urls=tuple(SecretValue(u) for u in extras),
                 cert=SecretValue(cert) if cert is not None else None,
-                workspaces=tuple(names),
+                workspaces=tuple(spec.name for spec in members),
+                waivers=tuple(
+                    Waiver(spec.name, check, reason)
+                    for spec in members
+                    for check, reason in sorted(spec.waivers.items())
+                    if check in WAIVABLE
+                ),
             )
         )
     return tuple(found)
@@ -370,6 +440,7 @@ def result(
         workspaces=combination.workspaces,
         urls=verdicts,
         elapsed_ms=sum(v.elapsed_ms for v in verdicts),
+        waivers=combination.waivers,
     )
 
 

@@ -18,6 +18,9 @@ class FakeWorkspace:
     identity: str = "deployer@example.com"
     lock_creator: str | None = None
     """Who created the lock scope, when not pkgrepo's identity (a hostile user, say)."""
+    lock_revoked: set[str] = field(default_factory=set)
+    admins: frozenset[str] = frozenset({"admins"})
+    """Who ``admin_status`` says is a workspace admin."""
     scope: bool = False
     values: dict[str, str] = field(default_factory=dict)
     stamps: dict[str, int] = field(default_factory=dict)
@@ -135,12 +138,25 @@ class FakeWorkspace:
         self._op("lock_delete")
         self.lock = None
         self.lock_creator = None
+        self.lock_revoked = set()
 
-    def lock_managers(self) -> frozenset[str] | None:
-        self._op("lock_managers")
+    def lock_writers(self) -> Mapping[str, Permission] | None:
+        self._op("lock_writers")
         if self.lock is None:
             return None
-        return frozenset({self.lock_creator or self.identity})
+        creator = self.lock_creator or self.identity
+        return {} if creator in self.lock_revoked else {creator: Permission.MANAGE}
+
+    def lock_revoke(self, principal: str) -> bool:
+        self._op("lock_revoke")
+        if self.lock is None or principal in self.lock_revoked:
+            return False
+        self.lock_revoked.add(principal)
+        return principal == (self.lock_creator or self.identity)
+
+    def admin_status(self, principal: str) -> bool | str:
+        self._op("admin_status")
+        return principal in self.admins
 
 
 @dataclass

@@ -30,7 +30,12 @@ from reconciler.fleet import (
     shard_of,
 )
 from reconciler.ledger_store import LedgerStore, LocalLedgerStore, WorkspaceLedgerStore
-from reconciler.lock import DEFAULT_LEASE_SECONDS, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS
+from reconciler.lock import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_WAIT_SECONDS,
+    MAX_LEASE_SECONDS,
+    MIN_LEASE_SECONDS,
+)
 from reconciler.model import DesiredState, SecretValue, WorkspaceSpec
 from reconciler.port import WorkspacePort
 from reconciler.render.discovery import discovery_lines
@@ -44,6 +49,10 @@ signs them again with the new one)."""
 LEASE_ENV = "PKGREPO_LOCK_LEASE_SECONDS"
 """The lease ``apply`` holds its locks on (default 60 s). Shorter frees a dead run's
 workspaces sooner and needs a faster workspace to renew in time."""
+LOCK_WAIT_ENV = "PKGREPO_LOCK_WAIT_SECONDS"
+"""How long ``apply`` waits for a lock another run holds and keeps renewing (default 90 s);
+a holder that stopped renewing is always waited out, whatever this is."""
+MAX_LOCK_WAIT_SECONDS = 3600
 
 
 def selection_options(fn: F) -> F:
@@ -268,6 +277,17 @@ def lease_seconds() -> int:
     return int(text)
 
 
+def lock_wait_seconds() -> float:
+    text = os.environ.get(LOCK_WAIT_ENV, "").strip()
+    if not text:
+        return DEFAULT_WAIT_SECONDS
+    if not text.isdigit() or int(text) > MAX_LOCK_WAIT_SECONDS:
+        raise UserError(
+            f"{LOCK_WAIT_ENV} must be a whole number of seconds from 0 to {MAX_LOCK_WAIT_SECONDS}"
+        )
+    return float(text)
+
+
 def open_session(
     path: Path,
     target: Target = Target(),
@@ -316,6 +336,7 @@ def open_session(
         mask=output.scrub,
         previous_key=previous,
         lease_seconds=lease_seconds(),
+        lock_wait_seconds=lock_wait_seconds(),
     )
     orphaned: tuple[str, ...] = ()
     if only is None:

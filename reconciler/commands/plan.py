@@ -15,7 +15,7 @@ from reconciler.errors import UserError
 from reconciler.fleet import FleetPlan
 from reconciler.plan import Plan, Unreadable
 from reconciler.progress import FleetProgress
-from reconciler.render import FORMATS, render
+from reconciler.render import FORMATS, junit, render
 from reconciler.render import verify as render_verify
 from reconciler.render.discovery import discovery_markdown
 
@@ -52,7 +52,8 @@ def plan_of(fleet_plan: FleetPlan, session: Session) -> Plan:
     type=click.Choice(FORMATS),
     default="text",
     show_default=True,
-    help="text for people, json for CI bots, markdown for a pull-request comment.",
+    help="text for people, json for CI bots, markdown for a pull-request comment, junit "
+    "for CI test reports (a workspace that cannot be applied is a failing test).",
 )
 @click.option(
     "--detailed-exitcode",
@@ -82,6 +83,7 @@ def command(
       pkgrepo plan pkgrepo.yaml
       pkgrepo plan pkgrepo.yaml --workspace 'prod-*' --out plan.json
       pkgrepo plan pkgrepo.yaml --format markdown > plan.md
+      pkgrepo plan pkgrepo.yaml --format junit > plan.xml
       pkgrepo plan pkgrepo.yaml --detailed-exitcode   # 0 none, 2 changes, 1 error
     """
     session = open_session(file, target)
@@ -100,7 +102,9 @@ def command(
     if fmt == "markdown" and session.discovery is not None:
         output.echo(discovery_markdown(session.discovery))
     shown = render(plan, fmt, color=fmt == "text" and sys.stdout.isatty()).rstrip("\n")
-    if fmt == "json":
+    if fmt == "junit":  # the verify results fail their workspaces and are a suite of their own
+        shown = junit.render(plan, verification=report).rstrip("\n")
+    elif fmt == "json":
         document = json.loads(shown)
         document["verification"] = render_verify.to_document(report)
         shown = json.dumps(document, indent=2)

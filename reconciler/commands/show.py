@@ -15,7 +15,7 @@ import click
 
 from reconciler import output, planfile
 from reconciler.plan import Plan
-from reconciler.render import FORMATS, render, to_document
+from reconciler.render import FORMATS, junit, render, to_document
 from reconciler.render._common import Summary, plural
 from reconciler.render.markdown import escape
 
@@ -28,7 +28,8 @@ from reconciler.render.markdown import escape
     type=click.Choice(FORMATS),
     default="text",
     show_default=True,
-    help="text for people, json for CI bots, markdown for a merge-request comment.",
+    help="text for people, json for CI bots, markdown for a merge-request comment, junit "
+    "for CI test reports.",
 )
 def command(files: tuple[Path, ...], fmt: str) -> int:
     """Show plan FILES saved by `pkgrepo plan --out`, without applying them.
@@ -57,6 +58,9 @@ def command(files: tuple[Path, ...], fmt: str) -> int:
         output.echo(json.dumps(_merged_document(plans), indent=2))
     elif fmt == "markdown":
         output.echo(_merged_markdown(plans).rstrip("\n"))
+    elif fmt == "junit":  # one suite per plan file
+        suites = [junit.plan_suite(plan, name=f"pkgrepo plan {name}") for name, plan in plans]
+        output.echo(junit.document(suites).rstrip("\n"))
     else:
         output.echo(_merged_text(plans, color=color).rstrip("\n"))
     return 0

@@ -55,7 +55,8 @@ def command(file: Path, fmt: str, resolve: bool) -> int:
     Checks: https-only, no-literal-credentials, users-read-only, admin-manage,
     cert-valid, cert-expired, cert-expiring (30 days), extra-urls-unique,
     extra-urls-whitespace, value-size, hosts-distinct, public-pypi-extra
-    (warning). Waive one for a workspace
+    (warning); cert-validates-index is checked by verify, plan and apply (it
+    needs the network). Waive one for a workspace
     with `waivers: [{check: https-only, reason: "local emulator"}]`.
 
     \b

@@ -79,7 +79,11 @@ def step(
     if skip:
         output.warning(SKIP_WARNING)
         return verify.skipped("--skip-verify")
-    return run(desired, chosen)
+    report = run(desired, chosen)
+    for res in report.results:
+        for line in render_verify.waiver_lines(res.waived()):
+            output.warning(f"package index check #{res.combination} failed and is {line}")
+    return report
 
 
 def changing(plans: Iterable[WorkspacePlan]) -> frozenset[str]:

@@ -225,6 +225,15 @@ class Account:
         """Every service principal, so ACLs may name them in any workspace."""
         return tuple(sp.principal(admin=False) for sp in self.settings.service_principals)
 
+    def members(self, workspace: str) -> tuple[Principal, ...]:
+        """The service principals assigned to ``workspace``, each with its admin rights there
+        (an ADMIN assignment makes it a member of the workspace's ``admins``)."""
+        return tuple(
+            sp.principal(admin=sp.assignment(workspace) == ADMIN)
+            for sp in self.settings.service_principals
+            if sp.assignment(workspace) is not None
+        )
+
     # -- the account API ------------------------------------------------------------------
 
     def list_workspaces(self, authorization: str, account_id: str) -> bytes:

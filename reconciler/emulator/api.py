@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from reconciler.emulator import errors
+from reconciler.emulator import errors, scim
 from reconciler.emulator.account import Account, OAuthError, oidc_document
 from reconciler.emulator.backend import Permission
-from reconciler.emulator.identity import Principal, stable_id
+from reconciler.emulator.identity import Directory, Principal
 from reconciler.emulator.workspaces import Workspace
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -43,6 +43,7 @@ class Request:
     principal: Principal | None = None
     authorization: str = field(default="", repr=False)
     account: Account | None = None
+    directory: Directory | None = None
     _fields: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -324,21 +325,38 @@ def delete_path(request: Request) -> dict[str, Any]:
 
 def scim_me(request: Request) -> dict[str, Any]:
     """SCIM ``Me``: who the token belongs to (``WorkspaceClient().current_user.me()``)."""
-    me = request.caller
-    answer: dict[str, Any] = {
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-        "id": me.id,
-        "userName": me.name,
-        "displayName": me.display_name or me.name,
-        "active": True,
-        "groups": [
-            {"display": g, "value": stable_id(f"group:{g}"), "$ref": f"Groups/{stable_id(g)}"}
-            for g in sorted(me.groups)
-        ],
-    }
-    if me.kind == "user":
-        answer["emails"] = [{"value": me.name, "type": "work", "primary": True}]
-    return answer
+    return scim.me(request.caller)
+
+
+def scim_users(request: Request) -> dict[str, Any]:
+    """SCIM ``Users`` list (``w.users.list``): see ``scim``."""
+    users = [p for p in _members(request) if p.kind == "user"]
+    return scim.list_principals(request.caller, users, request.query, name_attribute="userName")
+
+
+def scim_service_principals(request: Request) -> dict[str, Any]:
+    """SCIM ``ServicePrincipals`` list (``w.service_principals.list``): see ``scim``."""
+    found = [p for p in _members(request) if p.kind == "service_principal"]
+    return scim.list_principals(
+        request.caller, found, request.query, name_attribute="applicationId"
+    )
+
+
+def scim_groups(request: Request) -> dict[str, Any]:
+    """SCIM ``Groups`` list (``w.groups.list``): see ``scim``."""
+    groups = request.directory.groups() if request.directory is not None else frozenset()
+    return scim.list_groups(groups, request.query)
+
+
+def _members(request: Request) -> list[Principal]:
+    """Everyone in this workspace: the configured principals (assigned to every workspace)
+    and the account's service principals assigned to it, with their rights here."""
+    members: dict[str, Principal] = {}
+    if request.directory is not None:
+        members.update((p.name, p) for p in request.directory.principals)
+    if request.account is not None:
+        members.update((p.name, p) for p in request.account.members(request.workspace.name))
+    return list(members.values())
 
 
 def host_metadata(request: Request) -> dict[str, Any]:
@@ -404,6 +422,9 @@ ROUTES: Mapping[tuple[str, str], Route] = MappingProxyType(
         ("POST", f"{WORKSPACE}/mkdirs"): Route(mkdirs, mutating=True),
         ("POST", f"{WORKSPACE}/delete"): Route(delete_path, mutating=True),
         ("GET", "/api/2.0/preview/scim/v2/Me"): Route(scim_me),
+        ("GET", "/api/2.0/preview/scim/v2/Users"): Route(scim_users),
+        ("GET", "/api/2.0/preview/scim/v2/ServicePrincipals"): Route(scim_service_principals),
+        ("GET", "/api/2.0/preview/scim/v2/Groups"): Route(scim_groups),
         ("GET", "/.well-known/databricks-config"): Route(host_metadata, authenticated=False),
         ("POST", "/oidc/v1/token"): Route(workspace_token, authenticated=False, faulted=True),
         ("GET", "/oidc/.well-known/oauth-authorization-server"): Route(

@@ -220,6 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
             workspace=workspace,
             authorization=self.headers.get("Authorization") or "",
             account=self.server.registry.account,
+            directory=self.server.registry.directory,
         )
         decision = Decision()
         if route.authenticated or route.faulted:

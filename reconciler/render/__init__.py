@@ -1,6 +1,6 @@
 """Plan renderers: small pure functions from a ``Plan`` to the text of one format.
 
-One module per format (``text``, ``json``, ``markdown``), each with
+One module per format (``text``, ``json``, ``markdown``, ``junit``), each with
 ``render(plan, *, color=False) -> str``, registered in ``RENDERERS`` (octoDNS-style: adding a
 format is adding a module and a line here). Renderers never print and never see a secret:
 they show only the redacted ``before``/``after`` texts the plan holds.
@@ -14,7 +14,7 @@ from typing import Protocol
 
 from reconciler.plan import Plan
 from reconciler.render import json as json_doc
-from reconciler.render import markdown, text
+from reconciler.render import junit, markdown, text
 from reconciler.render.json import plan_from_document, to_document
 
 
@@ -27,6 +27,7 @@ RENDERERS: Mapping[str, Renderer] = MappingProxyType(
         "text": text.render,
         "json": json_doc.render,
         "markdown": markdown.render,
+        "junit": junit.render,
     }
 )
 

@@ -16,9 +16,10 @@ from typing import Any, Protocol
 
 from reconciler.render._common import clean
 from reconciler.render.drift.junit import safe
-from reconciler.verify import CombinationResult, Outcome, Report, TlsFacts, UrlVerdict
+from reconciler.render.markdown import escape
+from reconciler.verify import CombinationResult, Outcome, Report, TlsFacts, UrlVerdict, Waiver
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
 DOCUMENT_KIND = "pkgrepo-verify"
 SCHEMA = "urn:pkgrepo:schema:verify:1"
 _MAX_NAMES = 5
@@ -28,6 +29,18 @@ def _names(workspaces: tuple[str, ...]) -> str:
     shown = ", ".join(clean(w) for w in workspaces[:_MAX_NAMES])
     more = len(workspaces) - _MAX_NAMES
     return shown + (f" and {more} more" if more > 0 else "")
+
+
+def waiver_lines(waivers: tuple[Waiver, ...]) -> list[str]:
+    """``waived cert-validates-index for dev, prod: REASON``: one line per (check, reason),
+    naming the workspaces that waive it. Display-safe."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for waiver in waivers:
+        grouped.setdefault((waiver.check, waiver.reason), []).append(waiver.workspace)
+    return [
+        clean(f"waived {check} for {_names(tuple(names))}: {reason}")
+        for (check, reason), names in grouped.items()
+    ]
 
 
 def _tls_line(tls: TlsFacts) -> str:
@@ -43,8 +56,11 @@ def summary(report: Report) -> str:
         return f"verify skipped: {report.skipped}"
     failed = len(report.failed)
     ok = sum(r.outcome is Outcome.OK for r in report.results)
-    return f"verify: {report.probes} combination(s) probed, {ok} ok, {failed} failed" + (
-        f" ({len(report.failed_workspaces())} workspace(s) affected)" if failed else ""
+    waived = sum(r.outcome is Outcome.WAIVED for r in report.results)
+    return (
+        f"verify: {report.probes} combination(s) probed, {ok} ok, {failed} failed"
+        + (f", {waived} waived" if waived else "")
+        + (f" ({len(report.failed_workspaces())} workspace(s) affected)" if failed else "")
     )
 
 
@@ -58,10 +74,12 @@ def text(report: Report, *, color: bool = False) -> str:
         )
         for url in res.urls:
             lines.append(
-                f"    {url.outcome.value:7} {url.role} {clean(url.url)}: {clean(url.reason)}"
+                f"    {res.url_outcome(url).value:7} {url.role} {clean(url.url)}: "
+                f"{clean(url.reason)}"
             )
             if url.tls is not None and (url.tls.subject or not url.tls.verified):
                 lines.append(f"            {_tls_line(url.tls)}")
+        lines.extend(f"    {line}" for line in waiver_lines(res.waived()))
     lines.extend(f"  note: {clean(n)}" for n in report.notes)
     lines.append(summary(report))
     return "\n".join(lines) + "\n"
@@ -80,11 +98,11 @@ def _tls_document(tls: TlsFacts | None) -> dict[str, Any] | None:
     }
 
 
-def _url_document(url: UrlVerdict) -> dict[str, Any]:
+def _url_document(res: CombinationResult, url: UrlVerdict) -> dict[str, Any]:
     return {
         "role": url.role,
         "url": url.url,
-        "outcome": url.outcome.value,
+        "outcome": res.url_outcome(url).value,
         "reason": url.reason,
         "check": url.check,
         "elapsed_ms": url.elapsed_ms,
@@ -99,7 +117,10 @@ def _result_document(res: CombinationResult) -> dict[str, Any]:
         "outcome": res.outcome.value,
         "workspaces": list(res.workspaces),
         "elapsed_ms": res.elapsed_ms,
-        "urls": [_url_document(u) for u in res.urls],
+        "urls": [_url_document(res, u) for u in res.urls],
+        "waived": [
+            {"workspace": w.workspace, "check": w.check, "reason": w.reason} for w in res.waived()
+        ],
     }
 
 
@@ -131,7 +152,12 @@ def markdown(report: Report, *, color: bool = False) -> str:
     if report.skipped:
         lines += [f"> **Skipped:** {_cell(report.skipped)}", ""]
         return "\n".join(lines) + "\n"
-    icon = {Outcome.OK: "✅ ok", Outcome.FAILED: "❌ failed", Outcome.SKIPPED: "⏭️ skipped"}
+    icon = {
+        Outcome.OK: "✅ ok",
+        Outcome.FAILED: "❌ failed",
+        Outcome.SKIPPED: "⏭️ skipped",
+        Outcome.WAIVED: "⚠️ waived",
+    }
     lines += [
         "| # | result | index | URL | reason | workspaces | ms |",
         "|---|---|---|---|---|---|---|",
@@ -139,21 +165,24 @@ def markdown(report: Report, *, color: bool = False) -> str:
     for res in report.results:
         for url in res.urls:
             lines.append(
-                f"| {res.combination} | {icon[url.outcome]} | {_cell(url.role)} | "
+                f"| {res.combination} | {icon[res.url_outcome(url)]} | {_cell(url.role)} | "
                 f"`{_cell(url.url)}` | {_cell(url.reason)} | {_cell(_names(res.workspaces))} | "
                 f"{url.elapsed_ms} |"
             )
+    waived = [line for res in report.results for line in waiver_lines(res.waived())]
+    if waived:
+        lines += ["", *(f"> **{escape(line)}**" for line in waived)]
     lines += ["", summary(report)]
     return "\n".join(lines) + "\n"
 
 
-def junit(report: Report, *, color: bool = False) -> str:
-    del color
-    failed = sum(1 for r in report.results for u in r.urls if u.outcome is Outcome.FAILED)
+def junit_suite(report: Report) -> ET.Element:
+    """The report as one JUnit ``<testsuite>``: a test case per URL of each combination, a
+    failure for each URL that does not answer. Shared with ``plan --format junit``."""
+    failed = sum(1 for r in report.results for u in r.urls if r.url_outcome(u) is Outcome.FAILED)
     cases = sum(len(r.urls) for r in report.results)
     totals = {"tests": str(cases), "failures": str(failed), "errors": "0", "skipped": "0"}
-    root = ET.Element("testsuites", {"name": "pkgrepo verify", **totals})
-    suite = ET.SubElement(root, "testsuite", {"name": "pkgrepo verify", **totals})
+    suite = ET.Element("testsuite", {"name": "pkgrepo verify", **totals})
     for res in report.results:
         for url in res.urls:
             case = ET.SubElement(
@@ -165,14 +194,34 @@ def junit(report: Report, *, color: bool = False) -> str:
                     "time": f"{url.elapsed_ms / 1000:.3f}",
                 },
             )
-            if url.outcome is Outcome.FAILED:
+            waived = waiver_lines(tuple(w for w in res.waived() if w.check == url.check))
+            outcome = res.url_outcome(url)
+            if outcome is Outcome.FAILED:
+                failing = tuple(
+                    ws for ws, urls in res.failures_by_workspace().items() if url in urls
+                )
                 failure = ET.SubElement(
                     case, "failure", {"type": url.check or "verify", "message": safe(url.reason)}
                 )
-                failure.text = safe(f"workspaces: {_names(res.workspaces)}")
+                failure.text = "\n".join(
+                    [safe(f"workspaces: {_names(failing)}"), *(safe(w) for w in waived)]
+                )
+            elif outcome is Outcome.WAIVED:
+                out = ET.SubElement(case, "system-out")
+                out.text = "\n".join([safe(f"failed: {url.reason}"), *(safe(w) for w in waived)])
     if report.skipped:
         out = ET.SubElement(suite, "system-out")
         out.text = safe(f"verify skipped: {report.skipped}")
+    return suite
+
+
+def junit(report: Report, *, color: bool = False) -> str:
+    del color
+    suite = junit_suite(report)
+    root = ET.Element("testsuites", {"name": "pkgrepo verify"})
+    for name in ("tests", "failures", "errors", "skipped"):
+        root.set(name, suite.get(name, "0"))
+    root.append(suite)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 

@@ -294,3 +294,43 @@ def test_unbalanced_quotes_fail_instead_of_dropping_the_args(runner: Runner) -> 
     assert run.returncode == 1
     assert "cannot split args" in run.stdout
     assert "exit-code" not in runner.outputs()
+
+
+OPERATOR_ONLY = frozenset({"emulator", "force-unlock"})
+"""Commands the action does not run: a local stand-in, and lock removal (a person's call)."""
+
+
+def test_the_action_accepts_every_command_a_pipeline_runs() -> None:
+    import click
+
+    from reconciler.cli import cli
+
+    expected = set(cli.list_commands(click.Context(cli))) - OPERATOR_ONLY
+    script = step("pkgrepo")["run"]
+    (case,) = re.findall(r"^\s*([a-z|-]+)\) ;;$", script, re.MULTILINE)
+    assert set(case.split("|")) == expected
+    described = action()["inputs"]["command"]["description"]
+    assert set(re.findall(r"[a-z-]+", described)) >= expected
+
+
+def test_verify_and_show_run_through_the_action(runner: Runner, write_desired: Any) -> None:
+    desired = write_desired()
+    saved = runner.root / "plan.json"
+    plan = runner.run_step(
+        "pkgrepo", {"command": "plan", "args": f"{desired} --out {saved}", "summary": "false"}
+    )
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    show = runner.run_step("pkgrepo", {"command": "show", "args": f"{saved} --format junit"})
+    assert show.returncode == 0, show.stdout + show.stderr
+    assert '<testsuite name="pkgrepo plan"' in show.stdout
+    # Nothing listens on 127.0.0.1:9: verify runs, probes, and says so.
+    local = desired.parent / "local.yaml"
+    local.write_text(
+        desired.read_text().replace("artifactory.example.com", "127.0.0.1:9"), encoding="utf-8"
+    )
+    verify = runner.run_step("pkgrepo", {"command": "verify", "args": str(local)})
+    assert verify.returncode == 1, verify.stdout + verify.stderr
+    assert "cannot connect" in verify.stdout
+    assert runner.outputs()["exit-code"] == "1"
+    for text in (plan.stdout, plan.stderr, show.stdout, verify.stdout, verify.stderr):
+        assert INDEX_TOKEN not in text

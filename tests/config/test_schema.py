@@ -78,7 +78,8 @@ def only(write: WriteFile, tail: str) -> list[str]:
             '5:23: workspaces.dev.waivers[0].check: must be one of "https-only", '
             '"no-literal-credentials", "users-read-only", "admin-manage", "cert-valid", '
             '"cert-expired", "cert-expiring", "extra-urls-unique", "extra-urls-whitespace", '
-            '"value-size", "hosts-distinct", "public-pypi-extra" (got \'https-everywhere\')',
+            '"value-size", "hosts-distinct", "public-pypi-extra", "cert-validates-index" '
+            "(got 'https-everywhere')",
         ),
         (
             "    waivers: [{check: https-only}]\n",

@@ -14,6 +14,7 @@ import pytest
 
 from reconciler.lock import (
     MAX_LEASE_SECONDS,
+    MAX_LOOKUPS,
     LeaseLost,
     LockHeld,
     WorkspaceLock,
@@ -22,7 +23,7 @@ from reconciler.lock import (
     holder_key,
     parse_holder,
 )
-from reconciler.model import LiveSecret
+from reconciler.model import LiveSecret, Permission
 from tests.fakes import FakeClock, FakeWorkspace
 
 
@@ -299,3 +300,116 @@ def test_a_live_holder_with_a_long_lease_is_waited_for_only_as_long_as_asked() -
     with pytest.raises(LockHeld, match=r"waited 3[0-2]s"):
         lock(fake, clock, "rnext", wait_seconds=30).acquire()
     assert 30 <= sum(clock.slept) <= 32  # not the 600 s of its lease
+
+
+# -- a lock scope made by someone pkgrepo does not trust -------------------------------------
+
+TRUSTED = frozenset({"deployer@example.com", "admins"})
+
+
+class RacingView(StaleView):
+    """A second run that read the lock scope's keys and ACLs just before a first run took
+    the scope away from the user who made it."""
+
+    stale_writers: Mapping[str, Permission] | None = None
+
+    def lock_writers(self) -> Mapping[str, Permission] | None:
+        if self.stale_writers is not None:
+            view, self.stale_writers = self.stale_writers, None
+            self._op("lock_writers")
+            return view
+        return super().lock_writers()
+
+
+def users_lock(fake: FakeWorkspace) -> None:
+    fake.lock_creator = "mallory@example.com"
+    assert fake.lock_create()
+    fake.lock_put(holder_key("rmallory", 600))
+    fake.lock_put(beat_key("rmallory"))
+
+
+def test_a_users_lock_is_taken_away_and_claimed_at_once() -> None:
+    fake, clock = FakeWorkspace(), FakeClock()
+    users_lock(fake)
+    lock(fake, clock, "rmine", trusted=TRUSTED, wait_seconds=0).acquire()
+    assert holder(fake) == "rmine"
+    assert sum(clock.slept) == 0  # no lease of the user's was waited out
+    assert fake.lock_revoked == {"mallory@example.com"}
+
+
+def test_of_two_runs_that_find_a_users_lock_only_one_removes_it() -> None:
+    """The second run read the user's keys and grant before the first revoked it: its own
+    revoke finds nothing, so it removes nothing (least of all the first run's new holder
+    key) and waits for the first run like any other holder."""
+    fake, clock = RacingView(), BeatingClock()
+    users_lock(fake)
+    users_keys = dict(fake.lock_keys() or {})
+    users_grant = dict(fake.lock_writers() or {})
+    first = lock(fake, clock, "rfirst", trusted=TRUSTED)
+    first.acquire()
+    clock.renew = first.renew  # the first run is alive and keeps renewing
+    second = lock(fake, clock, "rsecond", trusted=TRUSTED, wait_seconds=30)
+    fake.stale, fake.stale_writers = users_keys, users_grant
+    with pytest.raises(LockHeld, match="locked by run rfirst"):
+        second.acquire()
+    assert holder(fake) == "rfirst"
+    assert sorted(fake.lock or {}) == sorted([holder_key("rfirst", 60), beat_key("rfirst")])
+
+
+def test_a_writer_whose_admin_status_is_unknown_is_honoured_while_renewed() -> None:
+    fake, clock = FakeWorkspace(), BeatingClock()
+    users_lock(fake)
+    fake.admins = frozenset()
+    fake.admin_status = lambda principal: "the lookup failed: refused"  # type: ignore[method-assign]
+    clock.renew = lambda: fake.lock_put(beat_key("rmallory"))  # the user keeps renewing
+    with pytest.raises(LockHeld, match="locked by run rmallory"):
+        lock(fake, clock, "rmine", trusted=TRUSTED, wait_seconds=30).acquire()
+    assert fake.lock_revoked == set()
+
+
+class ChurningUser(FakeWorkspace):
+    """The user rewrites a holder key under a new name just before its access is revoked."""
+
+    def lock_revoke(self, principal: str) -> bool:
+        if self.lock is not None and holder_key("rmallory", 600) in self.lock:
+            del self.lock[holder_key("rmallory", 600)]
+            self.lock_put(holder_key("rmallory2", 600))
+        return super().lock_revoke(principal)
+
+
+def test_a_holder_key_slipped_in_during_the_revoke_holds_no_longer_than_a_lease_of_ours() -> None:
+    fake, clock = ChurningUser(), FakeClock()
+    users_lock(fake)
+    lock(fake, clock, "rmine", trusted=TRUSTED, lease_seconds=60, wait_seconds=0).acquire()
+    assert holder(fake) == "rmine"
+    assert 60 <= sum(clock.slept) <= 63  # not the 600 s the user's key declares
+
+
+class PaddedGrants(FakeWorkspace):
+    """The user granted WRITE to many admins (names sorting before its own) to push itself
+    past the writers pkgrepo looks up."""
+
+    padding: tuple[str, ...] = tuple(f"a{i:02d}-admin@example.com" for i in range(MAX_LOOKUPS))
+
+    def lock_writers(self) -> Mapping[str, Permission] | None:
+        found = super().lock_writers()
+        if found is None:
+            return None
+        return {**found, **{name: Permission.WRITE for name in self.padding}}
+
+    def lock_revoke(self, principal: str) -> bool:
+        if principal in self.padding:
+            self.padding = tuple(p for p in self.padding if p != principal)
+            return True
+        return super().lock_revoke(principal)
+
+
+def test_a_writer_list_padded_with_admins_does_not_hide_the_user() -> None:
+    fake, clock = PaddedGrants(), FakeClock()
+    fake.admins = frozenset(fake.padding)
+    users_lock(fake)
+    lock(fake, clock, "rmine", trusted=TRUSTED, wait_seconds=0).acquire()
+    assert holder(fake) == "rmine"
+    assert sum(clock.slept) == 0
+    assert fake.calls["admin_status"] <= MAX_LOOKUPS
+    assert "mallory@example.com" in fake.lock_revoked

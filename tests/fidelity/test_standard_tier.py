@@ -8,6 +8,7 @@ from databricks.sdk.errors import BadRequest
 from databricks.sdk.service.workspace import AclPermission
 
 from reconciler.emulator import ADMIN_TOKEN, ServiceModes, WorkspaceSettings
+from reconciler.lock import LOCK_SCOPE
 from reconciler.model import MARKER_KEY
 from tests.fidelity.conftest import SCOPE, Desired, Pkgrepo, World, writes
 
@@ -106,3 +107,29 @@ def test_tier_standard_on_a_premium_workspace_does_not_hide_its_grants(
         run = pkgrepo(command, path)
         assert run.code == 1, run.text
         assert "Premium tier" in run.text and "remove `tier: standard`" in run.text
+
+
+def test_standard_tier_waits_for_another_runs_lock_without_reading_its_acls(
+    world: World, desired: Desired, pkgrepo: Pkgrepo
+) -> None:
+    """Below Premium every lock scope is made for ``users`` and there are no ACLs to read:
+    a lock another run holds is waited for as ever (here it stops renewing and is taken
+    over after its one-second lease), never a failed ACL read."""
+    emu = world(std=STANDARD)
+    path = desired(emu, "std", extra={"std": "tier: standard"})
+    other = WorkspaceClient(host=emu.host("std"), token=ADMIN_TOKEN)
+    other.secrets.create_scope(LOCK_SCOPE, initial_manage_principal="users")
+    other.secrets.put_secret(LOCK_SCOPE, "holder.rother000001.lease.1", string_value="x")
+    applied = pkgrepo("apply", path, "--auto-approve")
+    assert applied.code == 0, applied.text
+    assert "taking over the lock of run rother000001" in applied.err
+    assert "lock ACLs" not in applied.text and "not honoured" not in applied.text
+    # The only ACL listings are the plan's, which confirm the tier (a Premium workspace
+    # would answer them); each was refused as below Premium, none was the lock's.
+    listed = [
+        status
+        for (_, path, status), n in emu.responses("std").items()
+        if path.endswith("/secrets/acls/list")
+        for _ in range(n)
+    ]
+    assert set(listed) <= {400} and len(listed) <= 2, listed

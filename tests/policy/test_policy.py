@@ -87,8 +87,9 @@ def test_a_waiver_for_an_unknown_check_is_an_error() -> None:
     assert check(spec(waivers={"https-everywhere": "typo"})) == [
         "error [waiver-unknown] dev workspaces.dev.waivers.https-everywhere: waiver for "
         "unknown check 'https-everywhere'; known checks: admin-manage, cert-expired, "
-        "cert-expiring, cert-valid, extra-urls-unique, extra-urls-whitespace, hosts-distinct, "
-        "https-only, no-literal-credentials, public-pypi-extra, users-read-only, value-size"
+        "cert-expiring, cert-valid, cert-validates-index, extra-urls-unique, "
+        "extra-urls-whitespace, hosts-distinct, https-only, no-literal-credentials, "
+        "public-pypi-extra, users-read-only, value-size"
     ]
 
 
@@ -213,7 +214,7 @@ def test_finding_format_and_order() -> None:
 
 
 def test_every_check_has_an_id_severity_and_summary() -> None:
-    assert len(policy.CHECK_IDS) == len(policy.CHECKS) == 12
+    assert len(policy.CHECK_IDS) == len(policy.CHECKS) == 13
     severities = {c.id: c.severity for c in policy.CHECKS}
     assert severities["cert-expiring"] is Severity.WARNING
     warnings = [c for c in severities if severities[c] is Severity.WARNING]

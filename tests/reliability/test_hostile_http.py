@@ -56,7 +56,9 @@ def exchange(
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(data)
         if half_close:
-            sock.shutdown(socket.SHUT_WR)
+            # ... or may already have closed (a header too long): then there is nothing to shut
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
         method = "HEAD" if data.startswith(b"HEAD ") else "GET"
         response = http.client.HTTPResponse(sock, method=method)
         try:

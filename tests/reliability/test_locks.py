@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.emulator import EmulatorHandle, Faults
+from reconciler.emulator import EmulatorHandle, Faults, Principal
 from reconciler.lock import LOCK_SCOPE, beat_key, holder_key
 from reconciler.model import SCOPE
 from tests.reliability.harness import (
@@ -110,6 +110,28 @@ def test_two_applies_at_once_never_interleave(
     concurrent_applies(emu, fleet, capsys, latency_ms=40, tmp_path=tmp_path)
 
 
+def test_two_applies_at_once_on_a_users_lock_scopes_never_interleave(
+    emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A plain user made every workspace's lock scope and keeps renewing a holder in it, and
+    two applies start at once: both find the scope untrusted together. Only the run whose
+    revoke of the user's access succeeds removes the user's holder and claims; the other
+    never removes anything of that run's, and waits for it. The user blocks nothing, and
+    the two runs' writes never interleave."""
+    user_locks(emu, fleet.names)
+    with renewing(emu, fleet.names, principal=emu.user):
+        concurrent_applies(emu, fleet, capsys, latency_ms=40, tmp_path=tmp_path)
+
+
+def user_locks(emu: EmulatorHandle, names: tuple[str, ...]) -> None:
+    """A plain user creates the lock scope of each workspace and holds it on a long lease."""
+    for name in names:
+        backend = emu.backend(name)
+        backend.create_scope(emu.user, LOCK_SCOPE)
+        backend.put_secret(emu.user, LOCK_SCOPE, holder_key(HOLDER, 600), b"x", is_bytes=False)
+        backend.put_secret(emu.user, LOCK_SCOPE, beat_key(HOLDER), b"x", is_bytes=False)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("latency_ms", [10, 25, 100])
 def test_two_applies_at_once_never_interleave_at_any_speed(
@@ -186,16 +208,20 @@ def hold_locks(emu: EmulatorHandle, names: tuple[str, ...], *, lease_seconds: in
 
 
 @contextmanager
-def renewing(emu: EmulatorHandle, names: tuple[str, ...]) -> Iterator[None]:
-    """The other run is alive: it renews its locks every 0.2 s while the block runs."""
+def renewing(
+    emu: EmulatorHandle, names: tuple[str, ...], *, principal: Principal | None = None
+) -> Iterator[None]:
+    """The other run (or whoever ``principal`` is) is alive: it renews its locks every 0.2 s
+    while the block runs."""
     stop = threading.Event()
+    who = principal or emu.admin
 
     def beat() -> None:
         while not stop.wait(0.2):
             for name in names:
-                with suppress(Exception):  # the lock scope was released
+                with suppress(Exception):  # the lock scope was released, or access revoked
                     emu.backend(name).put_secret(
-                        emu.admin, LOCK_SCOPE, beat_key(HOLDER), b"beat", is_bytes=False
+                        who, LOCK_SCOPE, beat_key(HOLDER), b"beat", is_bytes=False
                     )
 
     thread = threading.Thread(target=beat, daemon=True)

@@ -8,13 +8,21 @@ import pytest
 from hypothesis import given
 
 from reconciler.plan import Plan
-from reconciler.render import FORMATS, RENDERERS, markdown, plan_from_document, render, text
+from reconciler.render import (
+    FORMATS,
+    RENDERERS,
+    junit,
+    markdown,
+    plan_from_document,
+    render,
+    text,
+)
 from reconciler.render import json as json_doc
 from tests.render.strategies import plans, small_plan
 
 
 def test_formats() -> None:
-    assert FORMATS == ("text", "json", "markdown")
+    assert FORMATS == ("text", "json", "markdown", "junit")
     assert set(RENDERERS) == set(FORMATS)
 
 
@@ -24,12 +32,14 @@ def test_dispatch() -> None:
     assert render(plan, "text", color=True) == text.render(plan, color=True)
     assert render(plan, "json") == json_doc.render(plan)
     assert render(plan, "markdown") == markdown.render(plan)
+    assert render(plan, "junit") == junit.render(plan)
 
 
 def test_colour_only_affects_text() -> None:
     plan = small_plan()
     assert render(plan, "json", color=True) == render(plan, "json")
     assert render(plan, "markdown", color=True) == render(plan, "markdown")
+    assert render(plan, "junit", color=True) == render(plan, "junit")
 
 
 def test_unknown_format() -> None:

@@ -47,7 +47,7 @@ defaults:
   repositories:
     index_url: {{env: INDEX_URL}}
 {extras}{cert}  acls: {{admins: MANAGE, users: READ}}
-workspaces:
+{default_waivers}workspaces:
 {workspaces}
 """
 
@@ -69,7 +69,11 @@ def write_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WriteFile:
         project: str = DEMO_PROJECT,
         timeout: float = 5,
         waive_http: bool = False,
+        waivers: dict[str, str] | None = None,
+        default_waivers: str = "",
     ) -> Path:
+        """``waivers`` maps a workspace to its ``waivers:`` list (YAML flow text);
+        ``default_waivers`` is the defaults' list."""
         monkeypatch.setenv("INDEX_URL", index_url)
         monkeypatch.setenv("PKGREPO_TEST_TOKEN", "dapi-emulator-admin")
         cert = ""
@@ -86,7 +90,12 @@ def write_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WriteFile:
             "    waivers: [{check: https-only, reason: local test index}]\n" if waive_http else ""
         )
         hosts = hosts or {"dev": "http://127.0.0.1:9/dev"}
-        workspaces = "".join(f"  {n}:\n    host: {h}\n{waiver}" for n, h in hosts.items())
+        listed = waivers or {}
+        workspaces = "".join(
+            f"  {n}:\n    host: {h}\n{waiver}"
+            + (f"    waivers: {listed[n]}\n" if n in listed else "")
+            for n, h in hosts.items()
+        )
         path = tmp_path / "pkgrepo.yaml"
         path.write_text(
             TEMPLATE.format(
@@ -94,6 +103,7 @@ def write_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WriteFile:
                 timeout=timeout,
                 extras=extra,
                 cert=cert,
+                default_waivers=f"  waivers: {default_waivers}\n" if default_waivers else "",
                 workspaces=workspaces,
             )
         )

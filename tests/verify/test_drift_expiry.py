@@ -51,3 +51,8 @@ workspaces:
     assert warning.startswith("pip-cert: certificate 1 (CN=Soon CA) expires on")
     assert "in 11 days" in warning or "in 12 days" in warning
     assert rows["later"]["warnings"] == []
+    for fmt in ("text", "markdown", "junit"):
+        code, out, _ = run(capsys, "drift", str(path), "--format", fmt)
+        assert code == 0
+        assert "CN=Soon CA" in out and "(soon)" in out, fmt
+        assert "Later CA" not in out, fmt

@@ -187,3 +187,64 @@ def test_a_thousand_workspaces_sharing_three_combinations_make_three_probes(
     assert probes[-1].probes == 3
     assert len(observed) == 3
     assert "verify: 3 combination(s) probed, 3 ok, 0 failed" in out
+
+
+def test_plan_junit_fails_the_workspaces_whose_index_is_refused(
+    capsys: pytest.CaptureFixture[str],
+    emu: EmulatorHandle,
+    index: IndexHandle,
+    write_file: WriteFile,
+    tmp_path: Path,
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    from tests.reliability.leaks import Scanner
+
+    hosts = {"dev": emu.host("dev"), "prod": emu.host("prod")}
+    wrong = write_file(index.url_with(password=WRONG_PASSWORD), ca_pem=index.ca_pem, hosts=hosts)
+    code, out, err = run(capsys, "plan", str(wrong), "--format", "junit")
+    assert code == 1
+    assert "apply would refuse it" in err
+    root = ET.fromstring(out)
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    assert set(suites) == {"pkgrepo plan", "pkgrepo verify"}
+    plan_cases = {c.get("name"): c for c in suites["pkgrepo plan"].iter("testcase")}
+    for name in ("dev", "prod"):
+        failed = plan_cases[name].find("failure")
+        assert failed is not None and failed.get("type") == "credentials"
+        assert "credentials refused (HTTP 403)" in (failed.get("message") or "")
+        assert f"+ {name}/secret/pip-index-url" in (failed.text or "")
+    (verify_case,) = suites["pkgrepo verify"].iter("testcase")
+    assert verify_case.find("failure") is not None
+    assert root.get("failures") == "3"
+    scanner = Scanner({"index password": INDEX_PASSWORD, "wrong password": WRONG_PASSWORD})
+    assert scanner.scan("plan --format junit", out + err) == []
+    assert "****@127.0.0.1" in out
+
+    good = write_file(index.url, ca_pem=index.ca_pem, hosts=hosts)
+    code, out, err = run(capsys, "plan", str(good), "--format", "junit")
+    assert code == 0, err
+    root = ET.fromstring(out)
+    assert root.get("failures") == "0"
+    dev = next(c for c in root.iter("testcase") if c.get("name") == "dev")
+    assert "+ dev/secret/pip-index-url: https://****@127.0.0.1" in (
+        dev.findtext("system-out") or ""
+    )
+    assert scanner.scan("plan --format junit", out + err) == []
+
+    code, out, err = run(capsys, "plan", str(good), "--out", str(tmp_path / "plan.json"), "--quiet")
+    assert code == 0, err
+    code, out, err = run(
+        capsys,
+        "show",
+        str(tmp_path / "plan.json"),
+        str(tmp_path / "plan.json"),
+        "--format",
+        "junit",
+    )
+    assert code == 0, err
+    root = ET.fromstring(out)
+    assert [s.get("name") for s in root.iter("testsuite")] == [
+        f"pkgrepo plan {tmp_path / 'plan.json'}"
+    ] * 2
+    assert root.get("tests") == "6"
