@@ -99,6 +99,17 @@ STANDARD_TIER_ADVICE = (
 )
 
 
+PREMIUM_NOT_STANDARD = (
+    "this workspace is on the Premium tier (it accepted a scope with access control), but the "
+    "desired-state file says `tier: standard`, which would create the package settings' scope "
+    "for every user to read and change: remove `tier: standard` for this workspace"
+)
+
+
+class _StandardTier(WorkspaceError):
+    """The service refused a call because the workspace is on the Standard tier."""
+
+
 DEFAULT_TIMEOUT_SECONDS = 60
 READ_RETRY_SECONDS = 60.0
 """How long one read of a plan's round is retried on its own before the round fails (the
@@ -575,7 +586,7 @@ class SdkWorkspace:
                     f"MANAGE on the {SCOPE} scope)",
                 ) from None
             if PREMIUM_DISABLED.lower() in str(exc).lower():
-                raise WorkspaceError(self.name, f"{what}: {STANDARD_TIER_ADVICE}") from None
+                raise _StandardTier(self.name, f"{what}: {STANDARD_TIER_ADVICE}") from None
             raise WorkspaceError(self.name, f"{what}: {_first_line(exc)}") from None
         except NotFound:
             if if_missing is None:
@@ -684,6 +695,7 @@ class SdkWorkspace:
 
     def _acls_or_empty(self) -> Mapping[str, Permission]:
         if self.tier is Tier.STANDARD:
+            self._check_standard()
             return frozen_map()
         items = self._call(
             "list ACLs",
@@ -693,6 +705,25 @@ class SdkWorkspace:
         return frozen_map(
             {str(a.principal): Permission(a.permission.value) for a in items if a.permission}
         )
+
+    def _check_standard(self) -> None:
+        """Under ``tier: standard`` no ACLs are managed, but they are still asked for once:
+        a Standard-tier workspace refuses (FIDELITY row 16), or at most lists the ``users``
+        MANAGE its scopes are created with. A listing with any other grant comes from a
+        Premium workspace, where the setting would hide every grant made outside pkgrepo."""
+        try:
+            items = self._call(
+                "list ACLs",
+                lambda: list(self.client.secrets.list_acls(SCOPE)),
+                if_missing=lambda: [],
+            )
+        except _StandardTier:
+            return
+        grants = {(str(a.principal), a.permission.value if a.permission else "") for a in items}
+        if grants - {("users", "MANAGE")}:
+            raise WorkspaceError(
+                self.name, f"list ACLs: {PREMIUM_NOT_STANDARD} (its scope lists grants)"
+            )
 
     def _identity(self) -> str | None:
         if self.principal is not None:
@@ -796,19 +827,39 @@ class SdkWorkspace:
     # -- writes (idempotent) ---------------------------------------------------------------
 
     def create_scope(self) -> None:
+        if self._create(SCOPE, "create scope"):
+            return
         self._call(
             "create scope",
-            lambda: self.client.secrets.create_scope(
-                SCOPE, initial_manage_principal=self._initial_manage_principal
-            ),
+            lambda: self.client.secrets.create_scope(SCOPE, initial_manage_principal="users"),
             if_exists=lambda: None,
         )
 
-    @property
-    def _initial_manage_principal(self) -> str | None:
-        # scopes/create: "The only supported principal for this option is the group users";
-        # below Premium it is the only way a scope can be created at all.
-        return "users" if self.tier is Tier.STANDARD else None
+    def _create(self, scope: str, what: str) -> bool:
+        """Create ``scope`` with MANAGE for its creator only: True once it exists (made now
+        or before). False only where the file says ``tier: standard`` and the service
+        refused for that reason: then, and only then, is it created for ``users``.
+
+        scopes/create: "The only supported principal for this option is the group users",
+        and below Premium it is the only way a scope can be created at all (FIDELITY rows 2
+        and 15). A workspace that accepts the Premium form is Premium, where ``tier:
+        standard`` would open the package settings to every user: that fails the workspace,
+        and a lock scope made by the probe is removed again."""
+        try:
+            made = self._call(
+                what,
+                lambda: self.client.secrets.create_scope(scope) is None,
+                if_exists=lambda: False,
+            )
+        except _StandardTier:
+            if self.tier is Tier.STANDARD:
+                return False
+            raise
+        if made and self.tier is Tier.STANDARD:
+            if scope == LOCK_SCOPE:
+                self.lock_delete()
+            raise WorkspaceError(self.name, f"{what}: {PREMIUM_NOT_STANDARD}")
+        return True
 
     def delete_scope(self) -> None:
         self._call(
@@ -847,12 +898,19 @@ class SdkWorkspace:
     # -- the advisory lock (reconciler.lock) ------------------------------------------------
 
     def lock_create(self) -> bool:
+        """Whether this call created the lock scope (False: it was there already)."""
+        if self.tier is not Tier.STANDARD:
+            return self._call(
+                "take lock",
+                lambda: self.client.secrets.create_scope(LOCK_SCOPE) is None,
+                if_exists=lambda: False,
+            )
+        if self._create(LOCK_SCOPE, "take lock"):
+            return False  # it existed: the Premium form is never kept under `tier: standard`
         return self._call(
             "take lock",
             lambda: (
-                self.client.secrets.create_scope(
-                    LOCK_SCOPE, initial_manage_principal=self._initial_manage_principal
-                )
+                self.client.secrets.create_scope(LOCK_SCOPE, initial_manage_principal="users")
                 is None
             ),
             if_exists=lambda: False,

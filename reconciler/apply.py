@@ -173,6 +173,9 @@ class Applier:
             if now - sent_at >= resend_after:
                 self._retry(partial(self._execute, spec, change), reads_until)
                 sent_at = self.clock.monotonic()
-                resend_after = min(resend_after * 2, self.options.backoff_max)
+                # Not capped like the reads: where each write restarts the listing's lag,
+                # only a gap longer than the lag lets the grant show, and the lag is not
+                # known (over 50 s was seen: databrickslabs/ucx#627).
+                resend_after = min(resend_after * 2, budget / 2)
             self.clock.sleep(delay)
             delay = min(delay * 2, self.options.backoff_max)

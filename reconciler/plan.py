@@ -649,55 +649,7 @@ class _Planner:
         outside = entry is not None and entry.last_updated_ms != live_ms
         when = _fmt_ms(live_ms)
         if live_value is not None:
-            # Read back (where secrets/get answers): the values say *whether* it differs; the
-            # ledger's timestamps still say *who* changed it.
-            if diff.same_value(key, live_value.plaintext, desired.plaintext):
-                return
-            hmac_key = self.ledger.hmac_key
-            if (
-                entry is not None
-                and hmac_key is not None
-                and entry.hmac == diff.value_hmac(hmac_key.plaintext, key, desired.plaintext)
-            ):
-                # What pkgrepo wrote last is what Git wants, yet the value differs: changed
-                # outside pkgrepo, even within the same second as pkgrepo's own write
-                # (whole-second timestamps cannot tell those apart; the value can).
-                outside = True
-            before = self.mask(redact.describe(key, live_value, self.digest_key))
-            if outside:
-                self._update(
-                    address,
-                    key,
-                    before,
-                    after,
-                    f"modified outside pkgrepo at {when}",
-                    Drift.MODIFIED_OUTSIDE,
-                )
-            elif entry is not None:
-                self._update(address, key, before, after, CHANGED_DESIRED, Drift.CHANGED_IN_GIT)
-            elif self.applied_before:
-                why = (
-                    "pkgrepo has no record of writing it"
-                    if self.trusted
-                    else "the ledger that would say who changed it is missing or not trusted"
-                )
-                self._update(
-                    address,
-                    key,
-                    before,
-                    after,
-                    f"value differs (written at {when}); {why}",
-                    Drift.UNVERIFIABLE,
-                )
-            else:
-                self._update(
-                    address,
-                    key,
-                    before,
-                    after,
-                    f"differs from Git (written at {when}, before pkgrepo managed it)",
-                    Drift.CHANGED_IN_GIT,
-                )
+            self._plan_read_back(address, key, desired, live_ms, live_value, after)
             return
         before = self._entry_shown(key) or "(value not readable)"
         if (entry is None or outside) and self._interrupted(
@@ -739,24 +691,112 @@ class _Planner:
         if entry.hmac != wanted:
             self._update(address, key, before, after, CHANGED_DESIRED, Drift.CHANGED_IN_GIT)
 
-    def _interrupted(
+    def _plan_read_back(
         self,
         address: Address,
         key: str,
         desired: SecretValue,
         live_ms: int,
+        live_value: SecretValue,
+        after: str,
+    ) -> None:
+        """Where ``secrets/get`` answers, the values say *whether* a key differs; the signed
+        ledger still says *who* changed it, by the HMAC of the value read: what pkgrepo
+        wrote last (Git changed), what a write it began and never confirmed was about to
+        write (its own interrupted write), or anything else (changed outside pkgrepo)."""
+        if diff.same_value(key, live_value.plaintext, desired.plaintext):
+            return
+        entry = self._entry(key)
+        when = _fmt_ms(live_ms)
+        before = self.mask(redact.describe(key, live_value, self.digest_key))
+        entry_key = self.ledger.entry_key if self.trusted else None
+        if entry_key is not None:
+            if entry is not None and entry.hmac == diff.value_hmac(
+                entry_key.plaintext, key, live_value.plaintext, version=entry.version
+            ):
+                self._update(address, key, before, after, CHANGED_DESIRED, Drift.CHANGED_IN_GIT)
+                return
+            if self._interrupted(address, key, live_value, live_ms, before, after):
+                return
+            if entry is not None:
+                self._update(
+                    address,
+                    key,
+                    before,
+                    after,
+                    f"modified outside pkgrepo at {when}",
+                    Drift.MODIFIED_OUTSIDE,
+                )
+                return
+        elif entry is not None:  # no key to check values with: the timestamps decide
+            if entry.last_updated_ms != live_ms:
+                self._update(
+                    address,
+                    key,
+                    before,
+                    after,
+                    f"modified outside pkgrepo at {when} (ledger not verified: no "
+                    "PKGREPO_LEDGER_KEY)",
+                    Drift.MODIFIED_OUTSIDE,
+                )
+            else:
+                self._update(address, key, before, after, CHANGED_DESIRED, Drift.CHANGED_IN_GIT)
+            return
+        begun = [i.since_ms for i in self.ledger.intents.values()] if self.trusted else []
+        if self.applied_before:
+            why = (
+                "pkgrepo has no record of writing it"
+                if self.trusted
+                else "the ledger that would say who changed it is missing or not trusted"
+            )
+            self._update(
+                address,
+                key,
+                before,
+                after,
+                f"value differs (written at {when}); {why}",
+                Drift.UNVERIFIABLE,
+            )
+        elif begun and live_ms >= min(begun) - 1000:
+            # Written after pkgrepo's first apply here began (and was cut short): not a
+            # value from before pkgrepo.
+            self._update(
+                address,
+                key,
+                before,
+                after,
+                f"modified outside pkgrepo at {when}, after pkgrepo's first apply began",
+                Drift.MODIFIED_OUTSIDE,
+            )
+        else:
+            self._update(
+                address,
+                key,
+                before,
+                after,
+                f"differs from Git (written at {when}, before pkgrepo managed it)",
+                Drift.CHANGED_IN_GIT,
+            )
+
+    def _interrupted(
+        self,
+        address: Address,
+        key: str,
+        value: SecretValue,
+        live_ms: int,
         before: str,
         after: str,
     ) -> bool:
         """A key changed since the ledger's entry, within the window of a write pkgrepo
-        began and never confirmed, and that write was of the value Git wants now: pkgrepo's
-        own interrupted write. Written again (cheap, and it confirms the value), at low
-        severity. Anything else keeps its usual classification."""
+        began and never confirmed, and that write was of ``value`` (the value read back, or
+        where values cannot be read, the one Git wants now): pkgrepo's own interrupted
+        write. Written again (cheap, and it confirms the value), at low severity. Anything
+        else keeps its usual classification."""
         intent = self.ledger.intents.get(key) if self.trusted else None
         entry_key = self.ledger.entry_key
         if intent is None or entry_key is None or not intent.covers(live_ms):
             return False
-        if intent.hmac != diff.value_hmac(entry_key.plaintext, key, desired.plaintext):
+        if intent.hmac != diff.value_hmac(entry_key.plaintext, key, value.plaintext):
             return False
         self._add(
             address,

@@ -25,6 +25,26 @@ MASK = "****"
 HIDDEN = "(value hidden: not a certificate, and no PKGREPO_LEDGER_KEY to key a digest)"
 _MIN_SCRUB_LENGTH = 4
 _MIN_PIECE_LENGTH = 8
+_MAX_PIECES = 256
+"""Lines and words of one value registered one by one: a private key has about 30 lines;
+the service caps a value at 128 KB, and a hostile answer must not make every later line of
+output crawl."""
+_CERTIFICATE_BLOCK = re.compile(
+    r"-----BEGIN (?:TRUSTED )?CERTIFICATE-----"
+    r"[A-Za-z0-9+/=\s]{0,65536}?"
+    r"-----END (?:TRUSTED )?CERTIFICATE-----"
+)
+
+
+def without_certificates(value: str) -> str:
+    """``value`` without its PEM certificate blocks. A certificate is public (pip-cert holds
+    the CA bundle that signs the index); what else a bundle holds, a private key above all,
+    stays secret. Scrubbing a large bundle line by line would only slow every output line."""
+    if "-----BEGIN" not in value:
+        return value
+    return _CERTIFICATE_BLOCK.sub("", value)
+
+
 _PATH_LIKE = re.compile(r"[A-Za-z0-9._~+-]*")
 _RUN_SEPARATORS = re.compile(r"[._~+-]")
 _TOKEN_PREFIXES = (
@@ -227,26 +247,33 @@ class Scrubber:
     def __init__(self, values: Iterable[str] = ()) -> None:
         self._forms: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._stale = False
         self.add(values)
 
     def add(self, values: Iterable[str]) -> None:
         before = len(self._forms)
-        for value in values:
-            if value:
+        for given in values:
+            value = without_certificates(given)
+            if value.strip():
                 self._forms |= _variants(value) | _url_part_variants(value)
                 # A value with white space in it is cut there by messages that quote a
                 # URL up to its first blank: its pieces are secret too.
-                for piece in value.split():
+                for piece in value.split()[:_MAX_PIECES]:
                     if len(piece) >= _MIN_PIECE_LENGTH and piece != value:
                         self._forms |= _variants(piece)
-                for line in value.splitlines():
-                    if len(line.strip()) >= 16:  # a PEM body line, a multi-line token
+                for line in value.splitlines()[:_MAX_PIECES]:
+                    if len(line.strip()) >= 16:  # a private key's body, a multi-line token
                         self._forms.add(line.strip())
         if len(self._forms) != before:
-            ordered = sorted(self._forms, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(form) for form in ordered), re.IGNORECASE)
+            self._stale = True  # compiled at the next scrub: many adds, one compile
 
     def scrub(self, text: str) -> str:
-        if self._pattern is None or not text:
+        if not text:
+            return text
+        if self._stale:
+            ordered = sorted(self._forms, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(form) for form in ordered), re.IGNORECASE)
+            self._stale = False
+        if self._pattern is None:
             return text
         return self._pattern.sub(MASK, text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from reconciler.diff import value_hmac
 from reconciler.model import (
     INDEX_URL,
     MARKER_KEY,
@@ -121,3 +122,67 @@ def test_a_trusted_ledger_without_an_entry_says_pkgrepo_never_wrote_the_key() ->
     assert drift is Drift.UNVERIFIABLE
     assert "pkgrepo has no record of writing it" in reason
     assert "missing or not trusted" not in reason
+
+
+KEY = SecretValue("k" * 20)
+LIVE_URL = "https://pypi.org/simple"
+
+
+def _signed(**fields: object) -> Ledger:
+    return Ledger(
+        hmac_key=KEY,
+        entry_key=KEY,
+        stored=True,
+        verified=True,
+        acls=frozen_map({"admins": Permission.MANAGE}),
+        marker_ms=500,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _mac(value: str) -> str:
+    return value_hmac(KEY.plaintext, INDEX_URL, value)
+
+
+def test_read_back_a_value_pkgrepo_wrote_last_is_a_change_in_git() -> None:
+    """The value read is the one the ledger recorded: Git moved on, nobody else wrote."""
+    ledger = _signed(entries=frozen_map({INDEX_URL: LedgerEntry(INDEX_URL, 900, _mac(LIVE_URL))}))
+    drift, _, _ = _read_back(ledger, marker=True)
+    assert drift is Drift.CHANGED_IN_GIT
+
+
+def test_read_back_a_value_nobody_recorded_is_modified_outside_even_within_the_second() -> None:
+    """The timestamp matches the ledger's (same second as pkgrepo's write), but the value
+    read is neither what pkgrepo wrote nor what Git wants: changed outside pkgrepo."""
+    wrote = _mac("https://idx.example.com/simple/old")
+    ledger = _signed(entries=frozen_map({INDEX_URL: LedgerEntry(INDEX_URL, 1_000, wrote)}))
+    drift, severity, reason = _read_back(ledger, marker=True)
+    assert (drift, severity) == (Drift.MODIFIED_OUTSIDE, Severity.HIGH)
+    assert "modified outside pkgrepo" in reason
+
+
+def test_read_back_pkgrepos_own_interrupted_write_is_not_blamed_on_anyone() -> None:
+    """A killed run was writing the value now read (Git changed since): its own write."""
+    entry = LedgerEntry(INDEX_URL, 200, _mac("https://idx.example.com/simple/older"))
+    intent = LedgerIntent(INDEX_URL, _mac(LIVE_URL), "run7", 800, 5_000)
+    ledger = _signed(
+        entries=frozen_map({INDEX_URL: entry}), intents=frozen_map({INDEX_URL: intent})
+    )
+    drift, severity, reason = _read_back(ledger, marker=True)
+    assert (drift, severity) == (Drift.INTERRUPTED, Severity.LOW)
+    assert "run7" in reason
+
+
+def test_a_change_after_a_killed_first_run_began_is_not_called_older_than_pkgrepo() -> None:
+    """Only intents in the ledger (the first apply was killed), and the value was written
+    after that apply began: changed outside pkgrepo, not a value from before it."""
+    intent = LedgerIntent(INDEX_URL, _mac("https://idx.example.com/simple"), "run1", 500, 800)
+    ledger = Ledger(
+        hmac_key=KEY,
+        entry_key=KEY,
+        stored=True,
+        verified=True,
+        intents=frozen_map({INDEX_URL: intent}),
+    )
+    drift, severity, _ = _read_back(ledger, marker=False)
+    assert (drift, severity) == (Drift.MODIFIED_OUTSIDE, Severity.HIGH)

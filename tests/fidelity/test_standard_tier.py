@@ -74,6 +74,41 @@ def test_standard_tier_with_the_setting_converges(
     assert writes(emu, "std", "acls/put") == 0
 
 
+def test_tier_standard_on_a_premium_workspace_opens_nothing_to_every_user(
+    world: World, desired: Desired, pkgrepo: Pkgrepo
+) -> None:
+    """`tier: standard` set by mistake on a Premium workspace would create the scope for
+    every user to manage. The first scope is created as on Premium; a workspace that
+    accepts that is Premium, and the apply stops there, with nothing left open to users."""
+    emu = world(prem=WorkspaceSettings())
+    path = desired(emu, "prem", extra={"prem": "tier: standard"})
+    run = pkgrepo("apply", path, "--auto-approve")
+    assert run.code == 1, run.text
+    assert "Premium tier" in run.text and "remove `tier: standard`" in run.text
+    client = WorkspaceClient(host=emu.host("prem"), token=ADMIN_TOKEN)
+    assert list(client.secrets.list_scopes()) == []  # the probe's lock scope is gone
+    assert writes(emu, "prem", "put") == 0
+    # One scope was created, the lock's, as on Premium; nothing was ever made for users.
+    assert emu.responses("prem")[("POST", "/api/2.0/secrets/scopes/create", 200)] == 1
+
+
+def test_tier_standard_on_a_premium_workspace_does_not_hide_its_grants(
+    world: World, desired: Desired, pkgrepo: Pkgrepo
+) -> None:
+    """With `tier: standard` no ACLs are managed; on a Premium workspace that would hide a
+    MANAGE granted outside pkgrepo. The listing still asked for shows grants, so plan and
+    drift fail the workspace saying it is Premium."""
+    emu = world(prem=WorkspaceSettings())
+    client = WorkspaceClient(host=emu.host("prem"), token=ADMIN_TOKEN)
+    client.secrets.create_scope(SCOPE)
+    client.secrets.put_acl(SCOPE, "contractors", AclPermission.MANAGE)
+    path = desired(emu, "prem", extra={"prem": "tier: standard"})
+    for command in ("plan", "drift"):
+        run = pkgrepo(command, path)
+        assert run.code == 1, run.text
+        assert "Premium tier" in run.text and "remove `tier: standard`" in run.text
+
+
 def test_standard_tier_waits_for_another_runs_lock_without_reading_its_acls(
     world: World, desired: Desired, pkgrepo: Pkgrepo
 ) -> None:
@@ -89,4 +124,12 @@ def test_standard_tier_waits_for_another_runs_lock_without_reading_its_acls(
     assert applied.code == 0, applied.text
     assert "taking over the lock of run rother000001" in applied.err
     assert "lock ACLs" not in applied.text and "not honoured" not in applied.text
-    assert not any(path.endswith("/secrets/acls/list") for _, path in emu.requests("std"))
+    # The only ACL listings are the plan's, which confirm the tier (a Premium workspace
+    # would answer them): each found no scope yet or was refused as below Premium.
+    listed = [
+        status
+        for (_, path, status), n in emu.responses("std").items()
+        if path.endswith("/secrets/acls/list")
+        for _ in range(n)
+    ]
+    assert set(listed) <= {400, 404}, listed
