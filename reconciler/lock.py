@@ -330,9 +330,8 @@ class WorkspaceLock:
             )
             if self._created:
                 return self._claim(), keys
-            if waited:
+            if waited and self._strip():
                 log.warning("%s: taking over a lock without a holder", self.workspace)
-                self._strip()
                 return self._claim(), keys
             return False, keys
         if first.key == self.key:
@@ -350,7 +349,8 @@ class WorkspaceLock:
                 first.lease_seconds,
             )
             self.port.lock_delete_key(beat_key(first.run))
-            self._strip()
+            if not self._strip():
+                return False, keys  # claimed once no untrusted writer is left
             return self._claim(), keys
         return False, keys
 
@@ -377,6 +377,18 @@ class WorkspaceLock:
         writers = self.port.lock_writers()
         if writers is None:
             return False
+        if not set(writers) - {"admins"} and not self._disowned:
+            # Every lock scope a pkgrepo run makes keeps its creator's grant. One with none
+            # (a user who made it and then dropped their own grant) vouches for nobody: its
+            # holder is waited for at most this run's lease, however long it declares.
+            self._disowned = True
+            log.warning(
+                "%s: the lock scope %s has no creator's grant, so no pkgrepo run made it: "
+                "its holder is waited for at most %ds",
+                self.workspace,
+                LOCK_SCOPE,
+                self.lease_seconds,
+            )
         disowned = self._vet_writers(writers, keys)
         self._vetted = marker  # only once vetted in full: a failure part way is tried again
         return disowned
@@ -492,20 +504,23 @@ class WorkspaceLock:
             log.debug("%s: could not revoke lock access: %s", self.workspace, exc)
             return False
 
-    def _strip(self) -> None:
+    def _strip(self) -> bool:
         """Before claiming in a lock scope this run did not create: revoke every writer that
         is not trusted (admins write without a grant, so revoking theirs costs nothing).
         Then no untrusted writer can renew a key there, and ``_disown`` by another run never
-        finds this run's holder key among those it removes."""
+        finds this run's holder key among those it removes. False (do not claim yet) unless
+        the scope's ACLs, read again, show no such writer left."""
         if self.trusted is None:
-            return
+            return True
         try:
             writers = self.port.lock_writers() or {}
+            for name in sorted(set(writers) - self.trusted_or_admin):
+                self._revoke(name)
+            left = set(self.port.lock_writers() or {}) - self.trusted_or_admin
         except (TransientError, UserError) as exc:
             log.debug("%s: could not read the lock scope's ACLs: %s", self.workspace, exc)
-            return
-        for name in sorted(set(writers) - self.trusted_or_admin):
-            self._revoke(name)
+            return False
+        return not left
 
     def _claim(self) -> bool:
         self.port.lock_put(self.key)

@@ -1,0 +1,67 @@
+"""A run that takes a lock over inside a scope it did not create claims only once the
+scope's ACLs show no untrusted writer left: a failed ACL read there must not let two runs
+hold the lock (found by a hostile review)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from reconciler.errors import TransientError
+from reconciler.lock import WorkspaceLock
+from reconciler.model import Permission
+from tests.fakes import FakeClock, FakeWorkspace
+
+TRUSTED = frozenset({"deployer@example.com", "admins"})
+
+
+class LookupFails:
+    """A run whose lookup of the user fails (it honours the user's lock), and whose ACL
+    read fails once while it takes the lock over."""
+
+    def __init__(self, fake: FakeWorkspace) -> None:
+        self.fake = fake
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.fake, name)
+
+    def admin_status(self, principal: str) -> bool | str:
+        return "the lookup failed: TemporarilyUnavailable"
+
+    def lock_writers(self) -> Mapping[str, Permission] | None:
+        self.reads += 1
+        if self.reads == 2:
+            raise TransientError("blip")
+        return self.fake.lock_writers()
+
+
+def test_a_failed_acl_read_while_taking_over_claims_only_once_the_user_is_gone() -> None:
+    """Had the run claimed with the user still a writer, another run's revoke of that user
+    would remove this run's holder key as the user's, and both would hold the lock."""
+    fake = FakeWorkspace(identity="deployer@example.com")
+    fake.lock = {"holder.ruser.lease.5": fake._tick()}
+    fake.lock_creator = "user@example.com"
+    run = WorkspaceLock(
+        "prod", LookupFails(fake), FakeClock(), run="rc", heartbeat=False, trusted=TRUSTED
+    )  # type: ignore[arg-type]
+    run.acquire()
+    assert run.held
+    assert "user@example.com" not in (fake.lock_writers() or {})
+
+
+def test_a_lock_scope_without_its_creators_grant_is_waited_for_one_lease_at_most() -> None:
+    """A user made the lock scope, wrote a holder key declaring a ten-minute lease and then
+    dropped their own grant, so no untrusted writer shows. No pkgrepo run makes such a
+    scope: its holder is waited for this run's lease at most, and the run says why."""
+    fake = FakeWorkspace(identity="deployer@example.com")
+    fake.lock = {"holder.ruser.lease.600": fake._tick()}
+    fake.lock_creator = "user@example.com"
+    fake.lock_revoked.add("user@example.com")
+    clock = FakeClock()
+    run = WorkspaceLock(
+        "prod", fake, clock, run="rc", heartbeat=False, lease_seconds=60, trusted=TRUSTED
+    )
+    started = clock.monotonic()
+    run.acquire()
+    assert run.held
+    assert clock.monotonic() - started < 120  # not the 600 s the key declares
