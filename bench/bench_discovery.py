@@ -11,8 +11,11 @@ CPU time and peak memory are its own. Phases: (a) apply from empty, (b) plan of 
 converged fleet, at each size.
 
 Lower bound = workspaces x round trips on one workspace's critical path x latency /
-parallelism. A converged workspace takes two round trips: its token (``POST
-/oidc/v1/token``), then one for its reads, which go out together.
+parallelism. A converged workspace takes four round trips: its token (``POST
+/oidc/v1/token``), one for its four reads, which go out together (``secrets/list``,
+``secrets/acls/list``, ``workspace/export`` of the ledger, ``secrets/scopes/list``), then
+the read-back of its values where ``secrets/get`` answers: one key first, then the others
+together (two keys here, so two more round trips).
 """
 
 from __future__ import annotations
@@ -91,6 +94,8 @@ class Run:
     emulator_cpu: float
     results: dict[str, int]
     counts: Counter[str]
+    load: tuple[float, float] = (0.0, 0.0)
+    """1-minute load average when the run started and when it ended."""
 
     def per_ws(self, endpoint: str) -> float:
         return self.counts.get(endpoint, 0) / self.size
@@ -111,10 +116,10 @@ class Run:
 
     @property
     def round_trips(self) -> float:
-        """Per workspace: its token, then its reads (``acls/list`` marks one read of three
+        """Per workspace: its token, then its reads (``acls/list`` marks one round of four
         concurrent GETs), then every other request one after another."""
         reads = self.counts.get("GET /api/2.0/secrets/acls/list", 0)
-        sequential = self.api_requests - 2 * reads
+        sequential = self.api_requests - 3 * reads
         return (self.token_requests + sequential) / self.size
 
     @property
@@ -133,6 +138,7 @@ def _counts(emu: EmulatorProcess, before: Counter[tuple[str, str, str]]) -> Coun
 
 
 def _run(size: int, label: str, emu: EmulatorProcess, desired: Path, mode: str) -> Run:
+    load_before = os.getloadavg()[0]
     before, emu_before = emu.snapshot(), emu.cpu_seconds()
     env = _clean_env() | {
         "DATABRICKS_CLIENT_ID": CLIENT_ID,
@@ -163,6 +169,7 @@ def _run(size: int, label: str, emu: EmulatorProcess, desired: Path, mode: str) 
         emulator_cpu=emu.cpu_seconds() - emu_before,
         results=got["results"],
         counts=_counts(emu, before),
+        load=(load_before, os.getloadavg()[0]),
     )
 
 
@@ -220,8 +227,8 @@ def run() -> str:
         "",
         "| workspaces | phase | wall | lower bound | wall / bound | round trips / ws "
         "| requests / ws | token requests / ws | client CPU / ws | emulator CPU / ws "
-        "| peak RSS (client) | discovery | results |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| peak RSS (client) | discovery | results | load average (start / end) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in runs:
         results = ", ".join(f"{n} {s}" for s, n in sorted(r.results.items()))
@@ -230,7 +237,7 @@ def run() -> str:
             f"| {r.wall / r.lower_bound:.1f}x | {r.round_trips:.2f} | {r.requests / r.size:.2f} "
             f"| {r.token_requests / r.size:.2f} | {r.cpu * 1000 / r.size:.2f} ms "
             f"| {r.emulator_cpu * 1000 / r.size:.2f} ms | {r.max_rss_mib:.0f} MiB "
-            f"| {r.discovery:.2f} s | {results} |"
+            f"| {r.discovery:.2f} s | {results} | {r.load[0]:.1f} / {r.load[1]:.1f} |"
         )
     lines += ["", "Requests per workspace, by endpoint, at the larger size:", ""]
     apply_big = next(r for r in runs if r.size == big.size and r.label.startswith("(a)"))

@@ -15,8 +15,7 @@ where pip would behave differently:
 - ``pip-cert`` is compared by the set of certificates it holds (order and repeats do not
   change what pip trusts).
 
-ACL maps are compared with deepdiff, which reports additions, removals and changed levels in
-one pass.
+ACL maps (principal -> level) are compared key by key: additions, removals and changed levels.
 """
 
 from __future__ import annotations
@@ -26,8 +25,6 @@ import hmac
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-from deepdiff import DeepDiff
 
 from reconciler import certs
 from reconciler.model import CERT, EXTRA_INDEX_URLS, INDEX_URL, Permission
@@ -126,24 +123,9 @@ class AclDiff:
 
 def diff_acls(live: Mapping[str, Permission], desired: Mapping[str, Permission]) -> AclDiff:
     """What it takes to turn ``live`` into ``desired``, principal by principal."""
-    left = {principal: perm.value for principal, perm in live.items()}
-    right = {principal: perm.value for principal, perm in desired.items()}
-    # threshold 0: report per principal even when the two maps share no key at all
-    # (by default deepdiff reports such maps as one root-level change).
-    found = DeepDiff(left, right, view="tree", threshold_to_diff_deeper=0)
-    added: dict[str, Permission] = {}
-    removed: dict[str, Permission] = {}
-    changed: dict[str, tuple[Permission, Permission]] = {}
-    for item in found.get("dictionary_item_added", ()):
-        added[_principal(item)] = Permission(item.t2)
-    for item in found.get("dictionary_item_removed", ()):
-        removed[_principal(item)] = Permission(item.t1)
-    for item in found.get("values_changed", ()):
-        changed[_principal(item)] = (Permission(item.t1), Permission(item.t2))
+    added = {p: perm for p, perm in desired.items() if p not in live}
+    removed = {p: perm for p, perm in live.items() if p not in desired}
+    changed = {
+        p: (perm, desired[p]) for p, perm in live.items() if p in desired and desired[p] != perm
+    }
     return AclDiff(added=added, removed=removed, changed=changed)
-
-
-def _principal(item: object) -> str:
-    """The dictionary key a deepdiff tree item sits at (principal names may hold quotes)."""
-    path = item.path(output_format="list")  # type: ignore[attr-defined]
-    return str(path[0])

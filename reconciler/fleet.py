@@ -9,6 +9,7 @@ the results of the others.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import fnmatch
 import hashlib
@@ -193,6 +194,11 @@ class ThrottledPort:
 
         return call
 
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if callable(close):
+            close()
+
 
 # -- results ----------------------------------------------------------------------------------
 
@@ -307,6 +313,18 @@ class Fleet:
             self._ports[spec.name] = port
         return port
 
+    def _release(self, name: str) -> None:
+        """A workspace this run will not write to needs its client no more: its connections
+        are closed and the client dropped (a later call connects again). A fleet of
+        thousands then holds open connections, file descriptors and clients only for the
+        workspaces in flight or with changes, not for every workspace until the run ends."""
+        with self._lock:
+            port = self._ports.pop(name, None)
+        close = getattr(port, "close", None)
+        if callable(close):
+            with contextlib.suppress(Exception):  # best effort: the result stands regardless
+                close()
+
     def _emit(self, phase: str, result: WorkspaceResult) -> None:
         if self.listener is not None:
             self.listener(phase, result)
@@ -344,6 +362,8 @@ class Fleet:
                 result = WorkspaceResult(
                     spec.name, spec.wave, status, plan=wplan, seconds=time.monotonic() - started
                 )
+            if result.plan is None or not result.plan.needs_apply:
+                self._release(spec.name)  # apply skips it: nothing more to send there
             self._emit("plan", result)
             return result
 
@@ -429,6 +449,7 @@ class Fleet:
                 )
             else:
                 result = self._apply_one(spec, prior.plan, fleet_plan, options)
+                self._release(spec.name)  # applied and planned again: done with it
             if result.status is Status.FAILED:
                 with lock:
                     failures[0] += 1

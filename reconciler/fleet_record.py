@@ -45,7 +45,7 @@ def read(path: Path) -> tuple[str, ...]:
         raise UserError(f"{problem} (larger than {MAX_BYTES // (1024 * 1024)} MiB)")
     try:
         document = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise UserError(f"{problem} (not JSON)") from None
     if (
         not isinstance(document, dict)

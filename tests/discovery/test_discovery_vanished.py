@@ -60,6 +60,8 @@ def test_a_workspace_gone_from_the_account_is_reported_never_deleted(
     )
     markdown = pkgrepo("plan", discovery_file, "-q", memory, where, "--format", "markdown")
     assert "2 orphaned workspaces: ws-05, ws-06" in markdown.out
+    junit = pkgrepo("plan", discovery_file, "-q", memory, where, "--format", "junit")
+    assert "2 orphaned workspaces: ws-05, ws-06" in junit.out
     doc = pkgrepo("plan", discovery_file, "-q", memory, where, "--format", "json")
     jsonschema.validate(doc.document(), schemas.load(schemas.PLAN))
     assert doc.document()["orphaned"] == ["ws-05", "ws-06"]
@@ -123,6 +125,7 @@ def test_a_retired_workspace_leaves_the_record_once_applied_absent(
         b'{"kind": "pkgrepo-fleet-record", "version": 1, "workspaces": [1]}',
         b'{"kind": "something-else", "version": 1, "workspaces": []}',
         b"\xff\xfe",
+        b"[" * 100_000 + b"]" * 100_000,
     ],
 )
 def test_a_damaged_fleet_record_is_one_clear_error(

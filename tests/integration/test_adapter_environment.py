@@ -39,4 +39,4 @@ def test_proxies_and_ca_bundle_are_honoured() -> None:
 
 def test_no_proxy_hosts_go_direct() -> None:
     session = session_for("https://ws.internal.example.com")
-    assert "https" not in session.proxies  # type: ignore[attr-defined]
+    assert "https" not in (session.proxies or {})  # type: ignore[attr-defined]
