@@ -111,10 +111,23 @@ def section(report: verify.Report, fmt: str) -> str | None:
 def refuse_message(report: verify.Report, *, consequence: str = "nothing was applied") -> str:
     names = report.failed_workspaces()
     shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    waivable = sorted(
+        {
+            url.check
+            for failures in report.failures_by_workspace().values()
+            for url in failures
+            if url.check in verify.WAIVABLE
+        }
+    )
+    waive = "".join(
+        f"; where the clusters trust the index another way (a proxy that re-signs it), "
+        f"waive it per workspace: `waivers: [{{check: {check}, reason: ...}}]`"
+        for check in waivable
+    )
     return (
         f"the package index check failed for {len(names)} workspace(s) ({shown}); "
         f"{consequence}. Fix the index URL, credentials or pip-cert, or rerun with "
-        "--skip-verify to roll it out anyway"
+        f"--skip-verify to roll it out anyway{waive}"
     )
 
 

@@ -3,7 +3,8 @@
 One ``<testcase>`` per selected workspace in the ``pkgrepo plan`` suite: a workspace that
 could not be read, whose plan needs ``--allow-destroy``, or whose package index check failed
 carries a ``<failure>``; one that is up to date or has changes passes, its changes (as the
-text plan shows them, already redacted) in ``<system-out>``. A ``safety`` test case fails
+text plan shows them, already redacted) in ``<system-out>``. A ``safety limits`` test case
+(a name no workspace can have: workspace names hold no spaces) fails
 when the plan is past the safety limits (apply would refuse it without ``--force``). The
 verify results follow as the ``pkgrepo verify`` suite, the one ``pkgrepo verify --format
 junit`` writes.
@@ -31,6 +32,7 @@ from reconciler.verify import Report, UrlVerdict, Waiver
 
 SUITE = "pkgrepo plan"
 CLASSNAME = "pkgrepo.plan"
+SAFETY_CASE = "safety limits"
 _TOTALS = ("tests", "failures", "errors", "skipped")
 
 
@@ -76,9 +78,9 @@ def plan_suite(plan: Plan, *, name: str = SUITE, verification: Report | None = N
     return suite
 
 
-def _case(suite: ET.Element, name: str) -> ET.Element:
+def _case(suite: ET.Element, name: str, classname: str = CLASSNAME) -> ET.Element:
     return ET.SubElement(
-        suite, "testcase", {"classname": CLASSNAME, "name": safe(name), "time": "0"}
+        suite, "testcase", {"classname": classname, "name": safe(name), "time": "0"}
     )
 
 
@@ -130,7 +132,7 @@ def _unreadable(suite: ET.Element, failed: Unreadable) -> int:
 def _safety(suite: ET.Element, plan: Plan) -> int:
     """Past the limits, apply refuses without ``--force``: a failure. Destructive plans
     already fail their own workspace's case."""
-    case = _case(suite, "safety")
+    case = _case(suite, SAFETY_CASE, f"{CLASSNAME}.safety")
     verdict, counts = safety_text(plan)
     summary = Summary.of(plan)
     text = safe(f"{verdict}. {counts}. Plan: {summary.counts_text()} {summary.across_text()}.")

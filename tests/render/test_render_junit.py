@@ -40,7 +40,7 @@ def test_converged_and_changing_workspaces_pass_with_what_changes() -> None:
     assert "~ prod-eu/secret/pip-index-url: https://****@old.example.com/simple -> " in out
     assert NEW_URL in out
     assert "no changes" in (found[("pkgrepo plan", "dev")].findtext("system-out") or "")
-    safety = found[("pkgrepo plan", "safety")]
+    safety = found[("pkgrepo plan", "safety limits")]
     assert failure(safety) is None
     assert "Safety: within limits" in (safety.findtext("system-out") or "")
 
@@ -68,7 +68,7 @@ def test_unreadable_destructive_and_past_the_limits_fail() -> None:
     old = failure(found[("pkgrepo plan", "old")])
     assert old is not None and old.get("type") == "needs-allow-destroy"
     assert "deletes the scope" in (old.get("message") or "")
-    safety = failure(found[("pkgrepo plan", "safety")])
+    safety = failure(found[("pkgrepo plan", "safety limits")])
     assert safety is not None and safety.get("type") == "safety-limits"
     assert "--force" in (safety.get("message") or "")
     assert failure(found[("pkgrepo plan", "prod-eu")]) is None
@@ -126,3 +126,15 @@ def test_any_plan_renders_as_xml_that_parses(plan: Plan) -> None:
     suite = root.find("testsuite")
     assert suite is not None
     assert int(suite.get("tests", "0")) == len(plan.workspaces) + 1
+
+
+def test_a_workspace_named_safety_is_not_the_safety_verdict() -> None:
+    plan = small_plan()
+    named = workspace("safety", destructive="deletes the scope")
+    xml = junit.render(replace(plan, workspaces=(*plan.workspaces, named)))
+    found = cases(xml)
+    workspace_case = failure(found[("pkgrepo plan", "safety")])
+    assert workspace_case is not None and workspace_case.get("type") == "needs-allow-destroy"
+    verdict = found[("pkgrepo plan", "safety limits")]
+    assert verdict.get("classname") == "pkgrepo.plan.safety"
+    assert len(found) == len(plan.workspaces) + 2

@@ -4,6 +4,7 @@ probing each distinct combination once, refusing to roll out an index that does 
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -196,8 +197,6 @@ def test_plan_junit_fails_the_workspaces_whose_index_is_refused(
     write_file: WriteFile,
     tmp_path: Path,
 ) -> None:
-    import xml.etree.ElementTree as ET
-
     from tests.reliability.leaks import Scanner
 
     hosts = {"dev": emu.host("dev"), "prod": emu.host("prod")}
@@ -248,3 +247,30 @@ def test_plan_junit_fails_the_workspaces_whose_index_is_refused(
         f"pkgrepo plan {tmp_path / 'plan.json'}"
     ] * 2
     assert root.get("tests") == "6"
+
+
+def test_plan_junit_masks_tokens_in_the_path_and_query(
+    capsys: pytest.CaptureFixture[str],
+    emu: EmulatorHandle,
+    write_file: WriteFile,
+) -> None:
+    from tests.reliability.leaks import Scanner
+
+    path_token = "AKCplantedPathToken7d3f9a1b2c"
+    query_token = "plantedQueryToken4e8c0b6a"
+    extra_password = "planted-Extra-Pw-55e1"
+    # Nothing listens on 127.0.0.1:9: the check fails, and every URL is shown in the report.
+    path = write_file(
+        f"https://127.0.0.1:9/api/pypi/{path_token}/simple?token={query_token}",
+        hosts={"dev": emu.host("dev")},
+        extras=(f"https://reader:{extra_password}@127.0.0.1:9/simple/",),
+    )
+    code, out, err = run(capsys, "plan", str(path), "--format", "junit")
+    assert code == 1
+    assert "cannot connect" in out
+    cases = [c.get("name", "") for c in ET.fromstring(out).iter("testcase")]
+    assert "#1 index_url https://127.0.0.1:9/api/pypi/****/simple?****" in cases
+    scanner = Scanner(
+        {"path token": path_token, "query token": query_token, "extra password": extra_password}
+    )
+    assert scanner.scan("plan --format junit", out + err) == []

@@ -61,6 +61,7 @@ def test_a_workspace_that_waives_it_goes_through_and_one_that_does_not_is_refuse
     assert "[failed] #1" in out
     assert f"waived cert-validates-index for dev: {REASON}" in out
     assert "package index check failed for 1 workspace(s) (prod)" in err
+    assert "waive it per workspace: `waivers: [{check: cert-validates-index, reason: ...}]`" in err
     assert "package index check #1 failed and is waived cert-validates-index for dev" in err
 
     code, out, err = run(capsys, "apply", str(path), "--auto-approve")
@@ -145,10 +146,10 @@ def test_a_waiver_does_not_excuse_refused_credentials(
         hosts={"dev": emu.host("dev")},
         default_waivers=WAIVE,
     )
-    code, out, _err = run(capsys, "plan", str(path))
+    code, out, err = run(capsys, "plan", str(path))
     assert code == 1
     assert "credentials refused" in out
-    assert "waived" not in out
+    assert "waived" not in out and "waive it" not in err
     assert not scope_exists(emu, "dev")
 
 
