@@ -41,6 +41,8 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 MAX_LABEL_VALUE = 256
 MAX_WAVE = 1000
 _SHOWN = 80
+SHOWN_ORPHANS = 50
+"""Orphaned workspaces explained one by one on stderr; the plan lists them all."""
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,7 @@ def orphan_reasons(
         by_name.setdefault(name, item)
     reasons = {skipped.name: skipped.reason for skipped in report.skipped}
     lines = []
-    for name in orphaned:
+    for name in orphaned[:SHOWN_ORPHANS]:
         ws = by_name.get(name)
         if ws is None:
             lines.append(
@@ -273,6 +275,8 @@ def orphan_reasons(
                 f"{name}: managed by pkgrepo, still listed by account {report.account_id} "
                 f"but skipped ({why}); reported as orphaned, nothing is deleted"
             )
+    if len(orphaned) > SHOWN_ORPHANS:
+        lines.append(f"... and {len(orphaned) - SHOWN_ORPHANS} more orphaned workspace(s)")
     return lines
 
 

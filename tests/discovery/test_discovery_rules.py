@@ -10,8 +10,24 @@ import pytest
 
 from reconciler import config
 from reconciler.cli import main
-from reconciler.discovery import AccountWorkspace, expand, host_template_problem
-from reconciler.model import DesiredState, frozen_map
+from reconciler.discovery import (
+    SHOWN_ORPHANS,
+    AccountWorkspace,
+    DiscoveryReport,
+    Skipped,
+    expand,
+    host_template_problem,
+    orphan_reasons,
+    shown,
+)
+from reconciler.model import (
+    AccountSpec,
+    AuthSpec,
+    DesiredState,
+    DiscoverySpec,
+    WorkspaceSpec,
+    frozen_map,
+)
 
 HEAD = """\
 version: 1
@@ -243,3 +259,17 @@ def test_policy_checks_cover_what_discovered_workspaces_inherit(
     (tmp_path / "pkgrepo.yaml").write_text(text)
     assert main(["validate", "pkgrepo.yaml"]) == 1
     assert "error [https-only] (discovered)" in capsys.readouterr().out
+
+
+def test_orphan_reasons_are_bounded_and_say_what_the_account_says() -> None:
+    account = AccountSpec(host="https://accounts.example", account_id="a", auth=AuthSpec())
+    spec = DiscoverySpec(account=account, template=WorkspaceSpec(name="t", host=""))
+    listed = [AccountWorkspace(name="kept", status="BANNED")]
+    report = DiscoveryReport("a", 1, (), skipped=(Skipped(shown("kept"), "status 'BANNED'"),))
+    orphaned = ("kept", *(f"gone-{i:03d}" for i in range(120)))
+    lines = orphan_reasons(spec, report, listed, orphaned)
+    assert lines[0].startswith("kept: managed by pkgrepo, still listed by account a")
+    assert "(status 'BANNED')" in lines[0]
+    assert lines[1].startswith("gone-000: managed by pkgrepo, no longer listed by account a")
+    assert len(lines) == SHOWN_ORPHANS + 1
+    assert lines[-1] == f"... and {len(orphaned) - SHOWN_ORPHANS} more orphaned workspace(s)"

@@ -346,6 +346,7 @@ def test_of_two_runs_that_find_a_users_lock_only_one_removes_it() -> None:
     users_grant = dict(fake.lock_writers() or {})
     first = lock(fake, clock, "rfirst", trusted=TRUSTED)
     first.acquire()
+    assert clock.slept == []  # the user's lease was not waited out
     clock.renew = first.renew  # the first run is alive and keeps renewing
     second = lock(fake, clock, "rsecond", trusted=TRUSTED, wait_seconds=30)
     fake.stale, fake.stale_writers = users_keys, users_grant
@@ -355,15 +356,25 @@ def test_of_two_runs_that_find_a_users_lock_only_one_removes_it() -> None:
     assert sorted(fake.lock or {}) == sorted([holder_key("rfirst", 60), beat_key("rfirst")])
 
 
-def test_a_writer_whose_admin_status_is_unknown_is_honoured_while_renewed() -> None:
+def test_a_writer_whose_admin_status_is_unknown_is_honoured_while_renewed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     fake, clock = FakeWorkspace(), BeatingClock()
     users_lock(fake)
     fake.admins = frozenset()
     fake.admin_status = lambda principal: "the lookup failed: refused"  # type: ignore[method-assign]
     clock.renew = lambda: fake.lock_put(beat_key("rmallory"))  # the user keeps renewing
-    with pytest.raises(LockHeld, match="locked by run rmallory"):
+    with pytest.raises(LockHeld, match="locked by run rmallory"), caplog.at_level("WARNING"):
         lock(fake, clock, "rmine", trusted=TRUSTED, wait_seconds=30).acquire()
     assert fake.lock_revoked == set()
+    assert (
+        caplog.text.count(
+            "created by mallory@example.com, which is neither pkgrepo's identity nor a manager of "
+            "the managed scope, and whether it is a workspace admin could not be checked "
+            "(the lookup failed: refused)"
+        )
+        == 1
+    )
 
 
 class ChurningUser(FakeWorkspace):
