@@ -243,9 +243,19 @@ def _get(
     auth = (target.username or "", target.password or "") if target.username else None
     deadline = time.monotonic() + 3 * timeout
     for _ in range(MAX_REDIRECTS + 1):
-        if _origin(url) != target.origin:
-            scheme, host, port = _origin(url)
-            raise _Stop(Failure.REDIRECT_OTHER_HOST, redirect_to=f"{scheme}://{host}:{port}")
+        try:
+            origin = _origin(url)
+        except ValueError:  # a location whose port or address does not parse
+            raise _Stop(
+                Failure.REDIRECT_OTHER_HOST, redirect_to="an address that does not parse"
+            ) from None
+        if origin != target.origin:
+            scheme, host, port = origin
+            shown = f"[{host}]" if ":" in host else host
+            # Shown as any URL in a plan is: a token-like host label is masked.
+            raise _Stop(
+                Failure.REDIRECT_OTHER_HOST, redirect_to=mask_url(f"{scheme}://{shown}:{port}")
+            )
         try:
             response = session.get(
                 url,

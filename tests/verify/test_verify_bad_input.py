@@ -223,3 +223,17 @@ def test_project_names_are_checked(
     assert code == 1
     assert "--project: '../../admin' is not a project name" in err
     assert out == ""
+
+
+def test_a_redirect_target_is_shown_as_a_plan_shows_urls(
+    capsys: pytest.CaptureFixture[str], serve_bad: ServeBad, ca: Any, write_file: WriteFile
+) -> None:
+    """A token in the redirect target's host is masked like one in a declared URL."""
+    location = "https://tok9f8e7d6c5b4a392817161514.evil.example/simple/"
+    shown = "https://****.evil.example"
+    server = serve_bad(send(302, location=location))
+    path = write_file(server.url, ca_pem=ca.cert_pem.bytes().decode())
+    code, verdict, err = verdict_of(capsys, path)
+    assert code == 1 and verdict["check"] == "redirect"
+    assert f"redirects to another host ({shown}" in verdict["reason"]
+    assert "tok9f8e7d6c5b4a392817161514" not in json.dumps(verdict) + err
