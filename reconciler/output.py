@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Iterable
 
 import click
@@ -17,11 +18,19 @@ import click
 from reconciler.redact import Scrubber
 
 _scrubber = Scrubber()
+_adding = threading.Lock()
 
 
 def register_secrets(values: Iterable[str]) -> None:
-    """Make these values unprintable for the rest of the process."""
-    _scrubber.add(values)
+    """Make these values unprintable for the rest of the process (from any thread: values
+    read back arrive from the fleet's workers)."""
+    with _adding:
+        _scrubber.add(values)
+
+
+def register_secret(value: str) -> None:
+    """One value, registered the moment it is read (the adapter's ``on_value``)."""
+    register_secrets([value])
 
 
 def scrub(text: str) -> str:

@@ -645,12 +645,12 @@ class _Planner:
         live_value: SecretValue | None,
         after: str,
     ) -> None:
-        entry = self._entry(key)
-        outside = entry is not None and entry.last_updated_ms != live_ms
-        when = _fmt_ms(live_ms)
         if live_value is not None:
             self._plan_read_back(address, key, desired, live_ms, live_value, after)
             return
+        entry = self._entry(key)
+        outside = entry is not None and entry.last_updated_ms != live_ms
+        when = _fmt_ms(live_ms)
         before = self._entry_shown(key) or "(value not readable)"
         if (entry is None or outside) and self._interrupted(
             address, key, desired, live_ms, before, after

@@ -8,7 +8,6 @@ import datetime as dt
 import functools
 import os
 import secrets
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,15 +246,6 @@ def ledger_key(name: str = LEDGER_KEY_ENV) -> SecretValue | None:
     return SecretValue(value)
 
 
-_register_lock = threading.Lock()
-
-
-def _register_read_value(value: str) -> None:
-    """A value read back through ``secrets/get``: never shown from here on."""
-    with _register_lock:
-        output.register_secrets([value])
-
-
 def previous_ledger_key() -> SecretValue | None:
     """``PKGREPO_LEDGER_KEY_PREVIOUS``; only meaningful beside ``PKGREPO_LEDGER_KEY``."""
     previous = ledger_key(PREVIOUS_LEDGER_KEY_ENV)
@@ -326,7 +316,7 @@ def open_session(
             spec,
             ledger_in_workspace=in_workspace,
             retry_timeout_seconds=target.timeout,
-            on_value=_register_read_value,
+            on_value=output.register_secret,
         )
 
     fleet = Fleet(

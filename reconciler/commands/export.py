@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,6 @@ from reconciler.workspace import observe
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_register_lock = threading.Lock()
 
 
 @click.command("export")
@@ -311,24 +309,15 @@ def _refuse_overwrite(output_file: Path, certs: Sequence[str], force: bool) -> N
 # -- reading and writing ------------------------------------------------------------------
 
 
-def _register(value: str) -> None:
-    """A value read back: registered the moment it arrives, before anything can show it."""
-    with _register_lock:
-        output.register_secrets([value])
-
-
 def _read_all(specs: Sequence[WorkspaceSpec], parallelism: int) -> dict[str, LiveState]:
     def connect(spec: WorkspaceSpec) -> WorkspacePort:
         return SdkWorkspace.connect(
-            spec, ledger_in_workspace=False, read_values=True, on_value=_register
+            spec, ledger_in_workspace=False, read_values=True, on_value=output.register_secret
         )
 
     def read(spec: WorkspaceSpec, port: WorkspacePort) -> LiveState:
-        live = observe(spec, port, WorkspaceLedgerStore(), None).live
-        values = [s.value.plaintext for s in live.secrets.values() if s.value]
-        with _register_lock:
-            output.register_secrets(values)
-        return live
+        # Every value read back was registered by ``on_value`` as it arrived.
+        return observe(spec, port, WorkspaceLedgerStore(), None).live
 
     reached = each_workspace(specs, connect, read, parallelism=parallelism)
     failed = [f"{r.spec.name}: {r.error}" for r in reached if r.error is not None]
