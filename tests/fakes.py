@@ -5,12 +5,12 @@ scope creator gets MANAGE, timestamps move on every write, deletes of missing th
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.errors import TransientError
 from reconciler.model import LiveSecret, LiveState, Permission, SecretValue, frozen_map
-from reconciler.port import Snapshot
+from reconciler.port import ProvenKeys, Snapshot
 
 
 @dataclass
@@ -53,7 +53,8 @@ class FakeWorkspace:
 
     # -- the port ----------------------------------------------------------------------------
 
-    def read(self) -> Snapshot:
+    def read(self, proven: ProvenKeys | None = None) -> Snapshot:
+        del proven  # values are never read back here (as where secrets/get is refused)
         self._op("read")
         if not self.scope:
             return Snapshot(LiveState(scope_exists=False, identity=self.identity), self.ledger)
@@ -61,6 +62,10 @@ class FakeWorkspace:
             LiveState(True, self.list_secrets(count=False), frozen_map(self.acls), self.identity),
             self.ledger,
         )
+
+    def read_values(self, keys: Collection[str]) -> Mapping[str, SecretValue] | None:
+        del keys
+        return None
 
     def list_secrets(self, count: bool = True) -> Mapping[str, LiveSecret]:
         if count:
