@@ -523,6 +523,8 @@ class SdkWorkspace:
         self._admins: dict[str, bool] = {}
         """Admin lookups answered so far (kept for this run, one workspace)."""
         self._caller_admin: bool | None = None
+        self._me: str | None = None
+        """The caller's user name as ``current_user.me`` answered it (asked once)."""
         self.principal: str | None = None
         """The caller's name when the credential tells it (a service principal is named by
         its application id, in SCIM and in ACLs): then nobody asks the workspace."""
@@ -728,10 +730,10 @@ class SdkWorkspace:
     def _identity(self) -> str | None:
         if self.principal is not None:
             return self.principal
-        me = self._call("who am I", self.client.current_user.me)
-        # One credential, one answer: later reads of this workspace do not ask again.
-        self.principal = me.user_name
-        return me.user_name
+        if self._me is None:
+            # One credential, one answer: later reads of this workspace do not ask again.
+            self._me = self._call("who am I", self.client.current_user.me).user_name
+        return self._me
 
     def _ledger(self) -> bytes | None:
         if not self.ledger_in_workspace:
@@ -824,10 +826,11 @@ class SdkWorkspace:
         acls_f = self._pool.submit(self._steady(self._acls_or_empty))
         ledger_f = self._pool.submit(self._steady(self._ledger))
         backend_f = None if proven else self._pool.submit(self._steady(self._scope_backend))
-        identity_f = None if self.principal else self._pool.submit(self._steady(self._identity))
+        known_identity = self.principal or self._me
+        identity_f = None if known_identity else self._pool.submit(self._steady(self._identity))
         secrets = self._steady(self._secrets_or_none)()
         acls, ledger = acls_f.result(), ledger_f.result()
-        identity = identity_f.result() if identity_f else self.principal
+        identity = identity_f.result() if identity_f else known_identity
         if secrets is None:
             if backend_f is not None:
                 backend_f.result()
