@@ -15,11 +15,15 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler import config, discovery, fleet_record, output, policy
-from reconciler.adapter import DEFAULT_TIMEOUT_SECONDS, SdkWorkspace, list_account_workspaces
-from reconciler.discovery import AccountWorkspace, DiscoveryReport
-from reconciler.errors import ConfigError, UserError
-from reconciler.fleet import (
+from reconciler import config
+from reconciler.core import discovery, policy
+from reconciler.core.discovery import AccountWorkspace, DiscoveryReport
+from reconciler.core.errors import ConfigError, UserError
+from reconciler.core.model import DesiredState, SecretValue, WorkspaceSpec
+from reconciler.edges import fleet_record
+from reconciler.edges.adapter import DEFAULT_TIMEOUT_SECONDS, SdkWorkspace, list_account_workspaces
+from reconciler.edges.ledger_store import LedgerStore, LocalLedgerStore, WorkspaceLedgerStore
+from reconciler.engine.fleet import (
     DEFAULT_PARALLELISM,
     Fleet,
     Selection,
@@ -28,16 +32,15 @@ from reconciler.fleet import (
     select,
     shard_of,
 )
-from reconciler.ledger_store import LedgerStore, LocalLedgerStore, WorkspaceLedgerStore
-from reconciler.lock import (
+from reconciler.engine.lock import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_WAIT_SECONDS,
     MAX_LEASE_SECONDS,
     MIN_LEASE_SECONDS,
 )
-from reconciler.model import DesiredState, SecretValue, WorkspaceSpec
-from reconciler.port import WorkspacePort
+from reconciler.engine.port import WorkspacePort
 from reconciler.render.discovery import discovery_lines
+from reconciler.terminal import output
 
 F = TypeVar("F", bound=Callable[..., Any])
 

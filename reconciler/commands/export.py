@@ -3,7 +3,7 @@
 For adopting pkgrepo where the settings were made by hand. Workspaces are read concurrently
 through the adapter with value reads switched on (they answer inside a notebook or job);
 every value read is registered with the output scrubber the moment it arrives, so no later
-message can show it. The document itself is built by ``reconciler.export``.
+message can show it. The document itself is built by ``reconciler.edges.export``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,14 @@ from typing import Any
 import click
 import yaml
 
-from reconciler import config, export, output
-from reconciler.adapter import SdkWorkspace
-from reconciler.errors import ConfigError, UserError
-from reconciler.fleet import (
+from reconciler import config
+from reconciler.core.errors import ConfigError, UserError
+from reconciler.core.model import AuthSpec, LiveState, SecretValue, WorkspaceSpec
+from reconciler.edges import export
+from reconciler.edges.adapter import SdkWorkspace
+from reconciler.edges.ledger_store import WorkspaceLedgerStore
+from reconciler.edges.private_file import write_private
+from reconciler.engine.fleet import (
     DEFAULT_PARALLELISM,
     Selection,
     each_workspace,
@@ -29,11 +33,9 @@ from reconciler.fleet import (
     parse_shard,
     select,
 )
-from reconciler.ledger_store import WorkspaceLedgerStore
-from reconciler.model import AuthSpec, LiveState, SecretValue, WorkspaceSpec
-from reconciler.port import WorkspacePort
-from reconciler.private_file import write_private
-from reconciler.workspace import observe
+from reconciler.engine.port import WorkspacePort
+from reconciler.engine.workspace import observe
+from reconciler.terminal import output
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import click
 
-from reconciler import output, verify
 from reconciler.commands.context import load_desired, selection_options
-from reconciler.errors import UserError
-from reconciler.fleet import Selection, parse_labels, parse_shard, select
-from reconciler.model import DesiredState, Kind, WorkspaceSpec
-from reconciler.plan import Action, WorkspacePlan
-from reconciler.probe import Prober
+from reconciler.core import verify
+from reconciler.core.errors import UserError
+from reconciler.core.model import DesiredState, Kind, WorkspaceSpec
+from reconciler.core.plan import Action, WorkspacePlan
+from reconciler.edges.probe import Prober
+from reconciler.engine.fleet import Selection, parse_labels, parse_shard, select
 from reconciler.render import verify as render_verify
 from reconciler.render._common import clean
+from reconciler.terminal import output
 
 SKIP_ENV = "PKGREPO_SKIP_VERIFY"
 PROJECT_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")

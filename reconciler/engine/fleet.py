@@ -1,10 +1,10 @@
 """Many workspaces at once: selection, concurrency, waves and failure limits.
 
 Thin on purpose (orchestration only): planning and applying one workspace is
-``reconciler.workspace``; what the results look like is ``reconciler.report``. Workspaces run
-concurrently up to ``parallelism``; apply goes wave by wave (lower ``wave`` first) and a wave
-starts only when the previous one fully succeeded. A failure in one workspace never hides
-the results of the others.
+``reconciler.engine.workspace``; what the results look like is ``reconciler.core.report``.
+Workspaces run concurrently up to ``parallelism``; apply goes wave by wave (lower ``wave``
+first) and a wave starts only when the previous one fully succeeded. A failure in one
+workspace never hides the results of the others.
 """
 
 from __future__ import annotations
@@ -19,10 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from reconciler.apply import ApplyOptions
-from reconciler.cancel import Cancel
-from reconciler.clock import Clock, InterruptibleClock, SystemClock
-from reconciler.errors import (
+from reconciler.core.errors import (
     Cancelled,
     LeaseLost,
     LockHeld,
@@ -30,19 +27,22 @@ from reconciler.errors import (
     UserError,
     WorkspaceError,
 )
-from reconciler.ledger_store import LedgerStore
-from reconciler.lock import (
+from reconciler.core.model import SecretValue, WorkspaceSpec
+from reconciler.core.plan import WorkspacePlan, live_digest
+from reconciler.core.results import FleetPlan, Listener, Observation, Status, WorkspaceResult
+from reconciler.edges.ledger_store import LedgerStore
+from reconciler.engine.apply import ApplyOptions
+from reconciler.engine.cancel import Cancel
+from reconciler.engine.clock import Clock, InterruptibleClock, SystemClock
+from reconciler.engine.lock import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_WAIT_SECONDS,
     WorkspaceLock,
     new_run_id,
     trusted_creators,
 )
-from reconciler.model import SecretValue, WorkspaceSpec
-from reconciler.plan import WorkspacePlan, live_digest
-from reconciler.port import WorkspacePort
-from reconciler.results import FleetPlan, Listener, Observation, Status, WorkspaceResult
-from reconciler.workspace import WriteAhead, apply_workspace, observe, plan_workspace
+from reconciler.engine.port import WorkspacePort
+from reconciler.engine.workspace import WriteAhead, apply_workspace, observe, plan_workspace
 
 DEFAULT_PARALLELISM = 32
 T = TypeVar("T")
