@@ -11,7 +11,8 @@ from typing import TypeVar
 
 import click
 
-from reconciler.commands.context import CommandTarget, open_session, selection_options
+from reconciler.commands.context import CommandTarget, open_session
+from reconciler.commands.selection import selection_options
 from reconciler.core.errors import PlanRefused, UserError, WorkspaceError
 from reconciler.core.model import WorkspaceSpec
 from reconciler.edges.adapter import SdkWorkspace

@@ -85,7 +85,7 @@ def test_an_empty_shard_saved_by_plan_applies_nothing(
     tmp_path: Path,
     emu: EmulatorHandle,
 ) -> None:
-    from reconciler.engine.fleet import shard_of
+    from reconciler.commands.selection import shard_of
 
     desired = write_desired()
     taken = {shard_of("dev", 12), shard_of("prod", 12)}
