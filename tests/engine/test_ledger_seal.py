@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from reconciler import ledger as ledger_doc
-from reconciler.model import (
+from reconciler.core import ledger as ledger_doc
+from reconciler.core.model import (
     EXTRA_INDEX_URLS,
     INDEX_URL,
     Ledger,

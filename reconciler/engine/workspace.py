@@ -9,13 +9,10 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from reconciler import diff
-from reconciler import ledger as ledger_doc
-from reconciler.apply import Applier, ApplyOptions, Journal
-from reconciler.clock import Clock, SystemClock
-from reconciler.errors import Cancelled, TransientError, UserError, WorkspaceError
-from reconciler.ledger_store import LedgerStore
-from reconciler.model import (
+from reconciler.core import diff
+from reconciler.core import ledger as ledger_doc
+from reconciler.core.errors import Cancelled, TransientError, UserError, WorkspaceError
+from reconciler.core.model import (
     MANAGED_KEYS,
     MARKER_KEY,
     Backend,
@@ -28,10 +25,13 @@ from reconciler.model import (
     SecretValue,
     WorkspaceSpec,
 )
-from reconciler.plan import Action, Change, WorkspacePlan, make_plan
-from reconciler.port import Snapshot, WorkspacePort
-from reconciler.results import Observation
-from reconciler.retry import call_with_retry
+from reconciler.core.plan import Action, Change, WorkspacePlan, make_plan
+from reconciler.core.results import Observation
+from reconciler.edges.ledger_store import LedgerStore
+from reconciler.engine.apply import Applier, ApplyOptions, Journal
+from reconciler.engine.clock import Clock, SystemClock
+from reconciler.engine.port import Snapshot, WorkspacePort
+from reconciler.engine.retry import call_with_retry
 
 log = logging.getLogger("pkgrepo.workspace")
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from reconciler.model import LiveSecret, LiveState, Permission, SecretValue
+from reconciler.core.model import LiveSecret, LiveState, Permission, SecretValue
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ values the ledger vouches for (``ledger.proven_keys``), which need not be read b
 
 
 class LockPort(Protocol):
-    """The primitives of the advisory lock (``reconciler.lock``): a scope of its own."""
+    """The primitives of the advisory lock (``reconciler.engine.lock``): a scope of its own."""
 
     def lock_create(self) -> bool:
         """Create the lock scope; False when it already exists."""
