@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler import config, policy
+from reconciler import config
+from reconciler.core import policy
 
 WORKSPACES = 1_000
 TARGET_SECONDS = 2.0

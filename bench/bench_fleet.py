@@ -40,15 +40,15 @@ from typing import IO
 
 from databricks.sdk.core import Config
 
-from reconciler.adapter import SdkWorkspace, make_client
-from reconciler.apply import ApplyOptions
 from reconciler.commands.context import open_session
-from reconciler.fleet import DEFAULT_PARALLELISM
-from reconciler.ledger_store import WorkspaceLedgerStore
-from reconciler.model import SecretValue, WorkspaceSpec
-from reconciler.port import Snapshot
-from reconciler.results import Status
-from reconciler.workspace import plan_workspace
+from reconciler.core.model import SecretValue, WorkspaceSpec
+from reconciler.core.results import Status
+from reconciler.edges.adapter import SdkWorkspace, make_client
+from reconciler.edges.ledger_store import WorkspaceLedgerStore
+from reconciler.engine.apply import ApplyOptions
+from reconciler.engine.fleet import DEFAULT_PARALLELISM
+from reconciler.engine.port import Snapshot
+from reconciler.engine.workspace import plan_workspace
 
 WORKSPACES = 1_000
 LATENCY_MS = 25

@@ -12,10 +12,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from reconciler.apply import ApplyOptions
 from reconciler.commands import context
 from reconciler.commands.context import open_session
-from reconciler.results import Status
+from reconciler.core.results import Status
+from reconciler.engine.apply import ApplyOptions
 
 
 def main(argv: list[str]) -> int:

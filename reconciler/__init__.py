@@ -1,9 +1,10 @@
 """pkgrepo: keep the default Python package repositories of Databricks workspaces in Git.
 
-The pipeline is visible in the module names: ``config`` loads the desired state, ``plan``
-compares it with the live state the ``adapter`` reads, ``apply`` carries out the plan, and
-``fleet`` runs that over many workspaces. ``model``, ``diff``, ``plan``, ``policy`` and
-``redact`` are the pure core: they do no I/O.
+The pipeline is visible in the folders: ``config`` loads the desired state, ``core`` (the pure
+core: model, diff, plan, policy, redact, reports; no I/O) compares it with the live state,
+``engine`` runs the plan over one workspace or a fleet, ``edges`` does the I/O (``adapter``
+is the only user of databricks-sdk), ``render`` and ``terminal`` show the results, and
+``commands`` with ``cli`` are the command line. ARCHITECTURE.md draws it.
 """
 
 __version__ = "0.1.0"

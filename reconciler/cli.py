@@ -16,9 +16,10 @@ from collections.abc import Sequence
 
 import click
 
-from reconciler import __version__, output
-from reconciler.errors import UserError
-from reconciler.redact import mask_credentials
+from reconciler import __version__
+from reconciler.core.errors import UserError
+from reconciler.core.redact import mask_credentials
+from reconciler.terminal import output
 
 EXIT_CRASH = 3
 """An unexpected error: a bug in pkgrepo, not a mistake in the input."""

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from reconciler import output
-from reconciler.redact import Scrubber
+from reconciler.core.redact import Scrubber
+from reconciler.terminal import output
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(

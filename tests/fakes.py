@@ -8,9 +8,9 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from reconciler.errors import TransientError
-from reconciler.model import LiveSecret, LiveState, Permission, SecretValue, frozen_map
-from reconciler.port import Snapshot
+from reconciler.core.errors import TransientError
+from reconciler.core.model import LiveSecret, LiveState, Permission, SecretValue, frozen_map
+from reconciler.engine.port import Snapshot
 
 
 @dataclass

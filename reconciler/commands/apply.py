@@ -10,8 +10,6 @@ from pathlib import Path
 
 import click
 
-from reconciler import fleet_record, output, planfile, report
-from reconciler.apply import ApplyOptions
 from reconciler.commands import verify as verify_cmd
 from reconciler.commands.context import (
     CommandTarget,
@@ -23,12 +21,16 @@ from reconciler.commands.context import (
 )
 from reconciler.commands.interrupt import Interrupts
 from reconciler.commands.plan import plan_of
-from reconciler.errors import PlanRefused, UserError
-from reconciler.model import Ensure
-from reconciler.plan import Plan
-from reconciler.progress import FleetProgress
+from reconciler.core import report
+from reconciler.core.errors import PlanRefused, UserError
+from reconciler.core.model import Ensure
+from reconciler.core.plan import Plan
+from reconciler.core.results import FleetPlan, Status, WorkspaceResult
+from reconciler.edges import fleet_record, planfile
+from reconciler.engine.apply import ApplyOptions
 from reconciler.render import render
-from reconciler.results import FleetPlan, Status, WorkspaceResult
+from reconciler.terminal import output
+from reconciler.terminal.progress import FleetProgress
 
 
 @click.command("apply")

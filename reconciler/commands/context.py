@@ -15,29 +15,25 @@ from typing import Any, TypeVar
 
 import click
 
-from reconciler import config, discovery, fleet_record, output, policy
-from reconciler.adapter import DEFAULT_TIMEOUT_SECONDS, SdkWorkspace, list_account_workspaces
-from reconciler.discovery import AccountWorkspace, DiscoveryReport
-from reconciler.errors import ConfigError, UserError
-from reconciler.fleet import (
-    DEFAULT_PARALLELISM,
-    Fleet,
-    Selection,
-    parse_labels,
-    parse_shard,
-    select,
-    shard_of,
-)
-from reconciler.ledger_store import LedgerStore, LocalLedgerStore, WorkspaceLedgerStore
-from reconciler.lock import (
+from reconciler import config
+from reconciler.commands.selection import Selection, from_flags, select, selection_options, shard_of
+from reconciler.core import discovery, policy
+from reconciler.core.discovery import AccountWorkspace, DiscoveryReport
+from reconciler.core.errors import ConfigError, UserError
+from reconciler.core.model import DesiredState, SecretValue, WorkspaceSpec
+from reconciler.edges import fleet_record
+from reconciler.edges.adapter import DEFAULT_TIMEOUT_SECONDS, SdkWorkspace, list_account_workspaces
+from reconciler.edges.ledger_store import LedgerStore, LocalLedgerStore, WorkspaceLedgerStore
+from reconciler.engine.fleet import DEFAULT_PARALLELISM, Fleet
+from reconciler.engine.lock import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_WAIT_SECONDS,
     MAX_LEASE_SECONDS,
     MIN_LEASE_SECONDS,
 )
-from reconciler.model import DesiredState, SecretValue, WorkspaceSpec
-from reconciler.port import WorkspacePort
+from reconciler.engine.port import WorkspacePort
 from reconciler.render.discovery import discovery_lines
+from reconciler.terminal import output
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,32 +48,6 @@ LOCK_WAIT_ENV = "PKGREPO_LOCK_WAIT_SECONDS"
 """How long ``apply`` waits for a lock another run holds and keeps renewing (default 90 s);
 a holder that stopped renewing is always waited out, whatever this is."""
 MAX_LOCK_WAIT_SECONDS = 3600
-
-
-def selection_options(fn: F) -> F:
-    """``--workspace``, ``--select``, ``--shard``: which workspaces of the file to act on."""
-    fn = click.option(
-        "--shard",
-        metavar="I/N",
-        default=None,
-        help="Only the I-th of N stable shards of the fleet (for CI matrix jobs).",
-    )(fn)
-    fn = click.option(
-        "--select",
-        "labels",
-        metavar="LABEL=VALUE",
-        multiple=True,
-        help="Only workspaces with this label value. Repeatable; all must match.",
-    )(fn)
-    fn = click.option(
-        "--workspace",
-        "-w",
-        "names",
-        metavar="NAME_OR_GLOB",
-        multiple=True,
-        help="Only these workspaces (glob patterns like 'prod-*' work). Repeatable.",
-    )(fn)
-    return fn
 
 
 def run_options(fn: F) -> F:
@@ -296,11 +266,7 @@ def open_session(
         # an empty saved plan applies nothing, not the whole fleet.
         specs = [spec for spec in desired.workspaces if spec.name in set(only)]
     else:
-        selection = Selection(
-            names=target.names,
-            labels=parse_labels(target.labels),
-            shard=parse_shard(target.shard) if target.shard else None,
-        )
+        selection = from_flags(target.names, target.labels, target.shard)
         specs = select(desired.workspaces, selection)
     chosen = {spec.name for spec in specs}
     warn(path, findings, chosen.__contains__)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import click
 
-from reconciler import drift, output, policy
 from reconciler.commands.context import (
     LEDGER_KEY_ENV,
     CommandTarget,
@@ -23,10 +22,12 @@ from reconciler.commands.context import (
     new_salt,
     open_session,
 )
-from reconciler.errors import UserError
-from reconciler.plan import Severity
-from reconciler.progress import FleetProgress
+from reconciler.core import drift, policy
+from reconciler.core.errors import UserError
+from reconciler.core.plan import Severity
 from reconciler.render.drift import FORMATS, headline, render
+from reconciler.terminal import output
+from reconciler.terminal.progress import FleetProgress
 
 
 @click.command("drift")

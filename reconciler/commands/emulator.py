@@ -8,12 +8,12 @@ from types import FrameType
 
 import click
 
-from reconciler import output
+from reconciler.core.errors import UserError
 from reconciler.emulator import ADMIN_TOKEN, USER_TOKEN, EmulatorConfig, load_config
 from reconciler.emulator.config import EXAMPLE
 from reconciler.emulator.handle import EmulatorHandle
 from reconciler.emulator.persistence import StateFileError
-from reconciler.errors import UserError
+from reconciler.terminal import output
 
 _EXAMPLE_HELP = "\n".join("  " + line for line in EXAMPLE.splitlines())
 

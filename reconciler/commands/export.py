@@ -3,12 +3,13 @@
 For adopting pkgrepo where the settings were made by hand. Workspaces are read concurrently
 through the adapter with value reads switched on (they answer inside a notebook or job);
 every value read is registered with the output scrubber the moment it arrives, so no later
-message can show it. The document itself is built by ``reconciler.export``.
+message can show it. The document itself is built by ``reconciler.edges.export``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -18,22 +19,18 @@ from typing import Any
 import click
 import yaml
 
-from reconciler import config, export, output
-from reconciler.adapter import SdkWorkspace
-from reconciler.errors import ConfigError, UserError
-from reconciler.fleet import (
-    DEFAULT_PARALLELISM,
-    Selection,
-    each_workspace,
-    parse_labels,
-    parse_shard,
-    select,
-)
-from reconciler.ledger_store import WorkspaceLedgerStore
-from reconciler.model import AuthSpec, LiveState, SecretValue, WorkspaceSpec
-from reconciler.port import WorkspacePort
-from reconciler.private_file import write_private
-from reconciler.workspace import observe
+from reconciler import config
+from reconciler.commands.selection import from_flags, select, selection_options
+from reconciler.core.errors import ConfigError, UserError
+from reconciler.core.model import AuthSpec, LiveState, SecretValue, WorkspaceSpec
+from reconciler.edges import export
+from reconciler.edges.adapter import SdkWorkspace
+from reconciler.edges.ledger_store import WorkspaceLedgerStore
+from reconciler.edges.private_file import write_private
+from reconciler.engine.fleet import DEFAULT_PARALLELISM, each_workspace
+from reconciler.engine.port import WorkspacePort
+from reconciler.engine.workspace import observe
+from reconciler.terminal import output
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -78,27 +75,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
     default=None,
     help="Export the workspaces of this desired-state file (host and auth as written there).",
 )
-@click.option(
-    "--workspace",
-    "-w",
-    "names",
-    metavar="NAME_OR_GLOB",
-    multiple=True,
-    help="With --from: only these workspaces. Repeatable.",
-)
-@click.option(
-    "--select",
-    "labels",
-    metavar="LABEL=VALUE",
-    multiple=True,
-    help="With --from: only workspaces with this label value. Repeatable.",
-)
-@click.option(
-    "--shard",
-    metavar="I/N",
-    default=None,
-    help="With --from: only the I-th of N stable shards of the fleet.",
-)
+@functools.partial(selection_options, note="With --from only.")
 @click.option(
     "--parallelism",
     "-p",
@@ -238,10 +215,7 @@ def _from_file(
     needed = [note for note in loaded.unresolved if "auth" in note.json_path]
     if needed:
         raise ConfigError([str(note) for note in needed])
-    selection = Selection(
-        names=names, labels=parse_labels(labels), shard=parse_shard(shard) if shard else None
-    )
-    specs = select(loaded.desired.workspaces, selection)
+    specs = select(loaded.desired.workspaces, from_flags(names, labels, shard))
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     defaults = raw.get("defaults") or {}
     out = []

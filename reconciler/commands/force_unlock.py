@@ -11,16 +11,17 @@ from typing import TypeVar
 
 import click
 
-from reconciler import output
-from reconciler.adapter import SdkWorkspace
-from reconciler.clock import SystemClock
-from reconciler.commands.context import CommandTarget, open_session, selection_options
-from reconciler.errors import PlanRefused, UserError, WorkspaceError
-from reconciler.fleet import each_workspace
-from reconciler.lock import Holder, read_holder
-from reconciler.model import WorkspaceSpec
-from reconciler.port import LockPort
-from reconciler.retry import call_with_retry
+from reconciler.commands.context import CommandTarget, open_session
+from reconciler.commands.selection import selection_options
+from reconciler.core.errors import PlanRefused, UserError, WorkspaceError
+from reconciler.core.model import WorkspaceSpec
+from reconciler.edges.adapter import SdkWorkspace
+from reconciler.engine.clock import SystemClock
+from reconciler.engine.fleet import each_workspace
+from reconciler.engine.lock import Holder, read_holder
+from reconciler.engine.port import LockPort
+from reconciler.engine.retry import call_with_retry
+from reconciler.terminal import output
 
 _PARALLELISM = 16
 _RETRY_SECONDS = 60.0

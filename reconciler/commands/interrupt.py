@@ -19,8 +19,8 @@ import threading
 from collections.abc import Callable
 from types import FrameType, TracebackType
 
-from reconciler import output
-from reconciler.cancel import Cancel
+from reconciler.engine.cancel import Cancel
+from reconciler.terminal import output
 
 GRACE_SECONDS = 7.0
 """In-flight work gets this long after the first signal (CI systems commonly send SIGKILL

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from reconciler import output, planfile
 from reconciler.commands import verify as verify_cmd
 from reconciler.commands.context import (
     CommandTarget,
@@ -17,13 +16,15 @@ from reconciler.commands.context import (
     new_salt,
     open_session,
 )
-from reconciler.errors import UserError
-from reconciler.plan import Plan, Unreadable
-from reconciler.progress import FleetProgress
+from reconciler.core.errors import UserError
+from reconciler.core.plan import Plan, Unreadable
+from reconciler.core.results import FleetPlan
+from reconciler.edges import planfile
 from reconciler.render import FORMATS, junit, render
 from reconciler.render import verify as render_verify
 from reconciler.render.discovery import discovery_markdown
-from reconciler.results import FleetPlan
+from reconciler.terminal import output
+from reconciler.terminal.progress import FleetProgress
 
 
 def plan_of(fleet_plan: FleetPlan, session: Session) -> Plan:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import click
 
-from reconciler import config, output
+from reconciler import config
+from reconciler.terminal import output
 
 
 @click.command("schema")

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import click
 
-from reconciler import output, planfile
-from reconciler.plan import Plan
+from reconciler.core.plan import Plan
+from reconciler.edges import planfile
 from reconciler.render import FORMATS, junit, render, to_document
 from reconciler.render._common import Summary, plural
 from reconciler.render.markdown import escape
+from reconciler.terminal import output
 
 
 @click.command("show")

@@ -16,7 +16,9 @@ from typing import Any
 
 import click
 
-from reconciler import config, output, policy
+from reconciler import config
+from reconciler.core import policy
+from reconciler.terminal import output
 
 FORMATS = ("text", "json")
 UNRESOLVED = "unresolved"

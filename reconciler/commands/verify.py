@@ -10,15 +10,16 @@ from pathlib import Path
 
 import click
 
-from reconciler import output, verify
-from reconciler.commands.context import load_desired, selection_options
-from reconciler.errors import UserError
-from reconciler.fleet import Selection, parse_labels, parse_shard, select
-from reconciler.model import DesiredState, Kind, WorkspaceSpec
-from reconciler.plan import Action, WorkspacePlan
-from reconciler.probe import Prober
+from reconciler.commands.context import load_desired
+from reconciler.commands.selection import from_flags, select, selection_options
+from reconciler.core import verify
+from reconciler.core.errors import UserError
+from reconciler.core.model import DesiredState, Kind, WorkspaceSpec
+from reconciler.core.plan import Action, WorkspacePlan
+from reconciler.edges.probe import Prober
 from reconciler.render import verify as render_verify
 from reconciler.render._common import clean
+from reconciler.terminal import output
 
 SKIP_ENV = "PKGREPO_SKIP_VERIFY"
 PROJECT_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,98}[A-Za-z0-9])?")
@@ -207,12 +208,7 @@ def command(
             "`-`; starting and ending with a letter or digit)"
         )
     desired = load_desired(file)
-    selection = Selection(
-        names=names,
-        labels=parse_labels(labels),
-        shard=parse_shard(shard) if shard else None,
-    )
-    specs = select(desired.workspaces, selection)
+    specs = select(desired.workspaces, from_flags(names, labels, shard))
     report = run(desired, specs, project=project, timeout=probe_timeout)
     if not report.results:
         report = verify.Report(notes=("no selected workspace declares a package index",))

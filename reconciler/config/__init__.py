@@ -25,9 +25,9 @@ from reconciler.config.discover import build_discovery
 from reconciler.config.problems import FILE_PATH, InvalidConfig, Problem, format_path
 from reconciler.config.reader import MAX_ALIAS_VALUES, MAX_DEPTH, MAX_FILE_BYTES
 from reconciler.config.schema import schema_text
-from reconciler.model import DesiredState, WorkspaceSpec, frozen_map
-from reconciler.policy import FieldFact, Provenance
-from reconciler.redact import Scrubber
+from reconciler.core.model import DesiredState, WorkspaceSpec, frozen_map
+from reconciler.core.policy import FieldFact, Provenance
+from reconciler.core.redact import Scrubber
 
 __all__ = [
     "FILE_PATH",

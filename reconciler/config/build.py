@@ -27,7 +27,7 @@ from reconciler.config.sources import (
     source_of,
     url_problem,
 )
-from reconciler.model import (
+from reconciler.core.model import (
     CERT,
     EXTRA_INDEX_URLS,
     INDEX_URL,
@@ -43,8 +43,8 @@ from reconciler.model import (
     WorkspaceSpec,
     frozen_map,
 )
-from reconciler.policy import FieldFact
-from reconciler.redact import mask_url
+from reconciler.core.policy import FieldFact
+from reconciler.core.redact import mask_url
 
 MERGED_MAPS = ("repositories", "acls", "labels")
 _REPOSITORY_FIELDS = (

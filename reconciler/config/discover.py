@@ -3,7 +3,7 @@
 Everything that can be checked without the account is checked here, so ``validate`` reports
 it: the account id and credential resolve, every template names known placeholders, and the
 host template cannot be steered to another domain by the account's answer. Applying the
-rules to what the account lists happens at plan time (``reconciler.discovery``).
+rules to what the account lists happens at plan time (``reconciler.core.discovery``).
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from typing import Any
 from reconciler.config.build import StateBuilder
 from reconciler.config.problems import JsonPath
 from reconciler.config.sources import SourceKind
-from reconciler.discovery import host_template_problem, is_loopback, template_problem
-from reconciler.model import (
+from reconciler.core.discovery import host_template_problem, is_loopback, template_problem
+from reconciler.core.model import (
     AccountSpec,
     DeclaredEntry,
     DiscoveryRule,
     DiscoverySpec,
     frozen_map,
 )
-from reconciler.policy import FieldFact
+from reconciler.core.policy import FieldFact
 
 TEMPLATE_NAME = "(discovered)"
 """The name of what every discovered workspace starts from, in policy findings."""

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.errors import ConfigError
-from reconciler.redact import MASK, looks_secret
+from reconciler.core.errors import ConfigError
+from reconciler.core.redact import MASK, looks_secret
 
 JsonPath = tuple[str | int, ...]
 """A path into the document: mapping keys and list indexes."""

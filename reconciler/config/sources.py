@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.policy import Source
-from reconciler.redact import mask_url
+from reconciler.core.policy import Source
+from reconciler.core.redact import mask_url
 
 FILE_READ_LIMIT = 1024 * 1024
 """Files larger than this are refused unread; up to it, ``value-size`` reports the size."""

@@ -22,11 +22,11 @@ from typing import Any
 
 import yaml
 
+from reconciler.core.errors import UserError
 from reconciler.emulator.account import AccountSettings, settings_from_dict
 from reconciler.emulator.faults import Faults
 from reconciler.emulator.identity import Directory, Principal
 from reconciler.emulator.modes import MODE_FIELDS, ServiceModes, modes_from_dict
-from reconciler.errors import UserError
 
 EXAMPLE = """\
 # pkgrepo emulator configuration (YAML or JSON)

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from reconciler.private_file import write_private
+from reconciler.edges.private_file import write_private
 
 FORMAT = "pkgrepo-emulator-state"
 VERSION = 1

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Protocol
 
-from reconciler.plan import Plan
+from reconciler.core.plan import Plan
 from reconciler.render import json as json_doc
 from reconciler.render import junit, markdown, text
 from reconciler.render.json import plan_from_document, to_document

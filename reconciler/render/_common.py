@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import click
 
-from reconciler.plan import Action, Change, Plan, WorkspacePlan
+from reconciler.core.plan import Action, Change, Plan, WorkspacePlan
 
 COMPUTE_REMINDER = "Changes reach compute after a notebook is reattached or a job is rerun."
 NO_CHANGES = "No changes. Every workspace matches the desired state."

@@ -1,12 +1,12 @@
 """What discovery found in the account, for people (stderr) and for pull-request comments.
 
 Names and reasons come from the account's answer and were made printable by
-``reconciler.discovery.shown``; the Markdown form escapes them again for tables.
+``reconciler.core.discovery.shown``; the Markdown form escapes them again for tables.
 """
 
 from __future__ import annotations
 
-from reconciler.discovery import DiscoveryReport
+from reconciler.core.discovery import DiscoveryReport
 
 SHOWN_SKIPPED = 50
 """Skipped workspaces listed one by one; the rest are counted by reason."""

@@ -20,9 +20,9 @@ import jsonschema
 import jsonschema.exceptions
 
 from reconciler import schemas
-from reconciler.errors import PlanRefused
-from reconciler.model import Address, Kind, Thresholds, frozen_map
-from reconciler.plan import (
+from reconciler.core.errors import PlanRefused
+from reconciler.core.model import Address, Kind, Thresholds, frozen_map
+from reconciler.core.plan import (
     Action,
     Change,
     Drift,

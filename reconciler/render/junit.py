@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from reconciler.plan import Plan, Unreadable, WorkspacePlan
+from reconciler.core.plan import Plan, Unreadable, WorkspacePlan
+from reconciler.core.verify import Report, UrlVerdict, Waiver
 from reconciler.render._common import (
     DESTROY_FLAG,
     INCOMPLETE,
@@ -28,7 +29,6 @@ from reconciler.render._common import (
 from reconciler.render.drift.junit import safe
 from reconciler.render.text import change_line
 from reconciler.render.verify import junit_suite, waiver_lines
-from reconciler.verify import Report, UrlVerdict, Waiver
 
 SUITE = "pkgrepo plan"
 CLASSNAME = "pkgrepo.plan"

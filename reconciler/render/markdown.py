@@ -8,7 +8,7 @@ inject HTML into the comment.
 
 from __future__ import annotations
 
-from reconciler.plan import Action, Change, Drift, Plan, Severity, Unreadable, WorkspacePlan
+from reconciler.core.plan import Action, Change, Drift, Plan, Severity, Unreadable, WorkspacePlan
 from reconciler.render._common import (
     COMPUTE_REMINDER,
     DESTROY_FLAG,

@@ -12,8 +12,8 @@ then one line for the workspaces that are up to date, and Terraform's summary li
 
 from __future__ import annotations
 
-from reconciler.model import Kind
-from reconciler.plan import Action, Change, Drift, Plan, Severity, Unreadable, WorkspacePlan
+from reconciler.core.model import Kind
+from reconciler.core.plan import Action, Change, Drift, Plan, Severity, Unreadable, WorkspacePlan
 from reconciler.render._common import (
     COMPUTE_REMINDER,
     DESTROY_FLAG,

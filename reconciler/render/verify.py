@@ -14,10 +14,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from reconciler.core.verify import CombinationResult, Outcome, Report, TlsFacts, UrlVerdict, Waiver
 from reconciler.render._common import clean
 from reconciler.render.drift.junit import safe
 from reconciler.render.markdown import escape
-from reconciler.verify import CombinationResult, Outcome, Report, TlsFacts, UrlVerdict, Waiver
 
 FORMAT_VERSION = "2"
 DOCUMENT_KIND = "pkgrepo-verify"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import click
 import pytest
 
-from reconciler import output
 from reconciler.cli import EXIT_CRASH, main
 from reconciler.commands import schema
+from reconciler.terminal import output
 
 PLANTED = "crash-planted-S3cr3t"
 URL_SECRET = "urlpass-9f8e7d"
@@ -82,7 +82,7 @@ def test_help_names_exit_code_3(capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_credential_shapes_are_masked(text: str, hidden: str) -> None:
-    from reconciler.redact import mask_credentials
+    from reconciler.core.redact import mask_credentials
 
     assert hidden not in mask_credentials(text)
 
@@ -90,7 +90,7 @@ def test_credential_shapes_are_masked(text: str, hidden: str) -> None:
 def test_masking_is_linear_on_hostile_text() -> None:
     """Bounded patterns: a long message cannot stall the error path (no timing assertion:
     a quadratic pattern on these inputs would not finish within the test's timeout)."""
-    from reconciler.redact import mask_credentials
+    from reconciler.core.redact import mask_credentials
 
     for text in ("a-" * 200_000, "https://" + "a" * 400_000, "x:" * 200_000):
         assert mask_credentials(text)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.cli import main
+from reconciler.core.redact import HIDDEN
 from reconciler.emulator import EmulatorHandle
-from reconciler.redact import HIDDEN
 from tests.cli.conftest import WriteDesired
 
 GUESSES = ("password", "123456", "hunter2", "letmein", "changeme")

@@ -32,7 +32,7 @@ from reconciler.emulator import (
     running_emulator,
 )
 from reconciler.emulator.faults import OneShotFailure
-from reconciler.lock import LOCK_SCOPE
+from reconciler.engine.lock import LOCK_SCOPE
 from tests.cli.conftest import WriteDesired
 
 ADMIN2 = Principal("admin2@pkgrepo.local", groups=frozenset({"admins"}), tokens=("dapi-admin2",))

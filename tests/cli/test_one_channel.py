@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from reconciler import output
+from reconciler.terminal import output
 
 
 def test_logged_and_written_warnings_read_the_same(capsys: pytest.CaptureFixture[str]) -> None:

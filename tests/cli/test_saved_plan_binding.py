@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import planfile
 from reconciler.cli import main
+from reconciler.core.model import SecretValue
+from reconciler.core.plan import Plan
+from reconciler.edges import planfile
 from reconciler.emulator import EmulatorHandle
-from reconciler.model import SecretValue
-from reconciler.plan import Plan
 from tests.cli.conftest import INDEX_TOKEN, LEDGER_KEY, WriteDesired
 
 ACLS = "    acls: {admins: MANAGE, users: READ, data-eng: READ}\n"
@@ -85,7 +85,7 @@ def test_an_empty_shard_saved_by_plan_applies_nothing(
     tmp_path: Path,
     emu: EmulatorHandle,
 ) -> None:
-    from reconciler.fleet import shard_of
+    from reconciler.commands.selection import shard_of
 
     desired = write_desired()
     taken = {shard_of("dev", 12), shard_of("prod", 12)}

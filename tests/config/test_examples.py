@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import config, policy
-from reconciler.policy import Source
+from reconciler import config
+from reconciler.core import policy
+from reconciler.core.policy import Source
 from tests.pem import make_cert
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -83,7 +84,7 @@ def test_demo_targets_the_local_emulator_with_a_token_from_the_environment() -> 
 
 
 def test_the_example_certificate_is_a_long_lived_ca_without_a_key() -> None:
-    from reconciler import certs
+    from reconciler.core import certs
 
     text = (EXAMPLES / "certs" / "corp-root-ca.pem").read_text()
     (info,) = certs.parse_bundle(text)

@@ -13,8 +13,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler import config, policy
-from reconciler.errors import ConfigError
+from reconciler import config
+from reconciler.core import policy
+from reconciler.core.errors import ConfigError
 
 EXAMPLE = (Path(__file__).resolve().parents[2] / "examples" / "fleet.yaml").read_bytes()
 ENV = {

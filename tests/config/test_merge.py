@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.config import merge_defaults
-from reconciler.model import (
+from reconciler.core.model import (
     CERT,
     EXTRA_INDEX_URLS,
     INDEX_URL,
@@ -12,7 +12,7 @@ from reconciler.model import (
     Permission,
     Thresholds,
 )
-from reconciler.policy import Source
+from reconciler.core.policy import Source
 from tests.config.loading import WriteFile, load, problems
 
 FLEET = """

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from reconciler import config, policy, schemas
+from reconciler import config, schemas
+from reconciler.core import policy
 from tests.config.loading import WriteFile, problems
 
 HEAD = "version: 1\nworkspaces:\n  dev:\n    host: https://dev.example.com\n"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from reconciler import config
-from reconciler.model import CERT, EXTRA_INDEX_URLS, INDEX_URL
-from reconciler.policy import Source
+from reconciler.core.model import CERT, EXTRA_INDEX_URLS, INDEX_URL
+from reconciler.core.policy import Source
 from tests.config.loading import WriteFile, load, problems
 
 HEAD = "version: 1\nworkspaces:\n  dev:\n    host: https://dev.example.com\n"

@@ -7,10 +7,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from reconciler.apply import ApplyOptions
 from reconciler.commands.context import open_session
 from reconciler.emulator import EmulatorHandle
-from reconciler.fleet import Status
+from reconciler.engine.apply import ApplyOptions
+from reconciler.engine.fleet import Status
 
 from .conftest import NAMES
 

@@ -10,7 +10,7 @@ import pytest
 
 from reconciler import config
 from reconciler.cli import main
-from reconciler.discovery import (
+from reconciler.core.discovery import (
     SHOWN_ORPHANS,
     AccountWorkspace,
     DiscoveryReport,
@@ -20,7 +20,7 @@ from reconciler.discovery import (
     orphan_reasons,
     shown,
 )
-from reconciler.model import (
+from reconciler.core.model import (
     AccountSpec,
     AuthSpec,
     DesiredState,

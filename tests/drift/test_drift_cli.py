@@ -17,8 +17,8 @@ import pytest
 from databricks.sdk.service.workspace import AclPermission
 
 from reconciler import schemas
+from reconciler.core.model import SCOPE
 from reconciler.emulator import EmulatorHandle, ServiceModes
-from reconciler.model import SCOPE
 from tests.drift.support import (
     BAD_TOKEN_ENV,
     EXTRA,

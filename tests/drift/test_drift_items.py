@@ -15,6 +15,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.service.workspace import AclPermission
 
 from reconciler import schemas
+from reconciler.core.model import MARKER_KEY, SCOPE
 from reconciler.emulator import (
     ADMIN_TOKEN,
     EmulatorConfig,
@@ -24,7 +25,6 @@ from reconciler.emulator import (
     running_emulator,
 )
 from reconciler.emulator.identity import Principal
-from reconciler.model import MARKER_KEY, SCOPE
 from tests.drift.support import (
     EXTRA,
     GROUPS,

@@ -11,8 +11,9 @@ import jsonschema
 import pytest
 from hypothesis import given
 
-from reconciler import drift, schemas
-from reconciler.plan import Action, Drift, Plan, Severity
+from reconciler import schemas
+from reconciler.core import drift
+from reconciler.core.plan import Action, Drift, Plan, Severity
 from reconciler.render.drift import FORMATS, render
 from reconciler.render.drift.json import to_document
 from tests.render.strategies import change, plans, small_plan, workspace

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from hypothesis import given
 
-from reconciler import drift
-from reconciler.plan import Action, Drift, Plan, Severity
-from reconciler.results import FleetPlan, Status, WorkspaceResult
+from reconciler.core import drift
+from reconciler.core.plan import Action, Drift, Plan, Severity
+from reconciler.core.results import FleetPlan, Status, WorkspaceResult
 from tests.render.strategies import change, plans, small_plan, up_to_date_plan, workspace
 
 

@@ -23,7 +23,8 @@ import pytest
 from databricks.sdk.service.workspace import AclPermission, ImportFormat
 
 from reconciler import schemas
-from reconciler.adapter import LEDGER_PATH
+from reconciler.core.model import MARKER_KEY, SCOPE
+from reconciler.edges.adapter import LEDGER_PATH
 from reconciler.emulator import (
     EmulatorConfig,
     EmulatorHandle,
@@ -33,7 +34,6 @@ from reconciler.emulator import (
     WorkspaceSettings,
     running_emulator,
 )
-from reconciler.model import MARKER_KEY, SCOPE
 from tests.drift.support import (
     EXTRA,
     GROUPS,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reconciler.diff import value_hmac
-from reconciler.model import (
+from reconciler.core.diff import value_hmac
+from reconciler.core.model import (
     INDEX_URL,
     MARKER_KEY,
     Ledger,
@@ -16,7 +16,7 @@ from reconciler.model import (
     WorkspaceSpec,
     frozen_map,
 )
-from reconciler.plan import Action, Drift, Severity, make_plan
+from reconciler.core.plan import Action, Drift, Severity, make_plan
 
 SPEC = WorkspaceSpec(
     name="ws",

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from reconciler.errors import LeaseLost, LockHeld
-from reconciler.lock import (
+from reconciler.core.errors import LeaseLost, LockHeld
+from reconciler.core.model import LiveSecret, Permission
+from reconciler.engine.lock import (
     MAX_LEASE_SECONDS,
     MAX_LOOKUPS,
     WorkspaceLock,
@@ -22,7 +23,6 @@ from reconciler.lock import (
     holder_key,
     parse_holder,
 )
-from reconciler.model import LiveSecret, Permission
 from tests.fakes import FakeClock, FakeWorkspace
 
 

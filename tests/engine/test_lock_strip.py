@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from reconciler.errors import TransientError
-from reconciler.lock import WorkspaceLock
-from reconciler.model import Permission
+from reconciler.core.errors import TransientError
+from reconciler.core.model import Permission
+from reconciler.engine.lock import WorkspaceLock
 from tests.fakes import FakeClock, FakeWorkspace
 
 TRUSTED = frozenset({"deployer@example.com", "admins"})

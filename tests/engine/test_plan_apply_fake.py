@@ -7,10 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.apply import ApplyOptions
-from reconciler.errors import PlanRefused, WorkspaceError
-from reconciler.ledger_store import WorkspaceLedgerStore
-from reconciler.model import (
+from reconciler.core.errors import PlanRefused, WorkspaceError
+from reconciler.core.model import (
     CERT,
     EXTRA_INDEX_URLS,
     INDEX_URL,
@@ -22,8 +20,10 @@ from reconciler.model import (
     WorkspaceSpec,
     frozen_map,
 )
-from reconciler.plan import Action, Drift, Severity
-from reconciler.workspace import apply_workspace, plan_workspace
+from reconciler.core.plan import Action, Drift, Severity
+from reconciler.edges.ledger_store import WorkspaceLedgerStore
+from reconciler.engine.apply import ApplyOptions
+from reconciler.engine.workspace import apply_workspace, plan_workspace
 from tests.fakes import FakeClock, FakeWorkspace
 
 KEY = SecretValue("ledger-key-for-tests")

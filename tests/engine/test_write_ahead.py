@@ -9,11 +9,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from reconciler import ledger as ledger_doc
-from reconciler.apply import ApplyOptions
-from reconciler.errors import Cancelled, LeaseLost, WorkspaceError
-from reconciler.ledger_store import WorkspaceLedgerStore
-from reconciler.model import (
+from reconciler.core import ledger as ledger_doc
+from reconciler.core.errors import Cancelled, LeaseLost, WorkspaceError
+from reconciler.core.model import (
     EXTRA_INDEX_URLS,
     INDEX_URL,
     Permission,
@@ -21,8 +19,10 @@ from reconciler.model import (
     Thresholds,
     WorkspaceSpec,
 )
-from reconciler.plan import Action, Drift, Severity, safety_of
-from reconciler.workspace import ApplyOutcome, WriteAhead, apply_workspace
+from reconciler.core.plan import Action, Drift, Severity, safety_of
+from reconciler.edges.ledger_store import WorkspaceLedgerStore
+from reconciler.engine.apply import ApplyOptions
+from reconciler.engine.workspace import ApplyOutcome, WriteAhead, apply_workspace
 from tests.engine.test_plan_apply_fake import KEY, SALT, converge, plan, spec
 from tests.fakes import FakeClock, FakeWorkspace
 

@@ -13,8 +13,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler import config, export, policy
-from reconciler.model import LiveSecret, LiveState, Permission, SecretValue, frozen_map
+from reconciler import config
+from reconciler.core import policy
+from reconciler.core.model import LiveSecret, LiveState, Permission, SecretValue, frozen_map
+from reconciler.edges import export
 from tests.pem import make_cert
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from databricks.sdk.service.workspace import AclPermission
 
+from reconciler.core.model import SCOPE
 from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle, ServiceModes
-from reconciler.model import SCOPE
 from tests.drift.support import (
     BAD_TOKEN_ENV,
     INDEX_TEMPLATE,

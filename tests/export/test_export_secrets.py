@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reconciler import export
+from reconciler.core.model import SCOPE
+from reconciler.edges import export
 from reconciler.emulator import EmulatorHandle
-from reconciler.model import SCOPE
 from tests.drift.support import TOKEN_ENV, client, run
 from tests.export.test_export_build import expand, live, load, target
 from tests.pem import make_cert

@@ -7,9 +7,9 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import BadRequest
 from databricks.sdk.service.workspace import AclPermission
 
+from reconciler.core.model import MARKER_KEY
 from reconciler.emulator import ADMIN_TOKEN, ServiceModes, WorkspaceSettings
-from reconciler.lock import LOCK_SCOPE
-from reconciler.model import MARKER_KEY
+from reconciler.engine.lock import LOCK_SCOPE
 from tests.fidelity.conftest import SCOPE, Desired, Pkgrepo, World, writes
 
 STANDARD = WorkspaceSettings(modes=ServiceModes(tier="standard"))

@@ -10,11 +10,11 @@ import urllib.request
 
 from databricks.sdk import WorkspaceClient
 
-from reconciler.adapter import SdkWorkspace
+from reconciler.core.model import AuthSpec, SecretValue, WorkspaceSpec, frozen_map
+from reconciler.edges.adapter import SdkWorkspace
+from reconciler.edges.ledger_store import WorkspaceLedgerStore
 from reconciler.emulator import ADMIN_TOKEN, Faults, ServiceModes, WorkspaceSettings
-from reconciler.ledger_store import WorkspaceLedgerStore
-from reconciler.model import AuthSpec, SecretValue, WorkspaceSpec, frozen_map
-from reconciler.workspace import plan_workspace
+from reconciler.engine.workspace import plan_workspace
 from tests.fidelity.conftest import INDEX_TOKEN, SCOPE, Desired, Pkgrepo, World
 
 GET = ("GET", "/api/2.0/secrets/get")

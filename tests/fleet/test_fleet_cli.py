@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.core.model import INDEX_URL, MARKER_KEY, SCOPE
 from reconciler.emulator import EmulatorHandle, Faults, OneShotFailure, running_emulator
-from reconciler.model import INDEX_URL, MARKER_KEY, SCOPE
 from tests.fleet.conftest import (
     COUNT,
     INDEX,

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from reconciler import config
-from reconciler.adapter import SdkWorkspace
-from reconciler.apply import ApplyOptions
+from reconciler.core.model import SecretValue, WorkspaceSpec
+from reconciler.core.results import Listener, Status, WorkspaceResult
+from reconciler.edges.adapter import SdkWorkspace
+from reconciler.edges.ledger_store import WorkspaceLedgerStore
 from reconciler.emulator import EmulatorHandle, Faults, OneShotFailure, running_emulator
-from reconciler.fleet import Fleet
-from reconciler.ledger_store import WorkspaceLedgerStore
-from reconciler.model import SecretValue, WorkspaceSpec
-from reconciler.port import WorkspacePort
-from reconciler.results import Listener, Status, WorkspaceResult
+from reconciler.engine.apply import ApplyOptions
+from reconciler.engine.fleet import Fleet
+from reconciler.engine.port import WorkspacePort
 from tests.fleet.conftest import (
     COUNT,
     LEDGER_KEY,

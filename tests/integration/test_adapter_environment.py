@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from reconciler import adapter
-from reconciler.model import AuthSpec, SecretValue, WorkspaceSpec
+from reconciler.core.model import AuthSpec, SecretValue, WorkspaceSpec
+from reconciler.edges import adapter
 
 
 def session_for(host: str) -> object:

@@ -7,13 +7,8 @@ from databricks.sdk import WorkspaceClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler.adapter import SdkWorkspace
-from reconciler.apply import ApplyOptions
-from reconciler.clock import SystemClock
-from reconciler.emulator import USER_TOKEN, EmulatorHandle, Faults, OneShotFailure
-from reconciler.errors import WorkspaceError
-from reconciler.ledger_store import WorkspaceLedgerStore
-from reconciler.model import (
+from reconciler.core.errors import WorkspaceError
+from reconciler.core.model import (
     CERT,
     EXTRA_INDEX_URLS,
     INDEX_URL,
@@ -25,8 +20,13 @@ from reconciler.model import (
     WorkspaceSpec,
     frozen_map,
 )
-from reconciler.plan import Action, Drift, Severity
-from reconciler.workspace import ApplyOutcome, apply_workspace, plan_workspace
+from reconciler.core.plan import Action, Drift, Severity
+from reconciler.edges.adapter import SdkWorkspace
+from reconciler.edges.ledger_store import WorkspaceLedgerStore
+from reconciler.emulator import USER_TOKEN, EmulatorHandle, Faults, OneShotFailure
+from reconciler.engine.apply import ApplyOptions
+from reconciler.engine.clock import SystemClock
+from reconciler.engine.workspace import ApplyOutcome, apply_workspace, plan_workspace
 from tests.pem import make_cert
 
 KEY = SecretValue("integration-ledger-key")
@@ -192,7 +192,7 @@ def test_key_and_scope_deletion(emu: EmulatorHandle, admin_token: str) -> None:
     assert apply(fewer).converged
     from dataclasses import replace
 
-    from reconciler.model import Ensure
+    from reconciler.core.model import Ensure
 
     gone = replace(fewer, ensure=Ensure.ABSENT)
     assert changes(gone) == {"ws1/scope": (Action.DELETE, Drift.CHANGED_IN_GIT)}

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from databricks.sdk import WorkspaceClient
 
+from reconciler.core.model import SCOPE
 from reconciler.emulator import ADMIN_TOKEN
 from reconciler.emulator.modes import ServiceModes
-from reconciler.model import SCOPE
 from tests.operator.conftest import Fleet, Pkgrepo
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from reconciler.core.model import SCOPE, Permission
 from reconciler.emulator import EmulatorHandle
-from reconciler.model import SCOPE, Permission
 from tests.operator.conftest import Fleet, Pkgrepo, Terminal
 
 THIRTY = tuple(f"ws-{i:02d}" for i in range(30))

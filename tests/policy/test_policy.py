@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from reconciler import config, policy
-from reconciler.model import (
+from reconciler import config
+from reconciler.core import policy
+from reconciler.core.model import (
     CERT,
     EXTRA_INDEX_URLS,
     INDEX_URL,
@@ -23,7 +24,7 @@ from reconciler.model import (
     WorkspaceSpec,
     frozen_map,
 )
-from reconciler.policy import Finding, Level
+from reconciler.core.policy import Finding, Level
 from tests.pem import make_pem, private_key_pem
 
 NOW = dt.datetime(2030, 6, 1, 12, 0, tzinfo=dt.UTC)

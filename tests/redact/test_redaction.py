@@ -10,9 +10,9 @@ import urllib.parse
 
 import pytest
 
-from reconciler import keys, redact
-from reconciler.model import CERT, INDEX_URL, SecretValue
-from reconciler.redact import HIDDEN, MASK, Scrubber, looks_secret, mask_url
+from reconciler.core import keys, redact
+from reconciler.core.model import CERT, INDEX_URL, SecretValue
+from reconciler.core.redact import HIDDEN, MASK, Scrubber, looks_secret, mask_url
 
 ART_TOKEN = "AKCp8jQ3vRt6Yu9Io2Pa5Sd8Fg1Hj4Kl7Zx0Cv3Bn6Mq9We2Rt5"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import trustme
 
-from reconciler.redact import MASK, Scrubber
+from reconciler.core.redact import MASK, Scrubber
 
 
 def test_a_bundle_read_back_registers_its_private_key_not_its_certificates() -> None:

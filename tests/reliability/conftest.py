@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import output
+from reconciler.core.redact import Scrubber
 from reconciler.emulator import EmulatorHandle, running_emulator
-from reconciler.redact import Scrubber
+from reconciler.terminal import output
 from tests.reliability.harness import (
     PLANTED,
     Fleet,

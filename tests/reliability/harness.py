@@ -40,10 +40,10 @@ from databricks.sdk.core import Config
 from databricks.sdk.service.workspace import AclPermission, ImportFormat
 
 from reconciler.cli import main
+from reconciler.core.model import SCOPE
 from reconciler.emulator import ApiError, EmulatorConfig, EmulatorHandle, Principal, RequestSeen
 from reconciler.emulator.backend import AclLevel as EmuPermission
-from reconciler.lock import LOCK_SCOPE
-from reconciler.model import SCOPE
+from reconciler.engine.lock import LOCK_SCOPE
 
 ROOT = Path(__file__).resolve().parents[2]
 CERT_FILE = ROOT / "examples" / "certs" / "corp-root-ca.pem"

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler import config
-from reconciler.errors import ConfigError
+from reconciler.core.errors import ConfigError
 from tests.reliability.harness import Result, run_cli, run_process, subprocess_env, write_fleet
 
 MiB = 1024 * 1024

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.cli import main
+from reconciler.edges.planfile import KIND
 from reconciler.emulator import EmulatorHandle, running_emulator
-from reconciler.planfile import KIND
 from tests.reliability.harness import (
     PLANTED,
     Fleet,

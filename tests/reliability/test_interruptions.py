@@ -33,11 +33,11 @@ from typing import Any
 
 import pytest
 
+from reconciler.core.model import SCOPE, LiveSecret
+from reconciler.core.results import WorkspaceResult
 from reconciler.emulator import EmulatorHandle, Faults
-from reconciler.lock import LOCK_SCOPE, parse_holder
-from reconciler.model import SCOPE, LiveSecret
-from reconciler.progress import FleetProgress
-from reconciler.results import WorkspaceResult
+from reconciler.engine.lock import LOCK_SCOPE, parse_holder
+from reconciler.terminal.progress import FleetProgress
 from tests.reliability.harness import (
     LEDGER_FILE,
     PLANTED,

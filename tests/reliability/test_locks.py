@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.core.model import SCOPE, LiveSecret
 from reconciler.emulator import EmulatorHandle, Faults, Principal
-from reconciler.lock import LOCK_SCOPE, beat_key, holder_key, holders
-from reconciler.model import SCOPE, LiveSecret
+from reconciler.engine.lock import LOCK_SCOPE, beat_key, holder_key, holders
 from tests.reliability.harness import (
     LEDGER_FILE,
     LEGACY_TOKEN,

@@ -31,12 +31,12 @@ from typing import Any
 import pytest
 from databricks.sdk.service.workspace import AclPermission
 
-from reconciler import output
 from reconciler.cli import COMMAND_MODULES, main
+from reconciler.core.model import SCOPE
+from reconciler.core.redact import Scrubber
 from reconciler.emulator import EmulatorHandle, ServiceModes
-from reconciler.lock import LOCK_SCOPE, holder_key
-from reconciler.model import SCOPE
-from reconciler.redact import Scrubber
+from reconciler.engine.lock import LOCK_SCOPE, holder_key
+from reconciler.terminal import output
 from tests.reliability.harness import (
     LEDGER_FILE,
     PLANTED,
@@ -396,7 +396,7 @@ def test_the_scanner_catches_a_scrubber_that_lets_a_value_through(
 def test_the_scanner_catches_a_log_record_and_a_file(
     world: World, audit: Audit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from reconciler import planfile
+    from reconciler.edges import planfile
 
     real_write = planfile.write
 

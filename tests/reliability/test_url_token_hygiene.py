@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import output
 from reconciler.cli import main
+from reconciler.core.redact import Scrubber
 from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle, running_emulator
-from reconciler.redact import Scrubber
+from reconciler.terminal import output
 from tests.reliability.leaks import Finding, Scanner
 
 PATH_TOKEN = "AKCpPathTok9Xq2Lm7Zp4Rt6"

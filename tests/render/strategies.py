@@ -6,8 +6,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from reconciler.model import Address, Kind, frozen_map
-from reconciler.plan import Action, Change, Drift, Plan, Severity, WorkspacePlan
+from reconciler.core.model import Address, Kind, frozen_map
+from reconciler.core.plan import Action, Change, Drift, Plan, Severity, WorkspacePlan
 
 HOST = "https://adb-1234567890123456.7.azuredatabricks.net"
 OLD_URL = "https://****@old.example.com/simple"

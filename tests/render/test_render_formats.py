@@ -7,7 +7,7 @@ import json
 import pytest
 from hypothesis import given
 
-from reconciler.plan import Plan
+from reconciler.core.plan import Plan
 from reconciler.render import (
     FORMATS,
     RENDERERS,

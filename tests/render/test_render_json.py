@@ -13,10 +13,10 @@ import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from reconciler.errors import PlanRefused
-from reconciler.model import Ledger as LedgerState
-from reconciler.model import LiveState, SecretValue, WorkspaceSpec, frozen_map
-from reconciler.plan import Plan, make_plan
+from reconciler.core.errors import PlanRefused
+from reconciler.core.model import Ledger as LedgerState
+from reconciler.core.model import LiveState, SecretValue, WorkspaceSpec, frozen_map
+from reconciler.core.plan import Plan, make_plan
 from reconciler.render import json as json_doc
 from reconciler.render.json import load_schema, plan_from_document, to_document
 from tests.render.strategies import json_values, plans, small_plan, up_to_date_plan

@@ -8,10 +8,10 @@ from dataclasses import replace
 
 from hypothesis import given
 
-from reconciler.model import Thresholds
-from reconciler.plan import Action, Plan, Unreadable
+from reconciler.core.model import Thresholds
+from reconciler.core.plan import Action, Plan, Unreadable
+from reconciler.core.verify import CombinationResult, Outcome, Report, UrlVerdict
 from reconciler.render import junit
-from reconciler.verify import CombinationResult, Outcome, Report, UrlVerdict
 from tests.render.strategies import NEW_URL, change, plans, small_plan, workspace
 
 

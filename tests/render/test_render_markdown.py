@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.model import Address
-from reconciler.plan import Action, Change, Drift, Plan, Severity
+from reconciler.core.model import Address
+from reconciler.core.plan import Action, Change, Drift, Plan, Severity
 from reconciler.render import markdown
 from tests.render.strategies import (
     HOST,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reconciler.model import Address
-from reconciler.plan import Action, Change, Drift, Plan, Severity
+from reconciler.core.model import Address
+from reconciler.core.plan import Action, Change, Drift, Plan, Severity
 from reconciler.render import text
 from tests.render.strategies import (
     HOST,

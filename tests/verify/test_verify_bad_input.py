@@ -198,9 +198,9 @@ def test_an_index_that_drips_its_answer_is_cut_off(
 
 
 def test_a_probe_that_breaks_is_a_failed_result_not_a_crash() -> None:
-    from reconciler.model import INDEX_URL, SecretValue, WorkspaceSpec, frozen_map
-    from reconciler.probe import Prober
-    from reconciler.verify import combinations
+    from reconciler.core.model import INDEX_URL, SecretValue, WorkspaceSpec, frozen_map
+    from reconciler.core.verify import combinations
+    from reconciler.edges.probe import Prober
 
     def broken(url: str, **kwargs: Any) -> Any:
         raise RuntimeError(f"boom {url}")

@@ -203,7 +203,7 @@ def test_debug_logs_do_not_leak_the_index_credentials(
 ) -> None:
     import logging
 
-    from reconciler import output
+    from reconciler.terminal import output
 
     url = index.url_with(password=WRONG_PASSWORD) + "?token=planted-Query-Tok-5d1e"
     path = write_file(url, ca_pem=index.ca_pem)

@@ -14,10 +14,10 @@ import pytest
 
 from reconciler import schemas
 from reconciler.commands import verify as verify_cmd
+from reconciler.core.model import SCOPE
+from reconciler.edges.probe import Prober, observe
 from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle, running_emulator
 from reconciler.emulator.private_index import IndexHandle, running_index
-from reconciler.model import SCOPE
-from reconciler.probe import Prober, observe
 from tests.verify.conftest import INDEX_PASSWORD, WRONG_PASSWORD, WriteFile, run
 
 pytestmark = pytest.mark.verify

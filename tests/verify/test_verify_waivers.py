@@ -15,9 +15,9 @@ import pytest
 from databricks.sdk import WorkspaceClient
 
 from reconciler import schemas
+from reconciler.core.model import SCOPE
 from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle, running_emulator
 from reconciler.emulator.private_index import IndexHandle, make_ca
-from reconciler.model import SCOPE
 from tests.reliability.leaks import Scanner
 from tests.verify.conftest import INDEX_PASSWORD, WRONG_PASSWORD, WriteFile, run
 

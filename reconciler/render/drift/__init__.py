@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Protocol
 
-from reconciler.drift import DriftReport
+from reconciler.core.drift import DriftReport
 from reconciler.render.drift import json as json_doc
 from reconciler.render.drift import junit, markdown, text
 from reconciler.render.drift._common import headline

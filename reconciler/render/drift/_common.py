@@ -3,7 +3,7 @@ wording of counts, so text, Markdown and JUnit tell the same story."""
 
 from __future__ import annotations
 
-from reconciler.drift import DriftReport, WorkspaceDrift
+from reconciler.core.drift import DriftReport, WorkspaceDrift
 from reconciler.render._common import orphaned_text, plural
 
 NO_WORKSPACES = "No workspaces were checked."

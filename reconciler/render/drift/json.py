@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.drift import DriftItem, DriftReport, WorkspaceDrift
+from reconciler.core.drift import DriftItem, DriftReport, WorkspaceDrift
 
 FORMAT_VERSION = "2"
 """2: items say ``live``/``desired`` (as every format does), who a difference is attributed

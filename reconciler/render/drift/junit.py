@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from reconciler.drift import DriftReport, WorkspaceDrift
-from reconciler.plan import Severity
+from reconciler.core.drift import DriftReport, WorkspaceDrift
+from reconciler.core.plan import Severity
 from reconciler.render._common import clean, orphaned_text
 from reconciler.render.drift._common import grouped_warnings, workspace_summary
 from reconciler.render.drift.text import detail_lines, item_line

@@ -8,7 +8,7 @@ workspaces in sync folded into ``<details>``. Every text is escaped with the pla
 
 from __future__ import annotations
 
-from reconciler.drift import DriftItem, DriftReport, WorkspaceDrift
+from reconciler.core.drift import DriftItem, DriftReport, WorkspaceDrift
 from reconciler.render.drift._common import (
     drifted_first,
     grouped_warnings,

@@ -7,7 +7,7 @@ escapes). Colour only when asked for; the command decides whether stdout is a te
 
 from __future__ import annotations
 
-from reconciler.drift import DriftItem, DriftReport, WorkspaceDrift
+from reconciler.core.drift import DriftItem, DriftReport, WorkspaceDrift
 from reconciler.render._common import Painter, clean, plural
 from reconciler.render.drift._common import (
     drifted_first,

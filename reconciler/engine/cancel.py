@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from reconciler.errors import Cancelled
+from reconciler.core.errors import Cancelled
 
 
 class Cancel:

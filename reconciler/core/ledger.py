@@ -27,8 +27,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
-from reconciler import diff, keys, redact
-from reconciler.model import (
+from reconciler.core import diff, keys, redact
+from reconciler.core.model import (
     Ensure,
     Ledger,
     LedgerEntry,

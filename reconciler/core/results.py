@@ -8,8 +8,8 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from reconciler.model import Ledger, LiveState
-from reconciler.plan import WorkspacePlan
+from reconciler.core.model import Ledger, LiveState
+from reconciler.core.plan import WorkspacePlan
 
 
 @dataclass(frozen=True)

@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
-from reconciler.clock import Clock
-from reconciler.errors import WorkspaceError
-from reconciler.model import Ensure, Kind, WorkspaceSpec
-from reconciler.plan import Action, Change, WorkspacePlan, apply_order
-from reconciler.port import WorkspacePort
-from reconciler.retry import Backoff, call_with_retry
+from reconciler.core.errors import WorkspaceError
+from reconciler.core.model import Ensure, Kind, WorkspaceSpec
+from reconciler.core.plan import Action, Change, WorkspacePlan, apply_order
+from reconciler.engine.clock import Clock
+from reconciler.engine.port import WorkspacePort
+from reconciler.engine.retry import Backoff, call_with_retry
 
 T = TypeVar("T")
 

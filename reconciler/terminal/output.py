@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import click
 
-from reconciler.redact import Scrubber
+from reconciler.core.redact import Scrubber
 
 _scrubber = Scrubber()
 _adding = threading.Lock()

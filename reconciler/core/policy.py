@@ -21,8 +21,8 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from reconciler import certs, diff
-from reconciler.model import (
+from reconciler.core import certs, diff
+from reconciler.core.model import (
     CERT,
     EXTRA_INDEX_URLS,
     INDEX_URL,
@@ -34,7 +34,7 @@ from reconciler.model import (
     WorkspaceSpec,
     frozen_map,
 )
-from reconciler.redact import looks_secret, mask_url
+from reconciler.core.redact import looks_secret, mask_url
 
 EXPIRY_WARNING_DAYS = 30
 _PLACEHOLDER = re.compile(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}")

@@ -18,8 +18,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from reconciler import output, report
-from reconciler.results import Status, WorkspaceResult
+from reconciler.core import report
+from reconciler.core.results import Status, WorkspaceResult
+from reconciler.terminal import output
 
 
 class FleetProgress:

@@ -38,8 +38,8 @@ from pathlib import Path
 import requests
 from cryptography import x509
 
-from reconciler.redact import mask_url
-from reconciler.verify import (
+from reconciler.core.redact import mask_url
+from reconciler.core.verify import (
     Combination,
     Failure,
     PageFacts,

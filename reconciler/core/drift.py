@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from reconciler.model import Kind
-from reconciler.plan import (
+from reconciler.core.model import Kind
+from reconciler.core.plan import (
     Action,
     Change,
     Drift,
@@ -26,7 +26,7 @@ from reconciler.plan import (
     finding_note,
     ledger_note,
 )
-from reconciler.results import FleetPlan, WorkspaceResult
+from reconciler.core.results import FleetPlan, WorkspaceResult
 
 EXIT_IN_SYNC = 0
 EXIT_ERROR = 1

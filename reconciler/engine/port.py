@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from reconciler.model import LiveSecret, LiveState, Permission, SecretValue
+from reconciler.core.model import LiveSecret, LiveState, Permission, SecretValue
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Snapshot:
 
 
 class LockPort(Protocol):
-    """The primitives of the advisory lock (``reconciler.lock``): a scope of its own."""
+    """The primitives of the advisory lock (``reconciler.engine.lock``): a scope of its own."""
 
     def lock_create(self) -> bool:
         """Create the lock scope; False when it already exists."""

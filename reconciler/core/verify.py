@@ -19,8 +19,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from reconciler.model import CERT, EXTRA_INDEX_URLS, INDEX_URL, Ensure, SecretValue, WorkspaceSpec
-from reconciler.redact import mask_url
+from reconciler.core.model import (
+    CERT,
+    EXTRA_INDEX_URLS,
+    INDEX_URL,
+    Ensure,
+    SecretValue,
+    WorkspaceSpec,
+)
+from reconciler.core.redact import mask_url
 
 EXPIRY_WARNING_DAYS = 30
 """Same window as the ``cert-expiring`` policy check."""

@@ -1,28 +1,24 @@
-"""Many workspaces at once: selection, concurrency, waves and failure limits.
+"""Many workspaces at once: concurrency, waves and failure limits.
 
 Thin on purpose (orchestration only): planning and applying one workspace is
-``reconciler.workspace``; what the results look like is ``reconciler.report``. Workspaces run
-concurrently up to ``parallelism``; apply goes wave by wave (lower ``wave`` first) and a wave
-starts only when the previous one fully succeeded. A failure in one workspace never hides
-the results of the others.
+``reconciler.engine.workspace``; what the results look like is ``reconciler.core.report``.
+It is handed the workspaces already chosen (the command line parses ``--workspace``,
+``--select`` and ``--shard``). Workspaces run concurrently up to ``parallelism``; apply goes
+wave by wave (lower ``wave`` first) and a wave starts only when the previous one fully
+succeeded. A failure in one workspace never hides the results of the others.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
-import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from reconciler.apply import ApplyOptions
-from reconciler.cancel import Cancel
-from reconciler.clock import Clock, InterruptibleClock, SystemClock
-from reconciler.errors import (
+from reconciler.core.errors import (
     Cancelled,
     LeaseLost,
     LockHeld,
@@ -30,121 +26,26 @@ from reconciler.errors import (
     UserError,
     WorkspaceError,
 )
-from reconciler.ledger_store import LedgerStore
-from reconciler.lock import (
+from reconciler.core.model import SecretValue, WorkspaceSpec
+from reconciler.core.plan import WorkspacePlan, live_digest
+from reconciler.core.results import FleetPlan, Listener, Observation, Status, WorkspaceResult
+from reconciler.edges.ledger_store import LedgerStore
+from reconciler.engine.apply import ApplyOptions
+from reconciler.engine.cancel import Cancel
+from reconciler.engine.clock import Clock, InterruptibleClock, SystemClock
+from reconciler.engine.lock import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_WAIT_SECONDS,
     WorkspaceLock,
     new_run_id,
     trusted_creators,
 )
-from reconciler.model import SecretValue, WorkspaceSpec
-from reconciler.plan import WorkspacePlan, live_digest
-from reconciler.port import WorkspacePort
-from reconciler.results import FleetPlan, Listener, Observation, Status, WorkspaceResult
-from reconciler.workspace import WriteAhead, apply_workspace, observe, plan_workspace
+from reconciler.engine.port import WorkspacePort
+from reconciler.engine.workspace import WriteAhead, apply_workspace, observe, plan_workspace
 
 DEFAULT_PARALLELISM = 32
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-# -- selection ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which workspaces of the file to act on. Every criterion must hold (AND)."""
-
-    names: tuple[str, ...] = ()
-    """Names or globs (``prod-*``); any may match."""
-    labels: Mapping[str, str] = field(default_factory=dict)
-    shard: tuple[int, int] | None = None
-    """``(i, n)``, 1-based: a stable split by name so n CI jobs cover the fleet exactly once."""
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    try:
-        index_text, count_text = text.split("/")
-        index, count = int(index_text), int(count_text)
-    except ValueError:
-        raise UserError(f"--shard {text!r}: expected I/N, for example 2/4") from None
-    if not 1 <= index <= count:
-        raise UserError(f"--shard {text!r}: I must be between 1 and N")
-    return index, count
-
-
-def parse_labels(pairs: Iterable[str]) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"--select {pair!r}: expected LABEL=VALUE, for example env=prod")
-        labels[key] = value
-    return labels
-
-
-def shard_of(name: str, count: int) -> int:
-    """The 1-based shard a workspace name falls in (stable across machines and runs)."""
-    digest = hashlib.sha256(name.encode()).digest()
-    return int.from_bytes(digest[:8], "big") % count + 1
-
-
-def select(workspaces: Sequence[WorkspaceSpec], selection: Selection) -> list[WorkspaceSpec]:
-    """The workspaces the selection picks, in file order. A ``--workspace`` or ``--select``
-    that matches nothing is an error (a typo, never "0 workspaces, all well": a nightly job
-    would stay green forever). A shard may come out empty: a CI matrix can have more jobs
-    than a small fleet has workspaces, and the other shards cover the fleet."""
-    for pattern in selection.names:
-        if not any(fnmatch.fnmatchcase(ws.name, pattern) for ws in workspaces):
-            raise UserError(f"--workspace {pattern!r} matches no workspace in the file")
-    matched = [
-        ws
-        for ws in workspaces
-        if (not selection.names or any(fnmatch.fnmatchcase(ws.name, g) for g in selection.names))
-        and all(ws.labels.get(k) == v for k, v in selection.labels.items())
-    ]
-    if not matched:
-        unsharded = Selection(selection.names, selection.labels)
-        raise UserError(
-            f"{describe_selection(unsharded)} matches no workspace in the file; "
-            f"{labels_in(workspaces)}"
-        )
-    if selection.shard is None:
-        return matched
-    index, count = selection.shard
-    return [ws for ws in matched if shard_of(ws.name, count) == index]
-
-
-def describe_selection(selection: Selection) -> str:
-    """The selection as the flags that made it: ``--select env=prod --shard 2/4``."""
-    parts = [f"--workspace {name!r}" for name in selection.names]
-    parts += [f"--select {key}={value}" for key, value in selection.labels.items()]
-    if selection.shard:
-        parts.append(f"--shard {selection.shard[0]}/{selection.shard[1]}")
-    return " ".join(parts) or "the selection"
-
-
-MAX_LABEL_VALUES = 12
-"""How many values of one label a "matches nothing" message lists before counting the rest."""
-
-
-def labels_in(workspaces: Sequence[WorkspaceSpec]) -> str:
-    """The label keys and values the file has, to spot a typo: ``labels in the file: env
-    (dev, prod), region (eu, us)``."""
-    values: dict[str, set[str]] = {}
-    for ws in workspaces:
-        for key, value in ws.labels.items():
-            values.setdefault(key, set()).add(value)
-    if not values:
-        return f"no workspace in the file has labels ({len(workspaces)} workspace(s))"
-    shown = []
-    for key in sorted(values):
-        listed = sorted(values[key])
-        more = len(listed) - MAX_LABEL_VALUES
-        text = ", ".join(listed[:MAX_LABEL_VALUES]) + (f" and {more} more" if more > 0 else "")
-        shown.append(f"{key} ({text})")
-    return "labels in the file: " + ", ".join(shown)
 
 
 # -- rate limiting ----------------------------------------------------------------------------

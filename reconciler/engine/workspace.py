@@ -9,12 +9,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from reconciler import ledger as ledger_doc
-from reconciler.apply import Applier, ApplyOptions, Journal
-from reconciler.clock import Clock, SystemClock
-from reconciler.errors import Cancelled, TransientError, UserError, WorkspaceError
-from reconciler.ledger_store import LedgerStore
-from reconciler.model import (
+from reconciler.core import ledger as ledger_doc
+from reconciler.core.errors import Cancelled, TransientError, UserError, WorkspaceError
+from reconciler.core.model import (
     MARKER_KEY,
     Backend,
     Ensure,
@@ -25,10 +22,13 @@ from reconciler.model import (
     SecretValue,
     WorkspaceSpec,
 )
-from reconciler.plan import Action, Change, WorkspacePlan, make_plan
-from reconciler.port import WorkspacePort
-from reconciler.results import Observation
-from reconciler.retry import call_with_retry
+from reconciler.core.plan import Action, Change, WorkspacePlan, make_plan
+from reconciler.core.results import Observation
+from reconciler.edges.ledger_store import LedgerStore
+from reconciler.engine.apply import Applier, ApplyOptions, Journal
+from reconciler.engine.clock import Clock, SystemClock
+from reconciler.engine.port import WorkspacePort
+from reconciler.engine.retry import call_with_retry
 
 log = logging.getLogger("pkgrepo.workspace")
 

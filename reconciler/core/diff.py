@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 from deepdiff import DeepDiff
 
-from reconciler import certs
-from reconciler.model import CERT, EXTRA_INDEX_URLS, INDEX_URL, Permission
+from reconciler.core import certs
+from reconciler.core.model import CERT, EXTRA_INDEX_URLS, INDEX_URL, Permission
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 

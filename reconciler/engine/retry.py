@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from reconciler.clock import Clock
-from reconciler.errors import TransientError, WorkspaceError
+from reconciler.core.errors import TransientError, WorkspaceError
+from reconciler.engine.clock import Clock
 
 T = TypeVar("T")
 _jitter = random.Random()

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from reconciler.results import Status, WorkspaceResult
+from reconciler.core.results import Status, WorkspaceResult
 
 _MARK = {
     Status.UP_TO_DATE: "ok",

@@ -43,7 +43,7 @@ class InterruptibleClock:
         return self._inner.time()
 
     def sleep(self, seconds: float) -> None:
-        from reconciler.errors import Cancelled
+        from reconciler.core.errors import Cancelled
 
         if isinstance(self._inner, SystemClock):
             self._interrupt.wait(seconds)

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from reconciler.model import (
+from reconciler.core.model import (
     DeclaredEntry,
     DesiredState,
     DiscoveryRule,

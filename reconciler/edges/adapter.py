@@ -54,11 +54,9 @@ from databricks.sdk.service.iam import (
 )
 from databricks.sdk.service.workspace import AclPermission, ImportFormat, SecretsAPI, WorkspaceAPI
 
-from reconciler.clock import SystemClock
-from reconciler.discovery import AccountWorkspace
-from reconciler.errors import TransientError, UserError, WorkspaceError
-from reconciler.lock import LOCK_SCOPE
-from reconciler.model import (
+from reconciler.core.discovery import AccountWorkspace
+from reconciler.core.errors import TransientError, UserError, WorkspaceError
+from reconciler.core.model import (
     MANAGED_KEYS,
     SCOPE,
     AccountSpec,
@@ -72,8 +70,10 @@ from reconciler.model import (
     WorkspaceSpec,
     frozen_map,
 )
-from reconciler.port import Snapshot
-from reconciler.retry import call_with_retry
+from reconciler.engine.clock import SystemClock
+from reconciler.engine.lock import LOCK_SCOPE
+from reconciler.engine.port import Snapshot
+from reconciler.engine.retry import call_with_retry
 
 log = logging.getLogger("pkgrepo.adapter")
 T = TypeVar("T")
@@ -466,7 +466,7 @@ def list_account_workspaces(
 
 def _account_workspace(ws: Any, deployment_url: Callable[[str], str]) -> AccountWorkspace:
     """One ``provisioning.Workspace``, its fields made plain strings (the account's answer is
-    checked further by ``reconciler.discovery`` before anything uses it)."""
+    checked further by ``reconciler.core.discovery`` before anything uses it)."""
     deployment = str(ws.deployment_name or "")
     tags = ws.custom_tags or {}
     if not isinstance(tags, Mapping):
@@ -895,7 +895,7 @@ class SdkWorkspace:
             if_missing=lambda: None,
         )
 
-    # -- the advisory lock (reconciler.lock) ------------------------------------------------
+    # -- the advisory lock (reconciler.engine.lock) ------------------------------------------------
 
     def lock_create(self) -> bool:
         """Whether this call created the lock scope (False: it was there already)."""

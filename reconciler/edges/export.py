@@ -26,8 +26,8 @@ from typing import Any
 
 import yaml
 
-from reconciler import certs, policy
-from reconciler.model import (
+from reconciler.core import certs, policy
+from reconciler.core.model import (
     CERT,
     EXTRA_INDEX_URLS,
     INDEX_URL,
@@ -43,7 +43,7 @@ from reconciler.model import (
     WorkspaceSpec,
     frozen_map,
 )
-from reconciler.redact import looks_secret
+from reconciler.core.redact import looks_secret
 from reconciler.render._common import clean
 
 CERT_DIR = "certs"

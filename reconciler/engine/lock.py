@@ -49,11 +49,11 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from reconciler.clock import Clock
-from reconciler.errors import LeaseLost, LockHeld, TransientError, UserError
-from reconciler.model import SCOPE, LiveSecret, LiveState, Permission, WorkspaceSpec
-from reconciler.port import LockPort
-from reconciler.retry import call_with_retry
+from reconciler.core.errors import LeaseLost, LockHeld, TransientError, UserError
+from reconciler.core.model import SCOPE, LiveSecret, LiveState, Permission, WorkspaceSpec
+from reconciler.engine.clock import Clock
+from reconciler.engine.port import LockPort
+from reconciler.engine.retry import call_with_retry
 
 log = logging.getLogger("pkgrepo.lock")
 

@@ -17,9 +17,9 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from reconciler import diff, keys, redact
-from reconciler.errors import DestroyNotAllowed, PastSafetyLimits
-from reconciler.model import (
+from reconciler.core import diff, keys, redact
+from reconciler.core.errors import DestroyNotAllowed, PastSafetyLimits
+from reconciler.core.model import (
     EXTRA_INDEX_URLS,
     INDEX_URL,
     MANAGED_KEYS,

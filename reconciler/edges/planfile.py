@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from reconciler import keys
-from reconciler.errors import PlanRefused, UserError
-from reconciler.model import SecretValue, WorkspaceSpec
-from reconciler.plan import Change, Plan, WorkspacePlan
-from reconciler.private_file import write_private
+from reconciler.core import keys
+from reconciler.core.errors import PlanRefused, UserError
+from reconciler.core.model import SecretValue, WorkspaceSpec
+from reconciler.core.plan import Change, Plan, WorkspacePlan
+from reconciler.edges.private_file import write_private
 from reconciler.render.json import plan_from_document, to_document
 
 KIND = "pkgrepo-planfile"

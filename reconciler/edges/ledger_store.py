@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 from typing import Protocol
 
-from reconciler.errors import UserError
-from reconciler.port import Snapshot, WorkspacePort
-from reconciler.private_file import write_private
+from reconciler.core.errors import UserError
+from reconciler.edges.private_file import write_private
+from reconciler.engine.port import Snapshot, WorkspacePort
 
 
 class LedgerStore(Protocol):

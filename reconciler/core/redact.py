@@ -19,7 +19,7 @@ import re
 import urllib.parse
 from collections.abc import Iterable
 
-from reconciler.model import CERT, EXTRA_INDEX_URLS, INDEX_URL, SecretValue
+from reconciler.core.model import CERT, EXTRA_INDEX_URLS, INDEX_URL, SecretValue
 
 MASK = "****"
 HIDDEN = "(value hidden: not a certificate, and no PKGREPO_LEDGER_KEY to key a digest)"
@@ -202,7 +202,7 @@ def describe(key: str, value: SecretValue, digest_key: str | None) -> str:
         return " ".join(mask_url(u) for u in text.split()) or "(empty)"
     shown = digest(text, digest_key)[:24] if digest_key else HIDDEN
     if key == CERT:
-        from reconciler import certs  # cryptography is slow to import; only certs need it
+        from reconciler.core import certs  # cryptography is slow to import; only certs need it
 
         try:
             infos = certs.parse_bundle(text)

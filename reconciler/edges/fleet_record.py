@@ -21,8 +21,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from reconciler.errors import UserError
-from reconciler.private_file import write_private
+from reconciler.core.errors import UserError
+from reconciler.edges.private_file import write_private
 
 KIND = "pkgrepo-fleet-record"
 VERSION = 1
