@@ -29,6 +29,7 @@ from reconciler.emulator.identity import (
 )
 from reconciler.emulator.modes import KeyVault, ServiceModes
 from reconciler.emulator.workspace_files import WorkspaceFiles
+from reconciler.emulator.workspaces import RequestListener, RequestSeen
 
 __all__ = [
     "ADMIN_TOKEN",
@@ -44,6 +45,8 @@ __all__ = [
     "KeyVault",
     "OneShotFailure",
     "Principal",
+    "RequestListener",
+    "RequestSeen",
     "SecretsBackend",
     "ServiceModes",
     "WorkspaceFiles",

@@ -21,6 +21,8 @@ from reconciler.emulator.server import EmulatorServer, RequestLog
 from reconciler.emulator.workspace_files import WorkspaceFiles
 from reconciler.emulator.workspaces import (
     DEFAULT_WORKSPACE,
+    Listeners,
+    RequestListener,
     Workspace,
     WorkspaceRegistry,
     is_workspace_name,
@@ -49,6 +51,7 @@ class EmulatorHandle:
         self._bind = bind
         self._port = port
         self._request_log = request_log
+        self._listeners = Listeners()
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -58,7 +61,9 @@ class EmulatorHandle:
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
         registry = WorkspaceRegistry(self.config, self.state_file)
-        server = EmulatorServer((self._bind, self._port), registry, self._request_log)
+        server = EmulatorServer(
+            (self._bind, self._port), registry, self._request_log, self._listeners
+        )
         self._port = server.server_address[1]  # a restart comes back on the same port
         self._server = server
         self._thread = threading.Thread(
@@ -163,6 +168,16 @@ class EmulatorHandle:
 
     def set_notebook_context(self, workspace: str, enabled: bool) -> None:
         self.workspace(workspace).notebook_context = enabled
+
+    def add_request_listener(self, listener: RequestListener) -> None:
+        """Call ``listener(RequestSeen)`` for every request a workspace receives (across
+        restarts), on the serving thread, before the answer goes out: to observe the order
+        of requests, or check the state right after each write, without reaching into the
+        emulator."""
+        self._listeners.add(listener)
+
+    def remove_request_listener(self, listener: RequestListener) -> None:
+        self._listeners.remove(listener)
 
     def requests(self, workspace: str = DEFAULT_WORKSPACE) -> Counter[tuple[str, str]]:
         """Requests received, by (method, path), e.g. ("GET", "/api/2.0/secrets/list")."""

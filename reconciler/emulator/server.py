@@ -32,6 +32,8 @@ from reconciler.emulator.faults import Decision, after_commit_error, endpoint_na
 from reconciler.emulator.identity import Principal
 from reconciler.emulator.workspaces import (
     DEFAULT_WORKSPACE,
+    Listeners,
+    RequestSeen,
     Workspace,
     WorkspaceRegistry,
     is_workspace_name,
@@ -57,9 +59,11 @@ class EmulatorServer(ThreadingHTTPServer):
         address: tuple[str, int],
         registry: WorkspaceRegistry,
         request_log: RequestLog | None = None,
+        listeners: Listeners | None = None,
     ) -> None:
         self.registry = registry
         self.request_log = request_log
+        self.listeners = listeners or Listeners()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -127,8 +131,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- one request --------------------------------------------------------------------
 
+    _seen_caller: Principal | None = None
+    _seen_scope: str | None = None
+    _applied: bool = False
+
     def _serve(self) -> None:
         started = time.perf_counter()
+        self._seen_caller, self._seen_scope, self._applied = None, None, False
         path, _, query_string = self.path.partition("?")
         method = self.command
         workspace: Workspace | None = None
@@ -155,6 +164,17 @@ class _Handler(BaseHTTPRequestHandler):
         status = answer.status if answer is not None else 0
         if workspace is not None:  # counted before answering: a client never sees a lag
             workspace.record(method, api_path, status)
+            self.server.listeners.notify(
+                RequestSeen(
+                    workspace.name,
+                    method,
+                    api_path,
+                    status,
+                    self._seen_caller,
+                    self._seen_scope,
+                    self._applied,
+                )
+            )
         if answer is None:
             self._drop()
         else:
@@ -225,7 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
         decision = Decision()
         if route.authenticated or route.faulted:
             if route.authenticated:
-                request.principal = self._authenticate(workspace_name)
+                request.principal = self._seen_caller = self._authenticate(workspace_name)
             decision = workspace.faults.decide(endpoint_name(api_path))
             if decision.delay:
                 time.sleep(decision.delay)
@@ -234,6 +254,8 @@ class _Handler(BaseHTTPRequestHandler):
             if decision.error is not None:
                 return _error_answer(decision.error)
         result = route.handler(request)
+        self._applied = True
+        self._seen_scope = _scope_named(request)
         if route.mutating:
             self.server.registry.save()
         if decision.after_commit is not None:
@@ -333,6 +355,18 @@ class _Answer:
 
 def _error_answer(error: errors.ApiError) -> _Answer:
     return _Answer(error.status, json.dumps(error.body()).encode(), headers=error.headers)
+
+
+def _scope_named(request: api.Request) -> str | None:
+    """The ``scope`` field of a Secrets API request the handler has parsed (a name, never a
+    value), for request listeners."""
+    if not request.path.startswith("/api/2.0/secrets/"):
+        return None
+    try:
+        scope = request.fields().get("scope")
+    except errors.ApiError:
+        return None
+    return scope if isinstance(scope, str) else None
 
 
 def _split_workspace(path: str) -> tuple[str, str]:

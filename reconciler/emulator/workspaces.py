@@ -7,9 +7,12 @@ loads the state file once and saves every workspace after each change.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ from reconciler.emulator.account import Account
 from reconciler.emulator.backend import SecretsBackend
 from reconciler.emulator.config import EmulatorConfig, WorkspaceSettings
 from reconciler.emulator.faults import FaultInjector, Faults
-from reconciler.emulator.identity import Directory, stable_id
+from reconciler.emulator.identity import Directory, Principal, stable_id
 from reconciler.emulator.workspace_files import WorkspaceFiles
 
 WORKSPACE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -27,6 +30,80 @@ RESERVED_NAMES = frozenset({"api", ".well-known", ".", ".."})
 
 RequestKey = tuple[str, str, int]
 """(method, path, status); status 0 means the connection was dropped without an answer."""
+
+logger = logging.getLogger("pkgrepo.emulator")
+
+
+@dataclass(frozen=True)
+class RequestSeen:
+    """One request a workspace received, as a request listener is told of it: before the
+    answer goes out, so "A was seen before B" is the order the service handled them in.
+    Carries names only, never a request body."""
+
+    workspace: str
+    method: str
+    path: str
+    """Without the workspace prefix and the query, e.g. ``/api/2.0/secrets/acls/put``."""
+    status: int
+    """The answer's status; 0 when the connection is dropped without an answer."""
+    caller: Principal | None
+    """Who the request authenticated as (None: refused before that, or a route without a
+    token)."""
+    scope: str | None
+    """The secret scope a Secrets API request named, when it named one."""
+    applied: bool
+    """The service carried the request out (for a write: the change took effect), whatever
+    answer was then sent: an ``after_commit`` fault loses the answer of an applied write."""
+
+    @property
+    def is_write(self) -> bool:
+        return self.applied and self.method == "POST" and self.path in WRITE_PATHS
+
+
+WRITE_PATHS = frozenset(
+    {
+        "/api/2.0/secrets/scopes/create",
+        "/api/2.0/secrets/scopes/delete",
+        "/api/2.0/secrets/put",
+        "/api/2.0/secrets/delete",
+        "/api/2.0/secrets/acls/put",
+        "/api/2.0/secrets/acls/delete",
+        "/api/2.0/workspace/import",
+        "/api/2.0/workspace/mkdirs",
+        "/api/2.0/workspace/delete",
+    }
+)
+"""The endpoints that change a workspace's secrets or files."""
+
+RequestListener = Callable[[RequestSeen], None]
+
+
+class Listeners:
+    """The request listeners of one emulator (kept across restarts). A listener runs on the
+    server's thread for the request; one that raises is logged and the answer still goes
+    out."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: list[RequestListener] = []
+
+    def add(self, listener: RequestListener) -> None:
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove(self, listener: RequestListener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def notify(self, seen: RequestSeen) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(seen)
+            except Exception:
+                logger.exception("a request listener failed on %s %s", seen.method, seen.path)
 
 
 class Workspace:

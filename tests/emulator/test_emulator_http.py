@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from databricks.sdk import WorkspaceClient
-from databricks.sdk.errors import PermissionDenied, Unauthenticated
+from databricks.sdk.errors import PermissionDenied, ResourceAlreadyExists, Unauthenticated
 
-from reconciler.emulator import EmulatorHandle
+from reconciler.emulator import EmulatorHandle, RequestSeen
 
 MakeClient = Callable[..., WorkspaceClient]
 ADMIN = {"Authorization": "Bearer dapi-emulator-admin"}
@@ -198,3 +198,47 @@ def test_unauthenticated_maps_to_the_sdk_class(emulator: EmulatorHandle) -> None
 
     error = _Parser().get_api_error(answer)
     assert isinstance(error, Unauthenticated)
+
+
+def test_request_listeners_see_each_request_before_its_answer(
+    emulator: EmulatorHandle, make_client: MakeClient
+) -> None:
+    """The request-listener hook: method, path, status, caller and scope of every request,
+    in the order served; a write is marked as carried out only when it took effect; a
+    listener that raises never costs the client its answer; a removed one hears nothing."""
+    seen: list[RequestSeen] = []
+    scopes_then: list[list[str]] = []
+
+    def listener(event: RequestSeen) -> None:
+        if not event.path.startswith("/api/"):
+            return  # the SDK's host-metadata probe
+        seen.append(event)
+        # runs before the answer goes out, after the change: the state already shows it
+        scopes_then.append(
+            [s.name for s in emulator.backend(event.workspace).list_scopes(emulator.admin)]
+        )
+
+    def broken(event: RequestSeen) -> None:
+        raise RuntimeError("a listener bug")
+
+    emulator.add_request_listener(broken)
+    emulator.add_request_listener(listener)
+    client = make_client("ws1")
+    client.secrets.create_scope("team")
+    with pytest.raises(ResourceAlreadyExists):
+        client.secrets.create_scope("team")
+    status, _, _ = call(emulator, "GET", "/ws1/api/2.0/secrets/list?scope=team", headers={})
+    assert status == 401
+    emulator.remove_request_listener(listener)
+    client.secrets.delete_scope("team")
+
+    assert [(e.workspace, e.method, e.path, e.status) for e in seen] == [
+        ("ws1", "POST", "/api/2.0/secrets/scopes/create", 200),
+        ("ws1", "POST", "/api/2.0/secrets/scopes/create", 400),
+        ("ws1", "GET", "/api/2.0/secrets/list", 401),
+    ]
+    created, refused, anonymous = seen
+    assert created.is_write and created.scope == "team" and scopes_then[0] == ["team"]
+    assert created.caller is not None and created.caller.name == emulator.admin.name
+    assert not refused.applied and not refused.is_write
+    assert anonymous.caller is None and not anonymous.applied

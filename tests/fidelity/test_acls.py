@@ -11,8 +11,7 @@ import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.service.workspace import AclPermission
 
-from reconciler.emulator import ADMIN_TOKEN, ServiceModes, WorkspaceSettings
-from reconciler.emulator.workspaces import Workspace
+from reconciler.emulator import ADMIN_TOKEN, RequestSeen, ServiceModes, WorkspaceSettings
 from tests.fidelity.conftest import SCOPE, Desired, Pkgrepo, World
 
 STALE = ServiceModes(acl_lists="stale", acl_stale_seconds=1.0)
@@ -66,20 +65,18 @@ def test_lossy_and_stale_acls_converge_in_one_apply(
 
 
 def test_acl_writes_go_one_at_a_time_and_each_is_read_back_before_the_next(
-    world: World, desired: Desired, pkgrepo: Pkgrepo, monkeypatch: pytest.MonkeyPatch
+    world: World, desired: Desired, pkgrepo: Pkgrepo
 ) -> None:
     emu = world(ws=WorkspaceSettings(modes=STALE))
     order: list[str] = []
     lock = threading.Lock()
-    original = Workspace.record
 
-    def record(self: Workspace, method: str, path: str, status: int) -> None:
-        if "/acls/" in path:
+    def record(seen: RequestSeen) -> None:
+        if "/acls/" in seen.path:
             with lock:
-                order.append(path.rsplit("/", 1)[-1])
-        original(self, method, path, status)
+                order.append(seen.path.rsplit("/", 1)[-1])
 
-    monkeypatch.setattr(Workspace, "record", record)
+    emu.add_request_listener(record)
     client = WorkspaceClient(host=emu.host("ws"), token=ADMIN_TOKEN)
     client.secrets.create_scope(SCOPE)
     client.secrets.put_acl(SCOPE, "contractors", AclPermission.READ)  # to be removed

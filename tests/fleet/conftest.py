@@ -26,10 +26,10 @@ from reconciler.emulator import (
     EmulatorConfig,
     EmulatorHandle,
     Faults,
+    RequestSeen,
     WorkspaceSettings,
     running_emulator,
 )
-from reconciler.emulator.workspaces import Workspace
 
 COUNT = 50
 NAMES = tuple(f"ws-{i:02d}" for i in range(COUNT))
@@ -101,9 +101,16 @@ class Journal:
         self._counter = itertools.count()
         self.entries: list[Received] = []
 
-    def add(self, workspace: str, method: str, path: str, status: int) -> None:
+    def add(self, seen: RequestSeen) -> None:
         with self._lock:
-            self.entries.append(Received(next(self._counter), workspace, method, path, status))
+            self.entries.append(
+                Received(next(self._counter), seen.workspace, seen.method, seen.path, seen.status)
+            )
+
+    def watch(self, emu: EmulatorHandle) -> EmulatorHandle:
+        """Record every request ``emu`` receives from now on (its request-listener hook)."""
+        emu.add_request_listener(self.add)
+        return emu
 
     def mark(self) -> int:
         """A point in the journal: ``since(mark)`` gives what came after it."""
@@ -123,16 +130,9 @@ class Journal:
 
 
 @pytest.fixture
-def journal(monkeypatch: pytest.MonkeyPatch) -> Journal:
-    found = Journal()
-    original = Workspace.record
-
-    def record(self: Workspace, method: str, path: str, status: int) -> None:
-        found.add(self.name, method, path, status)
-        original(self, method, path, status)
-
-    monkeypatch.setattr(Workspace, "record", record)
-    return found
+def journal() -> Journal:
+    """Attach it to an emulator with ``journal.watch(handle)`` (``emu`` is watched)."""
+    return Journal()
 
 
 def emulator_config(faults: Mapping[str, Faults] | None = None) -> EmulatorConfig:
@@ -145,7 +145,7 @@ def emulator_config(faults: Mapping[str, Faults] | None = None) -> EmulatorConfi
 @pytest.fixture
 def emu(journal: Journal) -> Iterator[EmulatorHandle]:
     with running_emulator(emulator_config()) as handle:
-        yield handle
+        yield journal.watch(handle)
 
 
 # -- the desired-state file --------------------------------------------------------------------

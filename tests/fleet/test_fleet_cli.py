@@ -63,11 +63,11 @@ def test_apply_rolls_out_wave_by_wave_and_converges(
 
 
 @pytest.fixture
-def canary_fails() -> Iterator[EmulatorHandle]:
+def canary_fails(journal: Journal) -> Iterator[EmulatorHandle]:
     """ws-02, a wave-0 canary, answers its first ACL grant with a 400 (permanent)."""
     broken = Faults(one_shot=(OneShotFailure("secrets/acls/put", status=400),))
     with running_emulator(emulator_config({"ws-02": broken})) as handle:
-        yield handle
+        yield journal.watch(handle)
 
 
 def test_failing_canary_stops_later_waves(
@@ -96,10 +96,10 @@ def test_failing_canary_stops_later_waves(
 
 
 @pytest.fixture
-def two_broken() -> Iterator[EmulatorHandle]:
+def two_broken(journal: Journal) -> Iterator[EmulatorHandle]:
     broken = Faults(one_shot=(OneShotFailure("secrets/acls/put", status=400),))
     with running_emulator(emulator_config({"ws-00": broken, "ws-01": broken})) as handle:
-        yield handle
+        yield journal.watch(handle)
 
 
 def test_max_failures_halts_and_names_what_was_left_untouched(

@@ -87,11 +87,11 @@ def test_listener_sees_every_wave_finish_before_the_next_one_writes(
 
 
 @pytest.fixture
-def ten_broken() -> Iterator[EmulatorHandle]:
+def ten_broken(journal: Journal) -> Iterator[EmulatorHandle]:
     broken = Faults(one_shot=(OneShotFailure("secrets/acls/put", status=400),))
     faults = {f"ws-0{i}": broken for i in range(10)}
     with running_emulator(emulator_config(faults)) as handle:
-        yield handle
+        yield journal.watch(handle)
 
 
 def test_max_failures_with_workspaces_in_flight(
@@ -117,10 +117,10 @@ def test_max_failures_with_workspaces_in_flight(
 
 
 @pytest.fixture
-def unreadable_in_wave_one() -> Iterator[EmulatorHandle]:
+def unreadable_in_wave_one(journal: Journal) -> Iterator[EmulatorHandle]:
     broken = Faults(one_shot=(OneShotFailure("secrets/list", status=400),))
     with running_emulator(emulator_config({"ws-07": broken})) as handle:
-        yield handle
+        yield journal.watch(handle)
 
 
 def test_a_plan_failure_counts_as_a_failure_of_its_wave(

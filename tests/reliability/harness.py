@@ -41,7 +41,7 @@ from databricks.sdk.service.workspace import AclPermission, ImportFormat
 
 from reconciler.cli import main
 from reconciler.core.model import SCOPE
-from reconciler.emulator import EmulatorConfig, EmulatorHandle, Principal
+from reconciler.emulator import ApiError, EmulatorConfig, EmulatorHandle, Principal, RequestSeen
 from reconciler.emulator.backend import AclLevel as EmuPermission
 from reconciler.engine.lock import LOCK_SCOPE
 
@@ -361,62 +361,45 @@ class Write:
 
 @dataclass
 class AclRecorder:
-    """Wraps the backends of an in-process emulator: after every accepted write it checks
-    the managed scope's visible grants (the moment a client could observe), and it keeps the
-    order of writes per workspace with who made them."""
+    """Listens to an in-process emulator (its request-listener hook): after every write the
+    service carried out in a watched workspace it checks the managed scope's visible grants
+    (the moment a client could observe, before the answer goes out); and it keeps the order
+    of writes per workspace with who made them, for every workspace (so a write to one that
+    is not watched, a bystander, shows too)."""
 
     emu: EmulatorHandle
     violations: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _names: set[str] = field(default_factory=set)
 
     def watch(self, names: Iterable[str]) -> AclRecorder:
-        for name in names:
-            self._wrap(name)
+        self._names.update(names)
+        self.emu.add_request_listener(self._seen)
         return self
 
-    def _wrap(self, name: str) -> None:
-        backend = self.emu.backend(name)
-        files = self.emu.files(name)
-        admin = self.emu.principal(PLANTED.token)
-        for method in (
-            "create_scope",
-            "delete_scope",
-            "put_secret",
-            "delete_secret",
-            "put_acl",
-            "delete_acl",
-        ):
-            original = getattr(backend, method)
-            setattr(backend, method, self._checked(name, method, original, backend, admin))
-        for method in ("import_file", "mkdirs", "delete"):
-            original = getattr(files, method)
-            setattr(files, method, self._checked(name, method, original, None, admin))
+    def _seen(self, seen: RequestSeen) -> None:
+        if not seen.is_write:
+            return
+        caller = seen.caller
+        groups = caller.groups if caller is not None else frozenset()
+        run = next((g for g in ("run-a", "run-b") if g in groups), "other")
+        secrets = seen.path.startswith("/api/2.0/secrets/")
+        scope = (seen.scope or "") if secrets else "(files)"
+        with self._lock:
+            self.writes.append(Write(seen.workspace, run, seen.path, scope))
+        if secrets and seen.workspace in self._names:
+            self._check(seen.workspace, seen.path)
 
-    def _checked(
-        self, name: str, method: str, original: Callable[..., Any], backend: Any, admin: Principal
-    ) -> Callable[..., Any]:
-        def call(caller: Principal, *args: Any, **kwargs: Any) -> Any:
-            result = original(caller, *args, **kwargs)
-            run = next((g for g in ("run-a", "run-b") if g in caller.groups), "other")
-            scope = str(args[0]) if args and backend is not None else "(files)"
-            with self._lock:
-                self.writes.append(Write(name, run, method, scope))
-            if backend is not None:
-                self._check(name, method, backend, admin)
-            return result
-
-        return call
-
-    def _check(self, name: str, method: str, backend: Any, admin: Principal) -> None:
+    def _check(self, name: str, what: str) -> None:
         try:
-            acls = dict(backend.list_acls(admin, SCOPE))
-        except Exception:  # the managed scope does not exist (yet, or any more)
+            acls = dict(self.emu.backend(name).list_acls(self.emu.principal(PLANTED.token), SCOPE))
+        except ApiError:  # the managed scope does not exist (yet, or any more)
             return
         shown = {p: EmuPermission(v).name for p, v in acls.items()}
         if not has_admin_manage(shown):
             with self._lock:
-                self.violations.append((name, method, shown))
+                self.violations.append((name, what, shown))
 
 
 class AclPoller:
