@@ -268,7 +268,8 @@ def run() -> str:
         f"**{verdict(big.max_rss_mib < TARGET_RSS_MIB)}** ({big.max_rss_mib:.0f} MiB).",
         "",
         f"The floor under client CPU: one SDK request on a kept-alive connection, one thread, "
-        f"no latency, costs {floor_ms:.2f} ms of client CPU on this machine (best of three "
+        f"the same {LATENCY_MS} ms latency, costs {floor_ms:.2f} ms of client CPU on this "
+        "machine (best of three "
         f"rounds of {FLOOR_REQUESTS}; `requests`, `urllib3` and `http.client` are nearly all "
         f"of it). A converged workspace makes {per_ws_requests:.2f} requests (its token and "
         f"three reads), so no databricks-sdk client can plan it for less than "
