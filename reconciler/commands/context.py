@@ -24,6 +24,7 @@ from reconciler.core.model import DesiredState, SecretValue, WorkspaceSpec
 from reconciler.edges import fleet_record
 from reconciler.edges.adapter import DEFAULT_TIMEOUT_SECONDS, SdkWorkspace, list_account_workspaces
 from reconciler.edges.ledger_store import LedgerStore, LocalLedgerStore, WorkspaceLedgerStore
+from reconciler.edges.throttle import HostRates
 from reconciler.engine.fleet import DEFAULT_PARALLELISM, Fleet
 from reconciler.engine.lock import (
     DEFAULT_LEASE_SECONDS,
@@ -276,6 +277,7 @@ def open_session(
     key = ledger_key()
     previous = previous_ledger_key()
     in_workspace = store.in_workspace
+    rates = HostRates(target.rate_limit) if target.rate_limit else None
 
     def connect(spec: WorkspaceSpec) -> WorkspacePort:
         return SdkWorkspace.connect(
@@ -283,6 +285,7 @@ def open_session(
             ledger_in_workspace=in_workspace,
             retry_timeout_seconds=target.timeout,
             on_value=output.register_secret,
+            throttle=rates.for_host(spec.host) if rates else None,
         )
 
     fleet = Fleet(
@@ -290,7 +293,6 @@ def open_session(
         store,
         key,
         parallelism=target.parallelism,
-        rate_per_host=target.rate_limit,
         mask=output.scrub,
         previous_key=previous,
         lease_seconds=lease_seconds(),

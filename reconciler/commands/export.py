@@ -12,12 +12,11 @@ import datetime as dt
 import functools
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from reconciler import config
 from reconciler.commands.selection import from_flags, select, selection_options
@@ -216,15 +215,12 @@ def _from_file(
     if needed:
         raise ConfigError([str(note) for note in needed])
     specs = select(loaded.desired.workspaces, from_flags(names, labels, shard))
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    defaults = raw.get("defaults") or {}
     out = []
     for spec in specs:
-        merged = config.merge_defaults(defaults, raw["workspaces"][spec.name] or {})
-        auth = merged.get("auth")
+        auth = loaded.auth_as_written.get(spec.name)
         target = export.ExportTarget(
             name=spec.name,
-            host=str(merged["host"]),
+            host=spec.host,
             auth=_rebase(auth, path.parent, output_file.parent, spec.name) if auth else None,
             labels=dict(spec.labels),
             wave=spec.wave,
@@ -234,7 +230,7 @@ def _from_file(
 
 
 def _rebase(
-    auth: dict[str, Any], source_dir: Path, output_dir: Path, workspace: str
+    auth: Mapping[str, Any], source_dir: Path, output_dir: Path, workspace: str
 ) -> dict[str, Any]:
     """The auth block for the new file: ``{file: ...}`` paths rebased to its directory; a
     token or client secret typed into the source file is not copied (it would be a secret

@@ -54,6 +54,11 @@ class LoadResult:
     unresolved: tuple[Problem, ...] = ()
     """Values left unresolved because their environment variables are missing; only when
     loaded with ``require_env=False`` (offline validation), else those are problems."""
+    auth_as_written: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    """Each workspace's ``auth`` block as the file writes it, ``defaults`` merged and nothing
+    resolved (``{env: NAME}`` and ``{file: PATH}`` stay references): what ``export --from``
+    copies into the file it writes. Kept out of ``repr``: a token typed into the file is
+    literal here."""
 
 
 def load(
@@ -90,6 +95,7 @@ def load(
     builder = StateBuilder(document, file, path.parent, environ, require_env=require_env)
     defaults: dict[str, Any] = data.get("defaults") or {}
     specs: list[WorkspaceSpec] = []
+    written: dict[str, Mapping[str, Any]] = {}
     facts: dict[str, Mapping[str, FieldFact]] = {}
     discover = data.get("discover")
     extending: dict[str, Any] = {}
@@ -101,6 +107,8 @@ def load(
             continue
         spec, ws_facts = builder.workspace(name, raw, defaults)
         specs.append(spec)
+        if auth := merge_defaults(defaults, raw).get("auth"):
+            written[name] = auth
         facts[name] = frozen_map(ws_facts)
     discovery = None
     if discover is not None and not any(p.json_path[:1] == ("discover",) for p in problems):
@@ -140,4 +148,5 @@ def load(
         secrets=frozenset(builder.secrets),
         provenance=Provenance(file=file, fields=frozen_map(facts)),
         unresolved=tuple(sorted(set(builder.notes), key=lambda p: p.sort_key)),
+        auth_as_written=frozen_map(written),
     )

@@ -70,6 +70,7 @@ from reconciler.core.model import (
     WorkspaceSpec,
     frozen_map,
 )
+from reconciler.edges.throttle import RateLimiter
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.lock import LOCK_SCOPE
 from reconciler.engine.port import Snapshot
@@ -506,6 +507,7 @@ class SdkWorkspace:
         on_value: Callable[[str], None] | None = None,
         tier: Tier = Tier.PREMIUM,
         pool: Executor | None = None,
+        throttle: RateLimiter | None = None,
     ) -> None:
         self.name = name
         self.tier = tier
@@ -520,6 +522,8 @@ class SdkWorkspace:
         """What the probe found: None until probed, then whether ``secrets/get`` answers."""
         self._on_value = on_value or (lambda _value: None)
         self._pool = pool or _IO_POOL
+        self._throttle = throttle
+        """``--rate-limit``: the bucket of this workspace's host; every call takes a token."""
         self._admins: dict[str, bool] = {}
         """Admin lookups answered so far (kept for this run, one workspace)."""
         self._caller_admin: bool | None = None
@@ -560,7 +564,10 @@ class SdkWorkspace:
         """Run one SDK call. ``if_missing``/``if_exists`` give the result when the service
         answers RESOURCE_DOES_NOT_EXIST / RESOURCE_ALREADY_EXISTS (idempotent writes);
         ``if_refused`` when it refuses the call itself (400 BAD_REQUEST or 403, as
-        ``secrets/get`` outside a notebook)."""
+        ``secrets/get`` outside a notebook). With a ``throttle`` (``--rate-limit``), the call
+        first takes a token from its host's bucket."""
+        if self._throttle is not None:
+            self._throttle.acquire()
         try:
             return fn()
         except (BadRequest, PermissionDenied) as exc:

@@ -48,61 +48,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-# -- rate limiting ----------------------------------------------------------------------------
-
-
-class RateLimiter:
-    """A token bucket: at most ``rate`` calls per second on average, bursts of ``burst``."""
-
-    def __init__(self, rate: float, burst: float | None = None) -> None:
-        self.rate = rate
-        self.capacity = burst if burst is not None else max(1.0, rate)
-        self._tokens = self.capacity
-        self._stamp = time.monotonic()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
-                self._stamp = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                wait = (1 - self._tokens) / self.rate
-            time.sleep(wait)
-
-
-class ThrottledPort:
-    """A port whose every call first takes a token from its host's bucket."""
-
-    _READS_PER_SNAPSHOT = 4
-
-    def __init__(self, inner: WorkspacePort, limiter: RateLimiter) -> None:
-        self._inner = inner
-        self._limiter = limiter
-
-    def __getattr__(self, name: str) -> object:
-        attr = getattr(self._inner, name)
-        if not callable(attr):
-            return attr
-        cost = self._READS_PER_SNAPSHOT if name == "read" else 1
-        limiter = self._limiter
-
-        def call(*args: object, **kwargs: object) -> object:
-            for _ in range(cost):
-                limiter.acquire()
-            return attr(*args, **kwargs)
-
-        return call
-
-    def close(self) -> None:
-        close = getattr(self._inner, "close", None)
-        if callable(close):
-            close()
-
-
 def _describe(exc: BaseException) -> str:
     """What went wrong, without the workspace name (results are keyed by it)."""
     if isinstance(exc, WorkspaceError):
@@ -163,7 +108,6 @@ class Fleet:
         hmac_key: SecretValue | None,
         *,
         parallelism: int = DEFAULT_PARALLELISM,
-        rate_per_host: float | None = None,
         clock: Clock | None = None,
         listener: Listener | None = None,
         lock_wait_seconds: float = DEFAULT_WAIT_SECONDS,
@@ -180,7 +124,6 @@ class Fleet:
         self._hmac_key = hmac_key
         self._previous_key = previous_key
         self.parallelism = parallelism
-        self._rate = rate_per_host
         self.cancel = cancel or Cancel()
         self._clock = clock or SystemClock()
         self._work_clock = InterruptibleClock(self._clock, self.cancel.event)
@@ -192,7 +135,6 @@ class Fleet:
         """Names this run on the locks it holds (and in its log)."""
         self._mask = mask
         self._ports: dict[str, WorkspacePort] = {}
-        self._limiters: dict[str, RateLimiter] = {}
         self._lock = threading.Lock()
 
     def _port(self, spec: WorkspaceSpec) -> WorkspacePort:
@@ -201,10 +143,6 @@ class Fleet:
         if port is not None:
             return port
         port = self._connect(spec)
-        if self._rate:
-            with self._lock:
-                limiter = self._limiters.setdefault(spec.host, RateLimiter(self._rate))
-            port = ThrottledPort(port, limiter)  # type: ignore[assignment]
         with self._lock:
             self._ports[spec.name] = port
         return port

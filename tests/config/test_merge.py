@@ -191,3 +191,14 @@ def test_default_thresholds(write: WriteFile) -> None:
     path = write("version: 1\nworkspaces: {}\n")
     assert load(path).desired.thresholds == Thresholds()
     assert load(path).desired.workspaces == ()
+
+
+def test_each_auth_block_is_kept_as_written_for_export(write: WriteFile) -> None:
+    """`export --from` copies auth as the file writes it (defaults merged), references and
+    all, from the one loader; the value a reference resolves to is never in it."""
+    loaded = load(write(FLEET), {"TOKEN": "planted-resolved-token"})
+    assert loaded.auth_as_written["plain"] == {"profile": "shared"}  # from defaults
+    assert loaded.auth_as_written["custom"] == {"token": {"env": "TOKEN"}}  # its own, replaced
+    assert set(loaded.auth_as_written) == {"plain", "custom", "no-extras"}
+    assert "planted-resolved-token" not in repr(loaded.auth_as_written)
+    assert "auth_as_written" not in repr(loaded)
