@@ -128,6 +128,8 @@ def diff_acls(live: Mapping[str, Permission], desired: Mapping[str, Permission])
     """What it takes to turn ``live`` into ``desired``, principal by principal."""
     left = {principal: perm.value for principal, perm in live.items()}
     right = {principal: perm.value for principal, perm in desired.items()}
+    if left == right:  # the converged case, by far the most common: nothing to walk
+        return AclDiff(added={}, removed={}, changed={})
     # threshold 0: report per principal even when the two maps share no key at all
     # (by default deepdiff reports such maps as one root-level change).
     found = DeepDiff(left, right, view="tree", threshold_to_diff_deeper=0)

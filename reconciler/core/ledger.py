@@ -33,6 +33,7 @@ from reconciler.core.model import (
     Ledger,
     LedgerEntry,
     LedgerIntent,
+    LiveSecret,
     LiveState,
     Permission,
     SecretValue,
@@ -110,6 +111,7 @@ def _from_document(
             hmac=str(raw["hmac"]),
             shown=str(raw.get("shown", "")),
             version=int(raw.get("version", 1)),
+            sealed=raw.get("sealed") is True,
         )
         for key, raw in body["entries"].items()
     }
@@ -154,6 +156,7 @@ def render(ledger: Ledger, *, workspace: str) -> bytes:
                 "shown": e.shown,
                 "version": e.version,
             }
+            | ({"sealed": True} if e.sealed else {})
             for key, e in sorted(ledger.entries.items())
         },
         "acls": {p: perm.value for p, perm in sorted(ledger.acls.items())},
@@ -200,6 +203,21 @@ def _carried_entries(spec: WorkspaceSpec, previous: Ledger) -> dict[str, LedgerE
         elif old_key == key_text:
             carried[key] = old
     return carried
+
+
+def proven_keys(ledger: Ledger, secrets: Mapping[str, LiveSecret]) -> frozenset[str]:
+    """The keys whose value a trusted ledger vouches for without reading it back: a sealed
+    entry whose stamp is the one the service lists now (an entry is sealed only once its
+    second had ended, so no later write can carry the same stamp)."""
+    if not ledger.trusted:
+        return frozenset()
+    return frozenset(
+        key
+        for key, entry in ledger.entries.items()
+        if entry.sealed
+        and (live := secrets.get(key)) is not None
+        and live.last_updated_ms == entry.last_updated_ms
+    )
 
 
 def _carried_intents(previous: Ledger) -> dict[str, LedgerIntent]:
@@ -257,6 +275,7 @@ def after_apply(
     marker_ms: int | None = None,
     adopting: bool = False,
     unproven: frozenset[str] = frozenset(),
+    sealed: frozenset[str] = frozenset(),
 ) -> Ledger:
     """The ledger once an apply has written the keys in ``stamps`` (key -> the timestamp
     the service showed right after pkgrepo's put). Keys it did not touch keep their
@@ -280,7 +299,9 @@ def after_apply(
 
     ``unproven`` keys were written, but the stamp the service showed afterwards cannot tell
     pkgrepo's write from another one (the same whole second as the write seen before it):
-    they get no entry, so the next plan reports them unverifiable instead of trusting them."""
+    they get no entry, so the next plan reports them unverifiable instead of trusting them.
+    ``sealed`` keys were read back once their stamp's second had ended, and matched
+    (``LedgerEntry.sealed``)."""
     assert previous.hmac_key is not None
     key_text = previous.hmac_key.plaintext
     shown_key = keys.derive(key_text, keys.DISPLAY_DIGEST)
@@ -299,6 +320,7 @@ def after_apply(
                     last_updated_ms=stamps[key],
                     hmac=diff.value_hmac(key_text, key, value.plaintext),
                     shown=mask(redact.describe(key, value, shown_key)),
+                    sealed=key in sealed,
                 )
             elif key in carried_intents:
                 intents[key] = carried_intents[key]

@@ -272,6 +272,11 @@ class LedgerEntry:
     can show what it replaces without knowing the value."""
     version: int = 2
     """The comparison rules ``hmac`` was computed under (``diff.CANONICAL_VERSION``)."""
+    sealed: bool = False
+    """The value was read back after the second of ``last_updated_ms`` had ended on the
+    service's clock, and matched: any later write carries a later stamp, so while the key's
+    stamp stays ``last_updated_ms`` its value is the one ``hmac`` is of, without reading it
+    again (``ledger.proven_keys``)."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ values, in plain, lowercased, URL-encoded and base64 forms, from any text.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -191,10 +192,14 @@ def digest(value: str, key: str) -> str:
     return "hmac-sha256:" + mac.hexdigest()
 
 
+@functools.lru_cache(maxsize=256)
 def describe(key: str, value: SecretValue, digest_key: str | None) -> str:
     """A one-line, display-safe description of a managed secret value. ``digest_key`` is
     the secret display key (``keys.derive(ledger key, keys.DISPLAY_DIGEST)``); without one,
-    a value that is neither a URL nor a certificate is not described at all."""
+    a value that is neither a URL nor a certificate is not described at all.
+
+    Kept for the last few hundred values: a fleet declares the same few values for
+    thousands of workspaces, and a certificate bundle is parsed once, not per workspace."""
     text = value.plaintext
     if key == INDEX_URL:
         return mask_url(text)

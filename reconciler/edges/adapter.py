@@ -20,7 +20,7 @@ import os
 import socket
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
@@ -73,7 +73,7 @@ from reconciler.core.model import (
 from reconciler.edges.throttle import RateLimiter
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.lock import LOCK_SCOPE
-from reconciler.engine.port import Snapshot
+from reconciler.engine.port import ProvenKeys, Snapshot
 from reconciler.engine.retry import call_with_retry
 
 log = logging.getLogger("pkgrepo.adapter")
@@ -515,7 +515,7 @@ class SdkWorkspace:
         the lock's) can only be created for all users."""
         self.client = client
         self.ledger_in_workspace = ledger_in_workspace
-        self.read_values = read_values
+        self.reads_values = read_values
         """Probe ``secrets/get`` (once per run) and read the managed keys' values where it
         answers."""
         self.get_answers: bool | None = None
@@ -527,6 +527,8 @@ class SdkWorkspace:
         self._admins: dict[str, bool] = {}
         """Admin lookups answered so far (kept for this run, one workspace)."""
         self._caller_admin: bool | None = None
+        self._me: str | None = None
+        """The caller's user name as ``current_user.me`` answered it (asked once)."""
         self.principal: str | None = None
         """The caller's name when the credential tells it (a service principal is named by
         its application id, in SCIM and in ACLs): then nobody asks the workspace."""
@@ -735,8 +737,10 @@ class SdkWorkspace:
     def _identity(self) -> str | None:
         if self.principal is not None:
             return self.principal
-        me = self._call("who am I", self.client.current_user.me)
-        return me.user_name
+        if self._me is None:
+            # One credential, one answer: later reads of this workspace do not ask again.
+            self._me = self._call("who am I", self.client.current_user.me).user_name
+        return self._me
 
     def _ledger(self) -> bytes | None:
         if not self.ledger_in_workspace:
@@ -765,30 +769,45 @@ class SdkWorkspace:
         self._on_value(text)
         return SecretValue(text)
 
-    def _values(self, secrets: Mapping[str, LiveSecret]) -> Mapping[str, LiveSecret]:
-        """The managed keys with their values, where ``secrets/get`` answers.
+    def _read_back(self, keys: list[str]) -> dict[str, SecretValue | None] | None:
+        """The values of ``keys`` where ``secrets/get`` answers; None where it does not.
 
         ``secrets/get`` over REST is documented for DBUtils only, yet it answers a MANAGE
         holder in at least some workspaces (databricks/cli's acceptance test run against the
-        cloud reads a value back). So it is probed once per run with the first managed key;
-        where it answers, the others are read too. Keys pkgrepo does not manage are never
-        read (a Key Vault backed scope lists every secret of the vault)."""
-        keys = [k for k in MANAGED_KEYS if k in secrets]
-        if not keys or not self.read_values or self.get_answers is False:
-            return secrets
+        cloud reads a value back). So it is probed once per run with the first key; where
+        it answers, the others are read too."""
+        if not keys or not self.reads_values or self.get_answers is False:
+            return None
         first = self._steady(lambda: self._value(keys[0]))()
         self.get_answers = first is not None
         if first is None:
-            return secrets
+            return None
         values: dict[str, SecretValue | None] = {keys[0]: first}
         futures = {k: self._pool.submit(self._steady(partial(self._value, k))) for k in keys[1:]}
         values.update({k: f.result() for k, f in futures.items()})
+        return values
+
+    def _values(
+        self, secrets: Mapping[str, LiveSecret], proven: Collection[str]
+    ) -> Mapping[str, LiveSecret]:
+        """The managed keys with their values, where ``secrets/get`` answers, but for the
+        ``proven`` ones (the ledger vouches for them). Keys pkgrepo does not manage are
+        never read (a Key Vault backed scope lists every secret of the vault)."""
+        values = self._read_back([k for k in MANAGED_KEYS if k in secrets and k not in proven])
+        if values is None:
+            return secrets
         return frozen_map(
             {
                 k: LiveSecret(s.key, s.last_updated_ms, values.get(k)) if k in values else s
                 for k, s in secrets.items()
             }
         )
+
+    def read_values(self, keys: Collection[str]) -> Mapping[str, SecretValue] | None:
+        values = self._read_back(list(keys))
+        if values is None:
+            return None
+        return frozen_map({k: v for k, v in values.items() if v is not None})
 
     def _steady(self, fn: Callable[[], T]) -> Callable[[], T]:
         """``fn`` retried on its own when it fails transiently (throttling above all), so one
@@ -806,28 +825,38 @@ class SdkWorkspace:
 
         return call
 
-    def read(self) -> Snapshot:
+    def read(self, proven: ProvenKeys | None = None) -> Snapshot:
         """The reads go out together (one round trip): all but one through the pool, the
         last from this thread while it waits anyway. Each is retried on its own
-        (``_steady``)."""
+        (``_steady``). With ``proven``, what backs the scope is asked only when the ledger
+        does not vouch for every managed key listed: then alongside the values."""
         acls_f = self._pool.submit(self._steady(self._acls_or_empty))
         ledger_f = self._pool.submit(self._steady(self._ledger))
-        backend_f = self._pool.submit(self._steady(self._scope_backend))
-        identity_f = None if self.principal else self._pool.submit(self._steady(self._identity))
+        backend_f = None if proven else self._pool.submit(self._steady(self._scope_backend))
+        known_identity = self.principal or self._me
+        identity_f = None if known_identity else self._pool.submit(self._steady(self._identity))
         secrets = self._steady(self._secrets_or_none)()
         acls, ledger = acls_f.result(), ledger_f.result()
-        identity = identity_f.result() if identity_f else self.principal
-        backend, vault = backend_f.result()
+        identity = identity_f.result() if identity_f else known_identity
         if secrets is None:
+            if backend_f is not None:
+                backend_f.result()
             return Snapshot(LiveState(scope_exists=False, identity=identity), ledger)
-        secrets = self._values(secrets)
+        known = frozenset(proven(secrets, ledger)) if proven else frozenset()
+        managed = [k for k in MANAGED_KEYS if k in secrets]
+        backend: tuple[Backend, str | None] = (Backend.DATABRICKS, None)
+        if backend_f is None and not (managed and known.issuperset(managed)):
+            backend_f = self._pool.submit(self._steady(self._scope_backend))
+        secrets = self._values(secrets, known)
+        if backend_f is not None:
+            backend = backend_f.result()
         live = LiveState(
             scope_exists=True,
             secrets=secrets,
             acls=acls,
             identity=identity,
-            backend=backend,
-            keyvault=vault,
+            backend=backend[0],
+            keyvault=backend[1],
         )
         return Snapshot(live, ledger)
 

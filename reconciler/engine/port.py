@@ -9,7 +9,7 @@ retrying and ``WorkspaceError`` for the rest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,6 +23,11 @@ class Snapshot:
 
     live: LiveState
     ledger: bytes | None
+
+
+ProvenKeys = Callable[[Mapping[str, LiveSecret], bytes | None], Collection[str]]
+"""Given the keys listed (with their stamps) and the stored ledger document: the keys whose
+values the ledger vouches for (``ledger.proven_keys``), which need not be read back."""
 
 
 class LockPort(Protocol):
@@ -69,9 +74,20 @@ class LockPort(Protocol):
 class WorkspacePort(LockPort, Protocol):
     """What the engine needs from one workspace's secret scope."""
 
-    def read(self) -> Snapshot:
+    def read(self, proven: ProvenKeys | None = None) -> Snapshot:
         """Scope, keys with timestamps, ACLs, the caller's identity and the ledger, read
-        concurrently: one round trip."""
+        concurrently (one round trip), then the managed keys' values where the service
+        answers ``secrets/get``.
+
+        ``proven`` names the keys whose values need not be read back. When it names every
+        managed key listed, the scope is Databricks backed (it holds pkgrepo's own sealed
+        writes) and is not looked up; otherwise what backs it is asked alongside the
+        values."""
+        ...
+
+    def read_values(self, keys: Collection[str]) -> Mapping[str, SecretValue] | None:
+        """The values of ``keys`` through ``secrets/get``, or None where the service does
+        not answer it (or reading values is off). A key that is gone is left out."""
         ...
 
     def list_secrets(self) -> Mapping[str, LiveSecret]: ...

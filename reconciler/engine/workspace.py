@@ -6,17 +6,20 @@ The fleet runs this for many workspaces; the CLI never calls the port directly.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from reconciler.core import diff
 from reconciler.core import ledger as ledger_doc
 from reconciler.core.errors import Cancelled, TransientError, UserError, WorkspaceError
 from reconciler.core.model import (
+    MANAGED_KEYS,
     MARKER_KEY,
     Backend,
     Ensure,
     Kind,
     Ledger,
+    LiveSecret,
     LiveState,
     Permission,
     SecretValue,
@@ -27,7 +30,7 @@ from reconciler.core.results import Observation
 from reconciler.edges.ledger_store import LedgerStore
 from reconciler.engine.apply import Applier, ApplyOptions, Journal
 from reconciler.engine.clock import Clock, SystemClock
-from reconciler.engine.port import WorkspacePort
+from reconciler.engine.port import Snapshot, WorkspacePort
 from reconciler.engine.retry import call_with_retry
 
 log = logging.getLogger("pkgrepo.workspace")
@@ -66,6 +69,13 @@ def _no_guard() -> None:
 
 READ_DEADLINE_SECONDS = 120.0
 CANCELLED_LEDGER_SECONDS = 5.0
+SEAL_AFTER_SECONDS = 1.1
+"""How long after the service acknowledged the last put its values are read back to seal
+the entries: a stamp is a whole second, and once that second has ended on the service's
+clock no other write can carry it. The service handled the put before this run saw the
+answer, and handles the read back after this run sends it, so a pause of one second here
+is at least one second there (the margin covers clocks running at slightly different
+rates, and service hosts whose clocks differ by less than a tenth of a second)."""
 
 
 def observe(
@@ -80,17 +90,27 @@ def observe(
     """Read the workspace (retrying transient failures) and its ledger. ``previous_key``
     (``PKGREPO_LEDGER_KEY_PREVIOUS``) is accepted for a ledger during a key rotation."""
     clock = clock or SystemClock()
+    parsed: dict[bytes | None, Ledger] = {}
+
+    def load(snapshot: Snapshot) -> Ledger:
+        raw = store.load(spec.name, snapshot)
+        if raw not in parsed:
+            parsed[raw] = ledger_doc.parse(
+                raw, workspace=spec.name, hmac_key=hmac_key, previous_key=previous_key
+            )
+        return parsed[raw]
+
+    def proven(secrets: Mapping[str, LiveSecret], document: bytes | None) -> frozenset[str]:
+        listed = Snapshot(LiveState(scope_exists=True, secrets=secrets), document)
+        return ledger_doc.proven_keys(load(listed), secrets)
+
     snapshot = call_with_retry(
-        port.read,
+        lambda: port.read(proven),
         workspace=spec.name,
         clock=clock,
         deadline=clock.monotonic() + READ_DEADLINE_SECONDS,
     )
-    raw = store.load(spec.name, snapshot)
-    ledger = ledger_doc.parse(
-        raw, workspace=spec.name, hmac_key=hmac_key, previous_key=previous_key
-    )
-    return Observation(snapshot.live, ledger)
+    return Observation(snapshot.live, load(snapshot))
 
 
 def plan_workspace(
@@ -163,12 +183,15 @@ def apply_workspace(
     progress = Journal()
     previous = seen.ledger
     stopped: UserError | None = None
+    sealed: frozenset[str] = frozenset()
     try:
         if previous.hmac_key is not None:
             guard()
             previous = _record_intents(spec, plan, seen, port, store, clock, write_ahead)
         stamps = {k: s.last_updated_ms for k, s in seen.live.secrets.items()}
         Applier(port, work_clock or clock, options, guard=guard).run(spec, plan, progress, stamps)
+        if previous.hmac_key is not None:
+            sealed = _seal(spec, seen, port, progress, work_clock or clock)
     except stop_errors as exc:
         stopped = exc
     finally:
@@ -189,6 +212,7 @@ def apply_workspace(
                 # A Key Vault backed scope refuses every put: no marker there.
                 write_marker=stopped is None and seen.live.backend is Backend.DATABRICKS,
                 adopting=not seen.ledger.stored and MARKER_KEY not in seen.live.secrets,
+                sealed=sealed,
             )
     if stopped is not None:
         done = set(progress.done)
@@ -199,6 +223,52 @@ def apply_workspace(
     )
     remaining = tuple(c for c in check.changes if c.action is not Action.NOOP)
     return ApplyOutcome(spec.name, tuple(progress.done), remaining)
+
+
+def _seal(
+    spec: WorkspaceSpec,
+    seen: Observation,
+    port: WorkspacePort,
+    progress: Journal,
+    clock: Clock,
+) -> frozenset[str]:
+    """The keys this apply put whose values, read back once their stamp's second has
+    ended, are what was written and still carry the stamp seen after the put: their ledger
+    entries are sealed (``LedgerEntry.sealed``), and later plans need not read them back
+    while the stamp stays. Nothing is sealed where ``secrets/get`` does not answer (known
+    from the plan's read: then there is no wait either), or when the read fails (the
+    entries are then kept unsealed, as before)."""
+    written = sorted(progress.stamps)
+    if not written or progress.last_put is None or _values_refused(seen):
+        return frozenset()
+    wait = progress.last_put + SEAL_AFTER_SECONDS - clock.monotonic()
+    if wait > 0:
+        clock.sleep(wait)
+    try:
+        values = port.read_values(written)
+        if values is None:
+            return frozenset()
+        listed = port.list_secrets()
+    except (TransientError, WorkspaceError) as exc:
+        log.debug("%s: values not sealed: %s", spec.name, exc)
+        return frozenset()
+    return frozenset(
+        key
+        for key in written
+        if key in values
+        and key in listed
+        and key in spec.secrets
+        and listed[key].last_updated_ms == progress.stamps[key]
+        and diff.same_value(key, values[key].plaintext, spec.secrets[key].plaintext)
+    )
+
+
+def _values_refused(seen: Observation) -> bool:
+    """Whether the plan's read already asked for values and got none: the service does not
+    answer ``secrets/get`` here (or reading values is off)."""
+    proven = ledger_doc.proven_keys(seen.ledger, seen.live.secrets)
+    asked = [s for k, s in seen.live.secrets.items() if k in MANAGED_KEYS and k not in proven]
+    return bool(asked) and all(s.value is None for s in asked)
 
 
 def _may_write(guard: Callable[[], None]) -> bool:
@@ -265,6 +335,7 @@ def _record_ledger(
     *,
     write_marker: bool = True,
     adopting: bool = False,
+    sealed: frozenset[str] = frozenset(),
 ) -> None:
     """Write down what was written, even after a failure half way: the next plan then
     knows these keys were set by pkgrepo. After ``ensure: absent`` the ledger is emptied,
@@ -322,6 +393,7 @@ def _record_ledger(
         marker_ms=marker_ms,
         adopting=adopting,
         unproven=unproven,
+        sealed=sealed - unproven,
     )
     document = ledger_doc.render(updated, workspace=spec.name)
     try:

@@ -64,6 +64,7 @@ STEPS: list[tuple[str, Step]] = [
     ("remove a missing grant", lambda p, u: p.delete_acl("team")),
     ("write the ledger", lambda p, u: p.write_ledger(b'{"ledger": 1}')),
     ("read", lambda p, u: p.read()),
+    ("read values back", lambda p, u: p.read_values([INDEX_URL])),
     ("the user lists the scope", lambda p, u: u.list_secrets()),
     ("the user writes to it", lambda p, u: u.put_secret(INDEX_URL, SecretValue("x"))),
     ("the user takes the lock", lambda p, u: u.lock_create()),

@@ -54,21 +54,24 @@ def test_values_are_read_back_where_get_answers_and_probed_once_where_refused(
     assert pkgrepo("apply", path, "--auto-approve").code == 0
     emu.reset_counts()
     assert pkgrepo("plan", path, "--detailed-exitcode").code == 0
-    assert emu.requests("open")[GET] == 2  # both managed keys read back
+    # The apply read its values back once their second had ended and sealed them in the
+    # ledger: while their stamps stay, they are not read again.
+    assert emu.requests("open")[GET] == 0
     assert emu.requests("closed")[GET] == 1  # one probe, refused: nothing more is asked
-    # A hand edit within the same second as pkgrepo's write carries the same timestamp;
-    # where get answers, the value itself gives it away.
-    for name in ("open", "closed"):
-        emu.backend(name).set_clock(lambda: 1_800_000_000.5)
-    assert pkgrepo("apply", path, "--auto-approve").code == 0
+    # A later edit carries a later stamp: that key is read back, and the value read says
+    # who changed it (a same-second race with the apply's own read back: test_engine_sdk's
+    # test_a_same_second_edit_before_the_seal_is_not_sealed_and_is_caught).
     for name in ("open", "closed"):
         client = WorkspaceClient(host=emu.host(name), token=ADMIN_TOKEN)
         client.secrets.put_secret(SCOPE, "pip-index-url", string_value="https://evil.example/s")
+    emu.reset_counts()
     drift = json.loads(pkgrepo("drift", path, "--format", "json").out)
     kinds = {
         i["address"]: (i["kind"], i["severity"]) for w in drift["workspaces"] for i in w["items"]
     }
     assert kinds.get("open/secret/pip-index-url") == ("modified-outside", "high")
+    assert kinds.get("closed/secret/pip-index-url") == ("modified-outside", "high")
+    assert emu.requests("open")[GET] == 1  # only the key whose stamp moved
 
 
 def test_a_same_second_write_without_read_back_is_unverifiable_not_trusted(

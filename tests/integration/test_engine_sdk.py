@@ -23,7 +23,13 @@ from reconciler.core.model import (
 from reconciler.core.plan import Action, Drift, Severity
 from reconciler.edges.adapter import SdkWorkspace
 from reconciler.edges.ledger_store import WorkspaceLedgerStore
-from reconciler.emulator import USER_TOKEN, EmulatorHandle, Faults, OneShotFailure
+from reconciler.emulator import (
+    USER_TOKEN,
+    EmulatorHandle,
+    Faults,
+    OneShotFailure,
+    ServiceModes,
+)
 from reconciler.engine.apply import ApplyOptions
 from reconciler.engine.clock import SystemClock
 from reconciler.engine.workspace import ApplyOutcome, apply_workspace, plan_workspace
@@ -104,17 +110,86 @@ def test_converged_workspace_plans_in_one_round_of_reads_and_applies_nothing(
     wplan, seen = plan(ws, p)
     assert not wplan.has_changes
     reads = emu.requests("ws1")
-    assert all(method == "GET" for method, _ in reads), reads
-    # secrets/get answers this admin (the service's default): each managed key's value is
-    # read once, concurrently with nothing else to wait for; the rest is one round of reads.
-    values = reads.pop(("GET", "/api/2.0/secrets/get"))
-    assert values == len(ws.secrets)
-    assert sum(reads.values()) <= 5, reads
+    # The apply read its values back once their second had ended and sealed the ledger
+    # entries: while the stamps stay, the plan needs no value and no scope lookup (what
+    # backs a scope holding pkgrepo's own sealed writes is known): one round of three reads.
+    assert reads == {
+        ("GET", "/api/2.0/secrets/list"): 1,
+        ("GET", "/api/2.0/secrets/acls/list"): 1,
+        ("GET", "/api/2.0/workspace/export"): 1,
+    }, reads
+    assert all(e.sealed for e in seen.ledger.entries.values()) and seen.ledger.entries
     emu.reset_counts("ws1")
     apply_workspace(
         ws, wplan, seen, p, WorkspaceLedgerStore(), options=FAST, clock=SystemClock(), salt=SALT
     )
     assert sum(emu.requests("ws1").values()) == 0
+
+
+def test_a_value_changed_after_the_seal_is_read_back_and_caught(
+    emu: EmulatorHandle, admin_token: str
+) -> None:
+    """A write after the apply carries a later stamp than the sealed one: that key (and only
+    it) is read back, and the plan says who changed it."""
+    ws = spec(emu, admin_token)
+    assert apply(ws).converged
+    client = WorkspaceClient(host=emu.host("ws1"), token=admin_token)
+    client.secrets.put_secret(SCOPE, EXTRA_INDEX_URLS, string_value="https://evil.example/s")
+    emu.reset_counts("ws1")
+    assert changes(ws) == {
+        f"ws1/secret/{EXTRA_INDEX_URLS}": (Action.UPDATE, Drift.MODIFIED_OUTSIDE)
+    }
+    reads = emu.requests("ws1")
+    assert reads[("GET", "/api/2.0/secrets/get")] == 1
+    assert reads[("GET", "/api/2.0/secrets/scopes/list")] == 1
+
+
+class _EditBeforeTheSeal(SdkWorkspace):
+    """A hand edit that lands after pkgrepo's put and before its read back, in the same
+    whole second (the emulator's clock stands still): the race sealing must lose."""
+
+    def __init__(self, inner: SdkWorkspace, edit: dict[str, str], admin_token: str) -> None:
+        self.__dict__.update(inner.__dict__)
+        self._edit, self._admin = edit, admin_token
+
+    def read_values(self, keys):  # type: ignore[no-untyped-def]
+        client = WorkspaceClient(host=self.client.config.host, token=self._admin)
+        for key, value in self._edit.items():
+            client.secrets.put_secret(SCOPE, key, string_value=value)
+        self._edit = {}
+        return super().read_values(keys)
+
+
+def test_a_same_second_edit_before_the_seal_is_not_sealed_and_is_caught(
+    emu: EmulatorHandle, admin_token: str
+) -> None:
+    emu.backend("ws1").set_clock(lambda: 1_800_000_000.5)
+    ws = spec(emu, admin_token)
+    p = _EditBeforeTheSeal(port(ws), {INDEX_URL: "https://evil.example/simple"}, admin_token)
+    wplan, seen = plan(ws, p)
+    apply_workspace(
+        ws, wplan, seen, p, WorkspaceLedgerStore(), options=FAST, clock=SystemClock(), salt=SALT
+    )
+    again, seen = plan(ws)
+    assert not seen.ledger.entries[INDEX_URL].sealed
+    assert seen.ledger.entries[EXTRA_INDEX_URLS].sealed
+    found = {str(c.address): (c.action, c.drift, c.severity) for c in again.changes}
+    assert found[f"ws1/secret/{INDEX_URL}"] == (
+        Action.UPDATE,
+        Drift.MODIFIED_OUTSIDE,
+        Severity.HIGH,
+    )
+
+
+def test_nothing_is_sealed_where_get_is_refused_and_plans_stay_as_before(
+    emu: EmulatorHandle, admin_token: str
+) -> None:
+    emu.set_modes("ws1", ServiceModes(rest_get="refused"))
+    ws = spec(emu, admin_token)
+    assert apply(ws).converged
+    wplan, seen = plan(ws)
+    assert not wplan.has_changes
+    assert seen.ledger.entries and not any(e.sealed for e in seen.ledger.entries.values())
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ another principal (``edit``, ``grant``, ``revoke``, ``as_principal``).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -56,7 +56,7 @@ from reconciler.emulator import (
 from reconciler.emulator.faults import after_commit_error
 from reconciler.emulator.workspaces import Workspace, WorkspaceRegistry
 from reconciler.engine.lock import LOCK_SCOPE
-from reconciler.engine.port import Snapshot
+from reconciler.engine.port import ProvenKeys, Snapshot
 from tests.support.clock import SERVICE_EPOCH
 
 T = TypeVar("T")
@@ -335,7 +335,8 @@ class EmulatedWorkspace:
             return None
         return frozen_map({p: Permission(level.name) for p, level in listed})
 
-    def read(self) -> Snapshot:
+    def read(self, proven: ProvenKeys | None = None) -> Snapshot:
+        del proven  # values are never read back here, so none need proving
         secrets = self._keys(SCOPE, "list secrets", "read")
         ledger = None
         if self.ledger_in_workspace:
@@ -351,6 +352,11 @@ class EmulatedWorkspace:
         acls = self._acl_map(SCOPE, "list ACLs", "read_acls") or frozen_map()
         live = LiveState(True, secrets, acls, self.identity, Backend.DATABRICKS)
         return Snapshot(live, ledger)
+
+    def read_values(self, keys: Collection[str]) -> Mapping[str, SecretValue] | None:
+        """None: values are not read back (the adapter's ``read_values=False``)."""
+        del keys
+        return None
 
     def list_secrets(self) -> Mapping[str, LiveSecret]:
         return self._keys(SCOPE, "list secrets", "list_secrets") or frozen_map()
