@@ -1,4 +1,4 @@
-"""Shared test setup: the repository root on sys.path so ``tests.fakes`` imports, and a
+"""Shared test setup: the repository root on sys.path so ``tests.support`` imports, and a
 hypothesis profile that keeps the suite fast."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The boundary between the engine and a workspace (a Protocol, so the planner and applier
-run against an in-memory fake in unit tests and against the real databricks-sdk adapter
-everywhere else).
+run against the emulator's backends in-process in unit tests, ``tests/support/emulated_port``,
+and against the real databricks-sdk adapter everywhere else).
 
 Every write is idempotent from the caller's point of view: creating what exists or deleting
 what is gone counts as done. Implementations raise ``TransientError`` for failures worth

@@ -3,7 +3,8 @@ whole lease on the waiter's own clock, a holder that cannot renew stops writing 
 clock offsets change nothing, races have one winner, and force-unlock.
 
 Driven by a fake clock, with renewals made by hand (``heartbeat=False``): the test decides
-exactly when the holder renews."""
+exactly when the holder renews. The workspace is an emulated one in this process (the
+emulator's backends behind the port), its service clock following the fake clock."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import pytest
 
 from reconciler.core.errors import LeaseLost, LockHeld
 from reconciler.core.model import LiveSecret, Permission
+from reconciler.emulator import AclLevel
 from reconciler.engine.lock import (
+    LOCK_SCOPE,
     MAX_LEASE_SECONDS,
     MAX_LOOKUPS,
     WorkspaceLock,
@@ -23,16 +26,22 @@ from reconciler.engine.lock import (
     holder_key,
     parse_holder,
 )
-from tests.fakes import FakeClock, FakeWorkspace
+from tests.support.clock import FakeClock
+from tests.support.emulated_port import COLLEAGUE, MALLORY, EmulatedService, EmulatedWorkspace
 
 
-def holder(fake: FakeWorkspace) -> str:
+def workspace(clock: FakeClock, **kwargs: object) -> EmulatedWorkspace:
+    """An emulated workspace whose service clock is ``clock``'s wall clock."""
+    return EmulatedWorkspace(clock=clock.time, **kwargs)  # type: ignore[arg-type]
+
+
+def holder(fake: EmulatedWorkspace) -> str:
     found = parse_holder(fake.lock_keys() or {})
     assert found is not None
     return found.run
 
 
-def lock(fake: FakeWorkspace, clock: FakeClock, run: str, **kwargs: object) -> WorkspaceLock:
+def lock(fake: EmulatedWorkspace, clock: FakeClock, run: str, **kwargs: object) -> WorkspaceLock:
     return WorkspaceLock("prod", fake, clock, run=run, heartbeat=False, **kwargs)  # type: ignore[arg-type]
 
 
@@ -70,7 +79,8 @@ class OffsetClock(FakeClock):
 
 
 def test_a_live_holder_is_waited_for_then_named_with_its_lease() -> None:
-    fake, clock = FakeWorkspace(), BeatingClock()
+    clock = BeatingClock()
+    fake = workspace(clock)
     first = lock(fake, clock, "r1a2b3c", lease_seconds=60)
     first.acquire()
     clock.renew = first.renew  # the holder keeps renewing every 20 s
@@ -89,7 +99,8 @@ def test_a_live_holder_is_waited_for_then_named_with_its_lease() -> None:
 
 
 def test_a_holder_that_stops_renewing_is_taken_over_after_one_lease_of_the_waiters_time() -> None:
-    fake, clock = FakeWorkspace(), FakeClock()
+    clock = FakeClock()
+    fake = workspace(clock)
     lock(fake, clock, "rdead", lease_seconds=60).acquire()  # then the run is killed
     waiter = lock(fake, clock, "rnext", lease_seconds=60, wait_seconds=0)
     waiter.acquire()  # a silent holder is waited out however short the wait asked for
@@ -99,7 +110,8 @@ def test_a_holder_that_stops_renewing_is_taken_over_after_one_lease_of_the_waite
 
 
 def test_a_renewal_seen_late_restarts_the_waiters_count() -> None:
-    fake, clock = FakeWorkspace(), BeatingClock(every=30)
+    clock = BeatingClock(every=30)
+    fake = workspace(clock)
     first = lock(fake, clock, "rslow", lease_seconds=60)
     first.acquire()
     renewals = [0]
@@ -118,7 +130,7 @@ def test_a_renewal_seen_late_restarts_the_waiters_count() -> None:
 
 def test_a_clock_offset_of_hours_between_runners_changes_nothing() -> None:
     base = BeatingClock()
-    fake = FakeWorkspace(clock_ms=1_700_000_000_000 - 7 * 3600 * 1000)  # the service: 7 h behind
+    fake = EmulatedWorkspace(clock=base.time, offset=-7 * 3600)  # the service: 7 h behind
     ahead = OffsetClock(offset=+5 * 3600, base=base)
     behind = OffsetClock(offset=-9 * 3600, base=base)
     first = WorkspaceLock("prod", fake, ahead, run="rahead", heartbeat=False)
@@ -140,12 +152,13 @@ def test_a_clock_offset_of_hours_between_runners_changes_nothing() -> None:
 
 
 def test_a_holder_that_cannot_renew_stops_writing_before_its_lease_could_pass() -> None:
-    fake, clock = FakeWorkspace(), FakeClock()
+    clock = FakeClock()
+    fake = workspace(clock)
     mine = lock(fake, clock, "rmine", lease_seconds=60)
     acquired_at = clock.now
     mine.acquire()
     mine.check()
-    fake.fail_on["lock_put"] = 1000  # the service stops answering renewals
+    fake.fail("secrets/put", 1000)  # the service stops answering renewals
     while True:
         assert mine.renew() is False
         try:
@@ -157,14 +170,15 @@ def test_a_holder_that_cannot_renew_stops_writing_before_its_lease_could_pass() 
     # It stopped a margin before anyone could take over (a whole lease after the last
     # record change any waiter could have seen, which is no earlier than the acquisition).
     assert clock.now - acquired_at <= 60 - mine.margin
-    fake.fail_on.clear()
+    fake.heal()
     assert mine.renew() is False  # never resumes, even once renewals work again
     with pytest.raises(LeaseLost):
         mine.check()
 
 
 def test_a_holder_whose_lock_was_taken_over_learns_it_at_its_next_renewal() -> None:
-    fake, clock = FakeWorkspace(), FakeClock()
+    clock = FakeClock()
+    fake = workspace(clock)
     mine = lock(fake, clock, "rmine", lease_seconds=60)
     mine.acquire()
     force_unlock(fake)
@@ -176,7 +190,7 @@ def test_a_holder_whose_lock_was_taken_over_learns_it_at_its_next_renewal() -> N
     assert holder(fake) == "rother"
 
 
-class StaleView(FakeWorkspace):
+class StaleView(EmulatedWorkspace):
     """A waiter that read the holders just before a rival claimed the lock."""
 
     stale: Mapping[str, LiveSecret] | None = None
@@ -189,7 +203,8 @@ class StaleView(FakeWorkspace):
 
 
 def test_only_one_of_two_waiters_takes_over_a_silent_lock() -> None:
-    fake, clock = StaleView(), FakeClock()
+    clock = FakeClock()
+    fake = StaleView(clock=clock.time)
     lock(fake, clock, "rdead", lease_seconds=60).acquire()
     dead_keys = dict(fake.lock_keys() or {})
     lock(fake, clock, "rfirst", wait_seconds=0).acquire()  # took over after a lease
@@ -206,7 +221,8 @@ def test_only_one_of_two_waiters_takes_over_a_silent_lock() -> None:
 
 
 def test_a_lock_without_a_holder_is_taken_over_after_a_grace_period() -> None:
-    fake, clock = FakeWorkspace(), FakeClock()
+    clock = FakeClock()
+    fake = workspace(clock)
     assert fake.lock_create()  # a run died between creating the scope and naming itself
     lock(fake, clock, "rnext", wait_seconds=30).acquire()
     assert holder(fake) == "rnext"
@@ -214,7 +230,8 @@ def test_a_lock_without_a_holder_is_taken_over_after_a_grace_period() -> None:
 
 
 def test_of_two_claims_the_earlier_key_wins_and_the_other_withdraws() -> None:
-    fake, clock = FakeWorkspace(), FakeClock()
+    clock = FakeClock()
+    fake = workspace(clock)
     assert fake.lock_create()
     fake.lock_put(holder_key("rrival", 60))  # the rival wrote first
     late = lock(fake, clock, "rlate", wait_seconds=0)
@@ -224,7 +241,8 @@ def test_of_two_claims_the_earlier_key_wins_and_the_other_withdraws() -> None:
 
 
 def test_release_removes_the_lock_and_stops_renewing() -> None:
-    fake, clock = FakeWorkspace(), FakeClock()
+    clock = FakeClock()
+    fake = workspace(clock)
     mine = lock(fake, clock, "rmine")
     mine.acquire()
     mine.release()
@@ -236,7 +254,8 @@ def test_release_removes_the_lock_and_stops_renewing() -> None:
     "keys",
     [
         {"holder.rhuge.lease.999999999": 1},
-        {"holder.rneg.lease.-5": 1, "holder.!!!.lease.60": 2, "garbage": 3},
+        # ("holder.!!!.lease.60" cannot exist: the service refuses "!" in a key name)
+        {"holder.rneg.lease.-5": 1, "holder.-_-.lease.60": 2, "garbage": 3},
         {"holder..lease.": 1, "beat.": 2, "holder.x.ttl.99999999999999999999": 3},
     ],
     ids=["huge-lease", "malformed", "empty-parts"],
@@ -244,9 +263,12 @@ def test_release_removes_the_lock_and_stops_renewing() -> None:
 def test_a_hand_written_lock_key_never_crashes_and_holds_at_most_the_maximum_lease(
     keys: dict[str, int],
 ) -> None:
-    fake, clock = FakeWorkspace(), FakeClock()
-    assert fake.lock_create()
-    fake.lock = dict(keys)
+    clock = FakeClock()
+    fake = workspace(clock)
+    hand = fake.as_principal(COLLEAGUE)  # an admin writes the keys by hand
+    assert hand.lock_create()
+    for key in keys:
+        hand.lock_put(key)
     waiter = lock(fake, clock, "rnext", wait_seconds=0)
     waiter.acquire()
     assert holder(fake) == "rnext"
@@ -254,7 +276,8 @@ def test_a_hand_written_lock_key_never_crashes_and_holds_at_most_the_maximum_lea
 
 
 def test_force_unlock_removes_any_lock_and_reports_the_holder() -> None:
-    fake, clock = FakeWorkspace(), FakeClock()
+    clock = FakeClock()
+    fake = workspace(clock)
     lock(fake, clock, "rstuck").acquire()
     found = force_unlock(fake)
     assert found is not None and found.run == "rstuck"
@@ -263,7 +286,8 @@ def test_force_unlock_removes_any_lock_and_reports_the_holder() -> None:
 
 
 def test_a_lock_taken_by_an_earlier_version_is_honoured_for_its_time_to_live() -> None:
-    fake, clock = FakeWorkspace(), FakeClock()
+    clock = FakeClock()
+    fake = workspace(clock)
     assert fake.lock_create()
     fake.lock_put("holder.ci_runner-1.4242.ttl.900")  # user@host.pid, 15 minutes
     first = parse_holder(fake.lock_keys() or {})
@@ -274,7 +298,7 @@ def test_a_lock_taken_by_an_earlier_version_is_honoured_for_its_time_to_live() -
     assert MAX_LEASE_SECONDS <= sum(clock.slept) <= MAX_LEASE_SECONDS + 3
 
 
-class Exploding(FakeWorkspace):
+class Exploding(EmulatedWorkspace):
     def lock_put(self, key: str) -> None:
         if key.startswith("beat.") and self.calls["lock_put"] >= 2:
             raise RuntimeError("a failure nobody mapped")
@@ -282,7 +306,8 @@ class Exploding(FakeWorkspace):
 
 
 def test_an_unexpected_failure_of_a_renewal_is_a_failed_renewal_not_a_crash() -> None:
-    fake, clock = Exploding(), FakeClock()
+    clock = FakeClock()
+    fake = Exploding(clock=clock.time)
     mine = lock(fake, clock, "rmine", lease_seconds=60)
     mine.acquire()
     assert mine.renew() is False  # no exception escapes the heartbeat
@@ -292,7 +317,8 @@ def test_an_unexpected_failure_of_a_renewal_is_a_failed_renewal_not_a_crash() ->
 
 
 def test_a_live_holder_with_a_long_lease_is_waited_for_only_as_long_as_asked() -> None:
-    fake, clock = FakeWorkspace(), BeatingClock(every=5)
+    clock = BeatingClock(every=5)
+    fake = workspace(clock)
     first = lock(fake, clock, "rlong", lease_seconds=600)
     first.acquire()
     clock.renew = first.renew
@@ -320,27 +346,36 @@ class RacingView(StaleView):
         return super().lock_writers()
 
 
-def users_lock(fake: FakeWorkspace) -> None:
-    fake.lock_creator = "mallory@example.com"
-    assert fake.lock_create()
-    fake.lock_put(holder_key("rmallory", 600))
-    fake.lock_put(beat_key("rmallory"))
+def users_lock(fake: EmulatedWorkspace) -> EmulatedWorkspace:
+    """Mallory, a plain user, creates the lock scope and holds it on a long lease."""
+    mallory = fake.as_principal(MALLORY)
+    assert mallory.lock_create()
+    mallory.lock_put(holder_key("rmallory", 600))
+    mallory.lock_put(beat_key("rmallory"))
+    return mallory
+
+
+def revoked(fake: EmulatedWorkspace) -> set[str]:
+    """Of those who ever held a grant on the lock scope (its creator), who has none now."""
+    return {MALLORY} - set(fake.lock_grants() or {})
 
 
 def test_a_users_lock_is_taken_away_and_claimed_at_once() -> None:
-    fake, clock = FakeWorkspace(), FakeClock()
+    clock = FakeClock()
+    fake = workspace(clock)
     users_lock(fake)
     lock(fake, clock, "rmine", trusted=TRUSTED, wait_seconds=0).acquire()
     assert holder(fake) == "rmine"
     assert sum(clock.slept) == 0  # no lease of the user's was waited out
-    assert fake.lock_revoked == {"mallory@example.com"}
+    assert revoked(fake) == {MALLORY}
 
 
 def test_of_two_runs_that_find_a_users_lock_only_one_removes_it() -> None:
     """The second run read the user's keys and grant before the first revoked it: its own
     revoke finds nothing, so it removes nothing (least of all the first run's new holder
     key) and waits for the first run like any other holder."""
-    fake, clock = RacingView(), BeatingClock()
+    clock = BeatingClock()
+    fake = RacingView(clock=clock.time)
     users_lock(fake)
     users_keys = dict(fake.lock_keys() or {})
     users_grant = dict(fake.lock_writers() or {})
@@ -359,14 +394,14 @@ def test_of_two_runs_that_find_a_users_lock_only_one_removes_it() -> None:
 def test_a_writer_whose_admin_status_is_unknown_is_honoured_while_renewed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    fake, clock = FakeWorkspace(), BeatingClock()
-    users_lock(fake)
-    fake.admins = frozenset()
+    clock = BeatingClock()
+    fake = workspace(clock)
+    mallory = users_lock(fake)
     fake.admin_status = lambda principal: "the lookup failed: refused"  # type: ignore[method-assign]
-    clock.renew = lambda: fake.lock_put(beat_key("rmallory"))  # the user keeps renewing
+    clock.renew = lambda: mallory.lock_put(beat_key("rmallory"))  # the user keeps renewing
     with pytest.raises(LockHeld, match="locked by run rmallory"), caplog.at_level("WARNING"):
         lock(fake, clock, "rmine", trusted=TRUSTED, wait_seconds=30).acquire()
-    assert fake.lock_revoked == set()
+    assert revoked(fake) == set()
     assert (
         caplog.text.count(
             "created by mallory@example.com, which is neither pkgrepo's identity nor a manager of "
@@ -377,49 +412,40 @@ def test_a_writer_whose_admin_status_is_unknown_is_honoured_while_renewed(
     )
 
 
-class ChurningUser(FakeWorkspace):
+class ChurningUser(EmulatedWorkspace):
     """The user rewrites a holder key under a new name just before its access is revoked."""
 
     def lock_revoke(self, principal: str) -> bool:
-        if self.lock is not None and holder_key("rmallory", 600) in self.lock:
-            del self.lock[holder_key("rmallory", 600)]
-            self.lock_put(holder_key("rmallory2", 600))
+        mallory = self.as_principal(MALLORY)
+        if holder_key("rmallory", 600) in (mallory.lock_keys() or {}):
+            mallory.lock_delete_key(holder_key("rmallory", 600))
+            mallory.lock_put(holder_key("rmallory2", 600))
         return super().lock_revoke(principal)
 
 
 def test_a_holder_key_slipped_in_during_the_revoke_holds_no_longer_than_a_lease_of_ours() -> None:
-    fake, clock = ChurningUser(), FakeClock()
+    clock = FakeClock()
+    fake = ChurningUser(clock=clock.time)
     users_lock(fake)
     lock(fake, clock, "rmine", trusted=TRUSTED, lease_seconds=60, wait_seconds=0).acquire()
     assert holder(fake) == "rmine"
     assert 60 <= sum(clock.slept) <= 63  # not the 600 s the user's key declares
 
 
-class PaddedGrants(FakeWorkspace):
-    """The user granted WRITE to many admins (names sorting before its own) to push itself
-    past the writers pkgrepo looks up."""
-
-    padding: tuple[str, ...] = tuple(f"a{i:02d}-admin@example.com" for i in range(MAX_LOOKUPS))
-
-    def lock_writers(self) -> Mapping[str, Permission] | None:
-        found = super().lock_writers()
-        if found is None:
-            return None
-        return {**found, **{name: Permission.WRITE for name in self.padding}}
-
-    def lock_revoke(self, principal: str) -> bool:
-        if principal in self.padding:
-            self.padding = tuple(p for p in self.padding if p != principal)
-            return True
-        return super().lock_revoke(principal)
+PADDING = tuple(f"a{i:02d}-admin@example.com" for i in range(MAX_LOOKUPS))
+"""Workspace admins whose names sort before the user's."""
 
 
 def test_a_writer_list_padded_with_admins_does_not_hide_the_user() -> None:
-    fake, clock = PaddedGrants(), FakeClock()
-    fake.admins = frozenset(fake.padding)
-    users_lock(fake)
+    """The user granted WRITE on her lock scope to many admins (names sorting before her
+    own) to push herself past the writers pkgrepo looks up."""
+    clock = FakeClock()
+    fake = EmulatedWorkspace(EmulatedService(clock=clock.time, admins=PADDING))
+    mallory = users_lock(fake)
+    for admin in PADDING:
+        mallory.workspace.secrets.put_acl(mallory.caller, LOCK_SCOPE, admin, AclLevel.WRITE)
     lock(fake, clock, "rmine", trusted=TRUSTED, wait_seconds=0).acquire()
     assert holder(fake) == "rmine"
     assert sum(clock.slept) == 0
     assert fake.calls["admin_status"] <= MAX_LOOKUPS
-    assert "mallory@example.com" in fake.lock_revoked
+    assert MALLORY in revoked(fake)

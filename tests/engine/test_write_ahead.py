@@ -5,8 +5,6 @@ only the grants actually written."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
 from reconciler.core import ledger as ledger_doc
@@ -23,8 +21,9 @@ from reconciler.core.plan import Action, Drift, Severity, safety_of
 from reconciler.edges.ledger_store import WorkspaceLedgerStore
 from reconciler.engine.apply import ApplyOptions
 from reconciler.engine.workspace import ApplyOutcome, WriteAhead, apply_workspace
-from tests.engine.test_plan_apply_fake import KEY, SALT, converge, plan, spec
-from tests.fakes import FakeClock, FakeWorkspace
+from tests.engine.test_plan_apply import KEY, SALT, converge, plan, spec
+from tests.support.clock import FakeClock
+from tests.support.emulated_port import EmulatedWorkspace
 
 NEW_URL = "https://bob:rotated-TOKEN-456@pypi.corp.example/simple"
 
@@ -33,8 +32,7 @@ class Killed(BaseException):
     """The process died here (SIGKILL): nothing after it runs, no finally writes."""
 
 
-@dataclass
-class DiesAfterPut(FakeWorkspace):
+class DiesAfterPut(EmulatedWorkspace):
     """Lets ``puts`` secret puts through, then the process dies."""
 
     puts: int = 1
@@ -47,7 +45,7 @@ class DiesAfterPut(FakeWorkspace):
 
 
 def kill_mid_rotation(
-    fake: FakeWorkspace, ws: WorkspaceSpec, write_ahead: WriteAhead | None = None
+    fake: EmulatedWorkspace, ws: WorkspaceSpec, write_ahead: WriteAhead | None = None
 ) -> None:
     wplan, seen = plan(ws, fake)
     with pytest.raises(Killed):
@@ -65,7 +63,8 @@ def kill_mid_rotation(
 
 
 def converged_then_rotated() -> tuple[DiesAfterPut, WorkspaceSpec]:
-    fake = DiesAfterPut(puts=1000)
+    fake = DiesAfterPut()
+    fake.puts = 1000
     converge(spec(), fake)
     fake.puts = 1
     rotated = spec({INDEX_URL: NEW_URL, EXTRA_INDEX_URLS: "https://a.example/simple"})
@@ -105,8 +104,8 @@ def test_without_the_write_ahead_entry_the_same_kill_reads_as_an_outside_change(
 
 def test_an_edit_after_the_writes_window_is_still_modified_outside() -> None:
     fake, rotated = converged_then_rotated()
-    kill_mid_rotation(fake, rotated, WriteAhead("r0123456789ab", fake.clock_ms, 60))
-    fake.clock_ms += 3_600_000  # an hour later, someone sets the same key by hand
+    kill_mid_rotation(fake, rotated, WriteAhead("r0123456789ab", fake.service_ms, 60))
+    fake.advance(3600)  # an hour later, someone sets the same key by hand
     fake.edit(INDEX_URL, "https://evil.example/simple")
     (change,) = [c for c in plan(rotated, fake)[0].changes if c.action is not Action.NOOP]
     assert (change.drift, change.severity) == (Drift.MODIFIED_OUTSIDE, Severity.HIGH)
@@ -124,8 +123,8 @@ def test_an_interrupted_write_of_a_value_git_no_longer_wants_is_not_excused() ->
 # -- stopping part way ----------------------------------------------------------------------
 
 
-def stop_after(writes: int, error: Exception) -> tuple[FakeWorkspace, ApplyOutcome]:
-    fake = FakeWorkspace()
+def stop_after(writes: int, error: Exception) -> tuple[EmulatedWorkspace, ApplyOutcome]:
+    fake = EmulatedWorkspace()
     ws = spec()
     wplan, seen = plan(ws, fake)
 
@@ -184,8 +183,7 @@ def test_a_lost_lease_stops_new_writes_and_leaves_the_ledger_to_the_new_holder()
 # -- the ACLs recorded are the ACLs written -----------------------------------------------
 
 
-@dataclass
-class RefusesGrant(FakeWorkspace):
+class RefusesGrant(EmulatedWorkspace):
     """The service refuses one principal (for good): the apply fails half way."""
 
     refused: str = "users"
@@ -223,8 +221,8 @@ def test_a_half_failed_apply_records_only_the_grants_it_wrote() -> None:
 
 
 def test_a_grant_pkgrepo_wrote_and_someone_removed_is_still_reported() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(), fake)
-    del fake.acls["users"]
+    fake.revoke("users")  # by another admin
     users = next(c for c in plan(spec(), fake)[0].changes if c.address.name == "users")
     assert users.drift is Drift.ACL_REMOVED

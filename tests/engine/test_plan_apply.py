@@ -1,7 +1,10 @@
-"""The planner and applier against the in-memory workspace: classification of every kind
-of difference, and idempotence (after an apply, a fresh plan is empty)."""
+"""The planner and applier against an emulated workspace in this process (the emulator's
+own backends behind the port): classification of every kind of difference, and idempotence
+(after an apply, a fresh plan is empty)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -21,10 +24,12 @@ from reconciler.core.model import (
     frozen_map,
 )
 from reconciler.core.plan import Action, Drift, Severity
-from reconciler.edges.ledger_store import WorkspaceLedgerStore
+from reconciler.edges.ledger_store import LedgerStore, LocalLedgerStore, WorkspaceLedgerStore
+from reconciler.emulator import Faults, OneShotFailure
 from reconciler.engine.apply import ApplyOptions
 from reconciler.engine.workspace import apply_workspace, plan_workspace
-from tests.fakes import FakeClock, FakeWorkspace
+from tests.support.clock import FakeClock
+from tests.support.emulated_port import COLLEAGUE, DEPLOYER, SP_DEPLOYER, EmulatedWorkspace
 
 KEY = SecretValue("ledger-key-for-tests")
 SALT = "salt"
@@ -50,18 +55,29 @@ def spec(
     )
 
 
-def plan(ws: WorkspaceSpec, fake: FakeWorkspace, key: SecretValue | None = KEY):
-    return plan_workspace(ws, fake, WorkspaceLedgerStore(), key, salt=SALT)
+def plan(
+    ws: WorkspaceSpec,
+    fake: EmulatedWorkspace,
+    key: SecretValue | None = KEY,
+    store: LedgerStore | None = None,
+):
+    return plan_workspace(ws, fake, store or WorkspaceLedgerStore(), key, salt=SALT)
 
 
-def converge(ws: WorkspaceSpec, fake: FakeWorkspace, *, allow_destroy: bool = False) -> None:
-    wplan, seen = plan(ws, fake)
+def converge(
+    ws: WorkspaceSpec,
+    fake: EmulatedWorkspace,
+    *,
+    allow_destroy: bool = False,
+    store: LedgerStore | None = None,
+) -> None:
+    wplan, seen = plan(ws, fake, store=store)
     outcome = apply_workspace(
         ws,
         wplan,
         seen,
         fake,
-        WorkspaceLedgerStore(),
+        store or WorkspaceLedgerStore(),
         options=ApplyOptions(allow_destroy=allow_destroy),
         clock=FakeClock(),
         salt=SALT,
@@ -69,13 +85,13 @@ def converge(ws: WorkspaceSpec, fake: FakeWorkspace, *, allow_destroy: bool = Fa
     assert outcome.converged, outcome.remaining
 
 
-def actions(ws: WorkspaceSpec, fake: FakeWorkspace) -> dict[str, tuple[Action, Drift]]:
+def actions(ws: WorkspaceSpec, fake: EmulatedWorkspace) -> dict[str, tuple[Action, Drift]]:
     wplan, _ = plan(ws, fake)
     return {str(c.address): (c.action, c.drift) for c in wplan.changes}
 
 
 def test_empty_workspace_gets_scope_secrets_and_grants_in_order() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     got = actions(spec(), fake)
     assert got == {
         "ws/scope": (Action.CREATE, Drift.NEW),
@@ -88,14 +104,14 @@ def test_empty_workspace_gets_scope_secrets_and_grants_in_order() -> None:
     assert fake.values[INDEX_URL] == TOKEN_URL
     # the service gives the creator MANAGE; pkgrepo never takes its own grant away
     assert fake.acls == {
-        "deployer@example.com": Permission.MANAGE,
+        DEPLOYER: Permission.MANAGE,
         "admins": Permission.MANAGE,
         "users": Permission.READ,
     }
 
 
 def test_converged_workspace_plans_empty_and_applies_no_writes() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(), fake)
     writes = fake.calls["writes"]
     wplan, _ = plan(spec(), fake)
@@ -105,7 +121,7 @@ def test_converged_workspace_plans_empty_and_applies_no_writes() -> None:
 
 
 def test_value_changed_in_git_is_an_update() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(), fake)
     changed = spec(
         {
@@ -122,7 +138,7 @@ def test_value_changed_in_git_is_an_update() -> None:
 
 
 def test_credentials_only_change_says_so_without_showing_them() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(), fake)
     rotated = spec(
         {INDEX_URL: TOKEN_URL.replace("123", "456"), EXTRA_INDEX_URLS: "https://a.example/simple"}
@@ -135,7 +151,7 @@ def test_credentials_only_change_says_so_without_showing_them() -> None:
 
 
 def test_value_modified_outside_pkgrepo_is_caught_by_the_ledger() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(), fake)
     fake.edit(INDEX_URL, "https://evil.example/simple")
     wplan, _ = plan(spec(), fake)
@@ -148,14 +164,14 @@ def test_value_modified_outside_pkgrepo_is_caught_by_the_ledger() -> None:
 
 
 def test_extra_urls_compare_as_a_list_and_certs_by_content() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(), fake)
     spaced = spec({INDEX_URL: TOKEN_URL, EXTRA_INDEX_URLS: "  https://a.example/simple \n"})
     assert not plan(spaced, fake)[0].has_changes
 
 
 def test_key_not_declared_is_deleted_unless_ignored() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(), fake)
     fake.edit(CERT, "-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n")
     got = actions(spec(), fake)
@@ -164,17 +180,17 @@ def test_key_not_declared_is_deleted_unless_ignored() -> None:
 
 
 def test_key_removed_from_git_is_deleted() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(), fake)
     got = actions(spec({INDEX_URL: TOKEN_URL}), fake)
     assert got == {"ws/secret/pip-extra-index-urls": (Action.DELETE, Drift.CHANGED_IN_GIT)}
 
 
 def test_acl_drift_kinds_and_severity() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(), fake)
-    fake.acls["intruder"] = Permission.MANAGE
-    fake.acls["users"] = Permission.WRITE
+    fake.grant("intruder", Permission.MANAGE)
+    fake.grant("users", Permission.WRITE)
     wplan, _ = plan(spec(), fake)
     found = {str(c.address): (c.action, c.drift, c.severity) for c in wplan.changes}
     assert found == {
@@ -186,14 +202,14 @@ def test_acl_drift_kinds_and_severity() -> None:
 
 
 def test_additive_acls_leave_other_principals_alone() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(), fake)
-    fake.acls["team"] = Permission.READ
+    fake.grant("team", Permission.READ)
     assert actions(spec(acls_mode=AclsMode.ADDITIVE), fake) == {}
 
 
 def test_deleting_the_scope_needs_allow_destroy() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(), fake)
     gone = spec(ensure=Ensure.ABSENT)
     wplan, seen = plan(gone, fake)
@@ -219,7 +235,7 @@ def test_deleting_the_scope_needs_allow_destroy() -> None:
 
 
 def test_without_ledger_key_the_ledgers_timestamps_still_catch_an_edit() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(), fake)
     wplan, _ = plan(spec(), fake, key=None)
     assert not wplan.has_changes  # unverified, but nothing moved
@@ -232,7 +248,7 @@ def test_without_ledger_key_the_ledgers_timestamps_still_catch_an_edit() -> None
 
 
 def test_tampered_ledger_is_reported_and_not_trusted() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(), fake)
     assert fake.ledger is not None
     fake.ledger = fake.ledger.replace(b'"hmac": "', b'"hmac": "0')
@@ -244,18 +260,26 @@ def test_tampered_ledger_is_reported_and_not_trusted() -> None:
 
 
 def test_transient_failures_are_retried_within_the_deadline() -> None:
-    fake = FakeWorkspace(fail_on={"put_secret": 3, "put_acl": 2})
+    fake = EmulatedWorkspace()
+    fake.workspace.set_faults(
+        Faults(
+            one_shot=(
+                *(OneShotFailure("secrets/put") for _ in range(3)),
+                *(OneShotFailure("secrets/acls/put") for _ in range(2)),
+            )
+        )
+    )
     converge(spec(), fake)
+    assert fake.calls["put_secret"] >= 2 + 3 and fake.calls["put_acl"] >= 2 + 2  # they failed
     assert fake.values[INDEX_URL] == TOKEN_URL
 
 
 def test_interrupted_apply_converges_on_rerun() -> None:
     for stop_after in range(1, 6):
-        fake = FakeWorkspace()
+        fake = EmulatedWorkspace()
         wplan, seen = plan(spec(), fake)
-        fake.fail_on = {}
-        ops = ["create_scope", "put_secret", "put_secret", "put_acl", "put_acl"]
-        fake.fail_on[ops[stop_after - 1]] = 10_000  # fails for good from that step on
+        ops = ["secrets/scopes/create", "secrets/put", "secrets/put", "secrets/acls/put"]
+        fake.fail([*ops, "secrets/acls/put"][stop_after - 1], 10_000)  # for good from there
         with pytest.raises(WorkspaceError, match="gave up"):
             apply_workspace(
                 spec(),
@@ -267,7 +291,7 @@ def test_interrupted_apply_converges_on_rerun() -> None:
                 clock=FakeClock(),
                 salt=SALT,
             )
-        fake.fail_on = {}
+        fake.heal()
         converge(spec(), fake)
         assert not plan(spec(), fake)[0].has_changes
 
@@ -305,17 +329,20 @@ def desired_specs(draw: st.DrawFn) -> WorkspaceSpec:
 
 
 @st.composite
-def live_fakes(draw: st.DrawFn) -> FakeWorkspace:
-    fake = FakeWorkspace(scope=draw(st.booleans()))
-    if fake.scope:
+def live_workspaces(draw: st.DrawFn) -> EmulatedWorkspace:
+    """A workspace where another admin may have made the scope, put keys and granted."""
+    fake = EmulatedWorkspace()
+    if draw(st.booleans()):
+        fake.as_principal(COLLEAGUE).create_scope()
         for key in draw(st.sets(st.sampled_from([INDEX_URL, EXTRA_INDEX_URLS, CERT, "other"]))):
             fake.edit(key, draw(URLS))
-        fake.acls = draw(st.dictionaries(PRINCIPALS, PERMS, max_size=4))
+        for principal, permission in draw(st.dictionaries(PRINCIPALS, PERMS, max_size=4)).items():
+            fake.grant(principal, permission)
     return fake
 
 
-@given(desired_specs(), live_fakes())
-def test_after_apply_a_fresh_plan_is_empty(ws: WorkspaceSpec, fake: FakeWorkspace) -> None:
+@given(desired_specs(), live_workspaces())
+def test_after_apply_a_fresh_plan_is_empty(ws: WorkspaceSpec, fake: EmulatedWorkspace) -> None:
     converge(ws, fake, allow_destroy=True)
     assert not plan(ws, fake)[0].has_changes
     writes = fake.calls["writes"]
@@ -326,8 +353,9 @@ def test_after_apply_a_fresh_plan_is_empty(ws: WorkspaceSpec, fake: FakeWorkspac
 # -- findings of review, each pinned by a test ------------------------------------------------
 
 
-class EditDuringApply(FakeWorkspace):
-    """Another admin rewrites pip-index-url while pkgrepo is granting ACLs."""
+class EditDuringApply(EmulatedWorkspace):
+    """Another admin rewrites pip-index-url while pkgrepo is granting ACLs (a port that
+    lets the edit in just before its first grant)."""
 
     def put_acl(self, principal: str, permission: Permission) -> None:
         if not self.calls["put_acl"]:
@@ -354,18 +382,21 @@ def test_a_write_by_someone_else_during_apply_is_not_recorded_as_pkgrepos() -> N
     ]
 
 
-def test_a_non_admin_deployer_never_lowers_its_own_grant_on_a_new_scope() -> None:
-    fake = FakeWorkspace(identity="sp-deployer")
-    ws = spec(acls={"sp-deployer": Permission.READ, "admins": Permission.MANAGE})
-    wplan, _ = plan(ws, fake)
+def test_a_non_admin_deployer_never_lowers_its_own_grant_on_a_new_scope(tmp_path: Path) -> None:
+    # Not a workspace admin: the ledger folder is admins-only, so its ledger is kept locally
+    # (``--ledger``), and the port reads none from the workspace.
+    fake = EmulatedWorkspace(identity=SP_DEPLOYER, ledger_in_workspace=False)
+    store = LocalLedgerStore(tmp_path / "ledgers")
+    ws = spec(acls={SP_DEPLOYER: Permission.READ, "admins": Permission.MANAGE})
+    wplan, _ = plan(ws, fake, store=store)
     assert "ws/acl/sp-deployer" not in {str(c.address) for c in wplan.changes}
     assert any("sp-deployer keeps MANAGE" in w for w in wplan.warnings)
-    converge(ws, fake)
-    assert fake.acls["sp-deployer"] is Permission.MANAGE
+    converge(ws, fake, store=store)
+    assert fake.acls[SP_DEPLOYER] is Permission.MANAGE
 
 
 def test_removing_every_grant_but_the_deployers_needs_allow_destroy() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(), fake)
     wplan, _ = plan(spec(acls={}), fake)
     assert wplan.destructive == "removes every ACL of the scope"
@@ -373,7 +404,7 @@ def test_removing_every_grant_but_the_deployers_needs_allow_destroy() -> None:
 
 
 def test_ensure_absent_empties_the_ledger() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(), fake)
     converge(spec(ensure=Ensure.ABSENT), fake, allow_destroy=True)
     wplan, seen = plan(spec(), fake)
@@ -382,9 +413,9 @@ def test_ensure_absent_empties_the_ledger() -> None:
 
 
 def test_additive_mode_never_adopts_grants_made_outside_pkgrepo() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     converge(spec(acls_mode=AclsMode.ADDITIVE), fake)
-    fake.acls["intruder"] = Permission.MANAGE
+    fake.grant("intruder", Permission.MANAGE)
     converge(
         spec(
             acls_mode=AclsMode.ADDITIVE,
@@ -397,7 +428,7 @@ def test_additive_mode_never_adopts_grants_made_outside_pkgrepo() -> None:
 
 
 def test_ignored_keys_do_not_make_a_plan_stale() -> None:
-    fake = FakeWorkspace()
+    fake = EmulatedWorkspace()
     ws = spec(ignore=frozenset({CERT}))
     converge(ws, fake)
     before = plan(ws, fake)[0].live_digest
@@ -406,5 +437,5 @@ def test_ignored_keys_do_not_make_a_plan_stale() -> None:
 
 
 def test_without_a_ledger_key_plans_carry_no_value_digests() -> None:
-    wplan, _ = plan(spec(), FakeWorkspace(), key=None)
+    wplan, _ = plan(spec(), EmulatedWorkspace(), key=None)
     assert dict(wplan.desired_digests) == {}
