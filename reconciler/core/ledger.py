@@ -29,6 +29,7 @@ from typing import Any
 
 from reconciler.core import diff, keys, redact
 from reconciler.core.model import (
+    MARKER_KEY,
     Ensure,
     Ledger,
     LedgerEntry,
@@ -208,8 +209,19 @@ def _carried_entries(spec: WorkspaceSpec, previous: Ledger) -> dict[str, LedgerE
 def proven_keys(ledger: Ledger, secrets: Mapping[str, LiveSecret]) -> frozenset[str]:
     """The keys whose value a trusted ledger vouches for without reading it back: a sealed
     entry whose stamp is the one the service lists now (an entry is sealed only once its
-    second had ended, so no later write can carry the same stamp)."""
-    if not ledger.trusted:
+    second had ended, so no later write can carry the same stamp).
+
+    Only a ledger that belongs to this very scope vouches: the scope's marker key
+    (``MARKER_KEY``) must be listed with the stamp the ledger recorded, the planner's own
+    test of a restored ledger or a replaced scope (a Key Vault backed scope, where pkgrepo
+    writes no marker, never passes it)."""
+    marker = secrets.get(MARKER_KEY)
+    if (
+        not ledger.trusted
+        or ledger.marker_ms is None
+        or marker is None
+        or marker.last_updated_ms != ledger.marker_ms
+    ):
         return frozenset()
     return frozenset(
         key

@@ -58,8 +58,10 @@ class Journal:
     stamps: dict[str, int] = field(default_factory=dict)
     """Key -> the timestamp the service showed right after pkgrepo's put. Read at once, so
     a write by someone else later in the apply is not mistaken for pkgrepo's."""
-    last_put: float | None = None
-    """When (the applier's monotonic clock) the service acknowledged the last put."""
+    stamped_at: float | None = None
+    """When (the applier's monotonic clock) the listing that gave the last stamp in
+    ``stamps`` was answered: whatever write that stamp belongs to, even another writer's,
+    was handled before then."""
 
 
 def _no_guard() -> None:
@@ -102,7 +104,6 @@ class Applier:
                 # ones show, so a delete never runs while a put is still unapplied.
                 self._settle_acl(spec, change, deadline)
             if change.address.kind is Kind.SECRET and change.action is not Action.DELETE:
-                progress.last_put = self.clock.monotonic()
                 key = change.address.name
                 stamp = self._stamp(key, deadline)
                 if stamp is not None and stamp == before.get(key):
@@ -111,10 +112,10 @@ class Applier:
                     # once more in a later second (the write is idempotent).
                     self.clock.sleep(SAME_SECOND_PAUSE)
                     self._retry(partial(self._execute, spec, change), deadline)
-                    progress.last_put = self.clock.monotonic()
                     stamp = self._stamp(key, deadline)
                 if stamp is not None:
                     progress.stamps[key] = stamp
+                    progress.stamped_at = self.clock.monotonic()
 
     def _stamp(self, key: str, deadline: float) -> int | None:
         listed = self._retry(self.port.list_secrets, deadline)

@@ -93,12 +93,13 @@ def observe(
     parsed: dict[bytes | None, Ledger] = {}
 
     def load(snapshot: Snapshot) -> Ledger:
-        raw = store.load(spec.name, snapshot)
-        if raw not in parsed:
-            parsed[raw] = ledger_doc.parse(
+        """The ledger, loaded and verified once however often it is asked for."""
+        if snapshot.ledger not in parsed:
+            raw = store.load(spec.name, snapshot)
+            parsed[snapshot.ledger] = ledger_doc.parse(
                 raw, workspace=spec.name, hmac_key=hmac_key, previous_key=previous_key
             )
-        return parsed[raw]
+        return parsed[snapshot.ledger]
 
     def proven(secrets: Mapping[str, LiveSecret], document: bytes | None) -> frozenset[str]:
         listed = Snapshot(LiveState(scope_exists=True, secrets=secrets), document)
@@ -191,7 +192,7 @@ def apply_workspace(
         stamps = {k: s.last_updated_ms for k, s in seen.live.secrets.items()}
         Applier(port, work_clock or clock, options, guard=guard).run(spec, plan, progress, stamps)
         if previous.hmac_key is not None:
-            sealed = _seal(spec, seen, port, progress, work_clock or clock)
+            sealed = _seal(spec, seen, port, progress, work_clock or clock, guard)
     except stop_errors as exc:
         stopped = exc
     finally:
@@ -231,26 +232,34 @@ def _seal(
     port: WorkspacePort,
     progress: Journal,
     clock: Clock,
+    guard: Callable[[], None],
 ) -> frozenset[str]:
     """The keys this apply put whose values, read back once their stamp's second has
     ended, are what was written and still carry the stamp seen after the put: their ledger
     entries are sealed (``LedgerEntry.sealed``), and later plans need not read them back
-    while the stamp stays. Nothing is sealed where ``secrets/get`` does not answer (known
-    from the plan's read: then there is no wait either), or when the read fails (the
-    entries are then kept unsealed, as before)."""
+    while the stamp stays.
+
+    The wait runs from the moment the listing that gave the last stamp was answered: the
+    write behind that stamp, pkgrepo's or anyone's, was handled before then. Sealing is
+    optional work: where ``secrets/get`` does not answer (known from the plan's read, or
+    from one probe before the wait when the plan could not tell), on a cancel, a lost
+    lease or any failure, nothing is sealed and the entries are kept as before."""
     written = sorted(progress.stamps)
-    if not written or progress.last_put is None or _values_refused(seen):
+    if not written or progress.stamped_at is None or _values_refused(seen):
         return frozenset()
-    wait = progress.last_put + SEAL_AFTER_SECONDS - clock.monotonic()
-    if wait > 0:
-        clock.sleep(wait)
     try:
+        if not _values_asked(seen) and port.read_values(written[:1]) is None:
+            return frozenset()  # the probe: no wait where the service will not answer
+        wait = progress.stamped_at + SEAL_AFTER_SECONDS - clock.monotonic()
+        if wait > 0:
+            clock.sleep(wait)
+        guard()
         values = port.read_values(written)
         if values is None:
             return frozenset()
         listed = port.list_secrets()
-    except (TransientError, WorkspaceError) as exc:
-        log.debug("%s: values not sealed: %s", spec.name, exc)
+    except Exception as exc:  # cancelled, lease in doubt, any failure: optional work
+        log.debug("%s: values not sealed (%s)", spec.name, type(exc).__name__)
         return frozenset()
     return frozenset(
         key
@@ -263,11 +272,20 @@ def _seal(
     )
 
 
+def _asked(seen: Observation) -> list[LiveSecret]:
+    """The managed keys the plan's read asked values for (those not proven by the ledger)."""
+    proven = ledger_doc.proven_keys(seen.ledger, seen.live.secrets)
+    return [s for k, s in seen.live.secrets.items() if k in MANAGED_KEYS and k not in proven]
+
+
+def _values_asked(seen: Observation) -> bool:
+    return bool(_asked(seen))
+
+
 def _values_refused(seen: Observation) -> bool:
     """Whether the plan's read already asked for values and got none: the service does not
     answer ``secrets/get`` here (or reading values is off)."""
-    proven = ledger_doc.proven_keys(seen.ledger, seen.live.secrets)
-    asked = [s for k, s in seen.live.secrets.items() if k in MANAGED_KEYS and k not in proven]
+    asked = _asked(seen)
     return bool(asked) and all(s.value is None for s in asked)
 
 

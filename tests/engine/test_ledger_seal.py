@@ -10,6 +10,7 @@ from reconciler.core import ledger as ledger_doc
 from reconciler.core.model import (
     EXTRA_INDEX_URLS,
     INDEX_URL,
+    MARKER_KEY,
     Ledger,
     LiveSecret,
     Permission,
@@ -32,7 +33,11 @@ SPEC = WorkspaceSpec(
     acls=frozen_map({"admins": Permission.MANAGE}),
 )
 STAMPS = {INDEX_URL: 1_800_000_000_000, EXTRA_INDEX_URLS: 1_800_000_001_000}
-LISTED = frozen_map({k: LiveSecret(k, ms) for k, ms in STAMPS.items()})
+MARKER_MS = 1_799_000_000_000
+LISTED = frozen_map(
+    {k: LiveSecret(k, ms) for k, ms in STAMPS.items()}
+    | {MARKER_KEY: LiveSecret(MARKER_KEY, MARKER_MS)}
+)
 
 
 def _stored(sealed: frozenset[str]) -> bytes:
@@ -42,6 +47,7 @@ def _stored(sealed: frozenset[str]) -> bytes:
         stamps=STAMPS,
         acl_written={},
         acl_pending=(),
+        marker_ms=MARKER_MS,
         sealed=sealed,
     )
     return ledger_doc.render(ledger, workspace="ws")
@@ -64,6 +70,7 @@ def test_a_moved_or_missing_stamp_is_not_vouched_for() -> None:
         {
             INDEX_URL: LiveSecret(INDEX_URL, STAMPS[INDEX_URL] + 1_000),
             EXTRA_INDEX_URLS: LiveSecret(EXTRA_INDEX_URLS, STAMPS[EXTRA_INDEX_URLS]),
+            MARKER_KEY: LiveSecret(MARKER_KEY, MARKER_MS),
         }
     )
     assert ledger_doc.proven_keys(ledger, moved) == {EXTRA_INDEX_URLS}
@@ -77,6 +84,16 @@ def test_sealing_an_entry_by_editing_the_stored_ledger_breaks_its_signature() ->
     forged = _read(json.dumps(document).encode())
     assert not forged.trusted
     assert ledger_doc.proven_keys(forged, LISTED) == frozenset()
+
+
+def test_a_marker_that_moved_or_went_vouches_for_nothing() -> None:
+    """The planner's own test of a restored ledger or a replaced scope: the marker key must
+    carry the stamp the ledger recorded."""
+    ledger = _read(_stored(frozenset(STAMPS)))
+    moved = frozen_map(dict(LISTED) | {MARKER_KEY: LiveSecret(MARKER_KEY, MARKER_MS + 1_000)})
+    assert ledger_doc.proven_keys(ledger, moved) == frozenset()
+    gone = frozen_map({k: v for k, v in LISTED.items() if k != MARKER_KEY})
+    assert ledger_doc.proven_keys(ledger, gone) == frozenset()
 
 
 def test_no_key_or_another_key_vouches_for_nothing() -> None:
