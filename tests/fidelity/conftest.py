@@ -10,7 +10,7 @@ line, against an emulator configured the way the real service behaves.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -21,6 +21,7 @@ from reconciler.emulator import (
     EmulatorHandle,
     WorkspaceSettings,
 )
+from tests.support.emulator import StartEmulator
 
 SCOPE = "databricks-package-management"
 INDEX_TOKEN = "planted-Fidelity-Token-31c7"
@@ -47,19 +48,14 @@ World = Callable[..., EmulatorHandle]
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    """``world(ws1=WorkspaceSettings(...), ...)``: start an emulator (one per test)."""
-    handles: list[EmulatorHandle] = []
+def world(start_emulator: StartEmulator) -> World:
+    """``world(ws1=WorkspaceSettings(...), ...)``: start an emulator whose workspaces behave
+    as given (the harness's ``start_emulator``: stopped at the end of the test)."""
 
     def start(**settings: WorkspaceSettings) -> EmulatorHandle:
-        config = EmulatorConfig(groups=GROUPS, workspaces=settings)
-        handle = EmulatorHandle(config).start()
-        handles.append(handle)
-        return handle
+        return start_emulator(EmulatorConfig(groups=GROUPS, workspaces=settings))
 
-    yield start
-    for handle in handles:
-        handle.stop()
+    return start
 
 
 def desired_text(
