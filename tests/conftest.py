@@ -15,6 +15,9 @@ from hypothesis import HealthCheck, settings
 from reconciler.core.redact import Scrubber
 from reconciler.terminal import output
 
+pytest_plugins = ["tests.support.emulator", "tests.support.cli", "tests.support.fleet_files"]
+"""The one harness (``tests/support``): the same fixtures in every folder."""
+
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(
     "thorough", deadline=None, max_examples=500, suppress_health_check=[HealthCheck.too_slow]

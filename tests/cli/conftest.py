@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle, running_emulator
+from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle
 
 INDEX_TOKEN = "planted-Index-Token-7c1d"
 LEDGER_KEY = "planted-Ledger-Key-55aa"
@@ -26,9 +26,8 @@ workspaces:
 
 
 @pytest.fixture
-def emu() -> Iterator[EmulatorHandle]:
-    with running_emulator() as handle:
-        yield handle
+def planted() -> tuple[str, ...]:
+    return (INDEX_TOKEN, LEDGER_KEY)
 
 
 @pytest.fixture

@@ -29,7 +29,6 @@ from reconciler.emulator import (
     EmulatorHandle,
     Faults,
     Principal,
-    running_emulator,
 )
 from reconciler.emulator.faults import OneShotFailure
 from reconciler.engine.lock import LOCK_SCOPE
@@ -43,10 +42,8 @@ HOSTILE = {
 
 
 @pytest.fixture
-def emu() -> Iterator[EmulatorHandle]:
-    config = EmulatorConfig(principals=(ADMIN2, *HOSTILE.values()))
-    with running_emulator(config) as handle:
-        yield handle
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(principals=(ADMIN2, *HOSTILE.values()))
 
 
 @pytest.fixture(autouse=True)

@@ -13,22 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.cli import main
 from reconciler.core.model import SecretValue
 from reconciler.core.plan import Plan
 from reconciler.edges import planfile
 from reconciler.emulator import EmulatorHandle
-from tests.cli.conftest import INDEX_TOKEN, LEDGER_KEY, WriteDesired
+from tests.cli.conftest import LEDGER_KEY, WriteDesired
+from tests.support.cli import run_cli
 
 ACLS = "    acls: {admins: MANAGE, users: READ, data-eng: READ}\n"
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    assert INDEX_TOKEN not in out + err and LEDGER_KEY not in out + err
-    return code, out, err
 
 
 def requests(emu: EmulatorHandle, *names: str) -> int:
@@ -47,7 +39,7 @@ def writes(emu: EmulatorHandle, *names: str) -> int:
 def saved(
     capsys: pytest.CaptureFixture[str], desired: Path, plan_file: Path, *extra: str
 ) -> dict[str, object]:
-    code, _, err = run(capsys, "plan", str(desired), "--out", str(plan_file), "-q", *extra)
+    code, _, err = run_cli(capsys, "plan", str(desired), "--out", str(plan_file), "-q", *extra)
     assert code == 0, err
     document: dict[str, object] = json.loads(plan_file.read_text())
     return document
@@ -73,7 +65,7 @@ def test_an_empty_saved_plan_applies_nothing(
         ledger_key=SecretValue(LEDGER_KEY),
     )
     emu.reset_counts()
-    code, _, err = run(capsys, "apply", str(plan_file), "--auto-approve")
+    code, _, err = run_cli(capsys, "apply", str(plan_file), "--auto-approve")
     assert code == 0, err
     assert "lists no workspace: nothing to apply" in err
     assert requests(emu, "dev", "prod") == 0
@@ -91,7 +83,7 @@ def test_an_empty_shard_saved_by_plan_applies_nothing(
     taken = {shard_of("dev", 12), shard_of("prod", 12)}
     empty = next(i for i in range(1, 13) if i not in taken)
     plan_file = tmp_path / "shard.json"
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "plan", str(desired), "--shard", f"{empty}/12", "--out", str(plan_file), "-q"
     )
     if code != 0:
@@ -100,7 +92,7 @@ def test_an_empty_shard_saved_by_plan_applies_nothing(
         assert not plan_file.exists(), err
         return
     emu.reset_counts()
-    code, _, err = run(capsys, "apply", str(plan_file))
+    code, _, err = run_cli(capsys, "apply", str(plan_file))
     assert code == 0 and "nothing to apply" in err
     assert requests(emu, "dev", "prod") == 0
 
@@ -118,7 +110,7 @@ def test_an_acl_raised_in_git_after_review_is_refused(
     saved(capsys, desired, plan_file)
     desired.write_text(desired.read_text().replace("data-eng: READ", "data-eng: MANAGE"))
     emu.reset_counts()
-    code, _, err = run(capsys, "apply", str(plan_file))
+    code, _, err = run_cli(capsys, "apply", str(plan_file))
     assert code == 1, err
     assert "dev: dev/acl/data-eng: reviewed create READ, now create MANAGE" in err
     assert "is not the file the plan was made from: its content changed" in err
@@ -137,7 +129,7 @@ def test_a_plan_with_an_edited_change_is_refused(
     text = json.dumps(document)
     assert '"after": "READ"' in text
     plan_file.write_text(text.replace('"after": "READ"', '"after": "MANAGE"', 1))
-    code, _, err = run(capsys, "apply", str(plan_file))
+    code, _, err = run_cli(capsys, "apply", str(plan_file))
     assert code == 1
     assert "the plan file was altered after it was signed: edited in the changes" in err
     assert writes(emu, "dev") == 0
@@ -176,7 +168,7 @@ def test_a_hand_edited_plan_file_is_refused(
         document["signed_by"] = "key:0000000000000000"
     plan_file.write_text(json.dumps(document, indent=2))
     emu.reset_counts()
-    code, _, err = run(capsys, "apply", str(plan_file), "--auto-approve")
+    code, _, err = run_cli(capsys, "apply", str(plan_file), "--auto-approve")
     assert code == 1, err
     expected = {
         "unsigned": "the plan file is not signed",
@@ -207,13 +199,13 @@ def test_a_wrong_ledger_key_is_named_and_the_plan_not_blamed(
     assert LEDGER_KEY not in plan_file.read_text()
     monkeypatch.setenv("PKGREPO_LEDGER_KEY", "another-Ledger-Key-0f0f")
     emu.reset_counts()
-    code, _, err = run(capsys, "apply", str(plan_file))
+    code, _, err = run_cli(capsys, "apply", str(plan_file))
     assert code == 1
     assert f"the plan was signed with ledger key {signer}, but PKGREPO_LEDGER_KEY here is " in err
     assert "differ from the reviewed plan" not in err and "altered" not in err
     assert "another-Ledger-Key-0f0f" not in err
     monkeypatch.delenv("PKGREPO_LEDGER_KEY")
-    code, _, err = run(capsys, "apply", str(plan_file))
+    code, _, err = run_cli(capsys, "apply", str(plan_file))
     assert code == 1 and f"needs PKGREPO_LEDGER_KEY, the key it was signed with ({signer})" in err
     assert requests(emu, "dev", "prod") == 0
 
@@ -229,7 +221,7 @@ def test_a_different_file_at_the_planned_path_is_refused(
     saved(capsys, desired, plan_file)
     desired.write_text(desired.read_text() + "# edited after review\n")
     emu.reset_counts()
-    code, _, err = run(capsys, "apply", str(plan_file))
+    code, _, err = run_cli(capsys, "apply", str(plan_file))
     assert code == 1
     assert f"{desired} is not the file the plan was made from" in err
     assert writes(emu, "dev", "prod") == 0
@@ -246,7 +238,7 @@ def test_a_saved_plan_applies_from_another_folder(
     desired = write_desired()
     monkeypatch.chdir(tmp_path)
     (tmp_path / "out").mkdir()
-    code, _, err = run(capsys, "plan", desired.name, "--out", "out/plan.json", "-q")
+    code, _, err = run_cli(capsys, "plan", desired.name, "--out", "out/plan.json", "-q")
     assert code == 0, err
     document = json.loads((tmp_path / "out" / "plan.json").read_text())
     assert document["source"]["path"] == "../pkgrepo.yaml"
@@ -256,7 +248,7 @@ def test_a_saved_plan_applies_from_another_folder(
         elsewhere = moved / "elsewhere"
         elsewhere.mkdir()
         monkeypatch.chdir(elsewhere)
-        code, out, err = run(capsys, "apply", "../out/plan.json")
+        code, out, err = run_cli(capsys, "apply", "../out/plan.json")
         assert code == 0, err
         assert "2 applied" in out
     finally:
@@ -274,6 +266,6 @@ def test_selection_flags_do_not_go_with_a_saved_plan(
     saved(capsys, write_desired(), plan_file)
     emu.reset_counts()
     for flags in (["--shard", "1/2"], ["-w", "dev"], ["--select", "env=dev"]):
-        code, _, err = run(capsys, "apply", str(plan_file), *flags)
+        code, _, err = run_cli(capsys, "apply", str(plan_file), *flags)
         assert code == 1 and "applies to exactly the workspaces it lists" in err
     assert requests(emu, "dev", "prod") == 0

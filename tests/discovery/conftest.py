@@ -5,17 +5,12 @@ driven through the real command line and the real databricks-sdk."""
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from reconciler.cli import main
-from reconciler.emulator import EmulatorConfig, EmulatorHandle, running_emulator
+from reconciler.emulator import EmulatorConfig, EmulatorHandle
 from reconciler.emulator.account import AccountSettings, ListedWorkspace, ServicePrincipal
 
 COUNT = 50
@@ -72,7 +67,7 @@ def account(
     )
 
 
-def emulator_config(settings: AccountSettings | None = None) -> EmulatorConfig:
+def discovery_config(settings: AccountSettings | None = None) -> EmulatorConfig:
     # no static tokens at all: the only way in is the service principal's OAuth secret
     return EmulatorConfig(default_tokens=False, account=settings or account())
 
@@ -91,9 +86,8 @@ def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def emu() -> Iterator[EmulatorHandle]:
-    with running_emulator(emulator_config()) as handle:
-        yield handle
+def emulator_config() -> EmulatorConfig:
+    return discovery_config()
 
 
 def discovery_yaml(emu: EmulatorHandle, *, extra: str = "") -> str:
@@ -124,30 +118,3 @@ def discovery_file(tmp_path: Path, emu: EmulatorHandle) -> str:
     path = tmp_path / "pkgrepo.yaml"
     path.write_text(discovery_yaml(emu))
     return str(path)
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def document(self) -> Any:
-        return json.loads(self.out)
-
-    def planned(self) -> set[str]:
-        return {ws["workspace"] for ws in self.document()["workspaces"]}
-
-
-Pkgrepo = Callable[..., Run]
-
-
-@pytest.fixture
-def pkgrepo(capsys: pytest.CaptureFixture[str]) -> Pkgrepo:
-    def run(*args: str) -> Run:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return Run(code, out, err)
-
-    return run

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from reconciler.emulator import EmulatorHandle
-from tests.reliability.leaks import Scanner
+from tests.support.cli import Pkgrepo
+from tests.support.leaks import Scanner
 
-from .conftest import CLIENT_SECRET, NAMES, Pkgrepo
+from .conftest import CLIENT_SECRET, NAMES
 
 APPLY = ("apply", "--auto-approve")
 

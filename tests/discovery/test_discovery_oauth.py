@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from reconciler.emulator import EmulatorHandle, running_emulator
+from tests.support.cli import Pkgrepo
 
 from .conftest import (
     CLIENT_ID,
     COUNT,
     NAMES,
-    Pkgrepo,
     account,
+    discovery_config,
     discovery_yaml,
-    emulator_config,
     region_of,
 )
 
@@ -73,7 +73,7 @@ def test_labels_and_waves_come_from_the_account(
 def one_not_admin_one_unassigned() -> Iterator[EmulatorHandle]:
     """The principal is a plain user in ws-07 and not assigned to ws-13 at all."""
     admin_in = tuple(n for n in NAMES if n not in ("ws-07", "ws-13"))
-    with running_emulator(emulator_config(account(admin_in=admin_in, user_in=("ws-07",)))) as h:
+    with running_emulator(discovery_config(account(admin_in=admin_in, user_in=("ws-07",)))) as h:
         yield h
 
 

@@ -14,8 +14,9 @@ import pytest
 
 from reconciler import schemas
 from reconciler.emulator import EmulatorHandle
+from tests.support.cli import Pkgrepo
 
-from .conftest import ACCOUNT_ID, NAMES, Pkgrepo
+from .conftest import ACCOUNT_ID, NAMES
 
 APPLY = ("apply", "--auto-approve", "-q")
 WRITES = ("POST", "PUT", "PATCH", "DELETE")

@@ -1,5 +1,11 @@
-"""Fixtures for the drift tests (see ``tests.drift.support``)."""
+"""This folder's emulator: the groups its desired-state files grant."""
 
-from tests.drift.support import emu, env
+import pytest
 
-__all__ = ["emu", "env"]
+from reconciler.emulator import EmulatorConfig
+from tests.support.fleet_files import GROUPS
+
+
+@pytest.fixture
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(groups=GROUPS)

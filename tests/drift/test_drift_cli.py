@@ -19,14 +19,14 @@ from databricks.sdk.service.workspace import AclPermission
 from reconciler import schemas
 from reconciler.core.model import SCOPE
 from reconciler.emulator import EmulatorHandle, ServiceModes
-from tests.drift.support import (
+from tests.support.cli import run_cli
+from tests.support.fleet_files import (
     BAD_TOKEN_ENV,
     EXTRA,
     INDEX_TEMPLATE,
     PLANTED,
     apply,
     client,
-    run,
     workspace_yaml,
     write_desired,
 )
@@ -120,7 +120,7 @@ def _fleet(tmp_path: Path, emu: EmulatorHandle, **workspace: Any) -> Path:
 def _drift_json(
     capsys: pytest.CaptureFixture[str], path: Path, *extra: str
 ) -> tuple[int, dict[str, Any], str]:
-    code, out, err = run(capsys, "drift", str(path), "--format", "json", "--quiet", *extra)
+    code, out, err = run_cli(capsys, "drift", str(path), "--format", "json", "--quiet", *extra)
     document = json.loads(out)
     jsonschema.validate(document, schemas.load(schemas.DRIFT))
     assert PLANTED not in out + err
@@ -137,7 +137,7 @@ def test_in_sync_fleet_exits_0(
 ) -> None:
     path = _fleet(tmp_path, emu)
     apply(capsys, path)
-    code, out, err = run(capsys, "drift", str(path))
+    code, out, err = run_cli(capsys, "drift", str(path))
     assert code == 0, out + err
     assert "No drift" in out
     assert "2 workspaces are in sync: a, b" in out
@@ -239,14 +239,14 @@ def test_without_a_ledger_key_drift_refuses_unless_told_to_accept_unverified(
     emu.backend("a").set_clock(lambda: time.time() + 2)  # a later second than the apply
     _put_index(emu)
     monkeypatch.delenv("PKGREPO_LEDGER_KEY")
-    code, out, err = run(capsys, "drift", str(path), "--quiet", "--format", "junit")
+    code, out, err = run_cli(capsys, "drift", str(path), "--quiet", "--format", "junit")
     assert code == 1
     assert out == ""
     assert "PKGREPO_LEDGER_KEY is not set" in err and "--accept-unverified" in err
     assert "Traceback" not in err
     # Told to accept unverified results: the ledger's timestamps still catch the redirect,
     # and the JUnit report fails and carries the warning.
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys, "drift", str(path), "--quiet", "--format", "junit", "--accept-unverified"
     )
     assert code == 2
@@ -255,7 +255,7 @@ def test_without_a_ledger_key_drift_refuses_unless_told_to_accept_unverified(
     assert "ledger not verified" in out
     assert out.count("PKGREPO_LEDGER_KEY is not set") == 1  # said once for the fleet
     assert "(a, b)" in out
-    code, out, _ = run(capsys, "drift", str(path), "--quiet", "--accept-unverified")
+    code, out, _ = run_cli(capsys, "drift", str(path), "--quiet", "--accept-unverified")
     assert code == 2
     assert "[HIGH] a/secret/pip-index-url" in out
 
@@ -284,7 +284,7 @@ def test_an_unreadable_workspace_exits_1_and_the_others_are_reported(
     (c,) = [w for w in document["workspaces"] if w["workspace"] == "c"]
     assert "authentication failed" in c["error"] and not c["error"].startswith("c:")
     assert "error: c: " in err
-    code, out, _ = run(capsys, "drift", str(path), "--quiet")
+    code, out, _ = run_cli(capsys, "drift", str(path), "--quiet")
     assert code == 1
     assert "workspace c (" in out and "could not be read" in out
     assert "[HIGH] a/acl/contractors: granted outside pkgrepo (acl-added)" in out
@@ -317,7 +317,7 @@ def test_every_format_to_a_file(
     summary.write_text("# earlier step\n")
     for fmt in ("text", "json", "markdown", "junit"):
         target = tmp_path / f"drift.{fmt}"
-        code, out, err = run(
+        code, out, err = run_cli(
             capsys,
             "drift",
             str(path),
@@ -355,7 +355,7 @@ def test_output_to_a_missing_directory_is_a_user_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = _fleet(tmp_path, emu)
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "drift", str(path), "--output", str(tmp_path / "no" / "x.xml"), "--quiet"
     )
     assert code == 1
@@ -363,7 +363,7 @@ def test_output_to_a_missing_directory_is_a_user_error(
 
 
 def test_help_teaches(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "drift", "--help")
+    code, out, _ = run_cli(capsys, "drift", "--help")
     assert code == 0
     for words in (
         "Exit codes: 0 no drift (or only below --fail-on), 2 drift, 1",

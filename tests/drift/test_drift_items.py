@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,11 @@ from reconciler.emulator import (
     EmulatorHandle,
     ServiceModes,
     WorkspaceSettings,
-    running_emulator,
 )
 from reconciler.emulator.identity import Principal
-from tests.drift.support import (
+from tests.pem import make_cert
+from tests.support.cli import run_cli
+from tests.support.fleet_files import (
     EXTRA,
     GROUPS,
     PLANTED,
@@ -33,11 +33,9 @@ from tests.drift.support import (
     TOKEN_ENV,
     apply,
     client,
-    run,
     workspace_yaml,
     write_desired,
 )
-from tests.pem import make_cert
 
 pytestmark = pytest.mark.usefixtures("env")
 
@@ -47,10 +45,10 @@ CI_TOKEN_ENV = "PKGREPO_TEST_CI_TOKEN"
 
 
 @pytest.fixture
-def emu() -> Iterator[EmulatorHandle]:
+def emulator_config() -> EmulatorConfig:
     """Workspace ``nb`` answers ``secrets/get`` as inside a notebook; a CI service principal
     (workspace admin) beside the default admin, who plays the person that set things up."""
-    config = EmulatorConfig(
+    return EmulatorConfig(
         groups=GROUPS,
         principals=(
             Principal(
@@ -65,14 +63,12 @@ def emu() -> Iterator[EmulatorHandle]:
         # Elsewhere secrets/get is refused: the ledger is what these tests exercise.
         workspace_defaults=WorkspaceSettings(modes=ServiceModes(rest_get="refused")),
     )
-    with running_emulator(config) as handle:
-        yield handle
 
 
 def _drift(
     capsys: pytest.CaptureFixture[str], path: Path, *extra: str
 ) -> tuple[int, dict[str, Any]]:
-    code, out, err = run(capsys, "drift", str(path), "--format", "json", "--quiet", *extra)
+    code, out, err = run_cli(capsys, "drift", str(path), "--format", "json", "--quiet", *extra)
     assert PLANTED not in out + err
     return code, json.loads(out)
 
@@ -107,7 +103,7 @@ def test_index_urls_that_pip_treats_alike_are_not_an_update(
     write_desired(path, {"a": workspace_yaml(emu, "a")})
     apply(capsys, path)
     write_desired(path, {"a": workspace_yaml(emu, "a", index=index)})
-    code, out, err = run(capsys, "plan", str(path), "--detailed-exitcode")
+    code, out, err = run_cli(capsys, "plan", str(path), "--detailed-exitcode")
     assert code == 0, out + err
     assert "credentials changed" not in out and "index host changes" not in out
 
@@ -128,12 +124,12 @@ def test_index_urls_that_pip_treats_differently_are_an_update(
         (f"{base}:8443/api/pypi/remote/simple", "index host changes"),
     ]:
         write_desired(path, {"a": workspace_yaml(emu, "a", index=index)})
-        code, out, _ = run(capsys, "plan", str(path), "--detailed-exitcode")
+        code, out, _ = run_cli(capsys, "plan", str(path), "--detailed-exitcode")
         assert code == 2, index
         assert reason in out, (index, out)
     write_desired(path, {"a": workspace_yaml(emu, "a")})
     monkeypatch.setenv("TEST_INDEX_TOKEN", "another-token-31c5")
-    code, out, _ = run(capsys, "plan", str(path), "--detailed-exitcode")
+    code, out, _ = run_cli(capsys, "plan", str(path), "--detailed-exitcode")
     assert code == 2 and "credentials changed" in out
 
 
@@ -176,7 +172,7 @@ def test_hosts_distinct_catches_the_default_port(
             "two": {"host": "https://ADB-1.azuredatabricks.net:443/", "ensure": "absent"},
         },
     )
-    code, out, err = run(capsys, "validate", str(path))
+    code, out, err = run_cli(capsys, "validate", str(path))
     assert code == 1
     assert "hosts-distinct" in out + err
 
@@ -203,7 +199,7 @@ def test_rotating_the_ledger_key_converges_without_force_or_rewriting_values(
     old_key = "test-ledger-key-5b0c8e1f9d2a4c6e"
     monkeypatch.setenv("PKGREPO_LEDGER_KEY", "the-new-ledger-key-77aa1c")
     monkeypatch.setenv("PKGREPO_LEDGER_KEY_PREVIOUS", old_key)
-    code, out, err = run(capsys, "plan", str(path), "--detailed-exitcode")
+    code, out, err = run_cli(capsys, "plan", str(path), "--detailed-exitcode")
     assert code == 0, out + err  # no value changes
     assert "apply records the ledger" in out and "PKGREPO_LEDGER_KEY_PREVIOUS" in out
     emu.reset_counts()
@@ -214,7 +210,7 @@ def test_rotating_the_ledger_key_converges_without_force_or_rewriting_values(
     monkeypatch.delenv("PKGREPO_LEDGER_KEY_PREVIOUS")
     code, document = _drift(capsys, path)
     assert code == 0, document
-    code, out, _ = run(capsys, "plan", str(path), "--detailed-exitcode")
+    code, out, _ = run_cli(capsys, "plan", str(path), "--detailed-exitcode")
     assert code == 0 and "apply records the ledger" not in out
 
 
@@ -227,7 +223,7 @@ def test_previous_key_without_a_new_key_is_a_clear_error(
     path = write_desired(tmp_path / "pkgrepo.yaml", {"a": workspace_yaml(emu, "a")})
     monkeypatch.delenv("PKGREPO_LEDGER_KEY")
     monkeypatch.setenv("PKGREPO_LEDGER_KEY_PREVIOUS", "old-key-value-123456")
-    code, out, err = run(capsys, "plan", str(path))
+    code, out, err = run_cli(capsys, "plan", str(path))
     assert code == 1
     assert "PKGREPO_LEDGER_KEY_PREVIOUS is set without PKGREPO_LEDGER_KEY" in err
     assert "old-key-value-123456" not in out + err and "Traceback" not in err
@@ -354,7 +350,7 @@ def test_fail_on_high_reports_low_drift_and_passes(
     path = write_desired(tmp_path / "pkgrepo.yaml", {"a": workspace_yaml(emu, "a")})
     apply(capsys, path)
     client(emu, "a").secrets.put_acl(SCOPE, "team", AclPermission.READ)
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys, "drift", str(path), "--quiet", "--format", "junit", "--fail-on", "high"
     )
     assert code == 0
@@ -363,11 +359,11 @@ def test_fail_on_high_reports_low_drift_and_passes(
     case = next(root.iter("testcase"))
     assert case.find("failure") is None
     assert "a/acl/team: granted outside pkgrepo" in (case.findtext("system-out") or "")
-    assert run(capsys, "drift", str(path), "--quiet")[0] == 2  # default: any drift fails
+    assert run_cli(capsys, "drift", str(path), "--quiet")[0] == 2  # default: any drift fails
     code, document = _drift(capsys, path, "--fail-on", "high")
     assert (document["fail_on"], document["failing"], document["exit_code"]) == ("high", False, 0)
     client(emu, "a").secrets.put_acl(SCOPE, "contractors", AclPermission.MANAGE)
-    assert run(capsys, "drift", str(path), "--quiet", "--fail-on", "high")[0] == 2
+    assert run_cli(capsys, "drift", str(path), "--quiet", "--fail-on", "high")[0] == 2
 
 
 # -- item 12: a scope re-created under ensure: absent ----------------------------------------
@@ -411,7 +407,7 @@ def test_a_deleted_ledger_is_high_and_the_marker_is_not_an_unmanaged_key(
     )
     ws: WorkspaceClient = client(emu, "a")
     ws.workspace.delete("/pkgrepo/ledger-databricks-package-management.json")
-    code, out, _ = run(capsys, "drift", str(path), "--quiet")
+    code, out, _ = run_cli(capsys, "drift", str(path), "--quiet")
     assert code == 2
     assert "[HIGH] a/ledger: ledger missing: values cannot be verified" in out
     assert "no ledger entry yet" not in out
@@ -427,7 +423,7 @@ def test_the_saved_plan_is_a_documented_wrapper_around_the_plan_document(
     """Item 12: the plan schema says what `plan --out` writes, and that holds."""
     path = write_desired(tmp_path / "pkgrepo.yaml", {"a": workspace_yaml(emu, "a")})
     saved = tmp_path / "plan.json"
-    code, out, err = run(capsys, "plan", str(path), "--out", str(saved), "-q")
+    code, out, err = run_cli(capsys, "plan", str(path), "--out", str(saved), "-q")
     assert code == 0, out + err
     document = json.loads(saved.read_text())
     schema = schemas.load(schemas.PLAN)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,15 +32,14 @@ from reconciler.emulator import (
     OneShotFailure,
     ServiceModes,
     WorkspaceSettings,
-    running_emulator,
 )
-from tests.drift.support import (
+from tests.support.cli import run_cli
+from tests.support.fleet_files import (
     EXTRA,
     GROUPS,
     PLANTED,
     apply,
     client,
-    run,
     workspace_yaml,
     write_desired,
 )
@@ -56,13 +55,11 @@ EVIL = "https://evil.example.com/simple"
 
 
 @pytest.fixture
-def emu() -> Iterator[EmulatorHandle]:
+def emulator_config() -> EmulatorConfig:
     """Both workspaces refuse ``secrets/get`` (the ledger column); read-back rows make
     ``a`` answer it, as the service does for a MANAGE holder; ``b`` is a second workspace."""
     refused = WorkspaceSettings(modes=ServiceModes(rest_get="refused"))
-    config = EmulatorConfig(groups=GROUPS, workspaces={"a": refused}, workspace_defaults=refused)
-    with running_emulator(config) as handle:
-        yield handle
+    return EmulatorConfig(groups=GROUPS, workspaces={"a": refused}, workspace_defaults=refused)
 
 
 @dataclass(frozen=True)
@@ -146,7 +143,7 @@ def half_failed_apply(ctx: Ctx) -> None:
     write_desired(ctx.path, {"a": a, "b": workspace_yaml(ctx.emu, "b")})
     refuse = OneShotFailure("secrets/acls/put", nth=2, status=400)
     ctx.emu.set_faults("a", Faults(one_shot=(refuse,)))
-    code, out, err = run(ctx.capsys, "apply", str(ctx.path), "--auto-approve", "--quiet")
+    code, out, err = run_cli(ctx.capsys, "apply", str(ctx.path), "--auto-approve", "--quiet")
     assert code == 1, out + err
     ctx.emu.set_faults("a", Faults())
 
@@ -348,7 +345,7 @@ def _desired(tmp_path: Path, emu: EmulatorHandle, row: Row) -> Path:
 
 
 def _drift(capsys: pytest.CaptureFixture[str], path: Path, *extra: str) -> tuple[int, Any]:
-    code, out, err = run(capsys, "drift", str(path), "--format", "json", "--quiet", *extra)
+    code, out, err = run_cli(capsys, "drift", str(path), "--format", "json", "--quiet", *extra)
     assert PLANTED not in out + err
     document = json.loads(out)
     jsonschema.validate(document, schemas.load(schemas.DRIFT))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,7 +15,6 @@ from reconciler.emulator import (
     EmulatorHandle,
     Principal,
     WorkspaceSettings,
-    running_emulator,
 )
 
 ALICE_TOKEN = "dapi-alice"  # alice@example.com, member of data-eng
@@ -51,9 +50,14 @@ def _no_ambient_databricks_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 
 
 @pytest.fixture
-def emulator() -> Iterator[EmulatorHandle]:
-    with running_emulator(config=TEST_CONFIG) as emu:
-        yield emu
+def emulator_config() -> EmulatorConfig:
+    return TEST_CONFIG
+
+
+@pytest.fixture
+def emulator(emu: EmulatorHandle) -> EmulatorHandle:
+    """The harness's ``emu`` (``tests/support/emulator.py``), under this folder's name."""
+    return emu
 
 
 MakeClient = Callable[..., WorkspaceClient]

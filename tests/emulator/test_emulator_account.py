@@ -8,7 +8,6 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from databricks.sdk import AccountClient, WorkspaceClient
@@ -38,7 +37,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def emu(clock: Clock) -> Iterator[EmulatorHandle]:
+def emulator_config() -> EmulatorConfig:
     settings = AccountSettings(
         account_id=ACCOUNT,
         workspaces=(
@@ -48,9 +47,12 @@ def emu(clock: Clock) -> Iterator[EmulatorHandle]:
         service_principals=(ADMIN_SP, PLAIN_SP),
         token_ttl_seconds=600,
     )
-    with running_emulator(EmulatorConfig(default_tokens=False, account=settings)) as handle:
-        handle.registry.account.clock = clock  # type: ignore[union-attr]
-        yield handle
+    return EmulatorConfig(default_tokens=False, account=settings)
+
+
+@pytest.fixture(autouse=True)
+def _account_clock(emu: EmulatorHandle, clock: Clock) -> None:
+    emu.registry.account.clock = clock  # type: ignore[union-attr]
 
 
 def grant(url: str, client: str, secret: str) -> tuple[int, dict[str, object]]:

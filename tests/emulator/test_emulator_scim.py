@@ -4,8 +4,6 @@ understand it refuses rather than guesses."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import InvalidParameterValue
@@ -16,7 +14,6 @@ from reconciler.emulator import (
     EmulatorConfig,
     EmulatorHandle,
     Principal,
-    running_emulator,
 )
 
 ODD = 'odd" or userName eq "admin@pkgrepo.local\x07'
@@ -27,9 +24,8 @@ PRINCIPALS = (
 
 
 @pytest.fixture
-def emu() -> Iterator[EmulatorHandle]:
-    with running_emulator(EmulatorConfig(principals=PRINCIPALS, groups=("data-eng",))) as handle:
-        yield handle
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(principals=PRINCIPALS, groups=("data-eng",))
 
 
 def groups_of(client: WorkspaceClient, user_name: str) -> list[str] | None:

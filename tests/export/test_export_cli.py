@@ -13,7 +13,9 @@ from databricks.sdk.service.workspace import AclPermission
 
 from reconciler.core.model import SCOPE
 from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle, ServiceModes
-from tests.drift.support import (
+from tests.pem import make_cert
+from tests.support.cli import run_cli
+from tests.support.fleet_files import (
     BAD_TOKEN_ENV,
     INDEX_TEMPLATE,
     PLANTED,
@@ -21,11 +23,9 @@ from tests.drift.support import (
     TOKEN_ENV,
     apply,
     client,
-    run,
     workspace_yaml,
     write_desired,
 )
-from tests.pem import make_cert
 
 pytestmark = pytest.mark.usefixtures("env")
 EXTRA_WITH_CREDS = (
@@ -57,7 +57,7 @@ def variables(stdout: str) -> list[str]:
 def export_hosts(
     emu: EmulatorHandle, capsys: pytest.CaptureFixture[str], out: Path, *extra: str
 ) -> tuple[int, str, str]:
-    return run(
+    return run_cli(
         capsys,
         "export",
         "--host",
@@ -99,10 +99,10 @@ def test_round_trip_inside_a_notebook(
     assert "extra_index_urls" not in document["workspaces"]["b"]["repositories"]
     for name in names:
         monkeypatch.setenv(name, PLANTED_USER if name.endswith("_USER") else PLANTED)
-    code, stdout, stderr = run(capsys, "validate", str(out))
+    code, stdout, stderr = run_cli(capsys, "validate", str(out))
     assert code == 0, stdout + stderr
     monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")  # plan compares values directly
-    code, stdout, stderr = run(capsys, "plan", str(out), "--detailed-exitcode", "--quiet")
+    code, stdout, stderr = run_cli(capsys, "plan", str(out), "--detailed-exitcode", "--quiet")
     assert code == 0, stdout + stderr
     assert "No changes." in stdout
     assert PLANTED not in stdout + stderr
@@ -136,11 +136,11 @@ def test_outside_a_notebook_values_come_from_env_and_the_ledger_agrees(
     monkeypatch.setenv("B_PIP_INDEX_URL", index)
     monkeypatch.setenv("A_PIP_CERT", (tmp_path / "ca.pem").read_text())
     # the ledger apply wrote vouches for the values taken from the environment
-    code, stdout, stderr = run(capsys, "plan", str(out), "--detailed-exitcode", "--quiet")
+    code, stdout, stderr = run_cli(capsys, "plan", str(out), "--detailed-exitcode", "--quiet")
     assert code == 0, stdout + stderr
     assert "No changes." in stdout and "warning" not in stdout + stderr
     monkeypatch.setenv("B_PIP_INDEX_URL", index.replace(PLANTED, "another-token"))
-    code, stdout, _ = run(capsys, "plan", str(out), "--detailed-exitcode", "--quiet")
+    code, stdout, _ = run_cli(capsys, "plan", str(out), "--detailed-exitcode", "--quiet")
     assert code == 2 and "b/secret/pip-index-url" in stdout  # a wrong value does show
 
 
@@ -158,14 +158,14 @@ def test_from_a_desired_state_file_keeps_host_auth_and_labels(
     source.write_text(yaml.safe_dump(document))
     client(emu, "a").secrets.put_acl(SCOPE, "contractors", AclPermission.MANAGE)
     out = tmp_path / "sub" / "found.yaml"
-    code, stdout, stderr = run(capsys, "export", "--from", str(source), "--output", str(out))
+    code, stdout, stderr = run_cli(capsys, "export", "--from", str(source), "--output", str(out))
     assert code == 0, stdout + stderr
     exported = yaml.safe_load(out.read_text())["workspaces"]
     assert exported["a"]["labels"] == {"env": "prod"} and exported["a"]["wave"] == 2
     assert exported["a"]["auth"] == {"token": {"env": TOKEN_ENV}}
     assert exported["a"]["acls"]["contractors"] == "MANAGE"  # as found
     assert exported["b"]["auth"] == {"token": {"file": "../token.txt"}}
-    code, stdout, stderr = run(
+    code, stdout, stderr = run_cli(
         capsys, "export", "--from", str(source), "-w", "b", "--output", str(out), "--force"
     )
     assert code == 0, stdout + stderr
@@ -190,7 +190,7 @@ def test_from_a_desired_state_file_keeps_host_auth_and_labels(
 def test_user_mistakes_are_short_messages(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: tuple[str, ...], message: str
 ) -> None:
-    code, _, stderr = run(capsys, "export", "--output", str(tmp_path / "o.yaml"), *argv)
+    code, _, stderr = run_cli(capsys, "export", "--output", str(tmp_path / "o.yaml"), *argv)
     assert code == 1
     assert message in stderr and "Traceback" not in stderr
     assert not (tmp_path / "o.yaml").exists()
@@ -200,7 +200,7 @@ def test_an_unreadable_workspace_writes_nothing(
     emu: EmulatorHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "o.yaml"
-    code, _, stderr = run(
+    code, _, stderr = run_cli(
         capsys,
         "export",
         "--host",
@@ -224,11 +224,11 @@ def test_an_existing_file_needs_force(
 ) -> None:
     out = tmp_path / "o.yaml"
     out.write_text("keep me")
-    code, _, stderr = run(
+    code, _, stderr = run_cli(
         capsys, "export", "--host", emu.host("a"), "--token-env", TOKEN_ENV, "--output", str(out)
     )
     assert code == 1 and "--force" in stderr and out.read_text() == "keep me"
-    code, _, _ = run(
+    code, _, _ = run_cli(
         capsys,
         "export",
         "--host",
@@ -244,7 +244,7 @@ def test_an_existing_file_needs_force(
 
 
 def test_help_teaches(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "export", "--help")
+    code, out, _ = run_cli(capsys, "export", "--help")
     assert code == 0
     for words in ("Examples:", "--token-env", "--from", "${env:NAME}", "certs/"):
         assert words in out

@@ -18,9 +18,10 @@ import yaml
 from reconciler.core.model import SCOPE
 from reconciler.edges import export
 from reconciler.emulator import EmulatorHandle
-from tests.drift.support import TOKEN_ENV, client, run
 from tests.export.test_export_build import expand, live, load, target
 from tests.pem import make_cert
+from tests.support.cli import run_cli
+from tests.support.fleet_files import TOKEN_ENV, client
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 PATH_TOKEN = "AKCp8jQ3vRt6Yu9Io2Pa5Sd8Fg1Hj4Kl7Zx0"
@@ -91,7 +92,7 @@ def test_export_cli_writes_certificates_owner_only(
     ws.secrets.put_secret(SCOPE, "pip-cert", string_value=cert + PRIVATE_KEY)
     emu.set_notebook_context("a", True)
     out = tmp_path / "exported" / "pkgrepo.yaml"
-    code, stdout, stderr = run(
+    code, stdout, stderr = run_cli(
         capsys, "export", "--host", emu.host("a"), "--token-env", TOKEN_ENV, "--output", str(out)
     )
     assert code == 0, stdout + stderr

@@ -10,19 +10,18 @@ line, against an emulator configured the way the real service behaves.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
-from reconciler.cli import main
 from reconciler.emulator import (
     ADMIN_TOKEN,
     EmulatorConfig,
     EmulatorHandle,
     WorkspaceSettings,
 )
+from tests.support.emulator import StartEmulator
 
 SCOPE = "databricks-package-management"
 INDEX_TOKEN = "planted-Fidelity-Token-31c7"
@@ -49,19 +48,14 @@ World = Callable[..., EmulatorHandle]
 
 
 @pytest.fixture
-def world() -> Iterator[World]:
-    """``world(ws1=WorkspaceSettings(...), ...)``: start an emulator (one per test)."""
-    handles: list[EmulatorHandle] = []
+def world(start_emulator: StartEmulator) -> World:
+    """``world(ws1=WorkspaceSettings(...), ...)``: start an emulator whose workspaces behave
+    as given (the harness's ``start_emulator``: stopped at the end of the test)."""
 
     def start(**settings: WorkspaceSettings) -> EmulatorHandle:
-        config = EmulatorConfig(groups=GROUPS, workspaces=settings)
-        handle = EmulatorHandle(config).start()
-        handles.append(handle)
-        return handle
+        return start_emulator(EmulatorConfig(groups=GROUPS, workspaces=settings))
 
-    yield start
-    for handle in handles:
-        handle.stop()
+    return start
 
 
 def desired_text(
@@ -102,32 +96,9 @@ def desired(tmp_path: Path) -> Desired:
     return write
 
 
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out + self.err
-
-
-Pkgrepo = Callable[..., Run]
-
-
 @pytest.fixture
-def pkgrepo(capsys: pytest.CaptureFixture[str]) -> Pkgrepo:
-    def run(*args: str) -> Run:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        for planted in LEAKS:
-            assert planted not in out + err, "a planted secret reached the output"
-        assert "Traceback" not in out + err
-        return Run(code, out, err)
-
-    return run
+def planted() -> tuple[str, ...]:
+    return LEAKS
 
 
 def writes(emu: EmulatorHandle, workspace: str, endpoint: str) -> int:

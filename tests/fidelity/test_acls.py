@@ -12,7 +12,8 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.service.workspace import AclPermission
 
 from reconciler.emulator import ADMIN_TOKEN, RequestSeen, ServiceModes, WorkspaceSettings
-from tests.fidelity.conftest import SCOPE, Desired, Pkgrepo, World
+from tests.fidelity.conftest import SCOPE, Desired, World
+from tests.support.cli import Pkgrepo
 
 STALE = ServiceModes(acl_lists="stale", acl_stale_seconds=1.0)
 

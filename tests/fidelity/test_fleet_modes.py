@@ -7,7 +7,8 @@ import json
 from databricks.sdk import WorkspaceClient
 
 from reconciler.emulator import ADMIN_TOKEN, Faults, KeyVault, ServiceModes, WorkspaceSettings
-from tests.fidelity.conftest import INDEX_TOKEN, SCOPE, VAULT_SECRET, Desired, Pkgrepo, World
+from tests.fidelity.conftest import INDEX_TOKEN, SCOPE, VAULT_SECRET, Desired, World
+from tests.support.cli import Pkgrepo
 
 LOSSY_STALE = ServiceModes(
     acl_writes="lossy", acl_drop_rate=0.25, acl_lists="stale", acl_stale_seconds=2.0

@@ -17,10 +17,10 @@ from tests.fidelity.conftest import (
     SCOPE,
     VAULT_SECRET,
     Desired,
-    Pkgrepo,
     World,
     writes,
 )
+from tests.support.cli import Pkgrepo
 
 VAULT = "https://corp-packages.vault.azure.net/"
 INDEX_VALUE = f"https://ci:{INDEX_TOKEN}@artifactory.example.com/api/pypi/remote/simple"

@@ -5,7 +5,8 @@ backing off. (The engine knows nothing of it: `reconciler/edges/throttle.py`.)""
 from __future__ import annotations
 
 from reconciler.emulator import Faults, WorkspaceSettings
-from tests.fidelity.conftest import Desired, Pkgrepo, World
+from tests.fidelity.conftest import Desired, World
+from tests.support.cli import Pkgrepo
 
 # The service's limit in this test: 20 requests per second, bursts of 11, answered with 429.
 LIMITED = Faults(rate_limit_rps=20, rate_limit_burst=11)

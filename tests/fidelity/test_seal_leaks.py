@@ -7,7 +7,8 @@ import base64
 from pathlib import Path
 
 from reconciler.emulator import Faults, OneShotFailure, WorkspaceSettings
-from tests.fidelity.conftest import INDEX_TOKEN, LEDGER_KEY, Desired, Pkgrepo, World
+from tests.fidelity.conftest import INDEX_TOKEN, LEDGER_KEY, Desired, World
+from tests.support.cli import Pkgrepo
 
 
 def test_a_failed_seal_read_back_echoing_the_value_leaks_nothing_with_debug(

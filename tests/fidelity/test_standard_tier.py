@@ -10,7 +10,8 @@ from databricks.sdk.service.workspace import AclPermission
 from reconciler.core.model import MARKER_KEY
 from reconciler.emulator import ADMIN_TOKEN, ServiceModes, WorkspaceSettings
 from reconciler.engine.lock import LOCK_SCOPE
-from tests.fidelity.conftest import SCOPE, Desired, Pkgrepo, World, writes
+from tests.fidelity.conftest import SCOPE, Desired, World, writes
+from tests.support.cli import Pkgrepo
 
 STANDARD = WorkspaceSettings(modes=ServiceModes(tier="standard"))
 MESSAGE = (

@@ -15,7 +15,8 @@ from reconciler.edges.adapter import SdkWorkspace
 from reconciler.edges.ledger_store import WorkspaceLedgerStore
 from reconciler.emulator import ADMIN_TOKEN, Faults, ServiceModes, WorkspaceSettings
 from reconciler.engine.workspace import plan_workspace
-from tests.fidelity.conftest import INDEX_TOKEN, SCOPE, Desired, Pkgrepo, World
+from tests.fidelity.conftest import INDEX_TOKEN, SCOPE, Desired, World
+from tests.support.cli import Pkgrepo
 
 GET = ("GET", "/api/2.0/secrets/get")
 REFUSED = WorkspaceSettings(modes=ServiceModes(rest_get="refused"))

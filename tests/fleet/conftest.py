@@ -10,17 +10,14 @@ the real command line (``reconciler.cli.main``) and the real databricks-sdk.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from reconciler.cli import main
 from reconciler.emulator import (
     ADMIN_TOKEN,
     EmulatorConfig,
@@ -28,7 +25,6 @@ from reconciler.emulator import (
     Faults,
     RequestSeen,
     WorkspaceSettings,
-    running_emulator,
 )
 
 COUNT = 50
@@ -130,12 +126,14 @@ class Journal:
 
 
 @pytest.fixture
-def journal() -> Journal:
-    """Attach it to an emulator with ``journal.watch(handle)`` (``emu`` is watched)."""
-    return Journal()
+def journal(emu: EmulatorHandle) -> Journal:
+    """Watches ``emu``; attach it to another emulator with ``journal.watch(handle)``."""
+    found = Journal()
+    found.watch(emu)
+    return found
 
 
-def emulator_config(faults: Mapping[str, Faults] | None = None) -> EmulatorConfig:
+def fleet_config(faults: Mapping[str, Faults] | None = None) -> EmulatorConfig:
     return EmulatorConfig(
         groups=GROUPS,
         workspaces={name: WorkspaceSettings(faults=f) for name, f in (faults or {}).items()},
@@ -143,9 +141,8 @@ def emulator_config(faults: Mapping[str, Faults] | None = None) -> EmulatorConfi
 
 
 @pytest.fixture
-def emu(journal: Journal) -> Iterator[EmulatorHandle]:
-    with running_emulator(emulator_config()) as handle:
-        yield journal.watch(handle)
+def emulator_config() -> EmulatorConfig:
+    return fleet_config()
 
 
 # -- the desired-state file --------------------------------------------------------------------
@@ -194,39 +191,3 @@ class FleetFile:
 @pytest.fixture
 def fleet_file(tmp_path: Path, emu: EmulatorHandle) -> FleetFile:
     return FleetFile(tmp_path / "pkgrepo.yaml", emu)
-
-
-# -- running the command line ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def document(self) -> Any:
-        """The JSON document on stdout (with --format json, stdout holds nothing else)."""
-        return json.loads(self.out)
-
-    def results(self) -> dict[str, dict[str, Any]]:
-        """``apply --format json``: workspace -> its result row."""
-        return {row["workspace"]: row for row in self.document()["workspaces"]}
-
-    def planned(self) -> set[str]:
-        """``plan --format json``: the workspaces planned."""
-        return {ws["workspace"] for ws in self.document()["workspaces"]}
-
-
-Pkgrepo = Callable[..., Run]
-
-
-@pytest.fixture
-def pkgrepo(capsys: pytest.CaptureFixture[str]) -> Pkgrepo:
-    def run(*args: str) -> Run:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return Run(code, out, err)
-
-    return run

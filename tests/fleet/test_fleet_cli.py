@@ -20,15 +20,15 @@ from tests.fleet.conftest import (
     NAMES,
     FleetFile,
     Journal,
-    Pkgrepo,
     canary_waves,
-    emulator_config,
     env_of,
+    fleet_config,
     in_wave,
     names_where,
     one_wave,
     region_of,
 )
+from tests.support.cli import Pkgrepo
 
 APPLY = ("apply", "--auto-approve", "-q")
 
@@ -66,7 +66,7 @@ def test_apply_rolls_out_wave_by_wave_and_converges(
 def canary_fails(journal: Journal) -> Iterator[EmulatorHandle]:
     """ws-02, a wave-0 canary, answers its first ACL grant with a 400 (permanent)."""
     broken = Faults(one_shot=(OneShotFailure("secrets/acls/put", status=400),))
-    with running_emulator(emulator_config({"ws-02": broken})) as handle:
+    with running_emulator(fleet_config({"ws-02": broken})) as handle:
         yield journal.watch(handle)
 
 
@@ -98,7 +98,7 @@ def test_failing_canary_stops_later_waves(
 @pytest.fixture
 def two_broken(journal: Journal) -> Iterator[EmulatorHandle]:
     broken = Faults(one_shot=(OneShotFailure("secrets/acls/put", status=400),))
-    with running_emulator(emulator_config({"ws-00": broken, "ws-01": broken})) as handle:
+    with running_emulator(fleet_config({"ws-00": broken, "ws-01": broken})) as handle:
         yield journal.watch(handle)
 
 
@@ -123,7 +123,7 @@ def test_max_failures_halts_and_names_what_was_left_untouched(
 @pytest.fixture
 def one_bad_workspace() -> Iterator[EmulatorHandle]:
     broken = Faults(one_shot=(OneShotFailure("secrets/acls/put", status=400),))
-    with running_emulator(emulator_config({"ws-23": broken})) as handle:
+    with running_emulator(fleet_config({"ws-23": broken})) as handle:
         yield handle
 
 
@@ -151,7 +151,7 @@ def test_a_failure_never_hides_the_other_results(
 @pytest.fixture
 def unreadable_workspace() -> Iterator[EmulatorHandle]:
     broken = Faults(one_shot=(OneShotFailure("secrets/list", status=400),))
-    with running_emulator(emulator_config({"ws-31": broken})) as handle:
+    with running_emulator(fleet_config({"ws-31": broken})) as handle:
         yield handle
 
 
@@ -170,7 +170,7 @@ def test_a_workspace_that_cannot_be_planned_does_not_hide_the_others(
 
 @pytest.fixture(scope="module")
 def shared_emu() -> Iterator[EmulatorHandle]:
-    with running_emulator(emulator_config()) as handle:
+    with running_emulator(fleet_config()) as handle:
         yield handle
 
 
@@ -241,7 +241,7 @@ THROTTLED = ("ws-03", "ws-17", "ws-31", "ws-45")
 def throttled() -> Iterator[EmulatorHandle]:
     # A burst of 2: a plan's concurrent reads are throttled however slow the machine is.
     slow = Faults(rate_limit_rps=10, rate_limit_burst=2, retry_after_seconds=0)
-    with running_emulator(emulator_config(dict.fromkeys(THROTTLED, slow))) as handle:
+    with running_emulator(fleet_config(dict.fromkeys(THROTTLED, slow))) as handle:
         yield handle
 
 

@@ -29,7 +29,7 @@ from tests.fleet.conftest import (
     FleetFile,
     Journal,
     canary_waves,
-    emulator_config,
+    fleet_config,
     one_wave,
 )
 
@@ -90,7 +90,7 @@ def test_listener_sees_every_wave_finish_before_the_next_one_writes(
 def ten_broken(journal: Journal) -> Iterator[EmulatorHandle]:
     broken = Faults(one_shot=(OneShotFailure("secrets/acls/put", status=400),))
     faults = {f"ws-0{i}": broken for i in range(10)}
-    with running_emulator(emulator_config(faults)) as handle:
+    with running_emulator(fleet_config(faults)) as handle:
         yield journal.watch(handle)
 
 
@@ -119,7 +119,7 @@ def test_max_failures_with_workspaces_in_flight(
 @pytest.fixture
 def unreadable_in_wave_one(journal: Journal) -> Iterator[EmulatorHandle]:
     broken = Faults(one_shot=(OneShotFailure("secrets/list", status=400),))
-    with running_emulator(emulator_config({"ws-07": broken})) as handle:
+    with running_emulator(fleet_config({"ws-07": broken})) as handle:
         yield journal.watch(handle)
 
 

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from reconciler.emulator import ADMIN_TOKEN, EmulatorConfig, EmulatorHandle, running_emulator
+from reconciler.emulator import ADMIN_TOKEN, EmulatorConfig
 
 GROUPS = ("data-eng", "team", "contractors")
 
 
 @pytest.fixture
-def emu() -> Iterator[EmulatorHandle]:
-    with running_emulator(EmulatorConfig(groups=GROUPS)) as handle:
-        yield handle
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(groups=GROUPS)
 
 
 @pytest.fixture

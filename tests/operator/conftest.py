@@ -13,13 +13,12 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pexpect
 import pytest
 
-from reconciler.cli import main
-from reconciler.emulator import ADMIN_TOKEN, EmulatorConfig, EmulatorHandle, running_emulator
+from reconciler.emulator import ADMIN_TOKEN, EmulatorConfig, EmulatorHandle
+from tests.support.cli import assert_clean
 
 INDEX_TOKEN = "planted-Index-Token-0p5x"
 LEDGER_KEY = "planted-Ledger-Key-0p5x"
@@ -29,9 +28,8 @@ DEAD_HOST = "http://127.0.0.1:9/{name}"
 
 
 @pytest.fixture
-def emu() -> Iterator[EmulatorHandle]:
-    with running_emulator(EmulatorConfig(groups=("contractors", "data-eng"))) as handle:
-        yield handle
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(groups=("contractors", "data-eng"))
 
 
 @pytest.fixture(autouse=True)
@@ -95,41 +93,9 @@ def fleet(tmp_path: Path, emu: EmulatorHandle) -> Fleet:
     return Fleet(tmp_path / "pkgrepo.yaml", emu)
 
 
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out + self.err
-
-    def json(self) -> Any:
-        import json
-
-        return json.loads(self.out)
-
-
-Pkgrepo = Callable[..., Run]
-
-
-def assert_clean(text: str) -> None:
-    assert "Traceback" not in text
-    for value in PLANTED:
-        assert value not in text, "a planted secret was printed"
-
-
 @pytest.fixture
-def pkgrepo(capsys: pytest.CaptureFixture[str]) -> Pkgrepo:
-    def run(*args: str) -> Run:
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        assert_clean(out + err)
-        return Run(code, out, err)
-
-    return run
+def planted() -> tuple[str, ...]:
+    return PLANTED
 
 
 Terminal = Callable[..., pexpect.spawn]
@@ -169,4 +135,4 @@ def terminal(tmp_path: Path) -> Iterator[Terminal]:
     for child, log in spawned:
         if child.isalive():
             child.terminate(force=True)
-        assert_clean("".join(log))
+        assert_clean("".join(log), PLANTED)

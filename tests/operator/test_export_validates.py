@@ -10,7 +10,8 @@ from databricks.sdk import WorkspaceClient
 from reconciler.core.model import SCOPE
 from reconciler.emulator import ADMIN_TOKEN
 from reconciler.emulator.modes import ServiceModes
-from tests.operator.conftest import Fleet, Pkgrepo
+from tests.operator.conftest import Fleet
+from tests.support.cli import Pkgrepo
 
 
 def test_an_export_outside_a_notebook_validates_as_written(

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.emulator import USER_TOKEN
-from tests.operator.conftest import Fleet, Pkgrepo
+from tests.operator.conftest import Fleet
+from tests.support.cli import Pkgrepo
 
 
 def test_a_bad_token_is_an_authentication_failure_in_the_services_words(

@@ -13,7 +13,8 @@ from pathlib import Path
 import jsonschema
 
 from reconciler import schemas
-from tests.operator.conftest import Fleet, Pkgrepo
+from tests.operator.conftest import Fleet
+from tests.support.cli import Pkgrepo
 
 
 def test_a_workspace_removed_from_the_file_is_reported_as_orphaned(

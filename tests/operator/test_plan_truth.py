@@ -14,7 +14,8 @@ import jsonschema
 import pytest
 
 from reconciler import schemas
-from tests.operator.conftest import Fleet, Pkgrepo
+from tests.operator.conftest import Fleet
+from tests.support.cli import Pkgrepo
 
 FIVE = ("dev-a", "dev-b", "prd-a", "prd-b", "prd-c")
 QUICK = ("--timeout", "1", "-q")

@@ -16,7 +16,8 @@ import pytest
 
 from reconciler.core.model import SCOPE, Permission
 from reconciler.emulator import EmulatorHandle
-from tests.operator.conftest import Fleet, Pkgrepo, Terminal
+from tests.operator.conftest import Fleet, Terminal
+from tests.support.cli import Pkgrepo
 
 THIRTY = tuple(f"ws-{i:02d}" for i in range(30))
 THREE = ("ws-a", "ws-b", "ws-c")

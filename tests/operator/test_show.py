@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.operator.conftest import Fleet, Pkgrepo
+from tests.operator.conftest import Fleet
+from tests.support.cli import Pkgrepo
 
 FOUR = ("dev-a", "dev-b", "prd-a", "prd-b")
 

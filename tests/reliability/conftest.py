@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from reconciler.core.redact import Scrubber
-from reconciler.emulator import EmulatorHandle, running_emulator
+from reconciler.emulator import EmulatorConfig, EmulatorHandle
 from reconciler.terminal import output
 from tests.reliability.harness import (
     PLANTED,
     Fleet,
-    emulator_config,
+    deployer_config,
     quiet_logging,
     seed,
     write_fleet,
@@ -37,9 +37,8 @@ def fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def emu() -> Iterator[EmulatorHandle]:
-    with running_emulator(emulator_config()) as handle:
-        yield handle
+def emulator_config() -> EmulatorConfig:
+    return deployer_config()
 
 
 @pytest.fixture

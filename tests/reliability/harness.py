@@ -10,8 +10,8 @@ things pkgrepo must never touch, driven through the real command line.
 - ``outside``/``untouched``: everything pkgrepo does not own, to compare before and after.
 - ``AclRecorder``: checks, right after every write the emulator's backend accepts, that the
   managed scope still has an admin MANAGE grant (deterministic, no polling).
-- ``run_cli`` (in this process, through ``reconciler.cli.main``) and ``pkgrepo_process`` /
-  ``EmulatorProcess`` (subprocesses, for scenarios that kill something).
+- ``pkgrepo_process`` / ``EmulatorProcess`` (subprocesses, for scenarios that kill
+  something); in-process runs use the one runner, ``tests.support.cli.run_cli``.
 """
 
 from __future__ import annotations
@@ -34,12 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.core import Config
 from databricks.sdk.service.workspace import AclPermission, ImportFormat
 
-from reconciler.cli import main
 from reconciler.core.model import SCOPE
 from reconciler.emulator import ApiError, EmulatorConfig, EmulatorHandle, Principal, RequestSeen
 from reconciler.emulator.backend import AclLevel as EmuPermission
@@ -109,7 +107,7 @@ class Planted:
 PLANTED = Planted()
 
 
-def emulator_config(**kwargs: Any) -> EmulatorConfig:
+def deployer_config(**kwargs: Any) -> EmulatorConfig:
     """The deployer has two tokens (two concurrent runs, told apart by a marker group)."""
     principals = (
         Principal(CI_NAME, groups=frozenset({"admins", "run-a"}), tokens=(PLANTED.token,)),
@@ -463,14 +461,6 @@ class Result:
     @property
     def text(self) -> str:
         return "\n".join((self.out, self.err, self.logs))
-
-
-def run_cli(args: Sequence[str], capsys: pytest.CaptureFixture[str]) -> Result:
-    """``pkgrepo ARGS`` in this process, as a user runs it."""
-    capsys.readouterr()
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return Result(code, out, err)
 
 
 @contextlib.contextmanager

@@ -27,12 +27,12 @@ from tests.reliability.harness import (
     assert_converged_state,
     assert_untouched,
     baseline,
-    emulator_config,
+    deployer_config,
     emulator_state,
-    run_cli,
     seed,
     write_fleet,
 )
+from tests.support.cli import run_cli
 
 # One fault per workspace, each at another step of the run (the lock's too), so the fleet
 # covers every endpoint pkgrepo calls; nth counts calls to that endpoint from the start.
@@ -198,7 +198,7 @@ def run_row(
         emu.set_faults(name, row.faults(index))
     apply = ["apply", str(fleet.file), "--auto-approve", "--parallelism", str(row.parallelism)]
 
-    first = run_cli(apply, capsys)
+    first = run_cli(capsys, *apply)
     failed = assert_clear_outcome(first, fleet.names)
     if row.first_must_converge:
         assert first.code == 0, first.out[-3000:]
@@ -208,10 +208,10 @@ def run_row(
     if failed or not row.storm_through_rerun:  # the operator reruns once the storm is over
         for name in fleet.names:
             emu.set_faults(name, Faults())
-    rerun = run_cli(apply, capsys)
+    rerun = run_cli(capsys, *apply)
     assert_clear_outcome(rerun, fleet.names)
     assert rerun.code == 0, rerun.out[-3000:]
-    check = run_cli(["plan", str(fleet.file), "--detailed-exitcode", "--quiet"], capsys)
+    check = run_cli(capsys, *["plan", str(fleet.file), "--detailed-exitcode", "--quiet"])
     assert check.code == 0, check.text[-3000:]
 
     assert_untouched(before, state)
@@ -230,7 +230,7 @@ def test_fault_fast(
 @pytest.mark.slow
 @pytest.mark.parametrize("row", SLOW, ids=lambda r: r.name)
 def test_fault_slow(tmp_path: Path, row: Row, capsys: pytest.CaptureFixture[str]) -> None:
-    with running_emulator(emulator_config()) as emu:
+    with running_emulator(deployer_config()) as emu:
         fleet = write_fleet(tmp_path / "repo", emu.url, row.workspaces, waves=row.waves)
         seed(fleet)
         run_row(emu, fleet, row, capsys)
@@ -260,7 +260,7 @@ def test_a_permanent_refusal_stops_only_that_workspace_with_the_services_reason(
                 )
             ),
         )
-    first = run_cli(["apply", str(fleet.file), "--auto-approve"], capsys)
+    first = run_cli(capsys, *["apply", str(fleet.file), "--auto-approve"])
     assert set(assert_clear_outcome(first, fleet.names)) == set(broken)
     for name in broken:
         assert re.search(rf"^  {name}: .*put pip-\S+: .*refused by test", first.out, re.M), (
@@ -272,7 +272,7 @@ def test_a_permanent_refusal_stops_only_that_workspace_with_the_services_reason(
     assert counts == Counter({"applied": 16, "FAILED": 4})
     for name in broken:
         emu.set_faults(name, Faults())
-    assert run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys).code == 0
-    assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
+    assert run_cli(capsys, *["apply", str(fleet.file), "--auto-approve", "-q"]).code == 0
+    assert run_cli(capsys, *["plan", str(fleet.file), "--detailed-exitcode", "-q"]).code == 0
     assert_untouched(before, state)
     assert_converged_state(fleet, state)

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 
 from reconciler import config
 from reconciler.core.errors import ConfigError
-from tests.reliability.harness import Result, run_cli, run_process, subprocess_env, write_fleet
+from tests.reliability.harness import Result, run_process, subprocess_env, write_fleet
+from tests.support.cli import run_cli
 
 MiB = 1024 * 1024
 MEMORY_BOUND = 128 * MiB
@@ -76,8 +77,8 @@ def check_both(workdir: Path, data: bytes, capsys: pytest.CaptureFixture[str]) -
     if loads(workdir / "fuzz.yaml"):
         return  # a valid file: planning it would reach for its hosts; not this test's job
     for command in ("validate", "plan"):
-        assert_refused(run_cli([command, "fuzz.yaml"], capsys), command, "fuzz.yaml")
-    run = run_cli(["validate", "fuzz.yaml", "--format", "json"], capsys)
+        assert_refused(run_cli(capsys, *[command, "fuzz.yaml"]), command, "fuzz.yaml")
+    run = run_cli(capsys, *["validate", "fuzz.yaml", "--format", "json"])
     assert run.code == 1 and json.loads(run.out)["valid"] is False, run.text[-2000:]
 
 
@@ -268,7 +269,7 @@ def test_bombs_are_refused_in_bounded_memory(
     (workdir / "bomb.yaml").write_bytes(make())
     tracemalloc.start()
     try:
-        run = run_cli(["validate", "bomb.yaml"], capsys)
+        run = run_cli(capsys, *["validate", "bomb.yaml"])
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -295,7 +296,7 @@ def test_not_a_regular_file(
     workdir: Path, command: str, kind: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _special(workdir, kind)
-    run = run_cli([command, str(path)], capsys)
+    run = run_cli(capsys, *[command, str(path)])
     assert run.code == 1, run.text  # usage errors exit 1, never 2 ("changes")
     assert "Traceback" not in run.text and "unexpected error" not in run.text
     assert run.err.strip(), "no message"

@@ -24,12 +24,12 @@ from tests.reliability.harness import (
     PLANTED,
     Fleet,
     Result,
-    emulator_config,
+    deployer_config,
     quiet_logging,
-    run_cli,
     seed,
     write_fleet,
 )
+from tests.support.cli import run_cli
 
 FUZZ = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -45,7 +45,7 @@ def small() -> Iterator[tuple[EmulatorHandle, Fleet, dict[str, Any]]]:
             patch.setenv(name, value)
         with (
             tempfile.TemporaryDirectory(prefix="pkgrepo-planfuzz-") as tmp,
-            running_emulator(emulator_config()) as emu,
+            running_emulator(deployer_config()) as emu,
         ):
             fleet = write_fleet(Path(tmp), emu.url, 4, bystanders=0)
             seed(fleet)
@@ -63,7 +63,7 @@ def apply_file(
     path = fleet.directory / "tampered.json"
     path.write_bytes(data)
     emu.reset_counts()
-    run = run_cli(["apply", str(path), "--auto-approve", "-q"], capsys)
+    run = run_cli(capsys, *["apply", str(path), "--auto-approve", "-q"])
     posts = {n: [k for k in emu.requests(n) if k[0] != "GET"] for n in fleet.names}
     assert all(not v for v in posts.values()), f"a refused plan wrote: {posts}"
     return run
@@ -187,7 +187,7 @@ def test_the_unmutated_plan_file_applies(
     document = small[2]
     path = small[1].directory / "plan-copy.json"  # beside the desired-state file, as planned
     path.write_text(json.dumps(document, indent=2))
-    run = run_cli(["apply", str(path), "-q"], capsys)
+    run = run_cli(capsys, *["apply", str(path), "-q"])
     assert run.code == 0, run.text[-2000:]
 
 
@@ -197,11 +197,11 @@ def test_a_plan_is_not_applied_to_another_host(
     """The desired-state file moves ws03 to another workspace whose live state digests the
     same (neither has the scope): the reviewed plan must not be applied there."""
     plan = fleet.directory / "plan.json"
-    assert run_cli(["plan", str(fleet.file), "--out", str(plan), "-q"], capsys).code == 0
+    assert run_cli(capsys, *["plan", str(fleet.file), "--out", str(plan), "-q"]).code == 0
     text = fleet.file.read_text()
     fleet.file.write_text(text.replace(f"{fleet.url}/ws03\n", f"{fleet.url}/unreviewed\n"))
     emu.reset_counts()
-    run = run_cli(["apply", str(plan), "-q"], capsys)
+    run = run_cli(capsys, *["apply", str(plan), "-q"])
     written = [k for k in emu.requests("unreviewed") if k[0] != "GET"]
     assert run.code == 1 and written == [], (run.out[-1500:], written)
     assert f"ws03: the workspace host changed from {fleet.url}/ws03 to " in run.err

@@ -56,13 +56,13 @@ from tests.reliability.harness import (
     lock_scope,
     managed,
     pkgrepo_process,
-    run_cli,
     seed,
     subprocess_env,
     wait_until,
     write_fleet,
 )
-from tests.reliability.leaks import Scanner
+from tests.support.cli import run_cli
+from tests.support.leaks import Scanner
 
 # -- the emulator restarted under a running apply ---------------------------------------------
 
@@ -130,7 +130,7 @@ def restart_scenario(
         assert "Traceback" not in first.text and "unexpected error" not in first.text, first.err
         assert first.code == 0, first.out[-3000:] + first.err[-3000:]
         assert emulator.starts == len(restarts) + 2
-        check = run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys)
+        check = run_cli(capsys, *["plan", str(fleet.file), "--detailed-exitcode", "-q"])
         assert check.code == 0, check.text[-3000:]
         assert_untouched(before, state)
         assert_converged_state(fleet, state)
@@ -238,7 +238,7 @@ def _drift_blames_nobody_for_pkgrepos_own_writes(
 ) -> Counter[str]:
     """``drift`` right after the kill: what is left shows, and no key the dead run was
     writing reads as changed outside pkgrepo. Returns the count of items by kind."""
-    drift = run_cli(["drift", str(fleet.file), "--format", "json", "-q"], capsys)
+    drift = run_cli(capsys, *["drift", str(fleet.file), "--format", "json", "-q"])
     assert drift.code in (0, 2), drift.text[-2000:]
     kinds: Counter[str] = Counter()
     for workspace in json.loads(drift.out)["workspaces"]:
@@ -284,9 +284,9 @@ def _converge_and_check(
     dead: tuple[EmulatorHandle, Killed] | None = None,
 ) -> Result:
     """The same apply again converges (with ``dead``: see ``settle_stale_locks``)."""
-    rerun = run_cli(["apply", str(fleet.file), "--auto-approve", "-q", *extra], capsys)
+    rerun = run_cli(capsys, *["apply", str(fleet.file), "--auto-approve", "-q", *extra])
     assert rerun.code == 0, rerun.text[-3000:]
-    check = run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys)
+    check = run_cli(capsys, *["plan", str(fleet.file), "--detailed-exitcode", "-q"])
     assert check.code == 0, check.text[-3000:]
     if dead is not None:
         settle_stale_locks(dead[0], fleet, dead[1], rerun)
@@ -329,10 +329,10 @@ def test_pkgrepo_killed_mid_apply_force_unlock_frees_the_selection_at_once(
     recorder = AclRecorder(emu).watch(fleet.names)
     _, dead = _kill_mid_apply(emu, fleet, recorder)
     assert dead.locked
-    refused = run_cli(["force-unlock", "--file", str(fleet.file)], capsys)
+    refused = run_cli(capsys, *["force-unlock", "--file", str(fleet.file)])
     assert refused.code == 1 and "pass --auto-approve" in refused.err, refused.text
     assert [n for n in fleet.names if _locked(emu, n)] == dead.locked
-    run = run_cli(["force-unlock", "--file", str(fleet.file), "--auto-approve"], capsys)
+    run = run_cli(capsys, *["force-unlock", "--file", str(fleet.file), "--auto-approve"])
     assert run.code == 0, run.text
     for name in fleet.names:
         if name in dead.locked:
@@ -514,7 +514,7 @@ def test_ctrl_c_after_the_work_is_done_reports_what_finished(
                 os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, just after the last one
 
     monkeypatch.setattr(FleetProgress, "__call__", listener)
-    run = run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys)
+    run = run_cli(capsys, *["apply", str(fleet.file), "--auto-approve", "-q"])
     assert run.code == 0, run.text[-3000:]
     assert "aborted" not in run.text
     rows = dict(re.findall(r"^(ws\d\d)\s+\d+\s+(\S+)", run.out, re.MULTILINE))
@@ -523,7 +523,7 @@ def test_ctrl_c_after_the_work_is_done_reports_what_finished(
         "SIGINT received after every workspace had finished: everything listed above was applied"
         in run.err
     )
-    assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
+    assert run_cli(capsys, *["plan", str(fleet.file), "--detailed-exitcode", "-q"]).code == 0
 
 
 def test_ctrl_c_at_the_prompt_changes_nothing_and_says_so(

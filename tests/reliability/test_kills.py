@@ -31,7 +31,6 @@ from tests.reliability.harness import (
     emulator_state,
     finish,
     pkgrepo_process,
-    run_cli,
     seed,
     subprocess_env,
     wait_until,
@@ -47,6 +46,7 @@ from tests.reliability.test_interruptions import (
     settle_stale_locks,
 )
 from tests.reliability.test_locks import runs_per_workspace, switches
+from tests.support.cli import run_cli
 
 WRITES_PER_WORKSPACE = 10
 """About what one workspace's first apply writes to its scope and ledger (scope, write-ahead
@@ -120,7 +120,7 @@ def test_sigkill_of_an_80_workspace_apply_with_the_default_lease_reruns_within_3
     result = finish(rerun, timeout=180)  # the criterion: within three minutes
     assert result.code == 0, result.text[-3000:]
     settle_stale_locks(emu, fleet, dead, result)
-    check = run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys)
+    check = run_cli(capsys, *["plan", str(fleet.file), "--detailed-exitcode", "-q"])
     assert check.code == 0, check.text[-3000:]
     assert_untouched(before, state)
     assert_converged_state(fleet, state)
@@ -181,9 +181,9 @@ def test_calls_slowed_past_the_lease_stop_the_run_cleanly_and_never_interleave(
         assert switches(runs) <= 1, f"{name}: writes of the two runs interleave: {runs}"
     for name in fleet.names:
         emu.set_faults(name, Faults())
-    rerun = run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys)
+    rerun = run_cli(capsys, *["apply", str(fleet.file), "--auto-approve", "-q"])
     assert rerun.code == 0, rerun.text[-3000:]
-    assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
+    assert run_cli(capsys, *["plan", str(fleet.file), "--detailed-exitcode", "-q"]).code == 0
     assert_untouched(before, state)
     assert_converged_state(fleet, state)
 
@@ -227,7 +227,7 @@ def test_a_clock_offset_of_hours_between_two_runners_changes_nothing(
     rerun = finish(pkgrepo_process(["apply", str(fleet.file), "--auto-approve", "-q"], env=behind))
     assert rerun.code == 0, rerun.text[-3000:]
     settle_stale_locks(emu, fleet, dead, rerun)
-    assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
+    assert run_cli(capsys, *["plan", str(fleet.file), "--detailed-exitcode", "-q"]).code == 0
 
     # Both at once, on a changed file: the loser waits or refuses, never interleaves.
     text = fleet.file.read_text().replace("whl/cpu", "whl/cu121")
@@ -246,8 +246,8 @@ def test_a_clock_offset_of_hours_between_two_runners_changes_nothing(
         assert switches(runs) <= 1, f"{name}: writes of the two runs interleave: {runs}"
     for name in fleet.names:
         emu.set_faults(name, Faults())
-    assert run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys).code == 0
-    assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
+    assert run_cli(capsys, *["apply", str(fleet.file), "--auto-approve", "-q"]).code == 0
+    assert run_cli(capsys, *["plan", str(fleet.file), "--detailed-exitcode", "-q"]).code == 0
     assert Counter(recorder.violations) == Counter()
 
 

@@ -37,10 +37,10 @@ from tests.reliability.harness import (
     emulator_state,
     finish,
     pkgrepo_process,
-    run_cli,
     subprocess_env,
     wait_until,
 )
+from tests.support.cli import run_cli
 
 LOSER = re.compile(
     r"changed since it was planned \(another run applied\?\); plan again"
@@ -111,7 +111,7 @@ def concurrent_applies(
 
     for name in fleet.names:
         emu.set_faults(name, Faults())
-    check = run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys)
+    check = run_cli(capsys, *["plan", str(fleet.file), "--detailed-exitcode", "-q"])
     assert check.code == 0, check.text[-3000:]
     assert_untouched(before, state)
     assert_converged_state(fleet, state)
@@ -166,7 +166,7 @@ def test_a_run_that_planned_before_the_other_recorded_its_ledger_writes_nothing(
     written every value and holds the lock, its ledger not yet written; run B plans then
     (every key unverifiable), waits for the lock; A writes its ledger and releases. B must
     now find nothing to do, or refuse its stale plan -- never rewrite the keys."""
-    assert run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys).code == 0
+    assert run_cli(capsys, *["apply", str(fleet.file), "--auto-approve", "-q"]).code == 0
     ledgers = {
         n: emu.files(n).export_file(emu.admin, LEDGER_FILE, format="AUTO") for n in fleet.names
     }
@@ -273,9 +273,9 @@ def test_plan_and_drift_run_while_every_workspace_is_locked(
     hold_locks(emu, fleet.names, lease_seconds=600)
     held = lock_keys(emu, fleet.names)
     emu.reset_counts()
-    plan = run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys)
+    plan = run_cli(capsys, *["plan", str(fleet.file), "--detailed-exitcode", "-q"])
     assert plan.code == 2, plan.text[-2000:]
-    drift = run_cli(["drift", str(fleet.file), "--format", "json", "-q"], capsys)
+    drift = run_cli(capsys, *["drift", str(fleet.file), "--format", "json", "-q"])
     assert drift.code == 2, drift.text[-2000:]
     assert lock_keys(emu, fleet.names) == held
     for name in fleet.names:
@@ -315,7 +315,7 @@ def test_apply_waits_for_a_held_lock_and_goes_on_once_it_is_released(
             for i, w in enumerate(recorder.writes)
             if w.workspace == name and w.run == "run-a"
         ), (name, runs)
-    assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
+    assert run_cli(capsys, *["plan", str(fleet.file), "--detailed-exitcode", "-q"]).code == 0
     assert_untouched(before, state)
     assert_converged_state(fleet, state)
 
@@ -324,12 +324,12 @@ def test_a_lock_whose_holder_stopped_renewing_is_taken_over_after_one_lease(
     emu: EmulatorHandle, fleet: Fleet, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hold_locks(emu, fleet.names, lease_seconds=1)  # a dead run, on a one-second lease
-    run = run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys)
+    run = run_cli(capsys, *["apply", str(fleet.file), "--auto-approve", "-q"])
     assert run.code == 0, run.text[-3000:]
     assert run.err.count(
         f"taking over the lock of run {HOLDER}: not renewed for a whole lease (1s)"
     ) == len(fleet.names), run.err[-2000:]
-    assert run_cli(["plan", str(fleet.file), "--detailed-exitcode", "-q"], capsys).code == 0
+    assert run_cli(capsys, *["plan", str(fleet.file), "--detailed-exitcode", "-q"]).code == 0
     assert_converged_state(fleet, emulator_state(emu))
 
 
@@ -344,7 +344,7 @@ def test_a_lock_that_is_never_released_fails_each_workspace_naming_the_holder(
     hold_locks(emu, fleet.names, lease_seconds=600)
     recorder = AclRecorder(emu).watch(fleet.names)
     with renewing(emu, fleet.names):
-        run = run_cli(["apply", str(fleet.file), "--auto-approve", "-q"], capsys)
+        run = run_cli(capsys, *["apply", str(fleet.file), "--auto-approve", "-q"])
     assert run.code == 1
     failed = dict(re.findall(r"^  (ws\d\d): (.+)$", run.out, re.MULTILINE))
     assert sorted(failed) == list(fleet.names)

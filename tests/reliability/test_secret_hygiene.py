@@ -46,7 +46,7 @@ from tests.reliability.harness import (
     subprocess_env,
     write_fleet,
 )
-from tests.reliability.leaks import Finding, Scanner
+from tests.support.leaks import Finding, Scanner
 
 WRONG_TOKEN = "dapi-wrong-Planted-77aa31c0"
 BAD_URL = "https://bad-user-5d:BadUrl-Planted-e0c1@idx.corp.example/simple trailing"

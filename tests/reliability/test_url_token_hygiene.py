@@ -20,9 +20,9 @@ import pytest
 
 from reconciler.cli import main
 from reconciler.core.redact import Scrubber
-from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle, running_emulator
+from reconciler.emulator import ADMIN_TOKEN, EmulatorConfig, EmulatorHandle
 from reconciler.terminal import output
-from tests.reliability.leaks import Finding, Scanner
+from tests.support.leaks import Finding, Scanner
 
 PATH_TOKEN = "AKCpPathTok9Xq2Lm7Zp4Rt6"
 SUB_TOKEN = "SubTok9Xq2Lm7Zp4"
@@ -102,9 +102,8 @@ class Audit:
 
 
 @pytest.fixture
-def emu() -> Iterator[EmulatorHandle]:
-    with running_emulator() as handle:
-        yield handle
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig()  # the built-in admin, not the reliability suite's deployers
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from reconciler import cli
 from reconciler.emulator.private_index import (
     DEMO_PROJECT,
     IndexHandle,
@@ -110,12 +109,6 @@ def write_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WriteFile:
         return path
 
     return write
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = cli.main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @dataclass

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from reconciler.emulator import EmulatorHandle, running_emulator
+from reconciler.emulator import EmulatorHandle
 from tests.pem import make_cert
-from tests.verify.conftest import run
+from tests.support.cli import run_cli
 
 
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorHandle]:
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
     monkeypatch.setenv("PKGREPO_LEDGER_KEY", "planted-Ledger-Key-0b7e21")
     monkeypatch.setenv("PKGREPO_TEST_TOKEN", "dapi-emulator-admin")
-    with running_emulator() as handle:
-        yield handle
 
 
 def test_drift_names_each_workspace_whose_pip_cert_expires_soon(
@@ -43,8 +40,8 @@ workspaces:
     repositories: {{cert: {{file: later.pem}}}}
 """
     )
-    assert run(capsys, "apply", str(path), "--auto-approve", "--skip-verify")[0] == 0
-    code, out, _ = run(capsys, "drift", str(path), "--format", "json")
+    assert run_cli(capsys, "apply", str(path), "--auto-approve", "--skip-verify")[0] == 0
+    code, out, _ = run_cli(capsys, "drift", str(path), "--format", "json")
     assert code == 0
     rows = {ws["workspace"]: ws for ws in json.loads(out)["workspaces"]}
     (warning,) = rows["soon"]["warnings"]
@@ -52,7 +49,7 @@ workspaces:
     assert "in 11 days" in warning or "in 12 days" in warning
     assert rows["later"]["warnings"] == []
     for fmt in ("text", "markdown", "junit"):
-        code, out, _ = run(capsys, "drift", str(path), "--format", fmt)
+        code, out, _ = run_cli(capsys, "drift", str(path), "--format", fmt)
         assert code == 0
         assert "CN=Soon CA" in out and "(soon)" in out, fmt
         assert "Later CA" not in out, fmt

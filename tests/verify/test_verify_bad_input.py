@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
+from tests.support.cli import run_cli
 from tests.verify.conftest import (
     INDEX_PASSWORD,
     Misbehaving,
     WriteFile,
     hang,
-    run,
     send,
 )
 
@@ -25,7 +25,7 @@ ServeBad = Callable[..., Misbehaving]
 
 
 def verdict_of(capsys: pytest.CaptureFixture[str], path: Any) -> tuple[int, dict[str, Any], str]:
-    code, out, err = run(capsys, "verify", str(path), "--format", "json")
+    code, out, err = run_cli(capsys, "verify", str(path), "--format", "json")
     assert "Traceback" not in out + err
     assert INDEX_PASSWORD not in out + err
     document = json.loads(out)
@@ -219,7 +219,7 @@ def test_project_names_are_checked(
     capsys: pytest.CaptureFixture[str], write_file: WriteFile
 ) -> None:
     path = write_file(f"https://ci-bot:{INDEX_PASSWORD}@127.0.0.1:9/simple/")
-    code, out, err = run(capsys, "verify", str(path), "--project", "../../admin")
+    code, out, err = run_cli(capsys, "verify", str(path), "--project", "../../admin")
     assert code == 1
     assert "--project: '../../admin' is not a project name" in err
     assert out == ""

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from reconciler.emulator.private_index import DEMO_PROJECT, IndexHandle, make_ca, running_index
-from tests.reliability.leaks import Scanner
-from tests.verify.conftest import INDEX_PASSWORD, WRONG_PASSWORD, WriteFile, run
+from tests.support.cli import run_cli
+from tests.support.leaks import Scanner
+from tests.verify.conftest import INDEX_PASSWORD, WRONG_PASSWORD, WriteFile
 
 pytestmark = pytest.mark.verify
 
@@ -60,7 +61,7 @@ def test_verify_passes_against_the_private_index_and_shows_its_certificate(
     capsys: pytest.CaptureFixture[str], index: IndexHandle, write_file: WriteFile
 ) -> None:
     path = write_file(index.url, ca_pem=index.ca_pem)
-    code, out, err = run(capsys, "verify", str(path))
+    code, out, err = run_cli(capsys, "verify", str(path))
     assert code == 0, out + err
     assert "[ok] #1" in out
     assert "PEP 503 HTML: 1 file(s) of 'pkgrepo-demo-pkg'" in out
@@ -100,7 +101,7 @@ def test_verify_agrees_with_pip(
         url = index.url_with(password=WRONG_PASSWORD) if case == "wrong password" else index.url
         ca_pem = declared.cert_pem.bytes().decode()
         path = write_file(url, ca_pem=ca_pem)
-        code, out, err = run(capsys, "verify", str(path), "--format", "json")
+        code, out, err = run_cli(capsys, "verify", str(path), "--format", "json")
         pip = pip_download(url, tmp_path / "ca.pem", tmp_path / "downloads")
     document = json.loads(out)
     verdict = document["results"][0]["urls"][0]
@@ -117,7 +118,7 @@ def test_failures_name_the_reason(
 ) -> None:
     ca = make_ca()
     with running_index(tmp_path / "i", password=INDEX_PASSWORD, ca=ca, expired=True) as index:
-        code, out, _ = run(
+        code, out, _ = run_cli(
             capsys, "verify", str(write_file(index.url, ca_pem=ca.cert_pem.bytes().decode()))
         )
     assert code == 1
@@ -125,7 +126,7 @@ def test_failures_name_the_reason(
     assert "credentials were not sent" in out
     with running_index(tmp_path / "j", password=INDEX_PASSWORD, ca=ca) as index:
         wrong = index.url_with(password=WRONG_PASSWORD)
-        code, out, _ = run(capsys, "verify", str(write_file(wrong, ca_pem=index.ca_pem)))
+        code, out, _ = run_cli(capsys, "verify", str(write_file(wrong, ca_pem=index.ca_pem)))
     assert code == 1
     assert "credentials refused (HTTP 403)" in out or "credentials refused (HTTP 401)" in out
 
@@ -134,7 +135,7 @@ def test_a_project_the_index_does_not_hold_falls_back_to_the_root(
     capsys: pytest.CaptureFixture[str], index: IndexHandle, write_file: WriteFile
 ) -> None:
     path = write_file(index.url, ca_pem=index.ca_pem, project="pip")
-    code, out, _ = run(capsys, "verify", str(path))
+    code, out, _ = run_cli(capsys, "verify", str(path))
     assert code == 0, out
     assert "the index lists 1 project(s) ('pip' is not one of them" in out
 
@@ -149,7 +150,7 @@ def test_each_extra_index_is_verified(
     with running_index(tmp_path / "other", password="other-pw", ca=ca) as other:
         wrong = other.url_with(password="not-the-other-pw")
         path = write_file(index.url, ca_pem=index.ca_pem, extras=(wrong,))
-        code, out, err = run(capsys, "verify", str(path))
+        code, out, err = run_cli(capsys, "verify", str(path))
     assert code == 1
     assert "ok      index_url" in out
     assert "failed  extra_index_urls[0]" in out
@@ -166,9 +167,9 @@ def test_no_format_leaks_the_password(
 ) -> None:
     url = index.url_with(password=WRONG_PASSWORD) + "?token=planted-Query-Tok-5d1e"
     path = write_file(url, ca_pem=index.ca_pem)
-    code, out, err = run(capsys, "verify", str(path), "--format", fmt)
+    code, out, err = run_cli(capsys, "verify", str(path), "--format", fmt)
     report = tmp_path / f"report.{fmt}"
-    run(capsys, "verify", str(path), "--format", fmt, "--output", str(report))
+    run_cli(capsys, "verify", str(path), "--format", fmt, "--output", str(report))
     assert code == 1
     scanner = Scanner(
         {
@@ -190,7 +191,7 @@ def test_an_index_certificate_expiring_soon_is_noted(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, ca: Any, write_file: WriteFile
 ) -> None:
     with running_index(tmp_path / "i", password=INDEX_PASSWORD, ca=ca, expires_in_days=10) as ix:
-        code, out, _ = run(capsys, "verify", str(write_file(ix.url, ca_pem=ix.ca_pem)))
+        code, out, _ = run_cli(capsys, "verify", str(write_file(ix.url, ca_pem=ix.ca_pem)))
     assert code == 0
     assert "warning: the index's certificate expires on" in out
     assert "in 10 day(s): pip will refuse the index then" in out
@@ -208,7 +209,7 @@ def test_debug_logs_do_not_leak_the_index_credentials(
     url = index.url_with(password=WRONG_PASSWORD) + "?token=planted-Query-Tok-5d1e"
     path = write_file(url, ca_pem=index.ca_pem)
     try:
-        code, out, err = run(capsys, "--debug", "verify", str(path))
+        code, out, err = run_cli(capsys, "--debug", "verify", str(path))
     finally:
         output.configure_logging(debug=False)
         logging.getLogger().setLevel(logging.WARNING)

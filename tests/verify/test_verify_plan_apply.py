@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +15,19 @@ from reconciler import schemas
 from reconciler.commands import verify as verify_cmd
 from reconciler.core.model import SCOPE
 from reconciler.edges.probe import Prober, observe
-from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle, running_emulator
+from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle
 from reconciler.emulator.private_index import IndexHandle, running_index
-from tests.verify.conftest import INDEX_PASSWORD, WRONG_PASSWORD, WriteFile, run
+from tests.support.cli import run_cli
+from tests.verify.conftest import INDEX_PASSWORD, WRONG_PASSWORD, WriteFile
 
 pytestmark = pytest.mark.verify
 LEDGER_KEY = "planted-Ledger-Key-0b7e21"
 
 
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorHandle]:
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
     monkeypatch.setenv("PKGREPO_LEDGER_KEY", LEDGER_KEY)
-    with running_emulator() as handle:
-        yield handle
 
 
 @pytest.fixture
@@ -62,26 +60,26 @@ def test_a_failing_index_stops_the_apply_and_the_fix_goes_through(
     hosts = {"dev": emu.host("dev"), "prod": emu.host("prod")}
     wrong = write_file(index.url_with(password=WRONG_PASSWORD), ca_pem=index.ca_pem, hosts=hosts)
 
-    code, out, err = run(capsys, "plan", str(wrong), "--out", str(wrong.parent / "plan.json"))
+    code, out, err = run_cli(capsys, "plan", str(wrong), "--out", str(wrong.parent / "plan.json"))
     assert code == 1
     assert "credentials refused" in out
     assert "apply would refuse it" in err
     assert not (wrong.parent / "plan.json").exists()
 
-    code, out, err = run(capsys, "apply", str(wrong), "--auto-approve")
+    code, out, err = run_cli(capsys, "apply", str(wrong), "--auto-approve")
     assert code == 1
     assert "package index check failed for 2 workspace(s) (dev, prod); nothing was applied" in err
     assert not scope_exists(emu, "dev")
     assert [p.probes for p in probes] == [1, 1]  # two workspaces, one combination
 
     good = write_file(index.url, ca_pem=index.ca_pem, hosts=hosts)
-    code, out, err = run(capsys, "apply", str(good), "--auto-approve")
+    code, out, err = run_cli(capsys, "apply", str(good), "--auto-approve")
     assert code == 0, out + err
     assert "[ok] #1" in out
     assert scope_exists(emu, "dev")
 
     made = len(probes)
-    code, out, err = run(capsys, "plan", str(good))
+    code, out, err = run_cli(capsys, "plan", str(good))
     assert code == 0
     assert "Package index verification" not in out  # nothing changes, nothing to probe
     assert len(probes) == made
@@ -98,7 +96,7 @@ def test_skip_verify_applies_with_a_warning(
     wrong = write_file(
         index.url_with(password=WRONG_PASSWORD), ca_pem=index.ca_pem, hosts={"dev": emu.host("dev")}
     )
-    code, out, err = run(capsys, "apply", str(wrong), "--auto-approve", "--skip-verify")
+    code, out, err = run_cli(capsys, "apply", str(wrong), "--auto-approve", "--skip-verify")
     assert code == 0, out + err
     assert "warning: --skip-verify: the package indexes were not probed" in err
     assert scope_exists(emu, "dev")
@@ -113,10 +111,10 @@ def test_a_saved_plan_is_verified_again_when_applied(
 ) -> None:
     with running_index(tmp_path / "index", password=INDEX_PASSWORD, ca=ca) as index:
         path = write_file(index.url, ca_pem=index.ca_pem, hosts={"dev": emu.host("dev")})
-        code, out, err = run(capsys, "plan", str(path), "--out", str(tmp_path / "plan.json"))
+        code, out, err = run_cli(capsys, "plan", str(path), "--out", str(tmp_path / "plan.json"))
         assert code == 0, out + err
     # The index went away between review and apply.
-    code, out, err = run(capsys, "apply", str(tmp_path / "plan.json"))
+    code, out, err = run_cli(capsys, "apply", str(tmp_path / "plan.json"))
     assert code == 1
     assert "cannot connect: connection refused" in out
     assert "nothing was applied" in err
@@ -130,13 +128,13 @@ def test_plan_json_carries_the_verification_document(
     write_file: WriteFile,
 ) -> None:
     path = write_file(index.url, ca_pem=index.ca_pem, hosts={"dev": emu.host("dev")})
-    code, out, _ = run(capsys, "plan", str(path), "--format", "json")
+    code, out, _ = run_cli(capsys, "plan", str(path), "--format", "json")
     assert code == 0
     document = json.loads(out)
     jsonschema.validate(document, schemas.load(schemas.PLAN))
     jsonschema.validate(document["verification"], schemas.load(schemas.VERIFY))
     assert document["verification"]["ok"] is True
-    code, out, _ = run(capsys, "plan", str(path), "--format", "markdown")
+    code, out, _ = run_cli(capsys, "plan", str(path), "--format", "markdown")
     assert "### Package index verification" in out
     assert "✅ ok" in out
 
@@ -183,7 +181,7 @@ def test_a_thousand_workspaces_sharing_three_combinations_make_three_probes(
             return probes[-1]
 
         monkeypatch.setattr(verify_cmd, "new_prober", factory)
-        code, out, err = run(capsys, "plan", str(path), "--quiet", "-p", "64")
+        code, out, err = run_cli(capsys, "plan", str(path), "--quiet", "-p", "64")
     assert code == 0, err[-2000:]
     assert probes[-1].probes == 3
     assert len(observed) == 3
@@ -197,11 +195,11 @@ def test_plan_junit_fails_the_workspaces_whose_index_is_refused(
     write_file: WriteFile,
     tmp_path: Path,
 ) -> None:
-    from tests.reliability.leaks import Scanner
+    from tests.support.leaks import Scanner
 
     hosts = {"dev": emu.host("dev"), "prod": emu.host("prod")}
     wrong = write_file(index.url_with(password=WRONG_PASSWORD), ca_pem=index.ca_pem, hosts=hosts)
-    code, out, err = run(capsys, "plan", str(wrong), "--format", "junit")
+    code, out, err = run_cli(capsys, "plan", str(wrong), "--format", "junit")
     assert code == 1
     assert "apply would refuse it" in err
     root = ET.fromstring(out)
@@ -221,7 +219,7 @@ def test_plan_junit_fails_the_workspaces_whose_index_is_refused(
     assert "****@127.0.0.1" in out
 
     good = write_file(index.url, ca_pem=index.ca_pem, hosts=hosts)
-    code, out, err = run(capsys, "plan", str(good), "--format", "junit")
+    code, out, err = run_cli(capsys, "plan", str(good), "--format", "junit")
     assert code == 0, err
     root = ET.fromstring(out)
     assert root.get("failures") == "0"
@@ -231,9 +229,11 @@ def test_plan_junit_fails_the_workspaces_whose_index_is_refused(
     )
     assert scanner.scan("plan --format junit", out + err) == []
 
-    code, out, err = run(capsys, "plan", str(good), "--out", str(tmp_path / "plan.json"), "--quiet")
+    code, out, err = run_cli(
+        capsys, "plan", str(good), "--out", str(tmp_path / "plan.json"), "--quiet"
+    )
     assert code == 0, err
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys,
         "show",
         str(tmp_path / "plan.json"),
@@ -254,7 +254,7 @@ def test_plan_junit_masks_tokens_in_the_path_and_query(
     emu: EmulatorHandle,
     write_file: WriteFile,
 ) -> None:
-    from tests.reliability.leaks import Scanner
+    from tests.support.leaks import Scanner
 
     path_token = "AKCplantedPathToken7d3f9a1b2c"
     query_token = "plantedQueryToken4e8c0b6a"
@@ -265,7 +265,7 @@ def test_plan_junit_masks_tokens_in_the_path_and_query(
         hosts={"dev": emu.host("dev")},
         extras=(f"https://reader:{extra_password}@127.0.0.1:9/simple/",),
     )
-    code, out, err = run(capsys, "plan", str(path), "--format", "junit")
+    code, out, err = run_cli(capsys, "plan", str(path), "--format", "junit")
     assert code == 1
     assert "cannot connect" in out
     cases = [c.get("name", "") for c in ET.fromstring(out).iter("testcase")]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
@@ -16,22 +15,21 @@ from databricks.sdk import WorkspaceClient
 
 from reconciler import schemas
 from reconciler.core.model import SCOPE
-from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle, running_emulator
+from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle
 from reconciler.emulator.private_index import IndexHandle, make_ca
-from tests.reliability.leaks import Scanner
-from tests.verify.conftest import INDEX_PASSWORD, WRONG_PASSWORD, WriteFile, run
+from tests.support.cli import run_cli
+from tests.support.leaks import Scanner
+from tests.verify.conftest import INDEX_PASSWORD, WRONG_PASSWORD, WriteFile
 
 pytestmark = pytest.mark.verify
 REASON = "the corporate proxy re-signs this index; pip runs behind it on the clusters"
 WAIVE = f'[{{check: cert-validates-index, reason: "{REASON}"}}]'
 
 
-@pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EmulatorHandle]:
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
     monkeypatch.setenv("PKGREPO_LEDGER_KEY", "planted-Ledger-Key-77c1d0")
-    with running_emulator() as handle:
-        yield handle
 
 
 @pytest.fixture
@@ -56,7 +54,7 @@ def test_a_workspace_that_waives_it_goes_through_and_one_that_does_not_is_refuse
     hosts = {"dev": emu.host("dev"), "prod": emu.host("prod")}
     path = write_file(index.url, ca_pem=other_ca_pem, hosts=hosts, waivers={"dev": WAIVE})
 
-    code, out, err = run(capsys, "plan", str(path))
+    code, out, err = run_cli(capsys, "plan", str(path))
     assert code == 1
     assert "[failed] #1" in out
     assert f"waived cert-validates-index for dev: {REASON}" in out
@@ -64,11 +62,11 @@ def test_a_workspace_that_waives_it_goes_through_and_one_that_does_not_is_refuse
     assert "waive it per workspace: `waivers: [{check: cert-validates-index, reason: ...}]`" in err
     assert "package index check #1 failed and is waived cert-validates-index for dev" in err
 
-    code, out, err = run(capsys, "apply", str(path), "--auto-approve")
+    code, out, err = run_cli(capsys, "apply", str(path), "--auto-approve")
     assert code == 1
     assert not scope_exists(emu, "dev") and not scope_exists(emu, "prod")
 
-    code, out, err = run(capsys, "plan", str(path), "--format", "junit")
+    code, out, err = run_cli(capsys, "plan", str(path), "--format", "junit")
     assert code == 1
     cases = {c.get("name"): c for c in ET.fromstring(out).iter("testcase")}
     assert cases["dev"].find("failure") is None
@@ -78,7 +76,7 @@ def test_a_workspace_that_waives_it_goes_through_and_one_that_does_not_is_refuse
     prod = cases["prod"].find("failure")
     assert prod is not None and prod.get("type") == "cert-validates-index"
 
-    code, out, err = run(capsys, "verify", str(path), "--format", "json")
+    code, out, err = run_cli(capsys, "verify", str(path), "--format", "json")
     assert code == 1
     document = json.loads(out)
     jsonschema.validate(document, schemas.load(schemas.VERIFY))
@@ -99,19 +97,19 @@ def test_a_waiver_in_the_defaults_lets_the_apply_through_and_shows_in_every_form
 ) -> None:
     hosts = {"dev": emu.host("dev"), "prod": emu.host("prod")}
     path = write_file(index.url, ca_pem=other_ca_pem, hosts=hosts, default_waivers=WAIVE)
-    assert run(capsys, "validate", str(path))[0] == 0
+    assert run_cli(capsys, "validate", str(path))[0] == 0
 
-    code, out, err = run(capsys, "plan", str(path))
+    code, out, err = run_cli(capsys, "plan", str(path))
     assert code == 0, out + err
     assert "[waived] #1" in out
     assert f"waived cert-validates-index for dev, prod: {REASON}" in out
     assert "1 waived" in out
 
-    code, out, err = run(capsys, "plan", str(path), "--format", "markdown")
+    code, out, err = run_cli(capsys, "plan", str(path), "--format", "markdown")
     assert code == 0
     assert "⚠️ waived" in out and "waived cert-validates-index for dev, prod" in out
 
-    code, out, err = run(capsys, "plan", str(path), "--format", "json")
+    code, out, err = run_cli(capsys, "plan", str(path), "--format", "json")
     assert code == 0
     verification = json.loads(out)["verification"]
     jsonschema.validate(verification, schemas.load(schemas.VERIFY))
@@ -119,14 +117,14 @@ def test_a_waiver_in_the_defaults_lets_the_apply_through_and_shows_in_every_form
     assert verification["results"][0]["outcome"] == "waived"
     assert {w["workspace"] for w in verification["results"][0]["waived"]} == {"dev", "prod"}
 
-    code, out, err = run(capsys, "plan", str(path), "--format", "junit")
+    code, out, err = run_cli(capsys, "plan", str(path), "--format", "junit")
     assert code == 0
     root = ET.fromstring(out)
     assert root.get("failures") == "0"
     (url_case,) = [c for c in root.iter("testcase") if c.get("classname") == "pkgrepo.verify"]
     assert "waived cert-validates-index" in (url_case.findtext("system-out") or "")
 
-    code, out, err = run(capsys, "apply", str(path), "--auto-approve")
+    code, out, err = run_cli(capsys, "apply", str(path), "--auto-approve")
     assert code == 0, out + err
     assert "failed and is waived cert-validates-index for dev, prod" in err
     assert scope_exists(emu, "dev") and scope_exists(emu, "prod")
@@ -146,7 +144,7 @@ def test_a_waiver_does_not_excuse_refused_credentials(
         hosts={"dev": emu.host("dev")},
         default_waivers=WAIVE,
     )
-    code, out, err = run(capsys, "plan", str(path))
+    code, out, err = run_cli(capsys, "plan", str(path))
     assert code == 1
     assert "credentials refused" in out
     assert "waived" not in out and "waive it" not in err
@@ -164,7 +162,7 @@ def test_a_hostile_waiver_reason_stays_text_in_every_format(
     path = write_file(
         index.url, ca_pem=other_ca_pem, hosts={"dev": emu.host("dev")}, waivers={"dev": control}
     )
-    code, out, err = run(capsys, "plan", str(path), "--format", "junit")
+    code, out, err = run_cli(capsys, "plan", str(path), "--format", "junit")
     assert code == 1 and out == ""
     assert "pkgrepo.yaml:" in err and "control character U+001B" in err
     assert "Traceback" not in err and "\x1b" not in err
@@ -175,7 +173,7 @@ def test_a_hostile_waiver_reason_stays_text_in_every_format(
         index.url, ca_pem=other_ca_pem, hosts={"dev": emu.host("dev")}, waivers={"dev": waive}
     )
     for fmt in ("text", "markdown", "json", "junit"):
-        code, out, err = run(capsys, "plan", str(path), "--format", fmt)
+        code, out, err = run_cli(capsys, "plan", str(path), "--format", fmt)
         assert code == 0, err[-2000:]
         if fmt == "junit":
             root = ET.fromstring(out)
@@ -195,9 +193,9 @@ def test_a_waiver_of_the_check_is_known_to_validate(
     capsys: pytest.CaptureFixture[str], write_file: WriteFile, index: IndexHandle
 ) -> None:
     path = write_file(index.url, ca_pem=index.ca_pem, waivers={"dev": WAIVE})
-    code, out, err = run(capsys, "validate", str(path))
+    code, out, err = run_cli(capsys, "validate", str(path))
     assert code == 0, out + err
     path.write_text(path.read_text().replace("cert-validates-index", "cert-validates-indexes"))
-    code, out, err = run(capsys, "validate", str(path))
+    code, out, err = run_cli(capsys, "validate", str(path))
     assert code == 1
     assert "cert-validates-index" in out + err

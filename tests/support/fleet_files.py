@@ -1,21 +1,22 @@
-"""Helpers for driving pkgrepo through its CLI against the emulator (real databricks-sdk).
+"""Desired-state files for the emulator's workspaces, and the environment they read.
 
-Shared by the drift and export tests: a fresh emulator per test, desired-state files in a
-temp directory pointing at ``emu.host(...)`` with the token taken from the environment.
+``workspace_yaml`` describes one workspace of ``emu`` (its token taken from the
+environment), ``write_desired`` writes a file of them; ``env`` puts the tokens, index
+credentials and ledger key in the environment. Used by the drift and export tests.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from databricks.sdk import WorkspaceClient
 
-from reconciler.cli import main
-from reconciler.emulator import ADMIN_TOKEN, EmulatorConfig, EmulatorHandle, running_emulator
+from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle
+from tests.support.cli import run_cli
 
 GROUPS = ("data-eng", "contractors", "team")
 TOKEN_ENV = "PKGREPO_TEST_TOKEN"
@@ -30,12 +31,6 @@ INDEX_TEMPLATE = (
 )
 INDEX = f"https://{PLANTED_USER}:{PLANTED}@artifactory.example.com/api/pypi/remote/simple"
 EXTRA = "https://download.pytorch.org/whl/cpu"
-
-
-@pytest.fixture
-def emu() -> Iterator[EmulatorHandle]:
-    with running_emulator(EmulatorConfig(groups=GROUPS)) as handle:
-        yield handle
 
 
 @pytest.fixture
@@ -79,16 +74,8 @@ def write_desired(path: Path, workspaces: Mapping[str, Mapping[str, Any]]) -> Pa
     return path
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """``pkgrepo ARGV`` in this process: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def apply(capsys: pytest.CaptureFixture[str], path: Path, *extra: str) -> None:
-    code, out, err = run(capsys, "apply", str(path), "--auto-approve", "--quiet", *extra)
+    code, out, err = run_cli(capsys, "apply", str(path), "--auto-approve", "--quiet", *extra)
     assert code == 0, out + err
 
 
