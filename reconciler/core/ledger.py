@@ -337,6 +337,9 @@ def after_apply(
                 )
             elif key in carried_intents:
                 intents[key] = carried_intents[key]
+    for key in sealed:  # an older entry sealed now: same stamp, same value, now proven
+        if key in entries and key not in stamps and not entries[key].sealed:
+            entries[key] = replace(entries[key], sealed=True)
     acls: dict[str, Permission] = {}
     if present:
         acls = dict(previous.acls) if trusted else {}

@@ -25,7 +25,7 @@ from reconciler.core.model import (
     SecretValue,
     WorkspaceSpec,
 )
-from reconciler.core.plan import Action, Change, WorkspacePlan, make_plan
+from reconciler.core.plan import Action, Change, WorkspacePlan, make_plan, sealable
 from reconciler.core.results import Observation
 from reconciler.edges.ledger_store import LedgerStore
 from reconciler.engine.apply import Applier, ApplyOptions, Journal
@@ -234,43 +234,65 @@ def _seal(
     clock: Clock,
     guard: Callable[[], None],
 ) -> frozenset[str]:
-    """The keys this apply put whose values, read back once their stamp's second has
-    ended, are what was written and still carry the stamp seen after the put: their ledger
-    entries are sealed (``LedgerEntry.sealed``), and later plans need not read them back
-    while the stamp stays.
+    """The keys whose ledger entries this apply seals (``LedgerEntry.sealed``): their
+    values, read back once their stamp's second has ended, are the declared ones and
+    still carry the stamp recorded. Later plans need not read them back while the stamp
+    stays. Two kinds: the keys this apply put, and keys an older apply wrote whose entries
+    are not sealed yet (the plan read them back and they matched; ``plan`` says so).
 
-    The wait runs from the moment the listing that gave the last stamp was answered: the
-    write behind that stamp, pkgrepo's or anyone's, was handled before then. Sealing is
-    optional work: where ``secrets/get`` does not answer (known from the plan's read, or
-    from one probe before the wait when the plan could not tell), on a cancel, a lost
-    lease or any failure, nothing is sealed and the entries are kept as before."""
-    written = sorted(progress.stamps)
-    if not written or progress.stamped_at is None or _values_refused(seen):
+    The wait runs from the moment the listing that gave the stamps was answered: the write
+    behind a stamp, pkgrepo's or anyone's, was handled before then (for older keys, a
+    listing made here). Sealing is optional work: where ``secrets/get`` does not answer
+    (known from the plan's read, or from one probe before the wait when the plan could not
+    tell), on a cancel, a lost lease or any failure, nothing is sealed and the entries are
+    kept as before."""
+    stamps = dict(progress.stamps)
+    older = {k: ms for k, ms in _sealable(spec, seen).items() if k not in stamps}
+    if not (stamps or older) or _values_refused(seen):
         return frozenset()
+    keys = sorted(stamps | older)
     try:
-        if not _values_asked(seen) and port.read_values(written[:1]) is None:
+        anchor = progress.stamped_at
+        if anchor is None or (older and not stamps):
+            listed = port.list_secrets()
+            anchor = clock.monotonic()
+            older = {
+                k: ms for k, ms in older.items() if k in listed and listed[k].last_updated_ms == ms
+            }
+        if not _values_asked(seen) and port.read_values(keys[:1]) is None:
             return frozenset()  # the probe: no wait where the service will not answer
-        wait = progress.stamped_at + SEAL_AFTER_SECONDS - clock.monotonic()
+        wait = anchor + SEAL_AFTER_SECONDS - clock.monotonic()
         if wait > 0:
             clock.sleep(wait)
         guard()
-        values = port.read_values(written)
+        values = port.read_values(keys)
         if values is None:
             return frozenset()
         listed = port.list_secrets()
     except Exception as exc:  # cancelled, lease in doubt, any failure: optional work
         log.debug("%s: values not sealed (%s)", spec.name, type(exc).__name__)
         return frozenset()
+    recorded = stamps | older
     return frozenset(
         key
-        for key in written
-        if key in values
+        for key in keys
+        if key in recorded
+        and key in values
         and key in listed
         and key in spec.secrets
-        and progress.stamps[key] > 0  # a listing without a stamp proves no second
-        and listed[key].last_updated_ms == progress.stamps[key]
+        and recorded[key] > 0  # a listing without a stamp proves no second
+        and listed[key].last_updated_ms == recorded[key]
         and diff.same_value(key, values[key].plaintext, spec.secrets[key].plaintext)
     )
+
+
+def _sealable(spec: WorkspaceSpec, seen: Observation) -> dict[str, int]:
+    """Keys an older apply wrote whose trusted entries are not sealed yet, with the stamp
+    each was recorded at (``plan.sealable``)."""
+    return {
+        key: seen.ledger.entries[key].last_updated_ms
+        for key in sealable(spec, seen.live, seen.ledger)
+    }
 
 
 def _asked(seen: Observation) -> list[LiveSecret]:

@@ -353,3 +353,28 @@ def test_a_scope_replaced_by_a_key_vault_scope_is_seen_as_key_vault_backed(
     wplan, seen = plan(ws)
     changes = {str(c.address): c.action for c in wplan.changes}
     assert seen.live.backend is Backend.AZURE_KEYVAULT, (seen.live.backend, changes, wplan.warnings)
+
+
+def test_entries_recorded_unsealed_are_sealed_by_the_next_apply(
+    emu: EmulatorHandle, admin_token: str
+) -> None:
+    """Entries recorded unsealed (written while get was refused, or by an older pkgrepo):
+    the plan reads the values back, finds them as declared, and says the next apply seals
+    them without rewriting any value; after that apply, plans read no value."""
+    emu.set_modes("ws1", ServiceModes(rest_get="refused"))
+    ws = spec(emu, admin_token)
+    assert apply(ws).converged
+    emu.set_modes("ws1", ServiceModes())  # get answers now (or: pkgrepo was upgraded)
+    wplan, seen = plan(ws)
+    assert not wplan.has_changes and wplan.needs_apply
+    assert "seals 2 value(s)" in (wplan.ledger_update or "")
+    stamps = {k: s.last_updated_ms for k, s in seen.live.secrets.items()}
+    assert apply(ws).converged
+    client = WorkspaceClient(host=emu.host("ws1"), token=admin_token)
+    after = {s.key: s.last_updated_timestamp for s in client.secrets.list_secrets(SCOPE)}
+    assert after[INDEX_URL] == stamps[INDEX_URL]  # sealed, not rewritten
+    emu.reset_counts("ws1")
+    again, seen = plan(ws)
+    assert not again.needs_apply
+    assert emu.requests("ws1").get(("GET", "/api/2.0/secrets/get"), 0) == 0
+    assert seen.ledger.entries[INDEX_URL].sealed
