@@ -218,7 +218,7 @@ def proven_keys(ledger: Ledger, secrets: Mapping[str, LiveSecret]) -> frozenset[
     marker = secrets.get(MARKER_KEY)
     if (
         not ledger.trusted
-        or ledger.marker_ms is None
+        or not ledger.marker_ms  # none recorded, or a listing that gave no stamp (0)
         or marker is None
         or marker.last_updated_ms != ledger.marker_ms
     ):
@@ -227,6 +227,7 @@ def proven_keys(ledger: Ledger, secrets: Mapping[str, LiveSecret]) -> frozenset[
         key
         for key, entry in ledger.entries.items()
         if entry.sealed
+        and entry.last_updated_ms > 0  # a missing stamp is read as 0: it proves nothing
         and (live := secrets.get(key)) is not None
         and live.last_updated_ms == entry.last_updated_ms
     )

@@ -267,6 +267,7 @@ def _seal(
         if key in values
         and key in listed
         and key in spec.secrets
+        and progress.stamps[key] > 0  # a listing without a stamp proves no second
         and listed[key].last_updated_ms == progress.stamps[key]
         and diff.same_value(key, values[key].plaintext, spec.secrets[key].plaintext)
     )
