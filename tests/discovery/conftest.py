@@ -5,7 +5,6 @@ driven through the real command line and the real databricks-sdk."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -73,12 +72,8 @@ def discovery_config(settings: AccountSettings | None = None) -> EmulatorConfig:
 
 
 @pytest.fixture(autouse=True)
-def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _environment(monkeypatch: pytest.MonkeyPatch, no_ambient_databricks: None) -> None:
     """What a CI job exports: the principal's id and secret, the ledger key; nothing else."""
-    for name in list(os.environ):
-        if name.startswith("DATABRICKS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
     monkeypatch.setenv("DATABRICKS_CLIENT_ID", CLIENT_ID)
     monkeypatch.setenv("DATABRICKS_CLIENT_SECRET", CLIENT_SECRET)
     monkeypatch.setenv("DATABRICKS_ACCOUNT_ID", ACCOUNT_ID)

@@ -39,14 +39,8 @@ TEST_CONFIG = EmulatorConfig(
 
 
 @pytest.fixture(autouse=True)
-def _no_ambient_databricks_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+def _no_ambient_databricks_config(no_ambient_databricks: None) -> None:
     """A developer's ~/.databrickscfg or DATABRICKS_* variables must not leak into clients."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("DATABRICKS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ line, against an emulator configured the way the real service behaves.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -34,11 +33,7 @@ GROUPS = ("data-eng", "contractors")
 
 
 @pytest.fixture(autouse=True)
-def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("DATABRICKS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
+def _environment(monkeypatch: pytest.MonkeyPatch, no_ambient_databricks: None) -> None:
     monkeypatch.setenv("DATABRICKS_TOKEN", ADMIN_TOKEN)
     monkeypatch.setenv("INDEX_TOKEN", INDEX_TOKEN)
     monkeypatch.setenv("PKGREPO_LEDGER_KEY", LEDGER_KEY)

@@ -10,7 +10,6 @@ the real command line (``reconciler.cli.main``) and the real databricks-sdk.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -63,12 +62,8 @@ def in_wave(wave_of: Callable[[int], int], wave: int) -> set[str]:
 
 
 @pytest.fixture(autouse=True)
-def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _environment(monkeypatch: pytest.MonkeyPatch, no_ambient_databricks: None) -> None:
     """The token and ledger key a CI job would export; nothing ambient leaks in."""
-    for name in list(os.environ):
-        if name.startswith("DATABRICKS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
     monkeypatch.setenv("DATABRICKS_TOKEN", ADMIN_TOKEN)
     monkeypatch.setenv("PKGREPO_LEDGER_KEY", LEDGER_KEY)
 

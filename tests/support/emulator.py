@@ -8,7 +8,9 @@ one test (each stopped at its end), for tests that compare configurations.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +42,14 @@ def start_emulator() -> Iterator[StartEmulator]:
 @pytest.fixture
 def emu(start_emulator: StartEmulator, emulator_config: EmulatorConfig) -> EmulatorHandle:
     return start_emulator(emulator_config)
+
+
+@pytest.fixture
+def no_ambient_databricks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A developer's ``~/.databrickscfg`` or ``DATABRICKS_*`` variables never reach a client:
+    they are removed, and the profile file points at one that does not exist. A folder's
+    autouse environment fixture requests it, then sets what its CI job would export."""
+    for name in list(os.environ):
+        if name.startswith("DATABRICKS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
