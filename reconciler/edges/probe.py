@@ -30,7 +30,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ from reconciler.core.verify import (
     TlsFacts,
     result,
 )
+from reconciler.engine.parallel import in_parallel
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -376,8 +376,7 @@ class Prober:
 
         if not combos:
             return Report()
-        with ThreadPoolExecutor(max_workers=max(1, min(self.parallelism, len(combos)))) as pool:
-            results = list(pool.map(one, combos))
+        results = in_parallel(combos, one, self.parallelism)
         return Report(results=tuple(results), probes=len(combos))  # type: ignore[arg-type]
 
     def _bounded(self, url: str, cert: str | None) -> ProbeObservation:

@@ -14,7 +14,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -40,6 +39,7 @@ from reconciler.engine.lock import (
     new_run_id,
     trusted_creators,
 )
+from reconciler.engine.parallel import in_parallel
 from reconciler.engine.port import WorkspacePort
 from reconciler.engine.workspace import WriteAhead, apply_workspace, observe, plan_workspace
 
@@ -85,16 +85,7 @@ def each_workspace(
         except Exception as exc:  # one workspace's surprise must not hide the others
             return Reached(spec, error=_describe(exc))
 
-    return _in_parallel(specs, one, parallelism)
-
-
-def _in_parallel(
-    specs: Sequence[WorkspaceSpec], one: Callable[[WorkspaceSpec], R], parallelism: int
-) -> list[R]:
-    if not specs:
-        return []
-    with ThreadPoolExecutor(max_workers=min(parallelism, len(specs))) as pool:
-        return list(pool.map(one, specs))
+    return in_parallel(specs, one, parallelism)
 
 
 class Fleet:
@@ -201,7 +192,7 @@ class Fleet:
             self._emit("plan", result)
             return result
 
-        fleet_plan.results = _in_parallel(specs, one, self.parallelism)
+        fleet_plan.results = in_parallel(specs, one, self.parallelism)
         return fleet_plan
 
     # -- apply ------------------------------------------------------------------------------
@@ -294,7 +285,7 @@ class Fleet:
             # No more in flight than failures still allowed: otherwise a whole wave starts
             # before the first failure is known and --max-failures halts nothing.
             workers = min(workers, max(1, max_failures - failures_before))
-        return {r.workspace: r for r in _in_parallel(members, one, workers)}
+        return {r.workspace: r for r in in_parallel(members, one, workers)}
 
     def _apply_one(
         self,
