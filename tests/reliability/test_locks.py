@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.core.model import SCOPE, LiveSecret
-from reconciler.emulator import EmulatorHandle, Faults, Principal
+from reconciler.emulator import EmulatorHandle, Faults, Principal, ServiceModes
 from reconciler.engine.lock import LOCK_SCOPE, beat_key, holder_key, holders
 from tests.reliability.harness import (
     LEDGER_FILE,
@@ -165,7 +165,12 @@ def test_a_run_that_planned_before_the_other_recorded_its_ledger_writes_nothing(
     """The race the concurrent test hits now and then, made deterministic: run A has
     written every value and holds the lock, its ledger not yet written; run B plans then
     (every key unverifiable), waits for the lock; A writes its ledger and releases. B must
-    now find nothing to do, or refuse its stale plan -- never rewrite the keys."""
+    now find nothing to do, or refuse its stale plan -- never rewrite the keys.
+
+    ``secrets/get`` is refused here (FIDELITY row 4: some workspaces refuse it): where it
+    answers, B would read the values back, find them as declared and never need the lock."""
+    for name in fleet.names:
+        emu.set_modes(name, ServiceModes(rest_get="refused"))
     assert run_cli(capsys, *["apply", str(fleet.file), "--auto-approve", "-q"]).code == 0
     ledgers = {
         n: emu.files(n).export_file(emu.admin, LEDGER_FILE, format="AUTO") for n in fleet.names
