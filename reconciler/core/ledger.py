@@ -29,6 +29,7 @@ from typing import Any
 
 from reconciler.core import diff, keys, redact
 from reconciler.core.model import (
+    MANAGED_KEYS,
     MARKER_KEY,
     Ensure,
     Ledger,
@@ -206,22 +207,26 @@ def _carried_entries(spec: WorkspaceSpec, previous: Ledger) -> dict[str, LedgerE
     return carried
 
 
-def proven_keys(ledger: Ledger, secrets: Mapping[str, LiveSecret]) -> frozenset[str]:
-    """The keys whose value a trusted ledger vouches for without reading it back: a sealed
-    entry whose stamp is the one the service lists now (an entry is sealed only once its
-    second had ended, so no later write can carry the same stamp).
-
-    Only a ledger that belongs to this very scope vouches: the scope's marker key
-    (``MARKER_KEY``) must be listed with the stamp the ledger recorded, the planner's own
-    test of a restored ledger or a replaced scope (a Key Vault backed scope, where pkgrepo
-    writes no marker, never passes it)."""
+def _of_this_scope(ledger: Ledger, secrets: Mapping[str, LiveSecret]) -> bool:
+    """A trusted ledger that belongs to this very scope: the scope's marker key
+    (``MARKER_KEY``) is listed with the stamp the ledger recorded, the planner's own test of
+    a restored ledger or a replaced scope (a Key Vault backed scope, where pkgrepo writes no
+    marker, never passes it). Only such a ledger vouches for values it did not read."""
     marker = secrets.get(MARKER_KEY)
-    if (
-        not ledger.trusted
-        or not ledger.marker_ms  # none recorded, or a listing that gave no stamp (0)
-        or marker is None
-        or marker.last_updated_ms != ledger.marker_ms
-    ):
+    return (
+        ledger.trusted
+        and bool(ledger.marker_ms)  # none recorded, or a listing that gave no stamp (0)
+        and marker is not None
+        and marker.last_updated_ms == ledger.marker_ms
+    )
+
+
+def proven_keys(ledger: Ledger, secrets: Mapping[str, LiveSecret]) -> frozenset[str]:
+    """The keys whose value a trusted ledger of this scope (``_of_this_scope``) vouches for
+    without reading it back: a sealed entry whose stamp is the one the service lists now
+    (an entry is sealed only once its second had ended, so no later write can carry the
+    same stamp)."""
+    if not _of_this_scope(ledger, secrets):
         return frozenset()
     return frozenset(
         key
@@ -231,6 +236,37 @@ def proven_keys(ledger: Ledger, secrets: Mapping[str, LiveSecret]) -> frozenset[
         and (live := secrets.get(key)) is not None
         and live.last_updated_ms == entry.last_updated_ms
     )
+
+
+def sealable_keys(spec: WorkspaceSpec, live: LiveState, ledger: Ledger) -> list[str]:
+    """The managed keys whose trusted ledger entry is not sealed yet although the value
+    read back is the declared one at the recorded stamp: an apply can seal them, so later
+    plans need not read them back (``LedgerEntry.sealed``). Only with a ledger of this very
+    scope, as ``proven_keys`` requires."""
+    entry_key = ledger.entry_key
+    if (
+        entry_key is None
+        or spec.ensure is not Ensure.PRESENT
+        or not _of_this_scope(ledger, live.secrets)
+    ):
+        return []
+    keys = []
+    for key in MANAGED_KEYS:
+        entry, now, desired = ledger.entries.get(key), live.secrets.get(key), spec.secrets.get(key)
+        if (
+            entry is not None
+            and not entry.sealed
+            and now is not None
+            and now.value is not None
+            and desired is not None
+            and now.last_updated_ms > 0
+            and now.last_updated_ms == entry.last_updated_ms
+            and diff.same_value(key, now.value.plaintext, desired.plaintext)
+            and entry.hmac
+            == diff.value_hmac(entry_key.plaintext, key, desired.plaintext, version=entry.version)
+        ):
+            keys.append(key)
+    return keys
 
 
 def _carried_intents(previous: Ledger) -> dict[str, LedgerIntent]:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from reconciler.core import diff, keys, redact
+from reconciler.core import ledger as ledger_doc
 from reconciler.core.errors import DestroyNotAllowed, PastSafetyLimits
 from reconciler.core.model import (
     EXTRA_INDEX_URLS,
@@ -305,41 +306,6 @@ def finding_note(finding: Change) -> str:
     return f"[{finding.severity.value}] {finding.address}: {finding.reason} ({finding.drift.value})"
 
 
-def sealable(spec: WorkspaceSpec, live: LiveState, ledger: Ledger) -> list[str]:
-    """The managed keys whose trusted ledger entry is not sealed yet although the value
-    read back is the declared one at the recorded stamp: an apply can seal them, so later
-    plans need not read them back (``LedgerEntry.sealed``). Only with a ledger of this very
-    scope (its marker key at the recorded stamp), as ``ledger.proven_keys`` requires."""
-    entry_key = ledger.entry_key
-    marker = live.secrets.get(MARKER_KEY)
-    if (
-        not ledger.trusted
-        or entry_key is None
-        or spec.ensure is not Ensure.PRESENT
-        or not ledger.marker_ms
-        or marker is None
-        or marker.last_updated_ms != ledger.marker_ms
-    ):
-        return []
-    keys = []
-    for key in MANAGED_KEYS:
-        entry, now, desired = ledger.entries.get(key), live.secrets.get(key), spec.secrets.get(key)
-        if (
-            entry is not None
-            and not entry.sealed
-            and now is not None
-            and now.value is not None
-            and desired is not None
-            and now.last_updated_ms > 0
-            and now.last_updated_ms == entry.last_updated_ms
-            and diff.same_value(key, now.value.plaintext, desired.plaintext)
-            and entry.hmac
-            == diff.value_hmac(entry_key.plaintext, key, desired.plaintext, version=entry.version)
-        ):
-            keys.append(key)
-    return keys
-
-
 def ledger_note(update: str) -> str:
     return f"apply records the ledger: {update}"
 
@@ -468,7 +434,11 @@ class _Planner:
             self._plan_acls()
         if self.ledger_update is None and self.ledger.hmac_key is not None:
             changed = {c.address.name for c in self.changes if c.action is not Action.NOOP}
-            seal = [k for k in sealable(self.spec, self.live, self.ledger) if k not in changed]
+            seal = [
+                k
+                for k in ledger_doc.sealable_keys(self.spec, self.live, self.ledger)
+                if k not in changed
+            ]
             if seal:
                 self.ledger_update = (
                     f"seals {len(seal)} value(s) read back at their recorded timestamps, so "

@@ -25,7 +25,7 @@ from reconciler.core.model import (
     SecretValue,
     WorkspaceSpec,
 )
-from reconciler.core.plan import Action, Change, WorkspacePlan, make_plan, sealable
+from reconciler.core.plan import Action, Change, WorkspacePlan, make_plan
 from reconciler.core.results import Observation
 from reconciler.edges.ledger_store import LedgerStore
 from reconciler.engine.apply import Applier, ApplyOptions, Journal
@@ -70,12 +70,13 @@ def _no_guard() -> None:
 READ_DEADLINE_SECONDS = 120.0
 CANCELLED_LEDGER_SECONDS = 5.0
 SEAL_AFTER_SECONDS = 1.1
-"""How long after the service acknowledged the last put its values are read back to seal
-the entries: a stamp is a whole second, and once that second has ended on the service's
-clock no other write can carry it. The service handled the put before this run saw the
-answer, and handles the read back after this run sends it, so a pause of one second here
-is at least one second there (the margin covers clocks running at slightly different
-rates, and service hosts whose clocks differ by less than a tenth of a second)."""
+"""How long after the listing that gave the stamps was answered the values are read back
+to seal the entries: a stamp is a whole second, and once that second has ended on the
+service's clock no other write can carry it. The service handled the write behind a stamp
+before that listing was answered, and handles the read back after this run sends it, so a
+pause of one second here is at least one second there (the margin covers clocks running
+at slightly different rates, and service hosts whose clocks differ by less than a tenth of
+a second)."""
 
 
 def observe(
@@ -247,10 +248,15 @@ def _seal(
     tell), on a cancel, a lost lease or any failure, nothing is sealed and the entries are
     kept as before."""
     stamps = dict(progress.stamps)
-    older = {k: ms for k, ms in _sealable(spec, seen).items() if k not in stamps}
-    if not (stamps or older) or _values_refused(seen):
-        return frozenset()
-    keys = sorted(stamps | older)
+    older = {
+        key: seen.ledger.entries[key].last_updated_ms
+        for key in ledger_doc.sealable_keys(spec, seen.live, seen.ledger)
+        if key not in stamps
+    }
+    proven = ledger_doc.proven_keys(seen.ledger, seen.live.secrets)
+    asked = [s for k, s in seen.live.secrets.items() if k in MANAGED_KEYS and k not in proven]
+    if not (stamps or older) or (asked and all(s.value is None for s in asked)):
+        return frozenset()  # the plan's read asked for values and got none: get refused
     try:
         anchor = progress.stamped_at
         if anchor is None or (older and not stamps):
@@ -259,7 +265,9 @@ def _seal(
             older = {
                 k: ms for k, ms in older.items() if k in listed and listed[k].last_updated_ms == ms
             }
-        if not _values_asked(seen) and port.read_values(keys[:1]) is None:
+        recorded = stamps | older
+        keys = sorted(recorded)
+        if not asked and port.read_values(keys[:1]) is None:
             return frozenset()  # the probe: no wait where the service will not answer
         wait = anchor + SEAL_AFTER_SECONDS - clock.monotonic()
         if wait > 0:
@@ -272,44 +280,16 @@ def _seal(
     except Exception as exc:  # cancelled, lease in doubt, any failure: optional work
         log.debug("%s: values not sealed (%s)", spec.name, type(exc).__name__)
         return frozenset()
-    recorded = stamps | older
     return frozenset(
         key
         for key in keys
-        if key in recorded
-        and key in values
+        if key in values
         and key in listed
         and key in spec.secrets
         and recorded[key] > 0  # a listing without a stamp proves no second
         and listed[key].last_updated_ms == recorded[key]
         and diff.same_value(key, values[key].plaintext, spec.secrets[key].plaintext)
     )
-
-
-def _sealable(spec: WorkspaceSpec, seen: Observation) -> dict[str, int]:
-    """Keys an older apply wrote whose trusted entries are not sealed yet, with the stamp
-    each was recorded at (``plan.sealable``)."""
-    return {
-        key: seen.ledger.entries[key].last_updated_ms
-        for key in sealable(spec, seen.live, seen.ledger)
-    }
-
-
-def _asked(seen: Observation) -> list[LiveSecret]:
-    """The managed keys the plan's read asked values for (those not proven by the ledger)."""
-    proven = ledger_doc.proven_keys(seen.ledger, seen.live.secrets)
-    return [s for k, s in seen.live.secrets.items() if k in MANAGED_KEYS and k not in proven]
-
-
-def _values_asked(seen: Observation) -> bool:
-    return bool(_asked(seen))
-
-
-def _values_refused(seen: Observation) -> bool:
-    """Whether the plan's read already asked for values and got none: the service does not
-    answer ``secrets/get`` here (or reading values is off)."""
-    asked = _asked(seen)
-    return bool(asked) and all(s.value is None for s in asked)
 
 
 def _may_write(guard: Callable[[], None]) -> bool:
