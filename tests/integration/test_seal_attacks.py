@@ -112,10 +112,10 @@ def test_a_late_stamp_listing_delays_the_seal_so_a_racing_write_is_caught(
 def test_a_rewritten_marker_does_not_force_rewrites_where_values_can_be_read(
     emu: EmulatorHandle, admin_token: str
 ) -> None:
-    """proven_keys trusts a signed ledger that the planner then distrusts (the
-    marker's stamp no longer matches: 'an older copy was restored, or the marker key was
-    rewritten'). The values are not read, so keys whose values match Git are planned as
-    'cannot be verified: written again'. Before the change they were read and compared."""
+    """A signed ledger whose marker stamp no longer matches ('an older copy was restored,
+    or the marker key was rewritten') proves nothing: the values are read back and
+    compared, so keys whose values match Git are not planned as 'cannot be verified:
+    written again'."""
     ws = spec(emu, admin_token)
     assert apply(ws).converged
     time.sleep(1.1)
@@ -128,12 +128,11 @@ def test_a_rewritten_marker_does_not_force_rewrites_where_values_can_be_read(
     assert secret_changes == [], (secret_changes, f"secrets/get calls: {gets}")
 
 
-def test_no_seal_wait_or_get_probe_where_get_is_refused_on_a_first_apply(
+def test_a_first_apply_where_get_is_refused_probes_once_and_does_not_wait(
     emu: EmulatorHandle, admin_token: str
 ) -> None:
-    """_values_refused only knows 'refused' when the plan asked for a value.
-    On a first apply (no keys yet) where get is refused, the apply still sleeps 1.1 s and
-    probes secrets/get."""
+    """The plan of a first apply (no keys yet) cannot tell whether secrets/get answers: one
+    probe decides, and where it is refused the seal's 1.1 s wait is skipped."""
     emu.set_modes("ws1", ServiceModes(rest_get="refused"))
     ws = spec(emu, admin_token)
     slept: list[float] = []
@@ -165,10 +164,10 @@ def test_no_seal_wait_or_get_probe_where_get_is_refused_on_a_first_apply(
 def test_an_interrupt_during_the_seal_wait_is_not_reported_as_an_interrupted_apply(
     emu: EmulatorHandle, admin_token: str
 ) -> None:
-    """every change is applied; Ctrl-C arrives during the 1.1 s seal wait. The
-    InterruptibleClock raises Cancelled there, so the outcome is 'stopped' with nothing
-    left (the fleet prints 'interrupted: N of N change(s) applied; not applied: ') and the
-    scope's marker is not written on a first apply."""
+    """Every change is applied; Ctrl-C arrives during the 1.1 s seal wait. Sealing is
+    optional work: nothing is sealed, the outcome is not 'stopped' (no 'interrupted: N of
+    N change(s) applied; not applied: '), and the scope's marker is written on a first
+    apply."""
     ws = spec(emu, admin_token)
     event = threading.Event()
 
@@ -222,9 +221,9 @@ def test_an_interrupt_during_the_seal_wait_is_not_reported_as_an_interrupted_app
 def test_an_unexpected_error_reading_back_for_the_seal_does_not_fail_a_converged_apply(
     emu: EmulatorHandle, admin_token: str
 ) -> None:
-    """_seal catches TransientError/WorkspaceError only; the read back answering
-    garbage (a proxy's body: binascii.Error from b64decode is a ValueError) escapes
-    apply_workspace after every change was applied: the fleet reports FAILED."""
+    """The read back answering garbage (a proxy's body: binascii.Error from b64decode is a
+    ValueError) after every change was applied seals nothing and fails nothing: the
+    apply converged."""
     ws = spec(emu, admin_token)
 
     class Garbage(SdkWorkspace):
@@ -329,12 +328,11 @@ def test_a_ledger_under_the_previous_key_still_proves_and_a_wrong_key_does_not(
 def test_a_scope_replaced_by_a_key_vault_scope_is_seen_as_key_vault_backed(
     emu: EmulatorHandle, admin_token: str
 ) -> None:
-    """read() infers 'Databricks backed' from 'every managed key proven'
-    and skips scopes/list. A Key Vault scope re-created under the package scope's name,
-    whose vault secrets were last updated in the same second as pkgrepo's sealed writes
-    (Key Vault's `updated` is whole seconds too), is then planned as pkgrepo's own
-    Databricks scope: 'no change' for the index URL the vault serves, and no Key Vault
-    warning. Modelled with the emulator's clock standing still for that second."""
+    """A Key Vault scope re-created under the package scope's name, whose vault secrets
+    were last updated in the same second as pkgrepo's sealed writes (Key Vault's `updated`
+    is whole seconds too; modelled with the emulator's clock standing still), lacks the
+    marker at the recorded stamp: nothing is proven, scopes/list is asked, and the plan
+    sees a Key Vault backed scope."""
     from reconciler.core.model import Backend
     from reconciler.emulator.modes import KeyVault
 
