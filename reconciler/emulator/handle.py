@@ -7,6 +7,7 @@ own state (or the state file's): there are no module-level backends, so tests ne
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -178,6 +179,20 @@ class EmulatorHandle:
 
     def remove_request_listener(self, listener: RequestListener) -> None:
         self._listeners.remove(listener)
+
+    def open_connections(self, *, settle_seconds: float = 0.0) -> int:
+        """Client connections the emulator holds open (as a workspace's front end would).
+        With ``settle_seconds``, wait up to that long for the count to reach zero: a client's
+        close reaches the server a moment after it returns."""
+        server = self._server
+        if server is None:
+            return 0
+        deadline = time.monotonic() + settle_seconds
+        while True:
+            count = server.open_connections()
+            if count == 0 or time.monotonic() >= deadline:
+                return count
+            time.sleep(0.02)
 
     def requests(self, workspace: str = DEFAULT_WORKSPACE) -> Counter[tuple[str, str]]:
         """Requests received, by (method, path), e.g. ("GET", "/api/2.0/secrets/list")."""

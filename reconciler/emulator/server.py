@@ -75,6 +75,11 @@ class EmulatorServer(ThreadingHTTPServer):
             else:
                 self._connections.discard(connection)
 
+    def open_connections(self) -> int:
+        """Client connections open right now (keep-alive ones included)."""
+        with self._connections_lock:
+            return len(self._connections)
+
     def handle_error(self, request: object, client_address: object) -> None:
         """A client that went away (reset, broken pipe, stalled past the timeout) is normal
         for a server; anything else is still reported, as socketserver does."""
