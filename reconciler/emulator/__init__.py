@@ -10,6 +10,7 @@ everywhere, ``dapi-emulator-user`` a plain user. Modelled on moto: pure backends
         client = WorkspaceClient(host=emu.host("ws1"), token=ADMIN_TOKEN)
 """
 
+from reconciler.emulator.account import AccountSettings, ListedWorkspace, ServicePrincipal
 from reconciler.emulator.backend import AclLevel, SecretsBackend
 from reconciler.emulator.config import (
     EmulatorConfig,
@@ -36,6 +37,7 @@ __all__ = [
     "DEFAULT_ADMIN",
     "DEFAULT_USER",
     "USER_TOKEN",
+    "AccountSettings",
     "AclLevel",
     "ApiError",
     "EmulatorConfig",
@@ -43,12 +45,14 @@ __all__ = [
     "EmulatorHandle",
     "Faults",
     "KeyVault",
+    "ListedWorkspace",
     "OneShotFailure",
     "Principal",
     "RequestListener",
     "RequestSeen",
     "SecretsBackend",
     "ServiceModes",
+    "ServicePrincipal",
     "WorkspaceFiles",
     "WorkspaceSettings",
     "load_config",
