@@ -28,6 +28,7 @@ from reconciler.emulator.identity import (
     USER_TOKEN,
     Principal,
 )
+from reconciler.emulator.in_process import Dropped, InProcessEmulator
 from reconciler.emulator.modes import KeyVault, ServiceModes
 from reconciler.emulator.workspace_files import WorkspaceFiles
 from reconciler.emulator.workspaces import RequestListener, RequestSeen
@@ -40,10 +41,12 @@ __all__ = [
     "AccountSettings",
     "AclLevel",
     "ApiError",
+    "Dropped",
     "EmulatorConfig",
     "EmulatorConfigError",
     "EmulatorHandle",
     "Faults",
+    "InProcessEmulator",
     "KeyVault",
     "ListedWorkspace",
     "OneShotFailure",
