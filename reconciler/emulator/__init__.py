@@ -10,6 +10,7 @@ everywhere, ``dapi-emulator-user`` a plain user. Modelled on moto: pure backends
         client = WorkspaceClient(host=emu.host("ws1"), token=ADMIN_TOKEN)
 """
 
+from reconciler.emulator.account import AccountSettings, ListedWorkspace, ServicePrincipal
 from reconciler.emulator.backend import AclLevel, SecretsBackend
 from reconciler.emulator.config import (
     EmulatorConfig,
@@ -27,6 +28,7 @@ from reconciler.emulator.identity import (
     USER_TOKEN,
     Principal,
 )
+from reconciler.emulator.in_process import Dropped, InProcessEmulator
 from reconciler.emulator.modes import KeyVault, ServiceModes
 from reconciler.emulator.workspace_files import WorkspaceFiles
 from reconciler.emulator.workspaces import RequestListener, RequestSeen
@@ -36,19 +38,24 @@ __all__ = [
     "DEFAULT_ADMIN",
     "DEFAULT_USER",
     "USER_TOKEN",
+    "AccountSettings",
     "AclLevel",
     "ApiError",
+    "Dropped",
     "EmulatorConfig",
     "EmulatorConfigError",
     "EmulatorHandle",
     "Faults",
+    "InProcessEmulator",
     "KeyVault",
+    "ListedWorkspace",
     "OneShotFailure",
     "Principal",
     "RequestListener",
     "RequestSeen",
     "SecretsBackend",
     "ServiceModes",
+    "ServicePrincipal",
     "WorkspaceFiles",
     "WorkspaceSettings",
     "load_config",

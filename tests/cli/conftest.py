@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle
+from tests.support import fleet_files
+from tests.support.fleet_files import defaults_block, workspace
 
 INDEX_TOKEN = "planted-Index-Token-7c1d"
 LEDGER_KEY = "planted-Ledger-Key-55aa"
 
-TEMPLATE = """\
-version: 1
-defaults:
-  auth: {{token: {{env: PKGREPO_TEST_TOKEN}}}}
-  repositories:
-    index_url: "https://ci:${{env:INDEX_TOKEN}}@artifactory.example.com/api/pypi/remote/simple"
-    extra_index_urls: [{extras}]
-  acls: {{admins: MANAGE, users: READ}}
-workspaces:
-{workspaces}
-"""
+INDEX_URL = "https://ci:${env:INDEX_TOKEN}@artifactory.example.com/api/pypi/remote/simple"
+EXTRA = "https://download.pytorch.org/whl/cpu"
 
 
 @pytest.fixture
@@ -42,16 +36,25 @@ WriteDesired = Callable[..., Path]
 
 @pytest.fixture
 def write_desired(tmp_path: Path, emu: EmulatorHandle, cli_env: None) -> WriteDesired:
+    """``write_desired(names, extra={...}, repositories={...})``: ``pkgrepo.yaml`` for these
+    workspaces of ``emu``, one wave each in order; ``extra`` is added to every workspace,
+    ``repositories`` to the defaults' repositories."""
+
     def write(
         names: tuple[str, ...] = ("dev", "prod"),
-        extras: str = "https://download.pytorch.org/whl/cpu",
-        extra: str = "",
+        extra: Mapping[str, Any] | None = None,
+        repositories: Mapping[str, Any] | None = None,
     ) -> Path:
-        lines = []
-        for wave, name in enumerate(names):
-            lines.append(f"  {name}:\n    host: {emu.host(name)}\n    wave: {wave}\n{extra}")
-        path = tmp_path / "pkgrepo.yaml"
-        path.write_text(TEMPLATE.format(extras=extras, workspaces="".join(lines)))
-        return path
+        members = {
+            name: workspace(emu.host(name), wave=wave, **(extra or {}))
+            for wave, name in enumerate(names)
+        }
+        block = defaults_block(
+            "PKGREPO_TEST_TOKEN",
+            index_url=INDEX_URL,
+            extra_index_urls=[EXTRA],
+            **(repositories or {}),
+        )
+        return fleet_files.write_desired(tmp_path / "pkgrepo.yaml", members, defaults=block)
 
     return write

@@ -17,7 +17,7 @@ def test_a_plan_after_a_half_failed_apply_reports_no_unwritten_grant_as_removed(
 ) -> None:
     # ``ghost-team`` is no principal of the workspace: the service refuses its grant, after
     # ``admins`` was written and before ``users`` was (grants are written in name order).
-    ghost = "    acls: {admins: MANAGE, ghost-team: READ, users: READ}\n"
+    ghost = {"acls": {"admins": "MANAGE", "ghost-team": "READ", "users": "READ"}}
     path = write_desired(("dev",), extra=ghost)
     code, out, _ = run_cli(capsys, "apply", str(path), "--auto-approve", "-q")
     assert code == 1

@@ -20,7 +20,7 @@ from reconciler.emulator import EmulatorHandle
 from tests.cli.conftest import WriteDesired
 
 GUESSES = ("password", "123456", "hunter2", "letmein", "changeme")
-WAIVED = "    waivers: [{check: cert-valid, reason: a test of what is shown}]\n"
+WAIVED = {"waivers": [{"check": "cert-valid", "reason": "a test of what is shown"}]}
 
 
 def plan_json(capsys: pytest.CaptureFixture[str], path: Path) -> dict[str, object]:
@@ -47,12 +47,7 @@ def test_a_shown_digest_cannot_be_reversed_with_the_plans_salt(
     emu: EmulatorHandle,
 ) -> None:
     monkeypatch.setenv("CERT_VALUE", "hunter2")
-    path = write_desired(names=("dev",), extra=WAIVED)
-    path.write_text(
-        path.read_text().replace(
-            "  acls: {admins: MANAGE", "    cert: {env: CERT_VALUE}\n  acls: {admins: MANAGE"
-        )
-    )
+    path = write_desired(names=("dev",), extra=WAIVED, repositories={"cert": {"env": "CERT_VALUE"}})
     document = plan_json(capsys, path)
     shown = cert_after(document)
     assert shown.startswith("(not a certificate) hmac-sha256:"), shown

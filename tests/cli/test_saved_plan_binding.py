@@ -20,7 +20,7 @@ from reconciler.emulator import EmulatorHandle
 from tests.cli.conftest import LEDGER_KEY, WriteDesired
 from tests.support.cli import run_cli
 
-ACLS = "    acls: {admins: MANAGE, users: READ, data-eng: READ}\n"
+ACLS = {"acls": {"admins": "MANAGE", "users": "READ", "data-eng": "READ"}}
 
 
 def requests(emu: EmulatorHandle, *names: str) -> int:

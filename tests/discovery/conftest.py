@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.emulator import EmulatorConfig, EmulatorHandle
-from reconciler.emulator.account import AccountSettings, ListedWorkspace, ServicePrincipal
+from reconciler.emulator import (
+    AccountSettings,
+    EmulatorConfig,
+    EmulatorHandle,
+    ListedWorkspace,
+    ServicePrincipal,
+)
 
 COUNT = 50
 NAMES = tuple(f"ws-{i:02d}" for i in range(COUNT))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from reconciler.emulator import (
     WorkspaceSettings,
 )
 from tests.support.emulator import StartEmulator
+from tests.support.fleet_files import STANDARD_ACLS, defaults_block, workspace, write_desired
 
 SCOPE = "databricks-package-management"
 INDEX_TOKEN = "planted-Fidelity-Token-31c7"
@@ -53,40 +55,26 @@ def world(start_emulator: StartEmulator) -> World:
     return start
 
 
-def desired_text(
-    emu: EmulatorHandle,
-    names: tuple[str, ...],
-    *,
-    extra: Mapping[str, str] | None = None,
-    acls: str = "{admins: MANAGE, users: READ}",
-) -> str:
-    lines = [
-        "version: 1",
-        "safety: {max_update_share: 1.0, max_delete_workspaces: 100}",
-        "defaults:",
-        "  auth: {token: {env: DATABRICKS_TOKEN}}",
-        "  repositories:",
-        f'    index_url: "{INDEX}"',
-        f"    extra_index_urls: [{EXTRA}]",
-        f"  acls: {acls}",
-        "workspaces:",
-    ]
-    for name in names:
-        lines += [f"  {name}:", f"    host: {emu.host(name)}"]
-        for line in (extra or {}).get(name, "").splitlines():
-            lines.append(f"    {line}")
-    return "\n".join(lines) + "\n"
-
-
 Desired = Callable[..., str]
 
 
 @pytest.fixture
 def desired(tmp_path: Path) -> Desired:
-    def write(emu: EmulatorHandle, *names: str, **kwargs: object) -> str:
-        path = tmp_path / "pkgrepo.yaml"
-        path.write_text(desired_text(emu, names, **kwargs))  # type: ignore[arg-type]
-        return str(path)
+    """``desired(emu, *names, extra={name: {...}}, acls={...})``: ``pkgrepo.yaml`` for these
+    workspaces of ``emu``, with generous safety limits; ``extra`` adds fields to a workspace."""
+
+    def write(
+        emu: EmulatorHandle,
+        *names: str,
+        extra: Mapping[str, Mapping[str, Any]] | None = None,
+        acls: Mapping[str, str] = STANDARD_ACLS,
+    ) -> str:
+        members = {name: workspace(emu.host(name), **(extra or {}).get(name, {})) for name in names}
+        block = defaults_block(
+            "DATABRICKS_TOKEN", index_url=INDEX, extra_index_urls=[EXTRA], acls=acls
+        )
+        safety = {"max_update_share": 1.0, "max_delete_workspaces": 100}
+        return str(write_desired(tmp_path / "pkgrepo.yaml", members, defaults=block, safety=safety))
 
     return write
 

@@ -57,7 +57,7 @@ def test_lossy_and_stale_acls_converge_in_one_apply(
         acl_writes="lossy", acl_drop_rate=0.5, acl_lists="stale", acl_stale_seconds=1.0, seed=11
     )
     emu = world(ws=WorkspaceSettings(modes=modes))
-    path = desired(emu, "ws", acls="{admins: MANAGE, users: READ, data-eng: WRITE}")
+    path = desired(emu, "ws", acls={"admins": "MANAGE", "users": "READ", "data-eng": "WRITE"})
     run = pkgrepo("apply", path, "--auto-approve")
     assert run.code == 0, run.text
     assert pkgrepo("plan", path, "--detailed-exitcode").code == 0
@@ -84,7 +84,7 @@ def test_acl_writes_go_one_at_a_time_and_each_is_read_back_before_the_next(
     while "contractors" not in {a.principal for a in client.secrets.list_acls(SCOPE)}:
         time.sleep(0.1)  # the listing lags the write (acl_lists: stale)
     order.clear()
-    path = desired(emu, "ws", acls="{admins: MANAGE, users: READ, data-eng: READ}")
+    path = desired(emu, "ws", acls={"admins": "MANAGE", "users": "READ", "data-eng": "READ"})
     assert pkgrepo("apply", path, "--auto-approve").code == 0
     writes = [i for i, call in enumerate(order) if call in ("put", "delete")]
     assert len(writes) >= 4  # three grants and one removal
@@ -123,7 +123,7 @@ def test_a_grant_the_service_lists_under_another_name_fails_the_workspace_naming
     and nothing is removed on the way (grants are narrowed only after new ones show)."""
     renamed = ServiceModes(acl_renames={"data-eng": "db-temp-data-eng"})
     emu = world(ws=WorkspaceSettings(modes=renamed))
-    path = desired(emu, "ws", acls="{admins: MANAGE, users: READ, data-eng: READ}")
+    path = desired(emu, "ws", acls={"admins": "MANAGE", "users": "READ", "data-eng": "READ"})
     run = pkgrepo("apply", path, "--auto-approve", "--acl-settle-seconds", "2")
     assert run.code == 1
     assert "the grant of data-eng (READ) was acknowledged but still not shown" in run.text
@@ -141,7 +141,7 @@ def test_a_listing_lagging_longer_than_the_read_interval_still_converges(
     is waited out instead of being restarted forever."""
     modes = ServiceModes(acl_lists="stale", acl_stale_seconds=9.0)
     emu = world(ws=WorkspaceSettings(modes=modes))
-    path = desired(emu, "ws", acls="{admins: MANAGE}")
+    path = desired(emu, "ws", acls={"admins": "MANAGE"})
     run = pkgrepo("apply", path, "--auto-approve", "--acl-settle-seconds", "80")
     assert run.code == 0, run.text
     assert pkgrepo("plan", path, "--detailed-exitcode").code == 0

@@ -74,6 +74,6 @@ def test_a_fleet_of_every_mode_in_one_apply(
     assert {s.key for s in kv.secrets.list_secrets(SCOPE)} == {"pip-index-url", "db-password"}
     assert emu.backend("kv").secret_value(SCOPE, "db-password") == VAULT_SECRET.encode()
     assert not [k for k in emu.responses("kv") if k[2] == 400]  # no put/delete was tried
-    fixed = desired(emu, *premium, "kv", "std", extra={"std": "tier: standard"})
+    fixed = desired(emu, *premium, "kv", "std", extra={"std": {"tier": "standard"}})
     assert pkgrepo("apply", fixed, "--auto-approve").code == 0
     assert pkgrepo("plan", fixed, "--detailed-exitcode").code == 0

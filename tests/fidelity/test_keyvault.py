@@ -110,7 +110,7 @@ def test_a_required_keyvault_scope_that_is_not_there_fails_clearly(
     world: World, desired: Desired, pkgrepo: Pkgrepo
 ) -> None:
     emu = world()
-    path = desired(emu, "plain", extra={"plain": "backend: azure_keyvault"})
+    path = desired(emu, "plain", extra={"plain": {"backend": "azure_keyvault"}})
     plan = pkgrepo("plan", path)
     assert plan.code == 1
     assert "requires an Azure Key Vault backed scope" in plan.text

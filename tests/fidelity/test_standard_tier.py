@@ -58,7 +58,7 @@ def test_standard_tier_with_the_setting_converges(
 ) -> None:
     """Done when: with that setting, it converges."""
     emu = world(std=STANDARD)
-    path = desired(emu, "std", extra={"std": "tier: standard"})
+    path = desired(emu, "std", extra={"std": {"tier": "standard"}})
     plan = pkgrepo("plan", path)
     assert plan.code == 0 and "Standard tier" in plan.out and "every user" in plan.out
     assert "std/acl/" not in plan.out
@@ -82,7 +82,7 @@ def test_tier_standard_on_a_premium_workspace_opens_nothing_to_every_user(
     every user to manage. The first scope is created as on Premium; a workspace that
     accepts that is Premium, and the apply stops there, with nothing left open to users."""
     emu = world(prem=WorkspaceSettings())
-    path = desired(emu, "prem", extra={"prem": "tier: standard"})
+    path = desired(emu, "prem", extra={"prem": {"tier": "standard"}})
     run = pkgrepo("apply", path, "--auto-approve")
     assert run.code == 1, run.text
     assert "Premium tier" in run.text and "remove `tier: standard`" in run.text
@@ -103,7 +103,7 @@ def test_tier_standard_on_a_premium_workspace_does_not_hide_its_grants(
     client = WorkspaceClient(host=emu.host("prem"), token=ADMIN_TOKEN)
     client.secrets.create_scope(SCOPE)
     client.secrets.put_acl(SCOPE, "contractors", AclPermission.MANAGE)
-    path = desired(emu, "prem", extra={"prem": "tier: standard"})
+    path = desired(emu, "prem", extra={"prem": {"tier": "standard"}})
     for command in ("plan", "drift"):
         run = pkgrepo(command, path)
         assert run.code == 1, run.text
@@ -117,7 +117,7 @@ def test_standard_tier_waits_for_another_runs_lock_without_reading_its_acls(
     a lock another run holds is waited for as ever (here it stops renewing and is taken
     over after its one-second lease), never a failed ACL read."""
     emu = world(std=STANDARD)
-    path = desired(emu, "std", extra={"std": "tier: standard"})
+    path = desired(emu, "std", extra={"std": {"tier": "standard"}})
     other = WorkspaceClient(host=emu.host("std"), token=ADMIN_TOKEN)
     other.secrets.create_scope(LOCK_SCOPE, initial_manage_principal="users")
     other.secrets.put_secret(LOCK_SCOPE, "holder.rother000001.lease.1", string_value="x")

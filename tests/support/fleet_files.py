@@ -1,8 +1,15 @@
-"""Desired-state files for the emulator's workspaces, and the environment they read.
+"""Desired-state files for the tests: the one writer every folder uses.
 
-``workspace_yaml`` describes one workspace of ``emu`` (its token taken from the
-environment), ``write_desired`` writes a file of them; ``env`` puts the tokens, index
-credentials and ledger key in the environment. Used by the drift and export tests.
+A file is a document of ``version``, optional ``verify`` and ``safety`` blocks, optional
+``defaults`` and ``workspaces`` (name -> mapping). ``write_desired`` writes one as YAML the
+way a person would (keys in the order given, short mappings and lists inline, no line
+wrapped) or as JSON; the parts are built with ``defaults_block``, ``workspace`` and
+``token_auth``. A folder keeps only its own values (tokens, planted secrets, waves, labels)
+and, if it likes, a thin fixture that calls this writer.
+
+``workspace_yaml`` describes one complete workspace of ``emu`` (its token taken from the
+environment) and ``env`` puts the tokens, index credentials and ledger key in the
+environment: the drift and export tests use them.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from databricks.sdk import WorkspaceClient
 
 from reconciler.emulator import ADMIN_TOKEN, EmulatorHandle
@@ -31,6 +39,135 @@ INDEX_TEMPLATE = (
 )
 INDEX = f"https://{PLANTED_USER}:{PLANTED}@artifactory.example.com/api/pypi/remote/simple"
 EXTRA = "https://download.pytorch.org/whl/cpu"
+STANDARD_ACLS: Mapping[str, str] = {"admins": "MANAGE", "users": "READ"}
+"""The grants most files ask for: admins manage, every user reads."""
+
+
+# -- the writer ----------------------------------------------------------------------------------
+
+
+def token_auth(env: str) -> dict[str, Any]:
+    """``auth`` by a token read from the environment variable ``env``."""
+    return {"token": {"env": env}}
+
+
+def defaults_block(
+    token_env: str,
+    *,
+    index_url: Any = None,
+    extra_index_urls: Sequence[Any] | None = None,
+    cert: Any = None,
+    acls: Mapping[str, str] | None = STANDARD_ACLS,
+    **more: Any,
+) -> dict[str, Any]:
+    """A ``defaults`` block: auth by ``token_env``, the repositories given (a value may be a
+    string, ``{env: ...}`` or ``{file: ...}``), ``acls``, then any other field."""
+    repositories: dict[str, Any] = {}
+    if index_url is not None:
+        repositories["index_url"] = index_url
+    if extra_index_urls is not None:
+        repositories["extra_index_urls"] = list(extra_index_urls)
+    if cert is not None:
+        repositories["cert"] = cert
+    block: dict[str, Any] = {"auth": token_auth(token_env)}
+    if repositories:
+        block["repositories"] = repositories
+    if acls is not None:
+        block["acls"] = dict(acls)
+    block.update(more)
+    return block
+
+
+def workspace(
+    host: str,
+    *,
+    labels: Mapping[str, str] | None = None,
+    wave: int | None = None,
+    **more: Any,
+) -> dict[str, Any]:
+    """One workspace entry: its host, then labels, wave and any other field given."""
+    entry: dict[str, Any] = {"host": host}
+    if labels is not None:
+        entry["labels"] = dict(labels)
+    if wave is not None:
+        entry["wave"] = wave
+    entry.update(more)
+    return entry
+
+
+def desired_document(
+    workspaces: Mapping[str, Mapping[str, Any]],
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    safety: Mapping[str, Any] | None = None,
+    verify: Mapping[str, Any] | None = None,
+    version: int = 1,
+) -> dict[str, Any]:
+    document: dict[str, Any] = {"version": version}
+    for key, block in (("verify", verify), ("safety", safety), ("defaults", defaults)):
+        if block is not None:
+            document[key] = dict(block)
+    document["workspaces"] = {name: dict(entry) for name, entry in workspaces.items()}
+    return document
+
+
+def write_desired(
+    path: Path,
+    workspaces: Mapping[str, Mapping[str, Any]],
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    safety: Mapping[str, Any] | None = None,
+    verify: Mapping[str, Any] | None = None,
+    as_json: bool = False,
+) -> Path:
+    """Write a desired-state file with these workspaces (and blocks) to ``path``."""
+    document = desired_document(workspaces, defaults=defaults, safety=safety, verify=verify)
+    text = json.dumps(document, indent=2) + "\n" if as_json else desired_yaml(document)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def desired_yaml(document: Mapping[str, Any]) -> str:
+    """The document as a person writes it: the document, ``defaults``, ``workspaces`` and
+    each workspace one key a line; anything deeper inline when it holds only plain values
+    (``acls: {admins: MANAGE, users: READ}``); keys in the order given; no line wrapped."""
+    shaped = _Block(document)
+    for key in ("defaults", "workspaces"):
+        if isinstance(shaped.get(key), Mapping):
+            shaped[key] = _Block(shaped[key])
+    if "workspaces" in shaped:
+        shaped["workspaces"] = _Block(
+            {
+                name: _Block(entry) if isinstance(entry, Mapping) else entry
+                for name, entry in shaped["workspaces"].items()
+            }
+        )
+    return yaml.dump(
+        shaped,
+        Dumper=_Dumper,
+        default_flow_style=None,
+        sort_keys=False,
+        width=1 << 20,
+        allow_unicode=True,
+    )
+
+
+class _Block(dict[str, Any]):
+    """A mapping written one key a line, however plain its values."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _represent_block(dumper: yaml.SafeDumper, data: _Block) -> yaml.Node:
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=False)
+
+
+_Dumper.add_representer(_Block, _represent_block)
+
+
+# -- the drift and export tests' workspaces --------------------------------------------------------
 
 
 @pytest.fixture
@@ -61,17 +198,10 @@ def workspace_yaml(
         repositories["index_url"] = index
     return {
         "host": emu.host(name),
-        "auth": {"token": {"env": token_env}},
+        "auth": token_auth(token_env),
         "repositories": repositories,
-        "acls": dict(acls if acls is not None else {"admins": "MANAGE", "users": "READ"}),
+        "acls": dict(acls if acls is not None else STANDARD_ACLS),
     }
-
-
-def write_desired(path: Path, workspaces: Mapping[str, Mapping[str, Any]]) -> Path:
-    """A desired-state file (JSON is YAML) with these workspaces."""
-    document = {"version": 1, "workspaces": dict(workspaces)}
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    return path
 
 
 def apply(capsys: pytest.CaptureFixture[str], path: Path, *extra: str) -> None:
