@@ -11,7 +11,13 @@ everywhere, ``dapi-emulator-user`` a plain user. Modelled on moto: pure backends
 """
 
 from reconciler.emulator.account import AccountSettings, ListedWorkspace, ServicePrincipal
-from reconciler.emulator.backend import AclLevel, SecretsBackend
+from reconciler.emulator.backend import (
+    MAX_SECRETS_PER_SCOPE,
+    MAX_VALUE_BYTES,
+    AclLevel,
+    SecretsBackend,
+)
+from reconciler.emulator.config import EXAMPLE as CONFIG_EXAMPLE
 from reconciler.emulator.config import (
     EmulatorConfig,
     EmulatorConfigError,
@@ -30,13 +36,17 @@ from reconciler.emulator.identity import (
 )
 from reconciler.emulator.in_process import Dropped, InProcessEmulator
 from reconciler.emulator.modes import KeyVault, ServiceModes
+from reconciler.emulator.persistence import StateFileError
 from reconciler.emulator.workspace_files import WorkspaceFiles
 from reconciler.emulator.workspaces import RequestListener, RequestSeen
 
 __all__ = [
     "ADMIN_TOKEN",
+    "CONFIG_EXAMPLE",
     "DEFAULT_ADMIN",
     "DEFAULT_USER",
+    "MAX_SECRETS_PER_SCOPE",
+    "MAX_VALUE_BYTES",
     "USER_TOKEN",
     "AccountSettings",
     "AclLevel",
@@ -56,6 +66,7 @@ __all__ = [
     "SecretsBackend",
     "ServiceModes",
     "ServicePrincipal",
+    "StateFileError",
     "WorkspaceFiles",
     "WorkspaceSettings",
     "load_config",
