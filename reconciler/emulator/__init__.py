@@ -10,7 +10,14 @@ everywhere, ``dapi-emulator-user`` a plain user. Modelled on moto: pure backends
         client = WorkspaceClient(host=emu.host("ws1"), token=ADMIN_TOKEN)
 """
 
-from reconciler.emulator.backend import AclLevel, SecretsBackend
+from reconciler.emulator.account import AccountSettings, ListedWorkspace, ServicePrincipal
+from reconciler.emulator.backend import (
+    MAX_SECRETS_PER_SCOPE,
+    MAX_VALUE_BYTES,
+    AclLevel,
+    SecretsBackend,
+)
+from reconciler.emulator.config import EXAMPLE as CONFIG_EXAMPLE
 from reconciler.emulator.config import (
     EmulatorConfig,
     EmulatorConfigError,
@@ -27,28 +34,39 @@ from reconciler.emulator.identity import (
     USER_TOKEN,
     Principal,
 )
+from reconciler.emulator.in_process import Dropped, InProcessEmulator
 from reconciler.emulator.modes import KeyVault, ServiceModes
+from reconciler.emulator.persistence import StateFileError
 from reconciler.emulator.workspace_files import WorkspaceFiles
 from reconciler.emulator.workspaces import RequestListener, RequestSeen
 
 __all__ = [
     "ADMIN_TOKEN",
+    "CONFIG_EXAMPLE",
     "DEFAULT_ADMIN",
     "DEFAULT_USER",
+    "MAX_SECRETS_PER_SCOPE",
+    "MAX_VALUE_BYTES",
     "USER_TOKEN",
+    "AccountSettings",
     "AclLevel",
     "ApiError",
+    "Dropped",
     "EmulatorConfig",
     "EmulatorConfigError",
     "EmulatorHandle",
     "Faults",
+    "InProcessEmulator",
     "KeyVault",
+    "ListedWorkspace",
     "OneShotFailure",
     "Principal",
     "RequestListener",
     "RequestSeen",
     "SecretsBackend",
     "ServiceModes",
+    "ServicePrincipal",
+    "StateFileError",
     "WorkspaceFiles",
     "WorkspaceSettings",
     "load_config",

@@ -156,6 +156,8 @@ class Account:
         self._lock = threading.Lock()
         self._issued_since_prune = 0
         self.tokens_issued = 0
+        self.list_answer: bytes | None = None
+        """Injected answer to the workspaces list (``EmulatorHandle.set_account_list_answer``)."""
 
     # -- tokens -------------------------------------------------------------------------
 
@@ -191,6 +193,12 @@ class Account:
                 self._prune()
         scope = form.get("scope", ["all-apis"])[0] or "all-apis"
         return {"access_token": token, "token_type": "Bearer", "expires_in": ttl, "scope": scope}
+
+    def live_tokens(self) -> tuple[str, ...]:
+        """The access tokens issued that have not expired, oldest first."""
+        now = self.clock()
+        with self._lock:
+            return tuple(t for t, issued in self._tokens.items() if issued.expires_at > now)
 
     def _prune(self) -> None:
         now = self.clock()
@@ -243,6 +251,8 @@ class Account:
                 f"Service principal {caller.application_id} is not authorized to list the "
                 f"workspaces of account {account_id}."
             )
+        if self.list_answer is not None:
+            return self.list_answer
         items = [ws.to_json(account_id) for ws in self.settings.workspaces]
         return json.dumps(items).encode()
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+from reconciler.emulator.account import Account, ListedWorkspace
 from reconciler.emulator.backend import SecretsBackend
 from reconciler.emulator.config import EmulatorConfig
 from reconciler.emulator.faults import Faults
@@ -36,6 +39,11 @@ class EmulatorHandle:
     ``url`` is the root (workspace ``default``); ``host(name)`` the host to give a client for
     workspace ``name``. ``backend``/``files`` give direct access to a workspace's state for
     seeding and assertions (changes made there are saved on ``save()`` or at stop).
+
+    This is the emulator's whole surface for tests and embedding: the settings here (faults,
+    modes, the account's list and clock), the counts and request listeners to observe, and
+    the state to seed. Tests use nothing else of the emulator's (``tests/architecture``
+    checks it), so its internals may change without breaking them.
     """
 
     def __init__(
@@ -127,25 +135,25 @@ class EmulatorHandle:
     # -- state, faults, counts ----------------------------------------------------------
 
     @property
-    def registry(self) -> WorkspaceRegistry:
+    def _registry(self) -> WorkspaceRegistry:
         if self._server is None:
             raise RuntimeError("the emulator is not running")
         return self._server.registry
 
-    def workspace(self, name: str = DEFAULT_WORKSPACE) -> Workspace:
-        return self.registry.get(name)
+    def _workspace(self, name: str = DEFAULT_WORKSPACE) -> Workspace:
+        return self._registry.get(name)
 
     def backend(self, workspace: str = DEFAULT_WORKSPACE) -> SecretsBackend:
-        return self.workspace(workspace).secrets
+        return self._workspace(workspace).secrets
 
     def files(self, workspace: str = DEFAULT_WORKSPACE) -> WorkspaceFiles:
-        return self.workspace(workspace).files
+        return self._workspace(workspace).files
 
     def workspace_id(self, workspace: str = DEFAULT_WORKSPACE) -> str:
-        return self.workspace(workspace).workspace_id
+        return self._workspace(workspace).workspace_id
 
     def principal(self, token: str) -> Principal:
-        found = self.registry.directory.authenticate(token)
+        found = self._registry.directory.authenticate(token)
         if found is None:
             raise KeyError("no principal has that token")
         return found
@@ -161,14 +169,14 @@ class EmulatorHandle:
 
     def set_faults(self, workspace: str, faults: Faults) -> None:
         """Replace a workspace's faults now (one-shot counters and the bucket restart)."""
-        self.workspace(workspace).set_faults(faults)
+        self._workspace(workspace).set_faults(faults)
 
     def set_modes(self, workspace: str, modes: ServiceModes) -> None:
         """Change how a workspace's Secrets service behaves from now on (``modes``)."""
-        self.workspace(workspace).secrets.set_modes(modes)
+        self._workspace(workspace).secrets.set_modes(modes)
 
     def set_notebook_context(self, workspace: str, enabled: bool) -> None:
-        self.workspace(workspace).notebook_context = enabled
+        self._workspace(workspace).notebook_context = enabled
 
     def add_request_listener(self, listener: RequestListener) -> None:
         """Call ``listener(RequestSeen)`` for every request a workspace receives (across
@@ -197,22 +205,63 @@ class EmulatorHandle:
     def requests(self, workspace: str = DEFAULT_WORKSPACE) -> Counter[tuple[str, str]]:
         """Requests received, by (method, path), e.g. ("GET", "/api/2.0/secrets/list")."""
         counts: Counter[tuple[str, str]] = Counter()
-        for (method, path, _status), n in self.workspace(workspace).responses().items():
+        for (method, path, _status), n in self._workspace(workspace).responses().items():
             counts[(method, path)] += n
         return counts
 
     def responses(self, workspace: str = DEFAULT_WORKSPACE) -> Counter[tuple[str, str, int]]:
         """Answers given, by (method, path, status); status 0 is a dropped connection."""
-        return self.workspace(workspace).responses()
+        return self._workspace(workspace).responses()
 
     def reset_counts(self, workspace: str | None = None) -> None:
-        names = [workspace] if workspace is not None else self.registry.names()
+        names = [workspace] if workspace is not None else self._registry.names()
         for name in names:
-            self.workspace(name).reset_counts()
+            self._workspace(name).reset_counts()
+
+    def state(self, workspace: str = DEFAULT_WORKSPACE) -> dict[str, Any]:
+        """A workspace's state (scopes, secrets, ACLs, files) as the state file saves it."""
+        return self._workspace(workspace).to_dict()
+
+    # -- the account (EmulatorConfig.account) ---------------------------------------------
+
+    def _account(self) -> Account:
+        account = self._registry.account
+        if account is None:
+            raise RuntimeError("this emulator has no account (EmulatorConfig.account)")
+        return account
+
+    def account_tokens(self) -> tuple[str, ...]:
+        """The OAuth access tokens the account's token endpoints issued (workspace and
+        account tokens) that have not expired, oldest first: they are credentials, so a
+        test looks for each in every output."""
+        return self._account().live_tokens()
+
+    def account_workspaces(self) -> tuple[ListedWorkspace, ...]:
+        """What the account lists now (``GET /api/2.0/accounts/<id>/workspaces``)."""
+        return self._account().settings.workspaces
+
+    def set_account_workspaces(self, workspaces: Iterable[ListedWorkspace]) -> None:
+        """What the account lists from now on, until a restart: a workspace deleted from
+        the account, or one whose status is no longer RUNNING (FIDELITY row 23)."""
+        account = self._account()
+        account.settings = replace(account.settings, workspaces=tuple(workspaces))
+
+    def set_account_list_answer(self, body: bytes | None) -> None:
+        """Answer the account's workspaces list (to an account admin) with ``body``, status
+        200, instead of the list, until a restart: an injected fault (a malformed answer, as
+        a proxy or a changed API might give), not a behaviour of the service. ``None``
+        answers the list again."""
+        self._account().list_answer = body
+
+    def set_account_clock(self, clock: Callable[[], float]) -> None:
+        """The clock (seconds since the epoch, ``time.time`` by default) the account's OAuth
+        tokens expire by (``token_ttl_seconds`` after issue, FIDELITY rows 24-25): a test
+        moves it to see an expired token refused without waiting."""
+        self._account().clock = clock
 
     def save(self) -> None:
         """Write the state file now (direct backend changes are not saved on their own)."""
-        self.registry.save()
+        self._registry.save()
 
 
 @contextmanager

@@ -28,9 +28,9 @@ from reconciler.emulator import (
     EmulatorConfig,
     EmulatorHandle,
     Faults,
+    OneShotFailure,
     Principal,
 )
-from reconciler.emulator.faults import OneShotFailure
 from reconciler.engine.lock import LOCK_SCOPE
 from tests.cli.conftest import WriteDesired
 

@@ -11,8 +11,13 @@ from typing import Any
 
 import pytest
 
-from reconciler.emulator import EmulatorConfig, EmulatorHandle
-from reconciler.emulator.account import AccountSettings, ListedWorkspace, ServicePrincipal
+from reconciler.emulator import (
+    AccountSettings,
+    EmulatorConfig,
+    EmulatorHandle,
+    ListedWorkspace,
+    ServicePrincipal,
+)
 from tests.support.fleet_files import STANDARD_ACLS, desired_document, write_document
 
 COUNT = 50

@@ -116,9 +116,7 @@ def test_a_workspace_where_the_principal_is_not_admin_fails_alone(
 def test_a_malformed_account_answer_is_one_clear_error(
     pkgrepo: Pkgrepo, emu: EmulatorHandle, discovery_file: str, answer: bytes
 ) -> None:
-    account = emu.registry.account
-    assert account is not None
-    account.list_workspaces = lambda *args: answer  # type: ignore[method-assign]
+    emu.set_account_list_answer(answer)
     done = pkgrepo("plan", discovery_file)
     assert done.code == 1
     assert "Traceback" not in done.err

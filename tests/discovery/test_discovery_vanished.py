@@ -39,15 +39,10 @@ def test_a_workspace_gone_from_the_account_is_reported_never_deleted(
         assert record["workspaces"] == sorted(NAMES)
 
     # ws-05 is deleted from the account; ws-06 is still listed but no longer RUNNING
-    account = emu.registry.account
-    assert account is not None
-    account.settings = replace(
-        account.settings,
-        workspaces=tuple(
-            replace(ws, status="BANNED") if ws.name == "ws-06" else ws
-            for ws in account.settings.workspaces
-            if ws.name != "ws-05"
-        ),
+    emu.set_account_workspaces(
+        replace(ws, status="BANNED") if ws.name == "ws-06" else ws
+        for ws in emu.account_workspaces()
+        if ws.name != "ws-05"
     )
     emu.reset_counts()
 
@@ -96,14 +91,9 @@ def test_a_retired_workspace_leaves_the_record_once_applied_absent(
     record = tmp_path / "fleet.json"
     assert pkgrepo(*APPLY, discovery_file, "--fleet-record", str(record)).code == 0
     # still listed but banned: the team declares it absent (with its host) and applies
-    account = emu.registry.account
-    assert account is not None
-    account.settings = replace(
-        account.settings,
-        workspaces=tuple(
-            replace(ws, status="BANNED") if ws.name == "ws-06" else ws
-            for ws in account.settings.workspaces
-        ),
+    emu.set_account_workspaces(
+        replace(ws, status="BANNED") if ws.name == "ws-06" else ws
+        for ws in emu.account_workspaces()
     )
     path = Path(discovery_file)
     gone = {"ws-06": workspace(emu.host("ws-06"), ensure="absent")}

@@ -19,10 +19,10 @@ from reconciler.emulator import (
     ADMIN_TOKEN,
     EmulatorConfig,
     EmulatorHandle,
+    Principal,
     ServiceModes,
     WorkspaceSettings,
 )
-from reconciler.emulator.identity import Principal
 from tests.pem import make_cert
 from tests.support.cli import run_cli
 from tests.support.fleet_files import (

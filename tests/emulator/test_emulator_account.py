@@ -13,8 +13,14 @@ import pytest
 from databricks.sdk import AccountClient, WorkspaceClient
 from databricks.sdk.service.provisioning import WorkspaceStatus
 
-from reconciler.emulator import EmulatorConfig, EmulatorHandle, running_emulator
-from reconciler.emulator.account import AccountSettings, ListedWorkspace, ServicePrincipal
+from reconciler.emulator import (
+    AccountSettings,
+    EmulatorConfig,
+    EmulatorHandle,
+    ListedWorkspace,
+    ServicePrincipal,
+    running_emulator,
+)
 
 ACCOUNT = "0d1e7a4b-0000-4000-8000-0000000000b2"
 ADMIN_SP = ServicePrincipal(
@@ -52,7 +58,7 @@ def emulator_config() -> EmulatorConfig:
 
 @pytest.fixture(autouse=True)
 def _account_clock(emu: EmulatorHandle, clock: Clock) -> None:
-    emu.registry.account.clock = clock  # type: ignore[union-attr]
+    emu.set_account_clock(clock)
 
 
 def grant(url: str, client: str, secret: str) -> tuple[int, dict[str, object]]:
@@ -149,3 +155,38 @@ def test_the_sdk_refreshes_a_token_that_expired() -> None:
         time.sleep(1.2)  # past the token's one-second life
         assert client.current_user.me().user_name == "sp-admin"
         assert emu.requests("prod-eu")[("POST", "/oidc/v1/token")] == 2
+
+
+def test_the_handle_changes_what_the_account_lists_and_shows_its_live_tokens(
+    emu: EmulatorHandle, clock: Clock
+) -> None:
+    def listed() -> tuple[int, bytes]:
+        _, body = grant(f"{emu.url}/oidc/accounts/{ACCOUNT}/v1/token", "sp-admin", "s3cret-admin")
+        request = urllib.request.Request(
+            f"{emu.url}/api/2.0/accounts/{ACCOUNT}/workspaces",
+            headers={"Authorization": f"Bearer {body['access_token']}"},
+        )
+        with urllib.request.urlopen(request) as answer:
+            return int(answer.status), answer.read()
+
+    assert emu.account_tokens() == ()
+    _, plain = grant(f"{emu.url}/prod-eu/oidc/v1/token", "sp-plain", "s3cret-plain")
+    assert emu.account_tokens() == (plain["access_token"],)
+
+    emu.set_account_workspaces(ws for ws in emu.account_workspaces() if ws.name != "new")
+    status, body = listed()
+    assert status == 200
+    assert [ws["workspace_name"] for ws in json.loads(body)] == ["prod-eu"]
+    assert len(emu.account_tokens()) == 2  # the plain one and the account token
+
+    emu.set_account_list_answer(b"not json")
+    assert listed() == (200, b"not json")
+    # only to an account admin: everyone else is still refused first
+    assert (
+        get(f"{emu.url}/api/2.0/accounts/{ACCOUNT}/workspaces", str(plain["access_token"])) == 403
+    )
+    emu.set_account_list_answer(None)
+    assert listed()[0] == 200
+
+    clock.now += 601  # every token is past its 600 seconds
+    assert emu.account_tokens() == ()

@@ -15,13 +15,12 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import BadRequest
 
 from reconciler.cli import main
-from reconciler.emulator import EmulatorConfigError, OneShotFailure, load_config
-from reconciler.emulator.config import EXAMPLE
+from reconciler.emulator import CONFIG_EXAMPLE, EmulatorConfigError, OneShotFailure, load_config
 
 
 def test_the_documented_example_loads(tmp_path: Path) -> None:
     path = tmp_path / "emulator.yaml"
-    path.write_text(EXAMPLE)
+    path.write_text(CONFIG_EXAMPLE)
     config = load_config(path)
     directory = config.directory()
     alice = directory.authenticate("dapi-alice")

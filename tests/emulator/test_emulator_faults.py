@@ -12,7 +12,14 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.errors import InternalError, PermissionDenied, ResourceAlreadyExists
 from databricks.sdk.service.workspace import AclPermission
 
-from reconciler.emulator import EmulatorHandle, Faults, OneShotFailure
+from reconciler.emulator import (
+    ApiError,
+    Dropped,
+    EmulatorHandle,
+    Faults,
+    InProcessEmulator,
+    OneShotFailure,
+)
 from reconciler.emulator.faults import FaultInjector
 
 MakeClient = Callable[..., WorkspaceClient]
@@ -230,3 +237,35 @@ def test_an_after_commit_shot_waits_for_a_call_that_is_served() -> None:
     assert served.error is None and served.after_commit is not None
     now[0] += 5
     assert injector.decide("secrets/put").after_commit is None, "once only"
+
+
+def test_in_process_calls_meet_the_workspace_faults_as_requests_do() -> None:
+    service = InProcessEmulator()
+    backend = service.backend("ws1")
+    admin = service.principals()[0]
+    service.set_faults(
+        "ws1",
+        Faults(
+            one_shot=(
+                OneShotFailure("secrets/scopes/create", nth=1, status=503),
+                OneShotFailure("secrets/scopes/create", nth=2, status=None),
+                OneShotFailure("secrets/scopes/create", nth=3, after_commit=True),
+                OneShotFailure("secrets/scopes/create", nth=4, status=None, after_commit=True),
+            )
+        ),
+    )
+
+    def create(name: str) -> Callable[[], None]:
+        return lambda: backend.create_scope(admin, name)
+
+    with pytest.raises(ApiError) as refused:
+        service.call("ws1", "secrets/scopes/create", create("first"))
+    assert refused.value.status == 503
+    with pytest.raises(Dropped):
+        service.call("ws1", "secrets/scopes/create", create("second"))
+    with pytest.raises(ApiError):  # the answer is lost, the change is made
+        service.call("ws1", "secrets/scopes/create", create("third"))
+    with pytest.raises(Dropped):
+        service.call("ws1", "secrets/scopes/create", create("fourth"))
+    service.call("ws1", "secrets/scopes/create", create("fifth"))
+    assert {s.name for s in backend.list_scopes(admin)} == {"third", "fourth", "fifth"}

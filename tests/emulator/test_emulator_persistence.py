@@ -11,8 +11,13 @@ import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.service.workspace import AclPermission, ImportFormat
 
-from reconciler.emulator import EmulatorConfig, Faults, WorkspaceSettings, running_emulator
-from reconciler.emulator.persistence import StateFileError, load
+from reconciler.emulator import (
+    EmulatorConfig,
+    Faults,
+    StateFileError,
+    WorkspaceSettings,
+    running_emulator,
+)
 
 SCOPE = "databricks-package-management"
 
@@ -66,7 +71,8 @@ def test_state_file_is_private_and_written_after_each_change(tmp_path: Path) -> 
         assert not state.exists()
         client.secrets.create_scope(SCOPE)
         assert stat.S_IMODE(os.stat(state).st_mode) == 0o600
-        assert SCOPE in json.dumps(load(state))  # saved before the answer, not at stop
+        saved = json.loads(state.read_text())["workspaces"]
+        assert SCOPE in json.dumps(saved)  # saved before the answer, not at stop
         assert [p.name for p in tmp_path.iterdir()] == ["state.json"], "no temp files left"
 
 
@@ -88,10 +94,17 @@ def test_pending_late_acl_is_saved_as_it_will_end_up(tmp_path: Path) -> None:
 def test_a_foreign_or_corrupt_state_file_is_refused(tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.json"
     corrupt.write_text("{not json")
-    with pytest.raises(StateFileError, match="not valid JSON"):
-        load(corrupt)
+    with (
+        pytest.raises(StateFileError, match="not valid JSON"),
+        running_emulator(state_file=corrupt),
+    ):
+        pass
     foreign = tmp_path / "foreign.json"
     foreign.write_text('{"hello": "world"}')
-    with pytest.raises(StateFileError, match="not a pkgrepo emulator state file"):
-        load(foreign)
-    assert load(tmp_path / "absent.json") == {}
+    with (
+        pytest.raises(StateFileError, match="not a pkgrepo emulator state file"),
+        running_emulator(state_file=foreign),
+    ):
+        pass
+    with running_emulator(state_file=tmp_path / "absent.json") as emu:  # an empty state
+        assert list(admin(emu.host("ws1")).secrets.list_scopes()) == []

@@ -16,8 +16,7 @@ from databricks.sdk.errors import (
 )
 from databricks.sdk.service.workspace import AclPermission, ScopeBackendType
 
-from reconciler.emulator import EmulatorHandle, ServiceModes
-from reconciler.emulator.backend import MAX_SECRETS_PER_SCOPE, MAX_VALUE_BYTES
+from reconciler.emulator import MAX_SECRETS_PER_SCOPE, MAX_VALUE_BYTES, EmulatorHandle, ServiceModes
 
 MakeClient = Callable[..., WorkspaceClient]
 

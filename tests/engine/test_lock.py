@@ -443,7 +443,7 @@ def test_a_writer_list_padded_with_admins_does_not_hide_the_user() -> None:
     fake = EmulatedWorkspace(EmulatedService(clock=clock.time, admins=PADDING))
     mallory = users_lock(fake)
     for admin in PADDING:
-        mallory.workspace.secrets.put_acl(mallory.caller, LOCK_SCOPE, admin, AclLevel.WRITE)
+        mallory.secrets.put_acl(mallory.caller, LOCK_SCOPE, admin, AclLevel.WRITE)
     lock(fake, clock, "rmine", trusted=TRUSTED, wait_seconds=0).acquire()
     assert holder(fake) == "rmine"
     assert sum(clock.slept) == 0

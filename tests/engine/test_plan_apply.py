@@ -261,7 +261,7 @@ def test_tampered_ledger_is_reported_and_not_trusted() -> None:
 
 def test_transient_failures_are_retried_within_the_deadline() -> None:
     fake = EmulatedWorkspace()
-    fake.workspace.set_faults(
+    fake.set_faults(
         Faults(
             one_shot=(
                 *(OneShotFailure("secrets/put") for _ in range(3)),

@@ -334,7 +334,7 @@ def test_a_scope_replaced_by_a_key_vault_scope_is_seen_as_key_vault_backed(
     marker at the recorded stamp: nothing is proven, scopes/list is asked, and the plan
     sees a Key Vault backed scope."""
     from reconciler.core.model import Backend
-    from reconciler.emulator.modes import KeyVault
+    from reconciler.emulator import KeyVault
 
     emu.backend("ws1").set_clock(lambda: 1_800_000_000.5)
     ws = spec(emu, admin_token)

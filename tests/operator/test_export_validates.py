@@ -8,8 +8,7 @@ import pytest
 from databricks.sdk import WorkspaceClient
 
 from reconciler.core.model import SCOPE
-from reconciler.emulator import ADMIN_TOKEN
-from reconciler.emulator.modes import ServiceModes
+from reconciler.emulator import ADMIN_TOKEN, ServiceModes
 from tests.operator.conftest import Fleet
 from tests.support.cli import Pkgrepo
 

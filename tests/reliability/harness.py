@@ -39,8 +39,8 @@ from databricks.sdk.core import Config
 from databricks.sdk.service.workspace import AclPermission, ImportFormat
 
 from reconciler.core.model import SCOPE
+from reconciler.emulator import AclLevel as EmuPermission
 from reconciler.emulator import ApiError, EmulatorConfig, EmulatorHandle, Principal, RequestSeen
-from reconciler.emulator.backend import AclLevel as EmuPermission
 from reconciler.engine.lock import LOCK_SCOPE
 from tests.support.fleet_files import defaults_block, workspace, write_desired
 
@@ -329,7 +329,7 @@ def assert_converged_state(fleet: Fleet, state: Callable[[str], Mapping[str, Any
 
 
 def emulator_state(emu: EmulatorHandle) -> Callable[[str], dict[str, Any]]:
-    return lambda name: emu.workspace(name).to_dict()
+    return lambda name: emu.state(name)
 
 
 def file_state(state_file: Path) -> Callable[[str], dict[str, Any]]:

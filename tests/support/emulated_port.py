@@ -48,13 +48,15 @@ from reconciler.emulator import (
     ApiError,
     EmulatorConfig,
     Faults,
+    InProcessEmulator,
     OneShotFailure,
     Principal,
+    SecretsBackend,
     ServiceModes,
+    WorkspaceFiles,
     WorkspaceSettings,
 )
-from reconciler.emulator.faults import after_commit_error
-from reconciler.emulator.workspaces import Workspace, WorkspaceRegistry
+from reconciler.emulator import Dropped as ConnectionDropped
 from reconciler.engine.lock import LOCK_SCOPE
 from reconciler.engine.port import ProvenKeys, Snapshot
 from tests.support.clock import SERVICE_EPOCH
@@ -129,16 +131,19 @@ class EmulatedService:
             groups=GROUPS,
             workspace_defaults=WorkspaceSettings(modes=modes),
         )
-        self.registry = WorkspaceRegistry(self.config)
+        self.emulator = InProcessEmulator(self.config)
         self.clock = ServiceClock(clock, offset)
 
-    def workspace(self, name: str) -> Workspace:
-        found = self.registry.get(name)
-        found.secrets.set_clock(self.clock)
-        return found
+    def secrets(self, name: str) -> SecretsBackend:
+        """Workspace ``name``'s Secrets service, on this service's clock."""
+        self.emulator.set_clock(name, self.clock)
+        return self.emulator.backend(name)
+
+    def files(self, name: str) -> WorkspaceFiles:
+        return self.emulator.files(name)
 
     def principal(self, name: str) -> Principal:
-        for principal in self.registry.directory.principals:
+        for principal in self.emulator.principals():
             if principal.name == name:
                 return principal
         raise KeyError(f"no principal {name!r} in the emulated directory")
@@ -169,7 +174,8 @@ class EmulatedWorkspace:
         self.name = name
         self.identity = identity
         self.caller = self.service.principal(identity)
-        self.workspace = self.service.workspace(name)
+        self.secrets = self.service.secrets(name)
+        self.files = self.service.files(name)
         self.calls: Counter[str] = Counter()
 
     # -- another principal, faults, time -----------------------------------------------------
@@ -182,10 +188,14 @@ class EmulatedWorkspace:
         """The next ``times`` calls to ``endpoint`` (``secrets/put``) fail with ``status``
         (one-shot failures of the emulator's ``Faults``)."""
         shots = tuple(OneShotFailure(endpoint, status=status) for _ in range(times))
-        self.workspace.set_faults(Faults(one_shot=shots))
+        self.set_faults(Faults(one_shot=shots))
+
+    def set_faults(self, faults: Faults) -> None:
+        """Replace this workspace's faults (the emulator's ``Faults``), from the next call."""
+        self.service.emulator.set_faults(self.name, faults)
 
     def heal(self) -> None:
-        self.workspace.set_faults(Faults())
+        self.set_faults(Faults())
 
     def advance(self, seconds: float) -> None:
         self.service.clock.advance(seconds)
@@ -203,12 +213,12 @@ class EmulatedWorkspace:
 
     @property
     def scope(self) -> bool:
-        return any(s.name.lower() == SCOPE for s in self.workspace.secrets.list_scopes(self._admin))
+        return any(s.name.lower() == SCOPE for s in self.secrets.list_scopes(self._admin))
 
     @property
     def values(self) -> Mapping[str, str]:
         """The managed scope's values (empty without a scope)."""
-        backend = self.workspace.secrets
+        backend = self.secrets
         try:
             listed = backend.list_secrets(self._admin, SCOPE)
         except ApiError:
@@ -225,7 +235,7 @@ class EmulatedWorkspace:
     def lock(self) -> Mapping[str, int] | None:
         """The lock scope's keys with their stamps, or None without a lock scope."""
         try:
-            listed = self.workspace.secrets.list_secrets(self._admin, LOCK_SCOPE)
+            listed = self.secrets.list_secrets(self._admin, LOCK_SCOPE)
         except ApiError:
             return None
         return MappingProxyType({s.key: s.last_updated_timestamp for s in listed})
@@ -236,7 +246,7 @@ class EmulatedWorkspace:
 
     def _grants(self, scope: str) -> Mapping[str, Permission] | None:
         try:
-            listed = self.workspace.secrets.list_acls(self._admin, scope)
+            listed = self.secrets.list_acls(self._admin, scope)
         except ApiError:
             return None
         return {p: Permission(level.name) for p, level in listed}
@@ -244,29 +254,27 @@ class EmulatedWorkspace:
     @property
     def ledger(self) -> bytes | None:
         try:
-            return self.workspace.files.export_file(self._admin, LEDGER_PATH, format="AUTO")
+            return self.files.export_file(self._admin, LEDGER_PATH, format="AUTO")
         except ApiError:
             return None
 
     @ledger.setter
     def ledger(self, document: bytes) -> None:
         """Rewrite the ledger file by hand (as another admin)."""
-        files = self.workspace.files
+        files = self.files
         files.mkdirs(self._admin, LEDGER_DIR)
         files.import_file(self._admin, LEDGER_PATH, document, format="AUTO", overwrite=True)
 
     # -- changes made outside pkgrepo, by another admin --------------------------------------
 
     def edit(self, key: str, value: str) -> None:
-        self.workspace.secrets.put_secret(
-            self._admin, SCOPE, key, value.encode("utf-8"), is_bytes=False
-        )
+        self.secrets.put_secret(self._admin, SCOPE, key, value.encode("utf-8"), is_bytes=False)
 
     def grant(self, principal: str, permission: Permission) -> None:
-        self.workspace.secrets.put_acl(self._admin, SCOPE, principal, AclLevel[permission.value])
+        self.secrets.put_acl(self._admin, SCOPE, principal, AclLevel[permission.value])
 
     def revoke(self, principal: str) -> None:
-        self.workspace.secrets.delete_acl(self._admin, SCOPE, principal)
+        self.secrets.delete_acl(self._admin, SCOPE, principal)
 
     # -- the one place calls are made and refusals mapped -----------------------------------
 
@@ -286,19 +294,10 @@ class EmulatedWorkspace:
         if_exists: Callable[[], T] | None = None,
     ) -> T:
         self._op(op)
-        decision = self.workspace.faults.decide(endpoint)
         try:
-            if decision.drop:
-                raise TransientError(f"{self.name}: {what}: cannot reach the workspace")
-            if decision.error is not None:
-                raise decision.error
-            result = fn()
-            if decision.after_commit is not None:
-                lost = after_commit_error(decision.after_commit)
-                if lost.error is None:
-                    raise TransientError(f"{self.name}: {what}: cannot reach the workspace")
-                raise lost.error
-            return result
+            return self.service.emulator.call(self.name, endpoint, fn)
+        except ConnectionDropped:
+            raise TransientError(f"{self.name}: {what}: cannot reach the workspace") from None
         except ApiError as exc:
             code = str(exc.error_code)
             if code == "RESOURCE_DOES_NOT_EXIST" and if_missing is not None:
@@ -316,7 +315,7 @@ class EmulatedWorkspace:
             op,
             what,
             "secrets/list",
-            lambda: self.workspace.secrets.list_secrets(self.caller, scope),
+            lambda: self.secrets.list_secrets(self.caller, scope),
             if_missing=lambda: None,
         )
         if listed is None:
@@ -328,7 +327,7 @@ class EmulatedWorkspace:
             op,
             what,
             "secrets/acls/list",
-            lambda: self.workspace.secrets.list_acls(self.caller, scope),
+            lambda: self.secrets.list_acls(self.caller, scope),
             if_missing=lambda: None,
         )
         if listed is None:
@@ -344,7 +343,7 @@ class EmulatedWorkspace:
                 "read_ledger",
                 "read ledger",
                 "workspace/export",
-                lambda: self.workspace.files.export_file(self.caller, LEDGER_PATH, format="AUTO"),
+                lambda: self.files.export_file(self.caller, LEDGER_PATH, format="AUTO"),
                 if_missing=lambda: None,
             )
         if secrets is None:
@@ -371,7 +370,7 @@ class EmulatedWorkspace:
             "create_scope",
             "create scope",
             "secrets/scopes/create",
-            lambda: self.workspace.secrets.create_scope(self.caller, SCOPE),
+            lambda: self.secrets.create_scope(self.caller, SCOPE),
             if_exists=lambda: None,
         )
 
@@ -380,7 +379,7 @@ class EmulatedWorkspace:
             "delete_scope",
             "delete scope",
             "secrets/scopes/delete",
-            lambda: self.workspace.secrets.delete_scope(self.caller, SCOPE),
+            lambda: self.secrets.delete_scope(self.caller, SCOPE),
             if_missing=lambda: None,
         )
 
@@ -390,9 +389,7 @@ class EmulatedWorkspace:
             "put_secret",
             f"put {key}",
             "secrets/put",
-            lambda: self.workspace.secrets.put_secret(
-                self.caller, SCOPE, key, data, is_bytes=False
-            ),
+            lambda: self.secrets.put_secret(self.caller, SCOPE, key, data, is_bytes=False),
         )
 
     def delete_secret(self, key: str) -> None:
@@ -400,7 +397,7 @@ class EmulatedWorkspace:
             "delete_secret",
             f"delete {key}",
             "secrets/delete",
-            lambda: self.workspace.secrets.delete_secret(self.caller, SCOPE, key),
+            lambda: self.secrets.delete_secret(self.caller, SCOPE, key),
             if_missing=lambda: None,
         )
 
@@ -410,7 +407,7 @@ class EmulatedWorkspace:
             "put_acl",
             f"grant {permission.value} to {principal}",
             "secrets/acls/put",
-            lambda: self.workspace.secrets.put_acl(self.caller, SCOPE, principal, level),
+            lambda: self.secrets.put_acl(self.caller, SCOPE, principal, level),
         )
 
     def delete_acl(self, principal: str) -> None:
@@ -418,12 +415,12 @@ class EmulatedWorkspace:
             "delete_acl",
             f"remove grant of {principal}",
             "secrets/acls/delete",
-            lambda: self.workspace.secrets.delete_acl(self.caller, SCOPE, principal),
+            lambda: self.secrets.delete_acl(self.caller, SCOPE, principal),
             if_missing=lambda: None,
         )
 
     def write_ledger(self, document: bytes) -> None:
-        files = self.workspace.files
+        files = self.files
 
         def write() -> None:
             files.mkdirs(self.caller, LEDGER_DIR)
@@ -435,7 +432,7 @@ class EmulatedWorkspace:
 
     def lock_create(self) -> bool:
         def create() -> bool:
-            self.workspace.secrets.create_scope(self.caller, LOCK_SCOPE)
+            self.secrets.create_scope(self.caller, LOCK_SCOPE)
             return True
 
         return self._call(
@@ -450,14 +447,12 @@ class EmulatedWorkspace:
             "lock_put",
             "record lock holder",
             "secrets/put",
-            lambda: self.workspace.secrets.put_secret(
-                self.caller, LOCK_SCOPE, key, b"held", is_bytes=False
-            ),
+            lambda: self.secrets.put_secret(self.caller, LOCK_SCOPE, key, b"held", is_bytes=False),
         )
 
     def lock_delete_key(self, key: str) -> bool:
         def delete() -> bool:
-            self.workspace.secrets.delete_secret(self.caller, LOCK_SCOPE, key)
+            self.secrets.delete_secret(self.caller, LOCK_SCOPE, key)
             return True
 
         return self._call(
@@ -469,7 +464,7 @@ class EmulatedWorkspace:
             "lock_delete",
             "release lock",
             "secrets/scopes/delete",
-            lambda: self.workspace.secrets.delete_scope(self.caller, LOCK_SCOPE),
+            lambda: self.secrets.delete_scope(self.caller, LOCK_SCOPE),
             if_missing=lambda: None,
         )
 
@@ -487,7 +482,7 @@ class EmulatedWorkspace:
 
     def lock_revoke(self, principal: str) -> bool:
         def revoke() -> bool:
-            self.workspace.secrets.delete_acl(self.caller, LOCK_SCOPE, principal)
+            self.secrets.delete_acl(self.caller, LOCK_SCOPE, principal)
             return True
 
         return self._call(
@@ -512,10 +507,9 @@ class EmulatedWorkspace:
                 "pkgrepo's identity is not a workspace admin here, and the workspace shows "
                 "others' groups to admins only"
             )
-        directory = self.service.registry.directory
-        for found in directory.principals:
+        for found in self.service.emulator.principals():
             if found.name.casefold() == principal.casefold():
                 return found.is_admin
-        if principal in directory.groups():
+        if principal in self.service.emulator.groups():
             return False
         return "the workspace knows no user, service principal or group of that name"
