@@ -21,8 +21,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
+# Two test processes per core: most of the suite waits (on subprocesses, on the service's
+# back-off, on the package installs of tests/installed) rather than computes. Each file runs in
+# one process, so a file's module fixtures are set up once.
+WORKERS ?= $(shell $(PYTHON) -c "import os; print(2 * (os.cpu_count() or 1))")
 unit: $(STAMP)
-	$(BIN)/pytest -q -n auto --dist loadfile -m "not slow"
+	$(BIN)/pytest -q -n $(WORKERS) --dist loadfile -m "not slow"
 
 test: lint unit
 

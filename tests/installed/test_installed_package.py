@@ -12,111 +12,17 @@ allows, since the adapter relies on SDK behaviour that changes between releases.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
-import textwrap
-import tomllib
-import venv
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
-CONSTRAINTS = ROOT / "constraints.txt"
-ADMIN_TOKEN = "dapi-emulator-admin"
-LEDGER_KEY = "installed-ledger-key-7c1d"
-INDEX_TOKEN = "installed-index-token-4b8e"
+from .conftest import EXAMPLES, ROOT, Installed, plan_apply_drift_round_trip
 
 pytestmark = pytest.mark.installed
-
-
-def lowest_sdk() -> str:
-    """The lowest ``databricks-sdk`` release the package declares it supports."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    (spec,) = [d for d in project["dependencies"] if d.startswith("databricks-sdk")]
-    found = re.search(r">=\s*([0-9][0-9.]*)", spec)
-    assert found, f"databricks-sdk needs a lower bound in pyproject.toml: {spec}"
-    return found.group(1)
-
-
-@dataclass(frozen=True)
-class Installed:
-    bin: Path
-    home: Path
-    """An empty directory outside the checkout: where commands run."""
-
-    def env(self, **extra: str) -> dict[str, str]:
-        """A clean environment: no PYTHONPATH, no variable the examples refer to."""
-        keep = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "TMPDIR") if k in os.environ}
-        keep["PATH"] = f"{self.bin}{os.pathsep}{keep.get('PATH', '')}"
-        keep["HOME"] = str(self.home)
-        return {**keep, **extra}
-
-    def run(
-        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(self.bin / "pkgrepo"), *args],
-            cwd=self.home,
-            env=self.env() if env is None else env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-
-def _pip(python: Path, *args: str) -> None:
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
-        check=True,
-        timeout=900,
-    )
-
-
-@pytest.fixture(scope="session")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An sdist, and a wheel built from that sdist (as ``python -m build`` does), so a file
-    missing from the sdist fails the build of the wheel."""
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
-        check=True,
-        capture_output=True,
-        timeout=900,
-    )
-    return out
-
-
-def _install(dist: Path, where: Path, requirements: Sequence[str], constraints: bool) -> Installed:
-    venv.EnvBuilder(with_pip=True).create(where / "venv")
-    bin_dir = where / "venv" / "bin"
-    (wheel,) = dist.glob("*.whl")
-    extra = ["-c", str(CONSTRAINTS)] if constraints else []
-    _pip(bin_dir / "python", str(wheel), *requirements, *extra)
-    home = where / "home"
-    home.mkdir()
-    return Installed(bin_dir, home)
-
-
-@pytest.fixture(scope="session")
-def installed(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    """The wheel with the dependency versions CI pins (the newest tested)."""
-    return _install(dist, tmp_path_factory.mktemp("newest"), [], constraints=True)
-
-
-@pytest.fixture(scope="session")
-def installed_lowest(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    """The wheel with the lowest ``databricks-sdk`` the package allows."""
-    sdk = f"databricks-sdk=={lowest_sdk()}"
-    return _install(dist, tmp_path_factory.mktemp("lowest"), [sdk], constraints=False)
 
 
 def test_sdist_carries_what_a_build_needs(dist: Path) -> None:
@@ -200,83 +106,10 @@ def _variables(node: object) -> set[str]:
     return set()
 
 
-@dataclass(frozen=True)
-class Emulator:
-    url: str
-    process: subprocess.Popen[str]
-
-
-@pytest.fixture
-def emulator(installed: Installed) -> Iterator[Emulator]:
-    """The installed package's own emulator, on a free port."""
-    process = subprocess.Popen(
-        [str(installed.bin / "pkgrepo"), "emulator", "serve", "--port", "0", "--quiet"],
-        cwd=installed.home,
-        env=installed.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    found = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-    if not found:
-        process.kill()
-        pytest.fail(f"the emulator did not start: {line!r} {process.stderr.read()!r}")
-    try:
-        yield Emulator(found.group(1), process)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-DESIRED = """
-version: 1
-defaults:
-  auth: {{token: {{env: DATABRICKS_TOKEN}}}}
-  repositories:
-    index_url: "https://ci:${{env:INDEX_TOKEN}}@pypi.example.com/simple"
-  acls: {{admins: MANAGE, users: READ}}
-workspaces:
-  one: {{host: "{url}/one"}}
-  two: {{host: "{url}/two", wave: 1}}
-"""
-
-
-@pytest.mark.parametrize("which", ["newest", "lowest"])
-def test_plan_apply_drift_round_trip(
-    which: str, request: pytest.FixtureRequest, emulator: Emulator, tmp_path: Path
+def test_plan_apply_drift_round_trip_with_the_pinned_dependencies(
+    installed: Installed, tmp_path: Path
 ) -> None:
-    package: Installed = request.getfixturevalue(
-        "installed" if which == "newest" else "installed_lowest"
-    )
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "pkgrepo.yaml").write_text(textwrap.dedent(DESIRED.format(url=emulator.url)))
-    env = package.env(
-        DATABRICKS_TOKEN=ADMIN_TOKEN,
-        PKGREPO_LEDGER_KEY=LEDGER_KEY,
-        INDEX_TOKEN=INDEX_TOKEN,
-        PKGREPO_SKIP_VERIFY="1",  # pypi.example.com is not probed from a test
-    )
-    file = str(work / "pkgrepo.yaml")
-    plan_file = str(work / "plan.json")
-    outputs: list[str] = []
-
-    def run(*args: str, expect: int) -> str:
-        done = package.run(*args, env=env)
-        text = done.stdout + done.stderr
-        outputs.append(text)
-        assert done.returncode == expect, f"pkgrepo {' '.join(args)}: {text[-3000:]}"
-        return text
-
-    run("plan", file, "--detailed-exitcode", "--out", plan_file, expect=2)
-    run("apply", plan_file, expect=0)
-    run("plan", file, "--detailed-exitcode", expect=0)
-    run("drift", file, expect=0)
-    outputs.append(Path(plan_file).read_text())
-    for text in outputs:
-        assert INDEX_TOKEN not in text and LEDGER_KEY not in text
+    plan_apply_drift_round_trip(installed, tmp_path)
 
 
 def test_unexpected_error_exits_3_without_a_trace(installed: Installed) -> None:
@@ -303,53 +136,3 @@ def test_unexpected_error_exits_3_without_a_trace(installed: Installed) -> None:
         assert "unexpected error (RuntimeError): boom" in run.stderr
         assert ("Traceback" in run.stderr) is traced
         assert "installed-crash-pw" not in run.stdout + run.stderr
-
-
-def test_pre_commit_hook_as_pre_commit_installs_it(tmp_path: Path) -> None:
-    """pre-commit installs the hook from this repository as a normal package (not editable,
-    not from the checkout's path) and runs it on a user's files, with no secrets set."""
-    if shutil.which("git") is None:
-        pytest.skip("git is needed by pre-commit")
-    user_repo = tmp_path / "user-repo"
-    user_repo.mkdir()
-    (user_repo / "good.yaml").write_text((ROOT / "examples" / "single-workspace.yaml").read_text())
-    (user_repo / "bad.yaml").write_text("version: 1\nworkspaces:\n  x: {host: 12}\n")
-    (user_repo / "other.yaml").write_text("not: a pkgrepo file\n")
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-cache"),
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
-    subprocess.run([*git, "init", "-q"], cwd=user_repo, check=True, env=env)
-    subprocess.run([*git, "add", "."], cwd=user_repo, check=True, env=env)
-
-    def try_repo(*files: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pre_commit",
-                "try-repo",
-                str(ROOT),
-                "pkgrepo-validate",
-                "--files",
-                *files,
-            ],
-            cwd=user_repo,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-
-    run = try_repo("good.yaml", "bad.yaml", "other.yaml")
-    text = run.stdout + run.stderr
-    assert run.returncode == 1, text[-3000:]
-    assert "bad.yaml:3:" in text and "host" in text, text[-3000:]
-    good_lines = [line for line in text.splitlines() if line.startswith("good.yaml")]
-    assert good_lines, text[-3000:]
-    assert all("note [unresolved]" in line or ": valid" in line for line in good_lines), text
-    assert "other.yaml" not in text, text[-3000:]
