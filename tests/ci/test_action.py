@@ -22,6 +22,8 @@ import yaml
 
 from reconciler.emulator import ADMIN_TOKEN, running_emulator
 from tests.ci.commands import invocations, problems
+from tests.support import fleet_files
+from tests.support.fleet_files import defaults_block, workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTION = ROOT / "action.yml"
@@ -137,17 +139,7 @@ def runner(tmp_path: Path) -> Runner:
 
 INDEX_TOKEN = "planted-Index-Token-action"
 GITHUB_TOKEN = "ghs_plantedGitHubToken0001"
-DESIRED = """\
-version: 1
-defaults:
-  auth: {{token: {{env: ACTION_TEST_TOKEN}}}}
-  repositories:
-    index_url: "https://ci:${{env:INDEX_TOKEN}}@artifactory.example.com/api/pypi/remote/simple"
-  acls: {{admins: MANAGE, users: READ}}
-workspaces:
-  dev: {{host: "{dev}"}}
-  prod: {{host: "{prod}", wave: 1}}
-"""
+INDEX_URL = "https://ci:${env:INDEX_TOKEN}@artifactory.example.com/api/pypi/remote/simple"
 
 
 @pytest.fixture
@@ -158,9 +150,12 @@ def write_desired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[C
     with running_emulator() as emu:
 
         def write() -> Path:
-            path = tmp_path / "pkgrepo.yaml"
-            path.write_text(DESIRED.format(dev=emu.host("dev"), prod=emu.host("prod")))
-            return path
+            members = {
+                "dev": workspace(emu.host("dev")),
+                "prod": workspace(emu.host("prod"), wave=1),
+            }
+            block = defaults_block("ACTION_TEST_TOKEN", index_url=INDEX_URL)
+            return fleet_files.write_desired(tmp_path / "pkgrepo.yaml", members, defaults=block)
 
         yield write
 

@@ -5,7 +5,9 @@ driven through the real command line and the real databricks-sdk."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,7 @@ from reconciler.emulator import (
     ListedWorkspace,
     ServicePrincipal,
 )
+from tests.support.fleet_files import STANDARD_ACLS, desired_document, write_document
 
 COUNT = 50
 NAMES = tuple(f"ws-{i:02d}" for i in range(COUNT))
@@ -90,31 +93,39 @@ def emulator_config() -> EmulatorConfig:
     return discovery_config()
 
 
-def discovery_yaml(emu: EmulatorHandle, *, extra: str = "") -> str:
-    return f"""\
-version: 1
-defaults:
-  repositories:
-    index_url: {INDEX}
-  acls: {{admins: MANAGE, users: READ}}
-discover:
-  account:
-    host: {emu.url}
-    account_id: {{env: DATABRICKS_ACCOUNT_ID}}
-    auth:
-      client_id: {{env: DATABRICKS_CLIENT_ID}}
-      client_secret: {{env: DATABRICKS_CLIENT_SECRET}}
-  host: "{emu.url}/{{deployment_name}}"
-  include:
-    - name: ws-*
-      labels: {{env: "{{tag:env}}", region: "{{region}}"}}
-      wave: "{{tag:wave}}"
-  exclude: [sandbox-*]
-{extra}"""
+def discovery_document(
+    emu: EmulatorHandle,
+    *,
+    waves: bool = True,
+    workspaces: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The fleet found in the account: ``ws-*`` with labels (and waves, unless ``waves`` is
+    false) from their tags, sandboxes left out; ``workspaces`` are listed beside it."""
+    rule: dict[str, Any] = {"name": "ws-*", "labels": {"env": "{tag:env}", "region": "{region}"}}
+    if waves:
+        rule["wave"] = "{tag:wave}"
+    discover = {
+        "account": {
+            "host": emu.url,
+            "account_id": {"env": "DATABRICKS_ACCOUNT_ID"},
+            "auth": {
+                "client_id": {"env": "DATABRICKS_CLIENT_ID"},
+                "client_secret": {"env": "DATABRICKS_CLIENT_SECRET"},
+            },
+        },
+        "host": f"{emu.url}/{{deployment_name}}",
+        "include": [rule],
+        "exclude": ["sandbox-*"],
+    }
+    defaults = {"repositories": {"index_url": INDEX}, "acls": dict(STANDARD_ACLS)}
+    return desired_document(workspaces, defaults=defaults, discover=discover)
+
+
+def write_discovery(path: Path, emu: EmulatorHandle, **kwargs: Any) -> Path:
+    """``discovery_document(emu, **kwargs)`` written to ``path`` by the shared writer."""
+    return write_document(path, discovery_document(emu, **kwargs))
 
 
 @pytest.fixture
 def discovery_file(tmp_path: Path, emu: EmulatorHandle) -> str:
-    path = tmp_path / "pkgrepo.yaml"
-    path.write_text(discovery_yaml(emu))
-    return str(path)
+    return str(write_discovery(tmp_path / "pkgrepo.yaml", emu))

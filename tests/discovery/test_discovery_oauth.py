@@ -17,8 +17,8 @@ from .conftest import (
     NAMES,
     account,
     discovery_config,
-    discovery_yaml,
     region_of,
+    write_discovery,
 )
 
 APPLY = ("apply", "--auto-approve", "-q")
@@ -80,9 +80,7 @@ def one_not_admin_one_unassigned() -> Iterator[EmulatorHandle]:
 def test_a_workspace_where_the_principal_is_not_admin_fails_alone(
     pkgrepo: Pkgrepo, one_not_admin_one_unassigned: EmulatorHandle, tmp_path: Path
 ) -> None:
-    path = tmp_path / "pkgrepo.yaml"
-    one_wave = discovery_yaml(one_not_admin_one_unassigned).replace('wave: "{tag:wave}"', "")
-    path.write_text(one_wave)
+    path = write_discovery(tmp_path / "pkgrepo.yaml", one_not_admin_one_unassigned, waves=False)
     done = pkgrepo(*APPLY, str(path))
     assert done.code == 1
     out = done.out + done.err

@@ -15,8 +15,9 @@ import pytest
 from reconciler import schemas
 from reconciler.emulator import EmulatorHandle
 from tests.support.cli import Pkgrepo
+from tests.support.fleet_files import workspace
 
-from .conftest import ACCOUNT_ID, NAMES
+from .conftest import ACCOUNT_ID, NAMES, write_discovery
 
 APPLY = ("apply", "--auto-approve", "-q")
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
@@ -95,13 +96,12 @@ def test_a_retired_workspace_leaves_the_record_once_applied_absent(
         for ws in emu.account_workspaces()
     )
     path = Path(discovery_file)
-    path.write_text(
-        path.read_text() + f"workspaces:\n  ws-06:\n    host: {emu.url}/ws-06\n    ensure: absent\n"
-    )
+    gone = {"ws-06": workspace(emu.host("ws-06"), ensure="absent")}
+    write_discovery(path, emu, workspaces=gone)
     done = pkgrepo(*APPLY, str(path), "--fleet-record", str(record), "--allow-destroy")
     assert done.code == 0, done.err
     assert "ws-06" not in json.loads(record.read_text())["workspaces"]
-    path.write_text(path.read_text().split("workspaces:\n  ws-06")[0])
+    write_discovery(path, emu)
     plan = pkgrepo("plan", str(path), "-q", "--fleet-record", str(record))
     assert plan.code == 0, plan.err
     assert "orphaned" not in plan.out

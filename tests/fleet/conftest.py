@@ -25,6 +25,7 @@ from reconciler.emulator import (
     RequestSeen,
     WorkspaceSettings,
 )
+from tests.support.fleet_files import defaults_block, workspace, write_desired
 
 COUNT = 50
 NAMES = tuple(f"ws-{i:02d}" for i in range(COUNT))
@@ -145,7 +146,7 @@ def emulator_config() -> EmulatorConfig:
 
 @dataclass
 class FleetFile:
-    """Writes ``pkgrepo.yaml`` for the 50 workspaces of ``emu``."""
+    """Writes ``pkgrepo.yaml`` for the 50 workspaces of ``emu`` (through the shared writer)."""
 
     path: Path
     emu: EmulatorHandle
@@ -159,28 +160,25 @@ class FleetFile:
         max_update_share: float = 0.3,
         max_delete_workspaces: int = 1,
     ) -> str:
-        extras = ", ".join(extra_index_urls)
-        lines = [
-            "version: 1",
-            f"safety: {{max_update_share: {max_update_share}, "
-            f"max_delete_workspaces: {max_delete_workspaces}}}",
-            "defaults:",
-            "  auth: {token: {env: DATABRICKS_TOKEN}}",
-            "  repositories:",
-            f"    index_url: {index_url}",
-            f"    extra_index_urls: [{extras}]",
-            "  acls: {admins: MANAGE, users: READ, data-eng: READ}",
-            "workspaces:",
-        ]
-        for i, name in enumerate(NAMES):
-            lines += [
-                f"  {name}:",
-                f"    host: {self.emu.host(name)}",
-                f"    labels: {{env: {env_of(i)}, region: {region_of(i)}}}",
-                f"    wave: {wave_of(i)}",
-            ]
-        self.path.write_text("\n".join(lines) + "\n")
-        return str(self.path)
+        members = {
+            name: workspace(
+                self.emu.host(name),
+                labels={"env": env_of(i), "region": region_of(i)},
+                wave=wave_of(i),
+            )
+            for i, name in enumerate(NAMES)
+        }
+        block = defaults_block(
+            "DATABRICKS_TOKEN",
+            index_url=index_url,
+            extra_index_urls=extra_index_urls,
+            acls={"admins": "MANAGE", "users": "READ", "data-eng": "READ"},
+        )
+        safety = {
+            "max_update_share": max_update_share,
+            "max_delete_workspaces": max_delete_workspaces,
+        }
+        return str(write_desired(self.path, members, defaults=block, safety=safety))
 
 
 @pytest.fixture

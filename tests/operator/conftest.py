@@ -1,24 +1,26 @@
 """A platform engineer's fleet: N emulated workspaces, a file with labels, and the CLI.
 
-``Fleet.write`` renders ``pkgrepo.yaml`` for the workspaces (any may be pointed at a host
-that does not answer); ``pkgrepo`` runs the command line in-process and scans what it
-printed for every planted secret; ``terminal`` runs it under a pseudo-terminal, as a
-person at a prompt sees it.
+``Fleet.write`` writes ``pkgrepo.yaml`` for the workspaces through the shared writer (any
+may be pointed at a host that does not answer); ``pkgrepo`` runs the command line
+in-process and scans what it printed for every planted secret; ``terminal`` runs it under
+a pseudo-terminal, as a person at a prompt sees it.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pexpect
 import pytest
 
 from reconciler.emulator import ADMIN_TOKEN, EmulatorConfig, EmulatorHandle
 from tests.support.cli import assert_clean
+from tests.support.fleet_files import defaults_block, workspace, write_desired
 
 INDEX_TOKEN = "planted-Index-Token-0p5x"
 LEDGER_KEY = "planted-Ledger-Key-0p5x"
@@ -56,36 +58,32 @@ class Fleet:
         labels: Callable[[str], Mapping[str, str]] = lambda name: {
             "env": "prod" if name.startswith("prd") else "dev"
         },
-        extra_index_urls: str = "https://download.pytorch.org/whl/cpu",
+        extra_index_urls: Sequence[str] = ("https://download.pytorch.org/whl/cpu",),
         index_host: str = "artifactory.example.com",
-        safety: str = "",
-        workspace_extra: Callable[[str], str] = lambda name: "",
-        defaults_extra: str = "",
+        cert: Mapping[str, str] | None = None,
+        safety: Mapping[str, Any] | None = None,
+        workspace_extra: Callable[[str], Mapping[str, Any]] = lambda name: {},
+        defaults_extra: Mapping[str, Any] | None = None,
     ) -> str:
+        """``workspace_extra(name)`` adds fields to a workspace, ``defaults_extra`` to the
+        defaults."""
         self.names = names if names is not None else self.names
-        lines = ["version: 1"]
-        if safety:
-            lines.append(f"safety: {safety}")
-        lines += [
-            "defaults:",
-            "  auth: {token: {env: PKGREPO_TEST_TOKEN}}",
-            "  repositories:",
-            f'    index_url: "https://ci:${{env:INDEX_TOKEN}}@{index_host}/api/pypi/remote/simple"',
-            f"    extra_index_urls: [{extra_index_urls}]",
-            "  acls: {admins: MANAGE, users: READ}",
-        ]
-        if defaults_extra:
-            lines.append(defaults_extra)
-        lines.append("workspaces:")
-        for name in self.names:
-            host = DEAD_HOST.format(name=name) if name in self.dead else self.emu.host(name)
-            label_text = ", ".join(f"{k}: {v}" for k, v in labels(name).items())
-            lines += [f"  {name}:", f"    host: {host}", f"    labels: {{{label_text}}}"]
-            extra = workspace_extra(name)
-            if extra:
-                lines.append(extra)
-        self.path.write_text("\n".join(lines) + "\n")
-        return str(self.path)
+        block = defaults_block(
+            "PKGREPO_TEST_TOKEN",
+            index_url=f"https://ci:${{env:INDEX_TOKEN}}@{index_host}/api/pypi/remote/simple",
+            extra_index_urls=extra_index_urls,
+            cert=cert,
+            **(defaults_extra or {}),
+        )
+        members = {
+            name: workspace(
+                DEAD_HOST.format(name=name) if name in self.dead else self.emu.host(name),
+                labels=labels(name),
+                **workspace_extra(name),
+            )
+            for name in self.names
+        }
+        return str(write_desired(self.path, members, defaults=block, safety=safety))
 
 
 @pytest.fixture

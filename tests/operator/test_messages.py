@@ -50,7 +50,7 @@ FORTY = tuple(f"ws-{i:02d}" for i in range(40))
 def test_a_mistake_in_defaults_is_one_line_naming_the_workspaces(
     pkgrepo: Pkgrepo, fleet: Fleet
 ) -> None:
-    path = fleet.write(FORTY, defaults_extra="  acls_mode: exact\n")
+    path = fleet.write(FORTY, defaults_extra={"acls_mode": "exact"})
     Path(path).write_text(Path(path).read_text().replace("users: READ", "users: WRITE"))
     for args in (("validate", path), ("plan", path, "-q")):
         done = pkgrepo(*args)
@@ -79,16 +79,7 @@ def test_warnings_are_printed_once_and_only_for_the_selection(
     from tests.pem import make_cert
 
     (tmp_path / "soon.pem").write_text(make_cert("Expiring CA", days=10))
-    path = fleet.write(FORTY, defaults_extra="  repositories: {cert: {file: soon.pem}}")
-    text = (
-        Path(path)
-        .read_text()
-        .replace(
-            "  repositories:\n    index_url",
-            "  repositories:\n    cert: {file: soon.pem}\n    index_url",
-        )
-    )
-    Path(path).write_text(text.replace("  repositories: {cert: {file: soon.pem}}\n", ""))
+    path = fleet.write(FORTY, cert={"file": "soon.pem"})
     everything = pkgrepo("plan", path, "-q")
     warned = [line for line in everything.err.splitlines() if "[cert-expiring]" in line]
     assert len(warned) == 1, everything.err

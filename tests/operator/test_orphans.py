@@ -58,7 +58,7 @@ def test_a_workspace_removed_from_the_file_is_reported_as_orphaned(
     # declared again with ensure: absent, it is handled: the scope goes, and so does the alarm
     fleet.write(
         ("dev-a", "dev-b", "old-ws"),
-        workspace_extra=lambda n: "    ensure: absent" if n == "old-ws" else "",
+        workspace_extra=lambda n: {"ensure": "absent"} if n == "old-ws" else {},
     )
     done = pkgrepo("apply", path, "--auto-approve", "-q", "--ledger", ledgers, "--allow-destroy")
     assert done.code == 0, done.err

@@ -71,7 +71,7 @@ def test_rotating_one_credential_across_30_workspaces_needs_no_force(
 def test_a_rotation_has_its_own_documented_limit(
     pkgrepo: Pkgrepo, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = fleet.write(THIRTY, safety="{max_rotation_share: 0.5}")
+    path = fleet.write(THIRTY, safety={"max_rotation_share": 0.5})
     converge(pkgrepo, path)
     monkeypatch.setenv("INDEX_TOKEN", "planted-Index-Token-rotated-9q")
     fleet.emu.reset_counts()
@@ -151,7 +151,7 @@ def test_reverting_stray_grants_needs_no_force(pkgrepo: Pkgrepo, fleet: Fleet) -
 def test_the_delete_limit_counts_deleted_scopes(pkgrepo: Pkgrepo, fleet: Fleet) -> None:
     path = fleet.write(THREE)
     converge(pkgrepo, path)
-    gone = fleet.write(workspace_extra=lambda name: "    ensure: absent")
+    gone = fleet.write(workspace_extra=lambda name: {"ensure": "absent"})
     fleet.emu.reset_counts()
     plan = pkgrepo("plan", gone, "-q")
     assert "it deletes the scope of 3 workspaces, more than the safety limit of 1" in plan.out
@@ -214,7 +214,7 @@ FIVE = tuple(f"ws-{i}" for i in range(5))
 
 
 def _destroy_one(fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> tuple[str, tuple[str, ...]]:
-    path = fleet.write(FIVE, workspace_extra=lambda n: "    ensure: absent" if n == "ws-0" else "")
+    path = fleet.write(FIVE, workspace_extra=lambda n: {"ensure": "absent"} if n == "ws-0" else {})
     return path, ("--allow-destroy",)
 
 
@@ -222,7 +222,7 @@ def _destroy_past_the_limit(
     fleet: Fleet, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[str, tuple[str, ...]]:
     path = fleet.write(
-        FIVE, workspace_extra=lambda n: "    ensure: absent" if n in ("ws-0", "ws-1") else ""
+        FIVE, workspace_extra=lambda n: {"ensure": "absent"} if n in ("ws-0", "ws-1") else {}
     )
     return path, ("--allow-destroy", "--force")
 
@@ -237,7 +237,7 @@ def _past_the_rotation_limit(
     fleet: Fleet, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[str, tuple[str, ...]]:
     monkeypatch.setenv("INDEX_TOKEN", "planted-Index-Token-rotated-9q")
-    return fleet.write(FIVE, safety="{max_rotation_share: 0.5}"), ("--force",)
+    return fleet.write(FIVE, safety={"max_rotation_share": 0.5}), ("--force",)
 
 
 REFUSALS = {

@@ -42,6 +42,7 @@ from reconciler.core.model import SCOPE
 from reconciler.emulator import AclLevel as EmuPermission
 from reconciler.emulator import ApiError, EmulatorConfig, EmulatorHandle, Principal, RequestSeen
 from reconciler.engine.lock import LOCK_SCOPE
+from tests.support.fleet_files import defaults_block, workspace, write_desired
 
 ROOT = Path(__file__).resolve().parents[2]
 CERT_FILE = ROOT / "examples" / "certs" / "corp-root-ca.pem"
@@ -152,10 +153,21 @@ def fleet_names(count: int) -> tuple[str, ...]:
     return tuple(f"ws{i:02d}" for i in range(count))
 
 
+RELIA_SAFETY: Mapping[str, Any] = {"max_update_share": 1.0, "max_delete_workspaces": 1000}
+"""Limits no scenario's first apply reaches (it adopts hand-made scopes in every workspace)."""
+
+
 def write_fleet(
-    directory: Path, url: str, count: int = 20, *, bystanders: int = 3, waves: int = 1
+    directory: Path,
+    url: str,
+    count: int = 20,
+    *,
+    bystanders: int = 3,
+    waves: int = 1,
+    safety: Mapping[str, Any] | None = RELIA_SAFETY,
 ) -> Fleet:
-    """A desired-state file for ``count`` workspaces of the emulator at ``url``."""
+    """A desired-state file for ``count`` workspaces of the emulator at ``url`` (through the
+    shared writer); ``safety=None`` leaves the default thresholds."""
     names = fleet_names(count)
     ignoring = names[1::5]
     legacy = names[2::5]
@@ -163,32 +175,23 @@ def write_fleet(
     (directory / "certs").mkdir(exist_ok=True)
     (directory / "certs" / "corp-root-ca.pem").write_bytes(CERT_FILE.read_bytes())
     (directory / "mirror-url.txt").write_text(PLANTED.file_url + "\n")
-    lines = [
-        "version: 1",
-        "safety: {max_update_share: 1.0, max_delete_workspaces: 1000}",
-        "defaults:",
-        "  auth: {token: {env: RELIA_DB_TOKEN}}",
-        "  repositories:",
-        '    index_url: "https://${env:RELIA_INDEX_USER}:${env:RELIA_INDEX_TOKEN}'
-        '@artifactory.corp.example/api/pypi/remote/simple"',
-        "    extra_index_urls:",
-        "      - {file: mirror-url.txt}",
-        "      - https://download.pytorch.org/whl/cpu",
-        "    cert: {file: certs/corp-root-ca.pem}",
-        "  acls: {admins: MANAGE, users: READ}",
-        "workspaces:",
-    ]
-    for index, name in enumerate(names):
-        lines += [
-            f"  {name}:",
-            f"    host: {url}/{name}",
-            f"    labels: {{ring: r{index % 2}}}",
-            f"    wave: {index % waves}",
-        ]
-        if name in ignoring:
-            lines.append("    ignore: [pip-cert]")
-    file = directory / "pkgrepo.yaml"
-    file.write_text("\n".join(lines) + "\n")
+    block = defaults_block(
+        "RELIA_DB_TOKEN",
+        index_url="https://${env:RELIA_INDEX_USER}:${env:RELIA_INDEX_TOKEN}"
+        "@artifactory.corp.example/api/pypi/remote/simple",
+        extra_index_urls=[{"file": "mirror-url.txt"}, "https://download.pytorch.org/whl/cpu"],
+        cert={"file": "certs/corp-root-ca.pem"},
+    )
+    members = {
+        name: workspace(
+            f"{url}/{name}",
+            labels={"ring": f"r{index % 2}"},
+            wave=index % waves,
+            **({"ignore": ["pip-cert"]} if name in ignoring else {}),
+        )
+        for index, name in enumerate(names)
+    }
+    file = write_desired(directory / "pkgrepo.yaml", members, defaults=block, safety=safety)
     return Fleet(
         directory,
         file,

@@ -57,9 +57,7 @@ def default_safety_fleet(emu: EmulatorHandle, directory: Path, count: int) -> Fl
     """A seeded fleet with the default safety thresholds and no hand-made scopes to adopt
     (their adoption alone would need --force): anything the rerun is refused for is the
     kill's doing."""
-    fleet = write_fleet(directory, emu.url, count)
-    text = fleet.file.read_text()
-    fleet.file.write_text(re.sub(r"(?m)^safety: .*\n", "", text))
+    fleet = write_fleet(directory, emu.url, count, safety=None)
     fleet = dataclasses.replace(fleet, legacy=())
     seed(fleet)
     return fleet

@@ -130,22 +130,25 @@ class World:
 def world(emu: EmulatorHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     fleet = write_fleet(tmp_path / "repo", emu.url, 3, bystanders=0)
     text = fleet.file.read_text()
-    bad_token = fleet.directory / "bad-token.yaml"
-    bad_token.write_text(text.replace("{env: RELIA_DB_TOKEN}", "{env: RELIA_WRONG_TOKEN}"))
-    invalid = fleet.directory / "invalid.yaml"
-    invalid.write_text(
-        text.replace(
-            '    index_url: "https://${env:RELIA_INDEX_USER}',
-            "    index_url: {env: RELIA_BAD_URL}\n    surprise: field\n"
-            '    old_index_url: "https://${env:RELIA_INDEX_USER}',
-        )
+
+    def edited(name: str, old: str, new: str) -> Path:
+        """A copy of the fleet's file with one edit (which must apply)."""
+        assert old in text, old
+        path = fleet.directory / name
+        path.write_text(text.replace(old, new))
+        return path
+
+    bad_token = edited("bad-token.yaml", "{env: RELIA_DB_TOKEN}", "{env: RELIA_WRONG_TOKEN}")
+    invalid = edited(
+        "invalid.yaml",
+        "    index_url: https://${env:RELIA_INDEX_USER}",
+        "    index_url: {env: RELIA_BAD_URL}\n    surprise: field\n"
+        "    old_index_url: https://${env:RELIA_INDEX_USER}",
     )
-    literal = fleet.directory / "literal.yaml"
-    literal.write_text(
-        text.replace(
-            '"https://${env:RELIA_INDEX_USER}:${env:RELIA_INDEX_TOKEN}@',
-            f'"https://{PLANTED.index_user}:{PLANTED.index_password}@',
-        )
+    literal = edited(
+        "literal.yaml",
+        "https://${env:RELIA_INDEX_USER}:${env:RELIA_INDEX_TOKEN}@",
+        f"https://{PLANTED.index_user}:{PLANTED.index_password}@",
     )
     monkeypatch.setenv("RELIA_WRONG_TOKEN", WRONG_TOKEN)
     monkeypatch.setenv("RELIA_BAD_URL", BAD_URL)

@@ -22,6 +22,7 @@ from reconciler.cli import main
 from reconciler.core.redact import Scrubber
 from reconciler.emulator import ADMIN_TOKEN, EmulatorConfig, EmulatorHandle
 from reconciler.terminal import output
+from tests.support.fleet_files import defaults_block, workspace, write_desired
 from tests.support.leaks import Finding, Scanner
 
 PATH_TOKEN = "AKCpPathTok9Xq2Lm7Zp4Rt6"
@@ -48,28 +49,26 @@ ROTATED = {
 }
 SCANNER = Scanner({**PLANTED, **{f"{k} (lowercased)": v.lower() for k, v in PLANTED.items()}})
 
-DESIRED = """\
-version: 1
-defaults:
-  auth: {{token: {{env: HYG_DB_TOKEN}}}}
-  acls: {{admins: MANAGE, users: READ}}
-workspaces:
-  ws1:
-    host: {ws1}
-    repositories:
-      index_url: "https://artifactory.example.com/api/pypi/${{env:PATH_TOKEN}}/simple"
-      extra_index_urls:
-        - "https://${{env:SUB_TOKEN}}.mirror.example.com/simple"
-        - "https://frag.example.com/simple#${{env:FRAG_TOKEN}}"
-        - "https://q.example.com/simple?token=${{env:QUERY_TOKEN}}"
-  ws2:
-    host: {ws2}
-    repositories:
-      index_url: {{env: WHOLE_URL}}
-  ws3:
-    host: {ws3}
-    auth: {{profile: broken}}
-"""
+TOKENS_IN_URLS = {
+    "index_url": "https://artifactory.example.com/api/pypi/${env:PATH_TOKEN}/simple",
+    "extra_index_urls": [
+        "https://${env:SUB_TOKEN}.mirror.example.com/simple",
+        "https://frag.example.com/simple#${env:FRAG_TOKEN}",
+        "https://q.example.com/simple?token=${env:QUERY_TOKEN}",
+    ],
+}
+"""ws1's repositories: a token in each part of a URL (path, host, fragment, query)."""
+
+
+def write_hygiene_fleet(path: Path, emu: EmulatorHandle) -> Path:
+    """ws1 with tokens inside its URLs, ws2 with a whole URL from the environment, ws3 with
+    a profile that does not exist."""
+    members = {
+        "ws1": workspace(emu.host("ws1"), repositories=TOKENS_IN_URLS),
+        "ws2": workspace(emu.host("ws2"), repositories={"index_url": {"env": "WHOLE_URL"}}),
+        "ws3": workspace(emu.host("ws3"), auth={"profile": "broken"}),
+    }
+    return write_desired(path, members, defaults=defaults_block("HYG_DB_TOKEN"))
 
 
 @dataclass
@@ -146,9 +145,7 @@ def test_url_and_profile_tokens_never_show(
 ) -> None:
     desired = tmp_path / "repo" / "pkgrepo.yaml"
     desired.parent.mkdir()
-    desired.write_text(
-        DESIRED.format(ws1=emu.host("ws1"), ws2=emu.host("ws2"), ws3=emu.host("ws3"))
-    )
+    write_hygiene_fleet(desired, emu)
     out = tmp_path / "out"
     ledgers = tmp_path / "ledgers"
     f, sel = str(desired), ["-w", "ws1", "-w", "ws2", "--ledger", str(ledgers)]

@@ -1,9 +1,9 @@
 """Desired-state files for the tests: the one writer every folder uses.
 
-A file is a document of ``version``, optional ``verify`` and ``safety`` blocks, optional
-``defaults`` and ``workspaces`` (name -> mapping). ``write_desired`` writes one as YAML the
-way a person would (keys in the order given, short mappings and lists inline, no line
-wrapped) or as JSON; the parts are built with ``defaults_block``, ``workspace`` and
+A file is a document of ``version``, optional ``verify``, ``safety``, ``defaults`` and
+``discover`` blocks, and ``workspaces`` (name -> mapping). ``write_desired`` writes one as
+YAML the way a person would (keys in the order given, short mappings and lists inline, no
+line wrapped) or as JSON; the parts are built with ``defaults_block``, ``workspace`` and
 ``token_auth``. A folder keeps only its own values (tokens, planted secrets, waves, labels)
 and, if it likes, a thin fixture that calls this writer.
 
@@ -96,43 +96,62 @@ def workspace(
 
 
 def desired_document(
-    workspaces: Mapping[str, Mapping[str, Any]],
+    workspaces: Mapping[str, Mapping[str, Any]] | None,
     *,
     defaults: Mapping[str, Any] | None = None,
     safety: Mapping[str, Any] | None = None,
     verify: Mapping[str, Any] | None = None,
+    discover: Mapping[str, Any] | None = None,
     version: int = 1,
 ) -> dict[str, Any]:
+    """The document, blocks in the order a person writes them; ``workspaces=None`` leaves
+    them out (a fleet found by ``discover`` alone)."""
     document: dict[str, Any] = {"version": version}
-    for key, block in (("verify", verify), ("safety", safety), ("defaults", defaults)):
+    blocks = (
+        ("verify", verify),
+        ("safety", safety),
+        ("defaults", defaults),
+        ("discover", discover),
+    )
+    for key, block in blocks:
         if block is not None:
             document[key] = dict(block)
-    document["workspaces"] = {name: dict(entry) for name, entry in workspaces.items()}
+    if workspaces is not None:
+        document["workspaces"] = {name: dict(entry) for name, entry in workspaces.items()}
     return document
 
 
 def write_desired(
     path: Path,
-    workspaces: Mapping[str, Mapping[str, Any]],
+    workspaces: Mapping[str, Mapping[str, Any]] | None,
     *,
     defaults: Mapping[str, Any] | None = None,
     safety: Mapping[str, Any] | None = None,
     verify: Mapping[str, Any] | None = None,
+    discover: Mapping[str, Any] | None = None,
     as_json: bool = False,
 ) -> Path:
     """Write a desired-state file with these workspaces (and blocks) to ``path``."""
-    document = desired_document(workspaces, defaults=defaults, safety=safety, verify=verify)
+    document = desired_document(
+        workspaces, defaults=defaults, safety=safety, verify=verify, discover=discover
+    )
+    return write_document(path, document, as_json=as_json)
+
+
+def write_document(path: Path, document: Mapping[str, Any], *, as_json: bool = False) -> Path:
+    """Write a whole document (``desired_document``'s) to ``path``, as YAML or JSON."""
     text = json.dumps(document, indent=2) + "\n" if as_json else desired_yaml(document)
     path.write_text(text, encoding="utf-8")
     return path
 
 
 def desired_yaml(document: Mapping[str, Any]) -> str:
-    """The document as a person writes it: the document, ``defaults``, ``workspaces`` and
-    each workspace one key a line; anything deeper inline when it holds only plain values
-    (``acls: {admins: MANAGE, users: READ}``); keys in the order given; no line wrapped."""
+    """The document as a person writes it: the document, ``defaults``, ``discover``,
+    ``workspaces`` and each workspace one key a line; anything deeper inline when it holds
+    only plain values (``acls: {admins: MANAGE, users: READ}``); keys in the order given;
+    no line wrapped."""
     shaped = _Block(document)
-    for key in ("defaults", "workspaces"):
+    for key in ("defaults", "discover"):
         if isinstance(shaped.get(key), Mapping):
             shaped[key] = _Block(shaped[key])
     if "workspaces" in shaped:

@@ -7,7 +7,7 @@ import http.server
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,7 @@ from reconciler.emulator.private_index import (
     make_ca,
     running_index,
 )
+from tests.support.fleet_files import defaults_block, workspace, write_desired
 
 INDEX_PASSWORD = "planted-Index-Pw-9c4e7d"
 WRONG_PASSWORD = "planted-Wrong-Pw-31b8aa"
@@ -38,20 +39,9 @@ def index(tmp_path: Path, ca: Any) -> Iterator[IndexHandle]:
         yield handle
 
 
-TEMPLATE = """\
-version: 1
-verify: {{project: {project}, timeout_seconds: {timeout}}}
-defaults:
-  auth: {{token: {{env: PKGREPO_TEST_TOKEN}}}}
-  repositories:
-    index_url: {{env: INDEX_URL}}
-{extras}{cert}  acls: {{admins: MANAGE, users: READ}}
-{default_waivers}workspaces:
-{workspaces}
-"""
-
-
 WriteFile = Callable[..., Path]
+Waivers = list[dict[str, str]]
+HTTP_WAIVER: Waivers = [{"check": "https-only", "reason": "local test index"}]
 
 
 @pytest.fixture
@@ -68,45 +58,34 @@ def write_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WriteFile:
         project: str = DEMO_PROJECT,
         timeout: float = 5,
         waive_http: bool = False,
-        waivers: dict[str, str] | None = None,
-        default_waivers: str = "",
+        waivers: Mapping[str, Waivers] | None = None,
+        default_waivers: Waivers | None = None,
+        extra: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Path:
-        """``waivers`` maps a workspace to its ``waivers:`` list (YAML flow text);
-        ``default_waivers`` is the defaults' list."""
+        """``waivers`` maps a workspace to its ``waivers:`` list, ``default_waivers`` is the
+        defaults' list; ``extra`` maps a workspace to more fields of its own."""
         monkeypatch.setenv("INDEX_URL", index_url)
         monkeypatch.setenv("PKGREPO_TEST_TOKEN", "dapi-emulator-admin")
-        cert = ""
+        cert = None
         if ca_pem is not None:
             (tmp_path / "ca.pem").write_text(ca_pem)
-            cert = "    cert: {file: ca.pem}\n"
-        extra = ""
-        if extras:
-            for number, url in enumerate(extras):
-                monkeypatch.setenv(f"EXTRA_URL_{number}", url)
-            names = ", ".join(f'"${{env:EXTRA_URL_{n}}}"' for n in range(len(extras)))
-            extra = f"    extra_index_urls: [{names}]\n"
-        waiver = (
-            "    waivers: [{check: https-only, reason: local test index}]\n" if waive_http else ""
+            cert = {"file": "ca.pem"}
+        for number, url in enumerate(extras):
+            monkeypatch.setenv(f"EXTRA_URL_{number}", url)
+        block = defaults_block(
+            "PKGREPO_TEST_TOKEN",
+            index_url={"env": "INDEX_URL"},
+            extra_index_urls=[f"${{env:EXTRA_URL_{n}}}" for n in range(len(extras))] or None,
+            cert=cert,
+            **({"waivers": default_waivers} if default_waivers else {}),
         )
-        hosts = hosts or {"dev": "http://127.0.0.1:9/dev"}
-        listed = waivers or {}
-        workspaces = "".join(
-            f"  {n}:\n    host: {h}\n{waiver}"
-            + (f"    waivers: {listed[n]}\n" if n in listed else "")
-            for n, h in hosts.items()
-        )
-        path = tmp_path / "pkgrepo.yaml"
-        path.write_text(
-            TEMPLATE.format(
-                project=project,
-                timeout=timeout,
-                extras=extra,
-                cert=cert,
-                default_waivers=f"  waivers: {default_waivers}\n" if default_waivers else "",
-                workspaces=workspaces,
-            )
-        )
-        return path
+        members = {}
+        for name, host in (hosts or {"dev": "http://127.0.0.1:9/dev"}).items():
+            listed = (HTTP_WAIVER if waive_http else []) + (waivers or {}).get(name, [])
+            fields = {"waivers": listed} if listed else {}
+            members[name] = workspace(host, **fields, **(extra or {}).get(name, {}))
+        verify = {"project": project, "timeout_seconds": timeout}
+        return write_desired(tmp_path / "pkgrepo.yaml", members, defaults=block, verify=verify)
 
     return write
 

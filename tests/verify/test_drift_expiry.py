@@ -10,6 +10,7 @@ import pytest
 from reconciler.emulator import EmulatorHandle
 from tests.pem import make_cert
 from tests.support.cli import run_cli
+from tests.support.fleet_files import defaults_block, workspace, write_desired
 
 
 @pytest.fixture(autouse=True)
@@ -24,21 +25,12 @@ def test_drift_names_each_workspace_whose_pip_cert_expires_soon(
 ) -> None:
     (tmp_path / "soon.pem").write_text(make_cert("Soon CA", days=12))
     (tmp_path / "later.pem").write_text(make_cert("Later CA", days=400))
-    path = tmp_path / "pkgrepo.yaml"
-    path.write_text(
-        f"""\
-version: 1
-defaults:
-  auth: {{token: {{env: PKGREPO_TEST_TOKEN}}}}
-  acls: {{admins: MANAGE, users: READ}}
-workspaces:
-  soon:
-    host: {emu.host("soon")}
-    repositories: {{cert: {{file: soon.pem}}}}
-  later:
-    host: {emu.host("later")}
-    repositories: {{cert: {{file: later.pem}}}}
-"""
+    members = {
+        name: workspace(emu.host(name), repositories={"cert": {"file": f"{name}.pem"}})
+        for name in ("soon", "later")
+    }
+    path = write_desired(
+        tmp_path / "pkgrepo.yaml", members, defaults=defaults_block("PKGREPO_TEST_TOKEN")
     )
     assert run_cli(capsys, "apply", str(path), "--auto-approve", "--skip-verify")[0] == 0
     code, out, _ = run_cli(capsys, "drift", str(path), "--format", "json")

@@ -161,15 +161,11 @@ def test_a_thousand_workspaces_sharing_three_combinations_make_three_probes(
             indexes[0].url,
             ca_pem=ca.cert_pem.bytes().decode(),
             hosts={f"ws-{i:04d}": emu.host(f"ws-{i:04d}") for i in range(1000)},
+            extra={
+                f"ws-{i:04d}": {"repositories": {"index_url": {"env": f"INDEX_URL_{i % 3}"}}}
+                for i in range(1000)
+            },
         )
-        text = path.read_text()
-        lines = []
-        for line in text.splitlines():
-            lines.append(line)
-            if line.startswith("  ws-"):
-                n = int(line[5:9]) % 3
-                lines.append(f"    repositories: {{index_url: {{env: INDEX_URL_{n}}}}}")
-        path.write_text("\n".join(lines) + "\n")
         observed: list[str] = []
 
         def counting(url: str, **kwargs: Any) -> Any:

@@ -23,7 +23,7 @@ from tests.verify.conftest import INDEX_PASSWORD, WRONG_PASSWORD, WriteFile
 
 pytestmark = pytest.mark.verify
 REASON = "the corporate proxy re-signs this index; pip runs behind it on the clusters"
-WAIVE = f'[{{check: cert-validates-index, reason: "{REASON}"}}]'
+WAIVE = [{"check": "cert-validates-index", "reason": REASON}]
 
 
 @pytest.fixture(autouse=True)
@@ -158,7 +158,7 @@ def test_a_hostile_waiver_reason_stays_text_in_every_format(
     write_file: WriteFile,
     other_ca_pem: str,
 ) -> None:
-    control = '[{check: cert-validates-index, reason: "ok\\u001b[2J"}]'
+    control = [{"check": "cert-validates-index", "reason": "ok\u001b[2J"}]
     path = write_file(
         index.url, ca_pem=other_ca_pem, hosts={"dev": emu.host("dev")}, waivers={"dev": control}
     )
@@ -168,7 +168,7 @@ def test_a_hostile_waiver_reason_stays_text_in_every_format(
     assert "Traceback" not in err and "\x1b" not in err
 
     hostile = "]]></system-out><failure/> | <img src=x> `code` *b* [l](http://x) " * 500
-    waive = f'[{{check: cert-validates-index, reason: "{hostile}"}}]'
+    waive = [{"check": "cert-validates-index", "reason": hostile}]
     path = write_file(
         index.url, ca_pem=other_ca_pem, hosts={"dev": emu.host("dev")}, waivers={"dev": waive}
     )
