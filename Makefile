@@ -24,7 +24,7 @@ lint: $(STAMP)
 # Two test processes per core: most of the suite waits (on subprocesses, on the service's
 # back-off, on the package installs of tests/installed) rather than computes. Each file runs in
 # one process, so a file's module fixtures are set up once.
-WORKERS ?= $(shell $(PYTHON) -c "import os; print(2 * (os.cpu_count() or 1))")
+WORKERS ?= $(shell $(PYTHON) -c "import os; print(2 * len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else 2 * (os.cpu_count() or 1))")
 unit: $(STAMP)
 	$(BIN)/pytest -q -n $(WORKERS) --dist loadfile -m "not slow"
 

@@ -264,7 +264,8 @@ def _close_connections(session: requests.Session) -> None:
             for manager in (adapter.poolmanager, *adapter.proxy_manager.values()):
                 keys = manager.pools.keys()  # the container refuses plain iteration
                 pools += [pool for key in keys if (pool := manager.pools.get(key)) is not None]
-    session.close()  # first: no request picks one of these pools up while they close
+    session.close()  # first: a new request builds a new pool rather than pick up a closing one
+    # (a request that took its pool just before may meet it closed: the SDK retries that once)
     for pool in pools:
         pool.close()
 
@@ -450,7 +451,10 @@ def list_account_workspaces(
         _settle_environment(_session_of(client), account.host)
         if strategy is not None:
             strategy.source.session = _session_of(client)
-        listed = list(client.workspaces.list())
+        try:
+            listed = list(client.workspaces.list())
+        finally:  # one listing per run: its connection is not kept
+            _close_connections(_session_of(client))
     except TokenRefused as exc:
         raise UserError(f"{where}: the service principal was refused a token: {exc}") from None
     except configparser.Error as exc:  # the same mapping as every workspace client's
@@ -548,6 +552,8 @@ class SdkWorkspace:
         self._caller_admin: bool | None = None
         self._me: str | None = None
         """The caller's user name as ``current_user.me`` answered it (asked once)."""
+        self._released = False
+        """Set by ``close``: the run is done with this workspace."""
         self.principal: str | None = None
         """The caller's name when the credential tells it (a service principal is named by
         its application id, in SCIM and in ACLs): then nobody asks the workspace."""
@@ -567,8 +573,10 @@ class SdkWorkspace:
         return port
 
     def close(self) -> None:
-        """Close this client's pooled connections (it still works: a later request opens a
-        new one)."""
+        """Close this client's pooled connections. It still works: a later request opens a
+        new one, and closes it again when done (a read still queued or retrying when the run
+        let go of the workspace must not leave a connection open behind it)."""
+        self._released = True
         _close_connections(_session_of(self.client))
 
     # -- the one place errors are mapped -------------------------------------------------
@@ -587,6 +595,20 @@ class SdkWorkspace:
         ``if_refused`` when it refuses the call itself (400 BAD_REQUEST or 403, as
         ``secrets/get`` outside a notebook). With a ``throttle`` (``--rate-limit``), the call
         first takes a token from its host's bucket."""
+        try:
+            return self._mapped(what, fn, if_missing, if_exists, if_refused)
+        finally:
+            if self._released:  # after close(): give back what this call opened
+                _close_connections(_session_of(self.client))
+
+    def _mapped(
+        self,
+        what: str,
+        fn: Callable[[], T],
+        if_missing: Callable[[], T] | None,
+        if_exists: Callable[[], T] | None,
+        if_refused: Callable[[], T] | None,
+    ) -> T:
         if self._throttle is not None:
             self._throttle.acquire()
         try:

@@ -220,6 +220,7 @@ class Fleet:
                     results[spec.name] = WorkspaceResult(
                         spec.name, wave, Status.SKIPPED, error=f"not started: {halted}"
                     )
+                    self._release(spec.name)
                 continue
             outcome = self._apply_wave(
                 members, planned, fleet_plan, options, max_failures, failures
@@ -273,7 +274,7 @@ class Fleet:
                 )
             else:
                 result = self._apply_one(spec, prior.plan, fleet_plan, options)
-                self._release(spec.name)  # applied and planned again: done with it
+            self._release(spec.name)  # applied (and planned again), skipped or failed: done
             if result.status is Status.FAILED:
                 with lock:
                     failures[0] += 1

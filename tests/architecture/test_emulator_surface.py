@@ -23,6 +23,8 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+from reconciler import emulator
+
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
 EMULATOR = "reconciler.emulator"
@@ -107,6 +109,10 @@ class _Reader(ast.NodeVisitor):
         if _emulator_module(node.module):
             if not self._public(node.module):
                 self._refuse(node, f"imports from {node.module}, not the emulator's public surface")
+            elif node.module == EMULATOR:  # from reconciler.emulator import server: a module
+                for alias in node.names:
+                    if alias.name not in emulator.__all__:
+                        self._refuse(node, f"imports {alias.name}, not in {EMULATOR}.__all__")
             self.provided.update(alias.asname or alias.name for alias in node.names)
         elif node.module == "reconciler":  # from reconciler import emulator
             self.provided.update(
@@ -158,6 +164,10 @@ class _Reader(ast.NodeVisitor):
         name = node.func.attr if isinstance(node.func, ast.Attribute) else None
         if isinstance(node.func, ast.Name):
             name = node.func.id
+        if name == "getattr" and len(node.args) >= 2 and self._is_object(node.args[0]):
+            attr = node.args[1]
+            if not isinstance(attr, ast.Constant) or _private(str(attr.value)):
+                self._refuse(node, f"reads {ast.unparse(node)}, inside the emulator")
         if name in PATCHERS and node.args:
             target = node.args[0]
             named = isinstance(target, ast.Constant) and str(target.value).startswith(EMULATOR)
@@ -196,6 +206,9 @@ SAMPLES = {
     "setattr(handle, 'port', 1)": "patches handle",
     "backend = emu.backend('ws'); backend.put_secret = put": "assigns to backend.put_secret",
     "self.emu = emu; setattr(self.emu.backend('ws'), 'put_secret', put)": "patches self.emu",
+    "from reconciler.emulator import server": "imports server, not in reconciler.emulator.__all__",
+    "getattr(emu, '_server')": "reads getattr(emu, '_server')",
+    "getattr(emu, name)": "reads getattr(emu, name)",
 }
 
 

@@ -23,12 +23,12 @@ def test_workspaces_close_their_connections_once_done(
     )
     assert {r.status for r in applied} == {Status.APPLIED}
     # each workspace let go once applied and planned again
-    assert emu.open_connections(settle_seconds=15) == 0
+    assert emu.open_connections(settle_seconds=3) == 0
 
     fleet_plan = session.fleet.plan(session.specs, salt="connections")
     assert {r.status for r in fleet_plan.results} == {Status.UP_TO_DATE}
     assert len(fleet_plan.results) == len(NAMES)
     # the session (and its fleet) is still alive here: nothing was closed by the exit
-    assert emu.open_connections(settle_seconds=15) == 0
+    assert emu.open_connections(settle_seconds=3) == 0
     assert session.fleet is not None
     assert sum(emu.requests(n)[("POST", "/oidc/v1/token")] for n in NAMES) == 2 * len(NAMES)

@@ -114,6 +114,8 @@ def test_max_failures_with_workspaces_in_flight(
         "not started: --max-failures 3 reached"
     }
     assert not set(journal.writes(start)) & skipped
+    # the fleet is still alive, yet no workspace, skipped or failed, holds a connection
+    assert fleet is not None and ten_broken.open_connections(settle_seconds=3) == 0
 
 
 @pytest.fixture
@@ -144,3 +146,5 @@ def test_a_plan_failure_counts_as_a_failure_of_its_wave(
         assert by_name[spec.name].status is expected, spec.name
     written = set(journal.writes(start))
     assert written == {s.name for s in specs if s.wave < 2 and s.name != "ws-07"}
+    # the fleet is still alive, yet no workspace, skipped or failed, holds a connection
+    assert fleet is not None and unreadable_in_wave_one.open_connections(settle_seconds=3) == 0

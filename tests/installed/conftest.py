@@ -85,11 +85,11 @@ def _build(out: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def dist(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An sdist, and a wheel built from that sdist (as ``python -m build`` does), so a file
     missing from the sdist fails the build of the wheel. Built once per test run: the test
     processes (``pytest -n``) share it, the first to ask builds it."""
-    if worker_id == "master":
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # one process: nobody to share with
         out = tmp_path_factory.mktemp("dist")
         _build(out)
         return out
