@@ -258,15 +258,15 @@ def _close_connections(session: requests.Session) -> None:
     connections close when the pool is garbage collected. Anything still holding the pool (an
     error's traceback keeps the response, and the response its pool) then keeps a connection
     to the workspace open for as long as it lives."""
+    pools = []
     for adapter in session.adapters.values():
         if isinstance(adapter, HTTPAdapter):
-            managers = [adapter.poolmanager, *adapter.proxy_manager.values()]
-            for manager in managers:
-                for key in manager.pools.keys():  # noqa: SIM118 (it refuses plain iteration)
-                    pool = manager.pools.get(key)
-                    if pool is not None:
-                        pool.close()
-    session.close()
+            for manager in (adapter.poolmanager, *adapter.proxy_manager.values()):
+                keys = manager.pools.keys()  # the container refuses plain iteration
+                pools += [pool for key in keys if (pool := manager.pools.get(key)) is not None]
+    session.close()  # first: no request picks one of these pools up while they close
+    for pool in pools:
+        pool.close()
 
 
 def _settle_environment(session: requests.Session, host: str) -> None:
