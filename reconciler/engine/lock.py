@@ -40,7 +40,6 @@ say who is an admin, the lock is honoured while renewed, with a warning.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -600,15 +599,6 @@ class WorkspaceLock:
     def _beat(self) -> None:
         while not self._stopped.wait(self._next_beat()):
             self.renew()
-            if self._stopped.is_set():
-                # Released while this renewal was in flight (``_stop_heartbeat`` waits for it
-                # only briefly): its requests may have opened a connection after the run let
-                # go of the workspace's client. Close it, so none is left open.
-                close = getattr(self.port, "close", None)
-                if callable(close):
-                    with contextlib.suppress(Exception):
-                        close()
-                return
             if self._lost is not None:
                 return
 
