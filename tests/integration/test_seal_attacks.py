@@ -85,17 +85,7 @@ def test_a_late_stamp_listing_delays_the_seal_so_a_racing_write_is_caught(
         secrets={INDEX_URL: NEW_INDEX, EXTRA_INDEX_URLS: ws.secrets[EXTRA_INDEX_URLS].plaintext},
     )
     p = _SlowStampAndRacingWriter(port(rotated), admin_token)
-    wplan, seen = plan(rotated, p)
-    outcome = apply_workspace(
-        rotated,
-        wplan,
-        seen,
-        p,
-        WorkspaceLedgerStore(),
-        options=FAST,
-        clock=SystemClock(),
-        salt=SALT,
-    )
+    outcome = apply(rotated, p)
     assert p._phase == "done", p._phase
     live = emu.backend("ws1").secret_value(SCOPE, INDEX_URL).decode()
     assert live == EVIL  # the service holds the other writer's value
@@ -236,10 +226,7 @@ def test_an_unexpected_error_reading_back_for_the_seal_does_not_fail_a_converged
             base64.b64decode("not*base64", validate=True)
 
     p = Garbage(port(ws))
-    wplan, seen = plan(ws, p)
-    outcome = apply_workspace(
-        ws, wplan, seen, p, WorkspaceLedgerStore(), options=FAST, clock=SystemClock(), salt=SALT
-    )
+    outcome = apply(ws, p)
     assert outcome.converged
 
 

@@ -4,6 +4,7 @@ apply then plan in a fresh client reads no value."""
 
 from __future__ import annotations
 
+import math
 import time
 
 from databricks.sdk import WorkspaceClient
@@ -13,7 +14,7 @@ from reconciler.core.model import EXTRA_INDEX_URLS, INDEX_URL, MARKER_KEY, SCOPE
 from reconciler.core.plan import Action
 from reconciler.edges.adapter import SdkWorkspace
 from reconciler.emulator import EmulatorHandle
-from tests.integration.test_engine_sdk import apply, plan, port, spec
+from tests.integration.test_engine_sdk import INDEX, apply, plan, port, spec
 
 EVIL = "https://evil.example.net/simple"
 
@@ -67,13 +68,6 @@ def test_a_same_second_repeat_put_waits_from_its_own_stamp_listing(
     apply's put lands in, so pkgrepo puts it again 1.05 s later. A write racing right
     after the re-put's stamp listing, in that same second, falls before the read back (the
     wait runs from that listing): not sealed, and the next plan catches it."""
-    import math
-
-    from reconciler.edges.ledger_store import WorkspaceLedgerStore
-    from reconciler.engine.clock import SystemClock
-    from reconciler.engine.workspace import apply_workspace
-    from tests.integration.test_engine_sdk import FAST, INDEX, SALT
-
     ws = spec(emu, admin_token)
     assert apply(ws).converged
     client = WorkspaceClient(host=emu.host("ws1"), token=admin_token)
@@ -108,17 +102,7 @@ def test_a_same_second_repeat_put_waits_from_its_own_stamp_listing(
     time.sleep(delay)
     client.secrets.put_secret(SCOPE, INDEX_URL, string_value="hand edit")  # second S
     p = RaceAfterRePut(port(rotated))
-    wplan, seen = plan(rotated, p)
-    apply_workspace(
-        rotated,
-        wplan,
-        seen,
-        p,
-        WorkspaceLedgerStore(),
-        options=FAST,
-        clock=SystemClock(),
-        salt=SALT,
-    )
+    apply(rotated, p)
     assert p.puts == 2 and p.raced, (p.puts, p.raced)  # the re-put path was taken
     again, seen = plan(rotated)
     changes = {str(c.address): c.action for c in again.changes}
