@@ -69,6 +69,8 @@ _TOKEN_PREFIXES = (
 tokens, Databricks, JWTs, Slack, npm, PyPI)."""
 _MAX_SHOWN_PART = 64
 _MIN_PREFIXED_TOKEN = 16
+_SHORTEST_TOKEN_RUN = 12
+"""The shortest run of letters and digits the rules of ``looks_secret`` can call a token."""
 """Real tokens of the prefixed formats are longer; ``dapi-docs`` or ``npm_mirror`` are
 names."""
 
@@ -87,6 +89,8 @@ def looks_secret(part: str) -> bool:
     if len(part) >= _MIN_PREFIXED_TOKEN and part.lower().startswith(_TOKEN_PREFIXES):
         return True
     for run in _RUN_SEPARATORS.split(part):
+        if len(run) < _SHORTEST_TOKEN_RUN:  # no rule below holds for it: a name's word
+            continue
         digits = sum(c.isdigit() for c in run)
         letters = sum(c.isalpha() for c in run)
         mixed_case = any(c.isupper() for c in run) and any(c.islower() for c in run)
