@@ -411,6 +411,10 @@ class Terminal:
     def __init__(self, args: Sequence[str], env: Mapping[str, str]) -> None:
         pid, fd = pty.fork()
         if pid == 0:  # the child: becomes pkgrepo
+            # As a shell starts a command at its terminal: Ctrl-C interrupts it, even when
+            # this test run ignores SIGINT (started with `&` by a script, say), which the
+            # child would otherwise inherit.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.execve(sys.executable, [sys.executable, "-m", "reconciler", *args], dict(env))
         self.pid, self.fd = pid, fd
         self.text = ""
@@ -431,6 +435,26 @@ class Terminal:
 
     def type(self, keys: str) -> None:
         os.write(self.fd, keys.encode())
+
+    def wait_until_reading(self, timeout: float = 60) -> None:
+        """Until pkgrepo is blocked reading its terminal, as it is when a person answers a
+        prompt. Typed text waits in the terminal, but a Ctrl-C typed between the prompt being
+        written and the read starting is lost: Python notes the signal and looks at it only
+        when the read returns. On a loaded machine that window is wide enough to hit.
+        Where ``/proc`` cannot say, a second's pause stands in."""
+        syscall = Path(f"/proc/{self.pid}/task/{self.pid}/syscall")  # the main thread's
+
+        def reading_stdin() -> bool:
+            fields = syscall.read_text().split()
+            # "running", "-1 ..." (blocked, not in a call) or the call and its arguments
+            return len(fields) > 2 and fields[0] != "-1" and int(fields[1], 16) == 0
+
+        try:
+            reading_stdin()
+        except OSError:  # no /proc here, or not ours to read
+            time.sleep(1)
+            return
+        wait_until(reading_stdin, timeout=timeout, what="pkgrepo reading its terminal")
 
     def wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
         def check() -> bool:
@@ -534,6 +558,7 @@ def test_ctrl_c_at_the_prompt_changes_nothing_and_says_so(
     term = Terminal(["apply", str(fleet.file)], subprocess_env())
     try:
         term.wait_for(lambda: "Enter a value" in term.text, "the confirmation prompt")
+        term.wait_until_reading()
         term.type("\x03")  # Ctrl-C instead of an answer
         code = term.finish()
     finally:
