@@ -69,10 +69,11 @@ _TOKEN_PREFIXES = (
 tokens, Databricks, JWTs, Slack, npm, PyPI)."""
 _MAX_SHOWN_PART = 64
 _MIN_PREFIXED_TOKEN = 16
-_SHORTEST_TOKEN_RUN = 12
-"""The shortest run of letters and digits the rules of ``looks_secret`` can call a token."""
 """Real tokens of the prefixed formats are longer; ``dapi-docs`` or ``npm_mirror`` are
 names."""
+_SHORTEST_TOKEN_RUN = 12
+"""The shortest run of letters and digits that ``looks_secret`` can call a token (the
+threshold of its mixed-case rule; its other rules need longer runs)."""
 
 
 def looks_secret(part: str) -> bool:
@@ -96,7 +97,7 @@ def looks_secret(part: str) -> bool:
         mixed_case = any(c.isupper() for c in run) and any(c.islower() for c in run)
         if len(run) >= 24 and letters and (digits or mixed_case):
             return True
-        if len(run) >= 12 and digits >= 2 and mixed_case:
+        if len(run) >= _SHORTEST_TOKEN_RUN and digits >= 2 and mixed_case:
             return True
         if len(run) >= 16 and digits >= 3 and letters >= 3:
             return True

@@ -79,6 +79,22 @@ def test_what_looks_secret() -> None:
     assert looks_secret("x" * 65) and looks_secret("a:b") and looks_secret("a=b")
 
 
+@pytest.mark.parametrize(
+    ("part", "secret"),
+    [
+        ("Abcdefghij12", True),  # 12 mixed-case letters and digits: the shortest token
+        ("Abcdefghi12", False),
+        ("abc123abc123abc1", True),  # 16 with 3+ digits and letters, one case
+        ("abc123abc123ab1", False),
+        ("a" * 23 + "B", True),  # 24 mixed-case letters, no digit
+        ("a" * 22 + "B", False),
+        ("prod-Abcdefghij12.example", True),  # the run is judged, not the whole part
+    ],
+)
+def test_token_rules_at_their_boundaries(part: str, secret: bool) -> None:
+    assert looks_secret(part) is secret
+
+
 def test_the_scrubber_knows_every_form_of_a_url_token() -> None:
     url = f"https://nexus.example.com/repository/{ART_TOKEN}/simple"
     scrubber = Scrubber([url])  # the URL came whole from the environment
