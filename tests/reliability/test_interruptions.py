@@ -445,13 +445,15 @@ class Terminal:
         syscall = Path(f"/proc/{self.pid}/task/{self.pid}/syscall")  # the main thread's
 
         def reading_stdin() -> bool:
+            if os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                return True  # it ended without reading: ``finish`` shows what it said
             fields = syscall.read_text().split()
             # "running", "-1 ..." (blocked, not in a call) or the call and its arguments
             return len(fields) > 2 and fields[0] != "-1" and int(fields[1], 16) == 0
 
         try:
             reading_stdin()
-        except OSError:  # no /proc here, or not ours to read
+        except (OSError, ValueError):  # no /proc here, not ours to read, or not this format
             time.sleep(1)
             return
         wait_until(reading_stdin, timeout=timeout, what="pkgrepo reading its terminal")
