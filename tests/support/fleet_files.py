@@ -51,6 +51,20 @@ def token_auth(env: str) -> dict[str, Any]:
     return {"token": {"env": env}}
 
 
+def repositories_block(
+    index_url: Any = None, extra_index_urls: Sequence[Any] | None = None, cert: Any = None
+) -> dict[str, Any]:
+    """A ``repositories`` mapping with the fields given (``None`` leaves a field out)."""
+    repositories: dict[str, Any] = {}
+    if index_url is not None:
+        repositories["index_url"] = index_url
+    if extra_index_urls is not None:
+        repositories["extra_index_urls"] = list(extra_index_urls)
+    if cert is not None:
+        repositories["cert"] = cert
+    return repositories
+
+
 def defaults_block(
     token_env: str,
     *,
@@ -62,13 +76,7 @@ def defaults_block(
 ) -> dict[str, Any]:
     """A ``defaults`` block: auth by ``token_env``, the repositories given (a value may be a
     string, ``{env: ...}`` or ``{file: ...}``), ``acls``, then any other field."""
-    repositories: dict[str, Any] = {}
-    if index_url is not None:
-        repositories["index_url"] = index_url
-    if extra_index_urls is not None:
-        repositories["extra_index_urls"] = list(extra_index_urls)
-    if cert is not None:
-        repositories["cert"] = cert
+    repositories = repositories_block(index_url, extra_index_urls, cert)
     block: dict[str, Any] = {"auth": token_auth(token_env)}
     if repositories:
         block["repositories"] = repositories
@@ -212,13 +220,10 @@ def workspace_yaml(
     acls: Mapping[str, str] | None = None,
     token_env: str = TOKEN_ENV,
 ) -> dict[str, Any]:
-    repositories: dict[str, Any] = {"extra_index_urls": list(extra)}
-    if index is not None:
-        repositories["index_url"] = index
     return {
         "host": emu.host(name),
         "auth": token_auth(token_env),
-        "repositories": repositories,
+        "repositories": repositories_block(index, extra),
         "acls": dict(acls if acls is not None else STANDARD_ACLS),
     }
 
