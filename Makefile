@@ -26,7 +26,7 @@ lint: $(STAMP)
 # core both cores still sat idle for a fifth of the run. More than three per core was no faster:
 # each process pays for importing and collecting the suite. Each file runs in one process, so a
 # file's module fixtures are set up once.
-WORKERS ?= $(shell $(PYTHON) -c "import os; print(3 * len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else 3 * (os.cpu_count() or 1))")
+WORKERS ?= $(shell $(PYTHON) -c "import os; print(3 * (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1))")
 unit: $(STAMP)
 	$(BIN)/pytest -q -n $(WORKERS) --dist loadfile -m "not slow"
 
